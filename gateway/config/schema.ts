@@ -1,0 +1,201 @@
+// The gateway's configuration: one JSON Schema (built with TypeBox) that the loader validates every file
+// against and that the TypeScript types are derived from, so the two can never disagree.
+// Defaults are secure where the config is silent; `defaults` in load.ts fills them in.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { PolicySchema } from '../../policies/schema.js';
+import { EgressSchema } from './egress-schema.js';
+
+const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9_.]{0,62}[a-z0-9])?$', description: 'lower-case name' });
+const FilePath = Type.String({ minLength: 1, description: 'path, relative to the file that names it' });
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const Millis = Type.Integer({ minimum: 1, maximum: 3_600_000 });
+const Hostname = Type.String({
+  minLength: 1,
+  maxLength: 253,
+  pattern: '^(\\*\\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\\.?$',
+  description: 'DNS name, optionally with a leading `*.` wildcard label',
+});
+const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'IP address or CIDR block' });
+const SpiffeId = Type.String({ pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@%-]+)*$' });
+const Obj = <T extends Record<string, TSchema>>(props: T, description?: string) =>
+  Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
+
+export const CertificateSchema = Obj({ cert: FilePath, key: FilePath }, 'PEM certificate chain and private key');
+
+export const TlsVersionSchema = Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')]);
+
+export const VirtualHostSchema = Obj({
+  name: Name,
+  /** Exact names or `*.` wildcards; the SNI and the HTTP Host must both match. */
+  hostnames: Type.Array(Hostname, { minItems: 1 }),
+  tls: Type.Union([
+    Obj({
+      mode: Type.Literal('terminate'),
+      certificate: CertificateSchema,
+      /** Client certificates: `none` (default), `optional` (verified if sent) or `required`. */
+      clientAuth: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('optional'), Type.Literal('required')])),
+      /** CA bundle client certificates are verified against; defaults to the mesh trust bundle. */
+      clientCa: Type.Optional(FilePath),
+      minVersion: Type.Optional(TlsVersionSchema),
+    }),
+    Obj({
+      mode: Type.Literal('passthrough'),
+      /** Upstream that receives the raw TLS stream. */
+      upstream: Name,
+    }),
+  ]),
+});
+
+export const ListenerSchema = Obj({
+  name: Name,
+  address: Type.Optional(Type.String({ default: '0.0.0.0' })),
+  port: Port,
+  hosts: Type.Array(VirtualHostSchema, { minItems: 1 }),
+  timeouts: Type.Optional(
+    Obj({
+      handshakeMs: Type.Optional(Millis),
+      headersMs: Type.Optional(Millis),
+      requestMs: Type.Optional(Millis),
+      idleMs: Type.Optional(Millis),
+    }),
+  ),
+  limits: Type.Optional(
+    Obj({
+      maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_048_576 })),
+      maxHeaders: Type.Optional(Type.Integer({ minimum: 8, maximum: 1000 })),
+      maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
+    }),
+  ),
+});
+
+export const ClaimHeaderSchema = Obj({
+  header: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }),
+  /** Claim name, nested with dots (`a.b.c`); string, number and boolean claims only. */
+  claim: Type.String({ minLength: 1 }),
+});
+
+export const JwtProviderSchema = Obj({
+  name: Name,
+  issuer: Type.String({ minLength: 1 }),
+  /** Any-of; an empty list means the audience is not checked (Envoy semantics). */
+  audiences: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  jwksUri: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /** Inline JWKS document (as JSON text or an object). */
+  jwks: Type.Optional(Type.Union([Type.String(), Type.Object({ keys: Type.Array(Type.Object({})) })])),
+  jwksFile: Type.Optional(FilePath),
+  /** Allowed `alg` values; asymmetric only by default. */
+  algorithms: Type.Optional(
+    Type.Array(
+      Type.Union(
+        ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'].map((a) =>
+          Type.Literal(a),
+        ),
+      ),
+      { minItems: 1 },
+    ),
+  ),
+  clockSkewSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 600 })),
+  /** Where the token is read from. Default: `Authorization: Bearer`. */
+  fromHeaders: Type.Optional(Type.Array(Obj({ name: Type.String({ minLength: 1 }), prefix: Type.Optional(Type.String()) }))),
+  fromCookies: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  fromParams: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  forwardOriginalToken: Type.Optional(Type.Boolean()),
+  claimsToHeaders: Type.Optional(Type.Array(ClaimHeaderSchema)),
+  /** How long a fetched JWKS is fresh; after that it is refetched but kept while the endpoint fails. */
+  jwksCacheSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Minimum interval between refetches triggered by an unknown `kid`. */
+  jwksCooldownSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
+  jwksTimeoutMs: Type.Optional(Millis),
+});
+
+export const UpstreamSchema = Obj({
+  name: Name,
+  /** `http://host:port`, `https://host:port`; for passthrough upstreams `tcp://host:port`. */
+  url: Type.String({ pattern: '^(https?|tcp)://[^/?#]+/?$' }),
+  /** HTTP version spoken to the upstream: `http1` (default) or `h2` (needed for gRPC). */
+  protocol: Type.Optional(Type.Union([Type.Literal('http1'), Type.Literal('h2')])),
+  tls: Type.Optional(
+    Obj({
+      /** CA bundle the upstream's certificate is verified against; defaults to the mesh trust bundle. */
+      ca: Type.Optional(FilePath),
+      /** Present the gateway's SVID (mutual TLS). Default true for https upstreams. */
+      mutual: Type.Optional(Type.Boolean()),
+      /** Expected SPIFFE ID in the upstream certificate's URI SAN; when unset the DNS name is checked. */
+      spiffeId: Type.Optional(SpiffeId),
+      serverName: Type.Optional(Type.String({ minLength: 1 })),
+    }),
+  ),
+  connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
+  connectTimeoutMs: Type.Optional(Millis),
+  timeoutMs: Type.Optional(Millis),
+});
+
+export const RouteSchema = Obj({
+  name: Name,
+  match: Obj({
+    /** Virtual host names (from listeners[].hosts[].name); unset means every terminating host. */
+    hosts: Type.Optional(Type.Array(Name)),
+    path: Type.Optional(
+      Type.Union([Obj({ exact: Type.String({ pattern: '^/' }) }), Obj({ prefix: Type.String({ pattern: '^/' }) })]),
+    ),
+    methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }))),
+  }),
+  upstream: Name,
+  /** JWT providers whose tokens this route accepts; unset means all providers. */
+  jwtProviders: Type.Optional(Type.Array(Name)),
+  maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  timeoutMs: Type.Optional(Millis),
+});
+
+export const MeshIdentitySchema = Obj({
+  trustDomain: Type.String({ pattern: '^[a-z0-9._-]+$' }),
+  /** The gateway's own X.509-SVID, presented to upstreams. */
+  svid: CertificateSchema,
+  /** Trust bundle (PEM CA certificates) of the mesh. */
+  bundle: FilePath,
+});
+
+export const DevSchema = Obj(
+  {
+    /** Demo backend that demands a client certificate, started in-process. */
+    demoBackendPort: Type.Optional(Port),
+    /** Development token issuer: serves its JWKS on this port. */
+    tokenIssuerPort: Type.Optional(Port),
+  },
+  'development helpers; never use in production',
+);
+
+export const ConfigSchema = Obj({
+  version: Type.Literal('v1'),
+  /** Folder for generated material (dev CA, keys); git-ignored. */
+  stateDir: Type.Optional(FilePath),
+  log: Type.Optional(
+    Obj({
+      level: Type.Optional(
+        Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+      ),
+    }),
+  ),
+  mesh: Type.Optional(MeshIdentitySchema),
+  /** Peers whose X-Forwarded-* headers are believed. */
+  trustedProxies: Type.Optional(Type.Array(Cidr)),
+  listeners: Type.Array(ListenerSchema),
+  jwtProviders: Type.Optional(Type.Array(JwtProviderSchema)),
+  upstreams: Type.Array(UpstreamSchema),
+  routes: Type.Array(RouteSchema),
+  /** Inline policies. */
+  policies: Type.Optional(Type.Array(PolicySchema)),
+  /** Policy files (each `{version: v1, policies: [...]}`), relative to this file. */
+  policyFiles: Type.Optional(Type.Array(FilePath)),
+  /** The egress forward proxy (CONNECT and absolute-form HTTP). */
+  egress: Type.Optional(EgressSchema),
+  dev: Type.Optional(DevSchema),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+export type ListenerConfig = Static<typeof ListenerSchema>;
+export type VirtualHostConfig = Static<typeof VirtualHostSchema>;
+export type JwtProviderConfig = Static<typeof JwtProviderSchema>;
+export type UpstreamConfig = Static<typeof UpstreamSchema>;
+export type RouteConfig = Static<typeof RouteSchema>;
+export type MeshIdentityConfig = Static<typeof MeshIdentitySchema>;

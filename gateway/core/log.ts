@@ -1,0 +1,50 @@
+// Structured logging (pino). One canonical line per decision, event names as constants, secrets redacted.
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+export const LOG_EVENTS = {
+  REQUEST: 'REQUEST',
+  AUTHZ_DRY_RUN: 'AUTHZ_DRY_RUN',
+  AUTHZ_AUDIT: 'AUTHZ_AUDIT',
+  JWKS_FETCH: 'JWKS_FETCH',
+  JWKS_FETCH_FAILED: 'JWKS_FETCH_FAILED',
+  TLS_REFUSED: 'TLS_REFUSED',
+  PASSTHROUGH_CLOSED: 'PASSTHROUGH_CLOSED',
+  EGRESS_DECISION: 'EGRESS_DECISION',
+  CONFIG_LOADED: 'CONFIG_LOADED',
+  CONFIG_REJECTED: 'CONFIG_REJECTED',
+  LISTENING: 'LISTENING',
+  SHUTDOWN: 'SHUTDOWN',
+  CERT_ROTATED: 'CERT_ROTATED',
+} as const;
+
+export type LogEvent = (typeof LOG_EVENTS)[keyof typeof LOG_EVENTS];
+
+/** Paths pino censors wherever they appear in a log object. */
+export const REDACT_PATHS = [
+  'headers.authorization',
+  'headers.cookie',
+  'headers["proxy-authorization"]',
+  'headers["set-cookie"]',
+  '*.headers.authorization',
+  '*.headers.cookie',
+  '*.headers["proxy-authorization"]',
+  'token',
+  '*.token',
+  'privateKey',
+  '*.privateKey',
+];
+
+export function createLogger(level = 'info', destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { svc: 'portcullis' },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
+}
+
+export type { Logger };
