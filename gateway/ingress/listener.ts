@@ -1,0 +1,144 @@
+// The edge TCP listener: reads the ClientHello's SNI without decrypting, then either splices the raw
+// bytes to a passthrough upstream or hands the socket to the terminating TLS server of the virtual host
+// the SNI names. Routing below TLS is what lets one port serve both modes (Envoy's tls_inspector +
+// filter_chain_match; HAProxy's req.ssl_sni). An SNI that names no virtual host is refused, never sent
+// to a default.
+import net from 'node:net';
+import type { Logger } from '../core/log.js';
+import { LOG_EVENTS } from '../core/log.js';
+import { looksLikeTls, parseClientHello } from './tls/client-hello.js';
+
+/** Where a connection goes once its SNI is known. */
+export type ConnectionTarget =
+  | { kind: 'terminate'; vhost: string; server: net.Server }
+  | { kind: 'passthrough'; vhost: string; host: string; port: number; connectTimeoutMs: number };
+
+export interface ListenerOptions {
+  name: string;
+  address: string;
+  port: number;
+  /** How long a client may take to send its ClientHello (slowloris before TLS). */
+  helloTimeoutMs: number;
+  maxConnections?: number;
+}
+
+export interface ListenerDeps {
+  logger: Logger;
+  /** Resolved per connection so a config reload applies to new connections at once. */
+  resolveTarget(listener: string, sni: string | undefined): ConnectionTarget | undefined;
+}
+
+export interface EdgeListener {
+  readonly server: net.Server;
+  listen(): Promise<net.AddressInfo>;
+  /** Stops accepting; open connections are left to their servers' drain logic. */
+  close(): Promise<void>;
+}
+
+export function createEdgeListener(options: ListenerOptions, deps: ListenerDeps): EdgeListener {
+  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) =>
+    inspectConnection(socket, options, deps),
+  );
+  if (options.maxConnections) server.maxConnections = options.maxConnections;
+  return {
+    server,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port, options.address, () => {
+          server.off('error', reject);
+          resolve(server.address() as net.AddressInfo);
+        });
+      }),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+function inspectConnection(socket: net.Socket, options: ListenerOptions, deps: ListenerDeps): void {
+  let buffered: Buffer = Buffer.alloc(0);
+  const refuse = (reason: string, sni?: string) => {
+    deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: options.name, reason, sni, peer: socket.remoteAddress });
+    socket.destroy();
+  };
+  const timer = setTimeout(() => refuse('client_hello_timeout'), options.helloTimeoutMs);
+  socket.on('error', () => socket.destroy());
+  const onData = (chunk: Buffer) => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    if (!looksLikeTls(buffered)) return finish(() => refuse('not_tls'));
+    const hello = parseClientHello(buffered);
+    if ('error' in hello) return finish(() => refuse(`bad_client_hello: ${hello.error}`));
+    if (!hello.complete) return;
+    finish(() => dispatch(socket, buffered, hello.sni, options, deps, refuse));
+  };
+  const finish = (next: () => void) => {
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.pause();
+    next();
+  };
+  socket.on('data', onData);
+  socket.resume();
+}
+
+function dispatch(
+  socket: net.Socket,
+  hello: Buffer,
+  sni: string | undefined,
+  options: ListenerOptions,
+  deps: ListenerDeps,
+  refuse: (reason: string, sni?: string) => void,
+): void {
+  const target = deps.resolveTarget(options.name, sni);
+  if (!target) return refuse(sni ? 'sni_unknown' : 'sni_missing', sni);
+  if (target.kind === 'terminate') {
+    socket.removeAllListeners('error');
+    // Give the bytes back so the TLS server reads the ClientHello itself.
+    socket.unshift(hello);
+    target.server.emit('connection', socket);
+    return;
+  }
+  splice(socket, hello, target, options, deps);
+}
+
+/** Passthrough: the gateway never decrypts; it forwards the ClientHello and then pipes both ways. */
+function splice(
+  client: net.Socket,
+  hello: Buffer,
+  target: Extract<ConnectionTarget, { kind: 'passthrough' }>,
+  options: ListenerOptions,
+  deps: ListenerDeps,
+): void {
+  const started = Date.now();
+  const upstream = net.connect({ host: target.host, port: target.port, noDelay: true });
+  const connectTimer = setTimeout(() => upstream.destroy(new Error('connect timeout')), target.connectTimeoutMs);
+  let closed = false;
+  const close = (err?: Error) => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(connectTimer);
+    client.destroy();
+    upstream.destroy();
+    deps.logger.info({
+      event: LOG_EVENTS.PASSTHROUGH_CLOSED,
+      listener: options.name,
+      vhost: target.vhost,
+      upstream: `${target.host}:${target.port}`,
+      peer: client.remoteAddress,
+      bytesIn: client.bytesRead,
+      bytesOut: client.bytesWritten,
+      durationMs: Date.now() - started,
+      ...(err ? { error: err.message } : {}),
+    });
+  };
+  upstream.once('connect', () => {
+    clearTimeout(connectTimer);
+    upstream.write(hello);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+  });
+  client.on('error', close);
+  upstream.on('error', close);
+  client.on('close', () => close());
+  upstream.on('close', () => close());
+}

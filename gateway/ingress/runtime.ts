@@ -1,0 +1,172 @@
+// Config time: everything the request path reads is compiled here once into an immutable runtime
+// (STYLE lesson 3): host indexes, TLS servers, routes, policies, JWT verifiers, upstream pools. A reload
+// builds a whole new runtime and swaps one reference; requests keep the runtime they started with.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { isIP } from 'node:net';
+import type http2 from 'node:http2';
+import { compilePolicies } from '../../policies/compile.js';
+import type { Config, ListenerConfig, UpstreamConfig, VirtualHostConfig } from '../config/schema.js';
+import { DEFAULTS } from '../config/defaults.js';
+import type { Logger } from '../core/log.js';
+import type { ConnectionTarget } from './listener.js';
+import { createAuthzStage, type AuthzStage } from './stages/authz.js';
+import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
+import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
+import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
+import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
+import { createHostIndex, type HostIndex } from './tls/host-index.js';
+import { createTerminatingServer, type RequestHandler, type ClientAuth } from './tls/terminate.js';
+import { createUpstreamClient, type UpstreamClient, type UpstreamTls } from './upstream/clients.js';
+
+export interface VirtualHost {
+  readonly name: string;
+  readonly listener: string;
+  readonly port: number;
+  readonly clientAuth: ClientAuth;
+  readonly target: ConnectionTarget;
+}
+
+export interface ListenerRuntime {
+  readonly name: string;
+  readonly port: number;
+  /** SNI and Host → virtual host of this listener. */
+  readonly hosts: HostIndex<VirtualHost>;
+  readonly requestTimeoutMs: number;
+}
+
+export interface IngressRuntime {
+  readonly config: Config;
+  readonly listeners: ReadonlyMap<string, ListenerRuntime>;
+  readonly routes: RouteTable;
+  readonly upstreams: ReadonlyMap<string, UpstreamClient>;
+  readonly jwt: JwtAuthn;
+  readonly authz: AuthzStage;
+  readonly sanitizer: HeaderSanitizer;
+  readonly forwarded: ForwardedStage;
+  readonly terminatingServers: readonly http2.Http2SecureServer[];
+  /** Releases pools and JWKS timers once no request uses this runtime any more. */
+  close(): Promise<void>;
+}
+
+export interface RuntimeDeps {
+  logger: Logger;
+  /** The pipeline entry: bound per virtual host so a request knows which host its TLS session was for. */
+  handlerFor(vhost: VirtualHost): RequestHandler;
+  /** Session-ticket keys survive reloads so resumption keeps working across them. */
+  ticketKeys: Buffer;
+  fetch?: typeof globalThis.fetch;
+}
+
+export function newTicketKeys(): Buffer {
+  return randomBytes(48);
+}
+
+const readPem = (file: string) => fs.readFileSync(file, 'utf8');
+
+export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime {
+  const upstreams = new Map(config.upstreams.map((u) => [u.name, u]));
+  const terminatingServers: http2.Http2SecureServer[] = [];
+  const listeners = new Map<string, ListenerRuntime>();
+  for (const listener of config.listeners) {
+    const vhosts = listener.hosts.map((host) => {
+      const vhost = compileVirtualHost(config, listener, host, upstreams, deps);
+      if (vhost.target.kind === 'terminate') terminatingServers.push(vhost.target.server as http2.Http2SecureServer);
+      return vhost;
+    });
+    listeners.set(listener.name, {
+      name: listener.name,
+      port: listener.port,
+      hosts: createHostIndex(listener.hosts.map((h, i) => ({ hostnames: h.hostnames, value: vhosts[i]! }))),
+      requestTimeoutMs: listener.timeouts?.requestMs ?? DEFAULTS.requestTimeoutMs,
+    });
+  }
+  const jwt = createJwtAuthn(config.jwtProviders ?? [], {}, { logger: deps.logger, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const routeDefaults = { maxBodyBytes: DEFAULTS.routeMaxBodyBytes, timeoutMs: DEFAULTS.upstreamTimeoutMs };
+  const clients = new Map(
+    config.upstreams
+      .filter((u) => !u.url.startsWith('tcp:'))
+      .map((u) => [u.name, createUpstreamClient(upstreamClientOptions(config, u))]),
+  );
+  return {
+    config,
+    listeners,
+    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults))),
+    upstreams: clients,
+    jwt,
+    authz: createAuthzStage(compilePolicies(config.policies ?? []), { logger: deps.logger }),
+    sanitizer: createHeaderSanitizer(jwt.managedHeaders),
+    forwarded: createForwardedStage(config.trustedProxies ?? []),
+    terminatingServers,
+    async close() {
+      jwt.close();
+      await Promise.all([...clients.values()].map((c) => c.close()));
+    },
+  };
+}
+
+function compileVirtualHost(
+  config: Config,
+  listener: ListenerConfig,
+  host: VirtualHostConfig,
+  upstreams: ReadonlyMap<string, UpstreamConfig>,
+  deps: RuntimeDeps,
+): VirtualHost {
+  const base = { name: host.name, listener: listener.name, port: listener.port };
+  if (host.tls.mode === 'passthrough') {
+    const upstream = new URL(upstreams.get(host.tls.upstream)!.url);
+    const connectTimeoutMs = upstreams.get(host.tls.upstream)!.connectTimeoutMs ?? DEFAULTS.upstreamConnectTimeoutMs;
+    return {
+      ...base,
+      clientAuth: 'none',
+      target: { kind: 'passthrough', vhost: host.name, host: upstream.hostname, port: Number(upstream.port), connectTimeoutMs },
+    };
+  }
+  const clientAuth = host.tls.clientAuth ?? DEFAULTS.clientAuth;
+  const clientCa = host.tls.clientCa ?? config.mesh?.bundle;
+  // The handler closes over `vhost`, which is assigned right below: the server exists before any request.
+  let vhost: VirtualHost | undefined;
+  const server = createTerminatingServer(
+    {
+      certPem: readPem(host.tls.certificate.cert),
+      keyPem: readPem(host.tls.certificate.key),
+      clientAuth,
+      ...(clientAuth !== 'none' && clientCa ? { clientCaPem: readPem(clientCa) } : {}),
+      minVersion: host.tls.minVersion ?? DEFAULTS.tlsMinVersion,
+      handshakeTimeoutMs: listener.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
+      idleTimeoutMs: listener.timeouts?.idleMs ?? DEFAULTS.idleTimeoutMs,
+      maxHeaderBytes: listener.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
+      maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
+      ticketKeys: deps.ticketKeys,
+    },
+    (req, res) => deps.handlerFor(vhost!)(req, res),
+  );
+  vhost = { ...base, clientAuth, target: { kind: 'terminate', vhost: host.name, server } };
+  return vhost;
+}
+
+function upstreamClientOptions(config: Config, upstream: UpstreamConfig) {
+  const origin = new URL(upstream.url);
+  return {
+    name: upstream.name,
+    origin,
+    protocol: upstream.protocol ?? DEFAULTS.upstreamProtocol,
+    connections: upstream.connections ?? DEFAULTS.upstreamConnections,
+    connectTimeoutMs: upstream.connectTimeoutMs ?? DEFAULTS.upstreamConnectTimeoutMs,
+    ...(origin.protocol === 'https:' ? { tls: upstreamTls(config, upstream, origin) } : {}),
+  };
+}
+
+function upstreamTls(config: Config, upstream: UpstreamConfig, origin: URL): UpstreamTls {
+  const tls = upstream.tls ?? {};
+  const caFile = tls.ca ?? config.mesh?.bundle;
+  if (!caFile) throw new Error(`upstream ${upstream.name}: no CA bundle to verify it against (set tls.ca or mesh)`);
+  const mutual = tls.mutual ?? DEFAULTS.upstreamMutualTls;
+  return {
+    caPem: readPem(caFile),
+    ...(mutual && config.mesh ? { certPem: readPem(config.mesh.svid.cert), keyPem: readPem(config.mesh.svid.key) } : {}),
+    // RFC 6066 §3 forbids IP literals in SNI; the certificate check then uses the IP SAN.
+    ...(tls.serverName || !isIP(origin.hostname) ? { serverName: tls.serverName ?? origin.hostname } : {}),
+    ...(tls.spiffeId ? { spiffeId: tls.spiffeId } : {}),
+  };
+}

@@ -1,0 +1,33 @@
+// Authorization: asks the compiled policy set (pure) for a decision and turns a denial into a 403 whose
+// reason names the deciding policy and rule, so "RBAC: access denied" never leaves an operator guessing
+// (istio#39802). Dry-run and audit results are logged here and never change the outcome.
+import type { CompiledPolicySet } from '../../../policies/compile.js';
+import { evaluate } from '../../../policies/evaluate.js';
+import type { AuthzDecision, RequestAttributes } from '../../../policies/types.js';
+import { GatewayError } from '../../core/errors.js';
+import { LOG_EVENTS, type Logger } from '../../core/log.js';
+
+export interface AuthzStage {
+  authorize(route: string, attributes: RequestAttributes, requestId: string): AuthzDecision;
+}
+
+export function createAuthzStage(policies: CompiledPolicySet, deps: { logger: Logger }): AuthzStage {
+  return {
+    authorize(route, attributes, requestId) {
+      const decision = evaluate(policies, route, attributes);
+      if (decision.dryRun.length > 0) {
+        deps.logger.info({ event: LOG_EVENTS.AUTHZ_DRY_RUN, requestId, route, dryRun: decision.dryRun });
+      }
+      if (decision.audit.length > 0) {
+        deps.logger.info({ event: LOG_EVENTS.AUTHZ_AUDIT, requestId, route, audit: decision.audit });
+      }
+      if (!decision.allowed) throw new GatewayError('GW_AUTHZ_DENIED', describe(decision));
+      return decision;
+    },
+  };
+}
+
+/** `denied_by_policy: admin-deny/rules[0]` — the reason the client and the log both get. */
+export function describe(decision: AuthzDecision): string {
+  return decision.policy ? `${decision.reason}: ${decision.policy}/${decision.rule ?? ''}` : decision.reason;
+}

@@ -1,0 +1,70 @@
+// First stage to touch headers: copies the client's headers into the set that will be forwarded,
+// dropping everything a client must not be able to assert (STYLE lesson 10). Stages after this one add
+// the gateway's own headers to that set, after hop-by-hop processing, so a client's `Connection:` list
+// can never remove them (CVE-2024-45410).
+import type { IncomingHttpHeaders } from 'node:http';
+
+export type OutgoingHeaders = Record<string, string | string[]>;
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and proxy credentials: never forwarded. */
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+];
+
+/** Headers the gateway itself sets: a client-sent copy is a spoofing attempt (CVE-2023-27487, CVE-2024-45806). */
+const GATEWAY_SET = [
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-client-cert',
+  'forwarded',
+  'x-real-ip',
+  'x-request-id',
+];
+
+export interface HeaderSanitizer {
+  /** Returns the headers to forward; `host` and pseudo-headers are left for the route stage to set. */
+  sanitize(headers: IncomingHttpHeaders): OutgoingHeaders;
+}
+
+/**
+ * @param managed extra names the gateway sets (claim headers): stripped from every request, whatever
+ *   the route, so no route can receive a client-forged identity header.
+ */
+export function createHeaderSanitizer(managed: readonly string[]): HeaderSanitizer {
+  const dropped = new Set<string>([...HOP_BY_HOP, ...GATEWAY_SET, 'host', ...managed.map((h) => h.toLowerCase())]);
+  return {
+    sanitize(headers) {
+      const out: OutgoingHeaders = {};
+      const connectionListed = listedInConnection(headers.connection);
+      for (const name in headers) {
+        const value = headers[name];
+        if (value === undefined || dropped.has(name) || name.charCodeAt(0) === 58 /* ':' pseudo-header */) continue;
+        if (name.startsWith('x-portcullis-')) continue;
+        // Dropped like nginx's default: `x_forwarded_for` reaches some frameworks as `x-forwarded-for`
+        // (CVE-2025-64484), so no underscore spelling of any header may pass.
+        if (name.includes('_')) continue;
+        if (connectionListed?.has(name)) continue;
+        out[name] = value;
+      }
+      // `TE: trailers` is the one hop-by-hop value that must pass: gRPC depends on it.
+      if (headers.te === 'trailers') out.te = 'trailers';
+      return out;
+    },
+  };
+}
+
+function listedInConnection(connection: string | undefined): Set<string> | undefined {
+  if (!connection) return undefined;
+  return new Set(connection.split(',').map((token) => token.trim().toLowerCase()));
+}

@@ -1,0 +1,77 @@
+// One terminating TLS server per virtual host, never bound to a port: the edge listener hands it the
+// sockets whose SNI named this host. One server per host (rather than one SNICallback) because client
+// certificate requirements (requestCert / rejectUnauthorized) are per server in Node, and a host that
+// demands client certificates must not share a handshake policy with one that does not.
+import http2 from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SecureContextOptions } from 'node:tls';
+
+/** Mozilla "intermediate" TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 suites are all strong). */
+export const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+export type ClientAuth = 'none' | 'optional' | 'required';
+
+export interface TerminateOptions {
+  certPem: string;
+  keyPem: string;
+  clientAuth: ClientAuth;
+  /** CA bundle for client certificates (required unless clientAuth is 'none'). */
+  clientCaPem?: string;
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxHeaderBytes: number;
+  maxHeaders: number;
+  /** Keys for stateless session resumption, shared by every host of the process. */
+  ticketKeys: Buffer;
+}
+
+export type RequestHandler = (
+  req: IncomingMessage | http2.Http2ServerRequest,
+  res: ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export function secureContextOptions(options: TerminateOptions): SecureContextOptions {
+  return {
+    cert: options.certPem,
+    key: options.keyPem,
+    ...(options.clientCaPem ? { ca: options.clientCaPem } : {}),
+    minVersion: options.minVersion,
+    ciphers: TLS12_CIPHERS,
+    honorCipherOrder: true,
+    ticketKeys: options.ticketKeys,
+  };
+}
+
+export function createTerminatingServer(options: TerminateOptions, onRequest: RequestHandler): http2.Http2SecureServer {
+  if (options.clientAuth !== 'none' && !options.clientCaPem) {
+    throw new Error('client certificates requested but no CA bundle to verify them against');
+  }
+  const server = http2.createSecureServer(
+    {
+      ...secureContextOptions(options),
+      allowHTTP1: true,
+      requestCert: options.clientAuth !== 'none',
+      // 'optional' verifies a presented certificate in the authn stage (socket.authorized), so an
+      // invalid one is refused there rather than silently treated as anonymous.
+      rejectUnauthorized: options.clientAuth === 'required',
+      handshakeTimeout: options.handshakeTimeoutMs,
+      maxHeaderListPairs: options.maxHeaders,
+      maxSessionMemory: 32,
+      settings: { maxConcurrentStreams: 128, maxHeaderListSize: options.maxHeaderBytes },
+      // Applies to the HTTP/1.1 connections of allowHTTP1 (llhttp answers 431 past it).
+      maxHeaderSize: options.maxHeaderBytes,
+    } as http2.SecureServerOptions,
+    onRequest,
+  );
+  // With no 'timeout' listener Node destroys the idle HTTP/2 session or HTTP/1.1 socket itself.
+  server.setTimeout(options.idleTimeoutMs);
+  return server;
+}

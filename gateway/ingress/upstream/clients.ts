@@ -1,0 +1,138 @@
+// Connection pools to upstreams, built once per config: undici's Pool for HTTP/1.1 (keep-alive, bounded
+// connections) and one multiplexed node:http2 session for h2 upstreams (gRPC needs trailers end to end,
+// which undici's experimental h2 does not expose). Over TLS the gateway presents its SVID and verifies
+// the upstream against the mesh bundle and, when configured, its SPIFFE ID.
+import http2 from 'node:http2';
+import type { Readable } from 'node:stream';
+import { Pool } from 'undici';
+import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
+import { upstreamIdentityCheck } from './tls-identity.js';
+
+export interface UpstreamTls {
+  caPem: string;
+  /** The gateway's client certificate (mutual TLS); absent for one-way TLS. */
+  certPem?: string;
+  keyPem?: string;
+  serverName?: string;
+  spiffeId?: string;
+}
+
+export interface UpstreamClientOptions {
+  name: string;
+  origin: URL;
+  protocol: 'http1' | 'h2';
+  tls?: UpstreamTls;
+  connections: number;
+  connectTimeoutMs: number;
+}
+
+export interface UpstreamRequest {
+  method: string;
+  path: string;
+  headers: OutgoingHeaders;
+  body: Readable | null;
+  timeoutMs: number;
+}
+
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+  /** h2 only: called with the trailers when they arrive. */
+  onTrailers?(listener: (trailers: Record<string, string | string[] | undefined>) => void): void;
+}
+
+export interface UpstreamClient {
+  readonly name: string;
+  request(req: UpstreamRequest): Promise<UpstreamResponse>;
+  /** Lets in-flight requests finish, then closes the connections. */
+  close(): Promise<void>;
+}
+
+export function createUpstreamClient(options: UpstreamClientOptions): UpstreamClient {
+  return options.protocol === 'h2' ? createH2Client(options) : createHttp1Client(options);
+}
+
+function tlsConnectOptions(tls: UpstreamTls) {
+  return {
+    ca: tls.caPem,
+    ...(tls.certPem && tls.keyPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
+    ...(tls.serverName ? { servername: tls.serverName } : {}),
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2' as const,
+    checkServerIdentity: upstreamIdentityCheck(tls.spiffeId),
+  };
+}
+
+function createHttp1Client(options: UpstreamClientOptions): UpstreamClient {
+  const pool = new Pool(options.origin.origin, {
+    connections: options.connections,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    connect: {
+      timeout: options.connectTimeoutMs,
+      ...(options.tls ? tlsConnectOptions(options.tls) : {}),
+    },
+  });
+  return {
+    name: options.name,
+    async request(req) {
+      const res = await pool.request({
+        method: req.method,
+        path: req.path,
+        headers: req.headers,
+        body: req.body,
+        headersTimeout: req.timeoutMs,
+        bodyTimeout: req.timeoutMs,
+      });
+      return { statusCode: res.statusCode, headers: res.headers, body: res.body };
+    },
+    close: () => pool.close(),
+  };
+}
+
+function createH2Client(options: UpstreamClientOptions): UpstreamClient {
+  let session: http2.ClientHttp2Session | undefined;
+  const connect = (): http2.ClientHttp2Session => {
+    if (session && !session.closed && !session.destroyed) return session;
+    const created = http2.connect(options.origin.origin, {
+      ...(options.tls ? tlsConnectOptions(options.tls) : {}),
+      timeout: options.connectTimeoutMs,
+    } as http2.SecureClientSessionOptions);
+    created.on('error', () => created.destroy());
+    created.on('goaway', () => created.close());
+    created.setTimeout(60_000, () => created.close());
+    session = created;
+    return created;
+  };
+  return {
+    name: options.name,
+    request(req) {
+      return new Promise((resolve, reject) => {
+        const { host, ...headers } = req.headers;
+        const stream = connect().request(
+          { ...headers, ':method': req.method, ':path': req.path, ':authority': host },
+          { endStream: req.body === null },
+        );
+        stream.setTimeout(req.timeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+        stream.once('error', reject);
+        stream.once('close', () => reject(new Error(`upstream stream closed (code ${stream.rstCode})`)));
+        stream.once('response', (headers) => {
+          const { ':status': status, ...rest } = headers;
+          resolve({
+            statusCode: Number(status),
+            headers: rest,
+            body: stream,
+            onTrailers: (listener) => stream.once('trailers', listener),
+          });
+        });
+        if (req.body) req.body.pipe(stream);
+      });
+    },
+    close: () =>
+      new Promise((resolve) => {
+        if (!session || session.closed) return resolve();
+        session.close(() => resolve());
+      }),
+  };
+}
