@@ -161,6 +161,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
 }
 
 function requestHost(req: Request): string {
+  // RFC 9112 §3.2: more than one Host is a 400 (Node would silently keep the first).
+  if (!('stream' in req) && countHeader(req.rawHeaders, 'host') > 1) throw new GatewayError('GW_REQUEST_MALFORMED', 'duplicate_host');
   const authority = req.headers[':authority'] ?? req.headers.host;
   if (typeof authority !== 'string' || authority === '') throw new GatewayError('GW_REQUEST_MALFORMED', 'missing_host');
   // RFC 9113 §8.3.1: when both are sent they must agree.
@@ -168,6 +170,12 @@ function requestHost(req: Request): string {
     throw new GatewayError('GW_REQUEST_MALFORMED', 'host_authority_mismatch');
   }
   return canonicalHost(authority);
+}
+
+function countHeader(rawHeaders: readonly string[], name: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === name.length && rawHeaders[i]!.toLowerCase() === name) count++;
+  return count;
 }
 
 function requestAuthority(req: Request): string {

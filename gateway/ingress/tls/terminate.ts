@@ -4,7 +4,9 @@
 // demands client certificates must not share a handshake policy with one that does not.
 import http2 from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { SecureContextOptions } from 'node:tls';
+import { GatewayError, toHttpResponse } from '../../core/errors.js';
 
 /** Mozilla "intermediate" TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 suites are all strong). */
 export const TLS12_CIPHERS = [
@@ -71,7 +73,23 @@ export function createTerminatingServer(options: TerminateOptions, onRequest: Re
     } as http2.SecureServerOptions,
     onRequest,
   );
+  server.on('clientError', answerParseError);
   // With no 'timeout' listener Node destroys the idle HTTP/2 session or HTTP/1.1 socket itself.
   server.setTimeout(options.idleTimeoutMs);
   return server;
+}
+
+/**
+ * HTTP/1.1 requests llhttp refuses to parse (smuggling attempts, oversized headers) are answered with
+ * the gateway's error body and the connection closed; the request never reached the pipeline.
+ */
+function answerParseError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) return void socket.destroy();
+  const error = new GatewayError(
+    err.code === 'HPE_HEADER_OVERFLOW' ? 'GW_HEADERS_TOO_LARGE' : 'GW_REQUEST_MALFORMED',
+    err.code?.toLowerCase(),
+  );
+  const { status, headers, body } = toHttpResponse(error, 'none');
+  const head = Object.entries({ ...headers, connection: 'close' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n${head}\r\n${body}`);
 }

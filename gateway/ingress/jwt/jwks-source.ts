@@ -1,0 +1,222 @@
+// Where a provider's verification keys come from: a static JWKS (inline or file) or a remote endpoint.
+//
+// jose's createRemoteJWKSet drops its cached keys when a refresh fails, so every token is refused while the IdP
+// blips. This source fetches the document itself and keeps the last good one (stale-while-error): fresh for
+// `cacheSeconds`, then refreshed in the background while the cached keys keep serving; an unknown `kid` (IdP key
+// rotation, istio/istio#41588) refetches at most once per cooldown, one fetch in flight at a time.
+// A provider that never fetched a usable JWKS has no key at all: its tokens are refused, never checked against a
+// placeholder (CVE-2026-31837, istio/istio#53260).
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
+import { createLocalJWKSet, errors, type CryptoKey, type FlattenedJWSInput, type JSONWebKeySet, type JWK, type JWSHeaderParameters } from 'jose';
+import { DEFAULTS } from '../../config/defaults.js';
+import { LOG_EVENTS, type Logger } from '../../core/log.js';
+
+/** A JWKS larger than this is not a key set; reading it would only let the endpoint exhaust our memory. */
+export const JWKS_MAX_BYTES = 1_048_576;
+
+export const ASYMMETRIC_ALGORITHMS: ReadonlySet<string> = new Set(DEFAULTS.jwtAlgorithms);
+const ASYMMETRIC_KEY_TYPES = new Set(['RSA', 'EC', 'OKP']);
+
+export type JwksState = 'fresh' | 'stale' | 'empty';
+export interface JwksStatus {
+  state: JwksState;
+  keys: number;
+  lastFetchAt?: number;
+  lastError?: string;
+}
+
+export interface JwksSource {
+  /** A jose key resolver (`JWTVerifyGetKey`). */
+  getKey(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey>;
+  /** Resolves once the first fetch attempt finished (at once for static keys); never rejects. */
+  ready(): Promise<void>;
+  status(): JwksStatus;
+  close(): void;
+}
+
+/** No usable key: the provider never fetched a JWKS with a usable key, so its tokens cannot be verified. */
+export class JwksUnavailableError extends Error {
+  constructor(provider: string) {
+    super(`no JWKS available for provider ${provider}`);
+    this.name = 'JwksUnavailableError';
+  }
+}
+
+/** Why a JWK cannot verify one of our tokens, or undefined when it can. */
+function unusableReason(jwk: JWK): string | undefined {
+  if (typeof jwk.kty !== 'string' || !ASYMMETRIC_KEY_TYPES.has(jwk.kty)) {
+    // An `oct` key would make HMAC verification possible: the algorithm-confusion class (CVE-2015-9235).
+    return `key type ${String(jwk.kty)} is not an asymmetric signature key`;
+  }
+  if (jwk.d !== undefined) return 'private key material (d) in a JWKS';
+  if (jwk.use !== undefined && jwk.use !== 'sig') return `use "${jwk.use}" is not "sig"`;
+  if (jwk.alg !== undefined && !ASYMMETRIC_ALGORITHMS.has(jwk.alg)) return `alg "${jwk.alg}" is not an asymmetric signature algorithm`;
+  try {
+    // jose imports a JWK only when a token first selects it; Node's synchronous import finds a broken key now,
+    // at configuration time, instead of on some later request.
+    createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+  } catch (err) {
+    return `invalid key: ${(err as Error).message}`;
+  }
+  return undefined;
+}
+
+export interface CheckedJwks {
+  set: JSONWebKeySet;
+  /** Why each left-out key was left out, by index. */
+  rejected: string[];
+}
+
+/** Keeps only the public asymmetric signature keys of a JWKS document; throws when it is not a JWKS at all. */
+export function checkJwks(doc: unknown): CheckedJwks {
+  if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { keys?: unknown }).keys)) {
+    throw new Error('not a JWKS: expected an object with a "keys" array');
+  }
+  const keys: JWK[] = [];
+  const rejected: string[] = [];
+  (doc as { keys: unknown[] }).keys.forEach((key, i) => {
+    const why = typeof key === 'object' && key !== null && !Array.isArray(key) ? unusableReason(key as JWK) : 'not an object';
+    if (why === undefined) keys.push(key as JWK);
+    else rejected.push(`keys[${i}]: ${why}`);
+  });
+  return { set: { keys }, rejected };
+}
+
+/** Inline or file JWKS: checked once; any unusable key or an empty set is a configuration error. */
+export function createStaticJwksSource(doc: unknown, what: string): JwksSource {
+  let checked: CheckedJwks;
+  try {
+    checked = checkJwks(doc);
+  } catch (err) {
+    throw new Error(`${what}: ${(err as Error).message}`);
+  }
+  if (checked.rejected.length > 0) throw new Error(`${what}: ${checked.rejected.join('; ')}`);
+  if (checked.set.keys.length === 0) throw new Error(`${what}: the JWKS has no keys, so every token would be refused`);
+  const local = createLocalJWKSet(checked.set);
+  const status: JwksStatus = Object.freeze({ state: 'fresh', keys: checked.set.keys.length });
+  return {
+    getKey: (header, token) => local(header, token),
+    ready: () => Promise.resolve(),
+    status: () => status,
+    close: () => undefined,
+  };
+}
+
+export interface RemoteJwksOptions {
+  provider: string;
+  uri: string;
+  cacheSeconds: number;
+  cooldownSeconds: number;
+  timeoutMs: number;
+}
+
+export interface RemoteJwksDeps {
+  logger: Logger;
+  now: () => number;
+  fetch: typeof globalThis.fetch;
+}
+
+async function readLimited(res: Response): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > JWKS_MAX_BYTES) throw new Error(`JWKS larger than ${JWKS_MAX_BYTES} bytes`);
+  if (res.body === null) return '';
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of res.body) {
+    total += chunk.byteLength;
+    if (total > JWKS_MAX_BYTES) throw new Error(`JWKS larger than ${JWKS_MAX_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJwksDeps): JwksSource {
+  const { provider, uri, timeoutMs } = options;
+  const cacheMs = options.cacheSeconds * 1000;
+  const cooldownMs = options.cooldownSeconds * 1000;
+  const { logger, now } = deps;
+  const closed = new AbortController();
+
+  let local: ReturnType<typeof createLocalJWKSet> | undefined;
+  let keyCount = 0;
+  let lastFetchAt: number | undefined;
+  let lastAttemptAt = -Infinity;
+  let lastError: string | undefined;
+  let inflight: Promise<void> | undefined;
+
+  async function fetchOnce(): Promise<void> {
+    lastAttemptAt = now();
+    const started = performance.now();
+    try {
+      const res = await deps.fetch(uri, {
+        headers: { accept: 'application/json' },
+        signal: AbortSignal.any([closed.signal, AbortSignal.timeout(timeoutMs)]),
+      });
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`HTTP ${res.status}`);
+      }
+      const checked = checkJwks(JSON.parse(await readLimited(res)));
+      // An empty answer is treated as an outage, not as "revoke everything": it keeps the last good keys.
+      if (checked.set.keys.length === 0) throw new Error(`no usable keys${checked.rejected.length ? ` (${checked.rejected.join('; ')})` : ''}`);
+      local = createLocalJWKSet(checked.set);
+      keyCount = checked.set.keys.length;
+      lastFetchAt = now();
+      lastError = undefined;
+      logger.info(
+        { event: LOG_EVENTS.JWKS_FETCH, provider, uri, keys: keyCount, ignoredKeys: checked.rejected.length, ms: Math.round(performance.now() - started) },
+        'JWKS fetched',
+      );
+    } catch (err) {
+      const e = err as Error;
+      lastError = e.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : e.message;
+      if (closed.signal.aborted) return;
+      logger.warn(
+        { event: LOG_EVENTS.JWKS_FETCH_FAILED, provider, uri, error: lastError, state: local ? 'stale' : 'empty', keys: keyCount },
+        local ? 'JWKS fetch failed; serving the last good keys' : 'JWKS fetch failed; tokens of this provider are refused',
+      );
+    }
+  }
+
+  /** One fetch in flight at a time: concurrent callers share it. */
+  function refresh(): Promise<void> {
+    inflight ??= fetchOnce().finally(() => {
+      inflight = undefined;
+    });
+    return inflight;
+  }
+
+  const cooledDown = (): boolean => now() - lastAttemptAt >= cooldownMs;
+  const first = refresh();
+
+  return {
+    async getKey(header, token) {
+      if (local === undefined) {
+        if (inflight || cooledDown()) await refresh();
+        if (local === undefined) throw new JwksUnavailableError(provider);
+      } else if (!inflight && lastFetchAt !== undefined && now() - lastFetchAt >= cacheMs && cooledDown()) {
+        void refresh();
+      }
+      try {
+        return await local(header, token);
+      } catch (err) {
+        if (!(err instanceof errors.JWKSNoMatchingKey) || !(inflight || cooledDown())) throw err;
+        await refresh();
+        return local(header, token);
+      }
+    },
+    ready: () => first,
+    status() {
+      const state: JwksState = local === undefined ? 'empty' : lastError === undefined ? 'fresh' : 'stale';
+      return {
+        state,
+        keys: keyCount,
+        ...(lastFetchAt !== undefined ? { lastFetchAt } : {}),
+        ...(lastError !== undefined ? { lastError } : {}),
+      };
+    },
+    close() {
+      closed.abort();
+    },
+  };
+}

@@ -1,0 +1,295 @@
+// JWT authentication at the edge (Istio RequestAuthentication semantics on jose).
+// No token → anonymous: the policy decides (a route that needs a principal says so in its policy).
+// An invalid token → 401, never anonymous, and a token whose issuer no allowed provider names is invalid
+// (CVE-2021-21378). Providers, verifiers and extractors are compiled here once; the request path only reads them.
+import { readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import type { RequestAuth } from '../../../policies/types.js';
+import { DEFAULTS } from '../../config/defaults.js';
+import type { JwtProviderConfig } from '../../config/schema.js';
+import { GatewayError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { compileClaimHeaders, toRequestAuth, type ClaimHeaders } from '../jwt/claims.js';
+import { createTokenExtractor } from '../jwt/extract.js';
+import {
+  ASYMMETRIC_ALGORITHMS,
+  JwksUnavailableError,
+  createRemoteJwksSource,
+  createStaticJwksSource,
+  type JwksSource,
+  type JwksStatus,
+} from '../jwt/jwks-source.js';
+import { createTokenCache } from '../jwt/token-cache.js';
+
+export interface JwtAuthnDeps {
+  logger: Logger;
+  now?: () => number;
+  fetch?: typeof globalThis.fetch;
+}
+
+export interface AuthnInput {
+  headers: IncomingHttpHeaders;
+  query: string;
+  allowedProviders?: ReadonlySet<string>;
+}
+
+export interface AuthnResult {
+  auth?: RequestAuth;
+  provider?: string;
+  removeHeaders: readonly string[];
+  removeCookies: readonly string[];
+  removeParams: readonly string[];
+  setHeaders: Readonly<Record<string, string>>;
+}
+
+export interface JwtAuthn {
+  authenticate(input: AuthnInput): Promise<AuthnResult>;
+  readonly managedHeaders: readonly string[];
+  ready(): Promise<void>;
+  status(): Record<string, JwksStatus>;
+  close(): void;
+}
+
+export interface JwtAuthnOptions {
+  /** Verified tokens remembered; 0 disables the cache. */
+  tokenCacheSize?: number;
+}
+
+export const DEFAULT_TOKEN_CACHE_SIZE = 1000;
+
+/** Tokens above this are refused before any decoding: Envoy's jwt_max_token_size idea, sized for RSA-4096 + claims. */
+export const MAX_TOKEN_BYTES = 8192;
+
+/** Stable `reason` values of GW_AUTHN_INVALID_TOKEN, each with the RFC 6750 error_description sent to the client. */
+const FAILURES = {
+  token_malformed: 'malformed token',
+  token_prefix_missing: 'token header without the expected prefix',
+  token_too_large: 'token too large',
+  token_encrypted: 'encrypted tokens (JWE) are not accepted',
+  alg_not_allowed: 'signing algorithm not allowed',
+  crit_unsupported: 'critical header parameters are not supported',
+  issuer_unknown: 'issuer not accepted',
+  jwks_unavailable: 'issuer keys unavailable',
+  kid_unknown: 'signing key not found',
+  signature_invalid: 'signature verification failed',
+  token_expired: 'token expired',
+  token_not_yet_valid: 'token not yet valid',
+  audience_mismatch: 'audience not accepted',
+  claims_invalid: 'invalid claims',
+} as const;
+export type AuthnFailure = keyof typeof FAILURES;
+
+// RFC 6750 §3: the challenge names the error so a client can tell "get a new token" from "fix your request".
+const bearerChallenge = (error: string, description: string): Record<string, string> => ({
+  'www-authenticate': `Bearer realm="portcullis", error="${error}", error_description="${description}"`,
+});
+
+function invalid(reason: AuthnFailure): GatewayError {
+  return new GatewayError('GW_AUTHN_INVALID_TOKEN', reason, bearerChallenge('invalid_token', FAILURES[reason]));
+}
+
+// RFC 6750 §3.1: more than one method of including a token is an invalid_request.
+const multipleTokens = (): GatewayError =>
+  new GatewayError('GW_AUTHN_MULTIPLE_TOKENS', 'multiple_tokens', bearerChallenge('invalid_request', 'more than one token in request'));
+
+function failureOf(err: unknown): AuthnFailure {
+  if (err instanceof JwksUnavailableError) return 'jwks_unavailable';
+  if (err instanceof errors.JWTExpired) return 'token_expired';
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf') return 'token_not_yet_valid';
+    if (err.claim === 'aud') return 'audience_mismatch';
+    if (err.claim === 'iss') return 'issuer_unknown';
+    return 'claims_invalid';
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return 'signature_invalid';
+  if (err instanceof errors.JWKSNoMatchingKey) return 'kid_unknown';
+  if (err instanceof errors.JOSEAlgNotAllowed) return 'alg_not_allowed';
+  if (err instanceof errors.JOSEError) return 'token_malformed';
+  throw err;
+}
+
+interface Provider {
+  name: string;
+  issuer: string;
+  algorithms: ReadonlySet<string>;
+  verifyOptions: Omit<JWTVerifyOptions, 'currentDate'>;
+  source: JwksSource;
+  forward: boolean;
+  claimHeaders: ClaimHeaders;
+}
+
+interface Verified {
+  provider: Provider;
+  auth: RequestAuth;
+  setHeaders: Readonly<Record<string, string>>;
+}
+
+function keySource(p: JwtProviderConfig, deps: Required<JwtAuthnDeps>): JwksSource {
+  const what = `jwtProviders.${p.name}`;
+  const given = [p.jwksUri, p.jwks, p.jwksFile].filter((x) => x !== undefined).length;
+  if (given !== 1) throw new Error(`${what}: set exactly one of jwksUri, jwks, jwksFile (got ${given})`);
+  if (p.jwksUri !== undefined) {
+    if (!/^https?:\/\//.test(p.jwksUri)) throw new Error(`${what}.jwksUri: must be an http(s) URL`);
+    return createRemoteJwksSource(
+      {
+        provider: p.name,
+        uri: p.jwksUri,
+        cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
+        cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
+        timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
+      },
+      deps,
+    );
+  }
+  const [text, where] = p.jwksFile !== undefined ? [readFileSync(p.jwksFile, 'utf8'), `${what}.jwksFile (${p.jwksFile})`] : [p.jwks, `${what}.jwks`];
+  let doc: unknown = text;
+  if (typeof text === 'string') {
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${where}: not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  return createStaticJwksSource(doc, where);
+}
+
+function compileProvider(p: JwtProviderConfig): Omit<Provider, 'source'> {
+  const algorithms = p.algorithms ?? DEFAULTS.jwtAlgorithms;
+  const bad = algorithms.filter((a) => !ASYMMETRIC_ALGORITHMS.has(a));
+  // The schema already forbids them; checked again because an HMAC or `none` algorithm with a public key is
+  // the algorithm-confusion attack (CVE-2015-9235), and config can reach us without the schema (tests, API).
+  if (bad.length > 0) throw new Error(`jwtProviders.${p.name}.algorithms: not allowed: ${bad.join(', ')}`);
+  const clockTolerance = p.clockSkewSeconds ?? DEFAULTS.jwtClockSkewSeconds;
+  return {
+    name: p.name,
+    issuer: p.issuer,
+    algorithms: new Set(algorithms),
+    verifyOptions: {
+      algorithms: [...algorithms],
+      issuer: p.issuer,
+      clockTolerance,
+      // Envoy semantics: an empty audience list means the audience is not checked.
+      ...(p.audiences?.length ? { audience: [...p.audiences] } : {}),
+    },
+    forward: p.forwardOriginalToken ?? false,
+    claimHeaders: compileClaimHeaders(p.claimsToHeaders),
+  };
+}
+
+/** jose leaves several keys matching a kid-less token to the caller (JWKSMultipleMatchingKeys): try each. */
+async function verifyWith(token: string, p: Provider, now: number): Promise<JWTPayload> {
+  const options = { ...p.verifyOptions, currentDate: new Date(now) };
+  try {
+    return (await jwtVerify(token, p.source.getKey, options)).payload;
+  } catch (err) {
+    if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+    for await (const key of err) {
+      try {
+        return (await jwtVerify(token, key, options)).payload;
+      } catch (inner) {
+        if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner;
+      }
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
+}
+
+const EMPTY: readonly string[] = Object.freeze([]);
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCookies: EMPTY, removeParams: EMPTY, setHeaders: NO_HEADERS });
+
+export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
+  const full: Required<JwtAuthnDeps> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
+  const cacheSize = options.tokenCacheSize ?? DEFAULT_TOKEN_CACHE_SIZE;
+  if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`tokenCacheSize must be a non-negative integer, got ${cacheSize}`);
+  const names = new Set<string>();
+  for (const p of providers) {
+    if (names.has(p.name)) throw new Error(`jwtProviders: duplicate provider name ${p.name}`);
+    names.add(p.name);
+  }
+
+  // Options are checked before any JWKS fetch starts; a bad static JWKS later closes the fetches already started.
+  const compiled = providers.map((config) => ({ config, checked: compileProvider(config) }));
+  const started: Provider[] = [];
+  try {
+    for (const { config, checked } of compiled) started.push({ ...checked, source: keySource(config, full) });
+  } catch (err) {
+    for (const p of started) p.source.close();
+    throw err;
+  }
+
+  const byIssuer = new Map<string, Provider[]>();
+  for (const p of started) byIssuer.set(p.issuer, [...(byIssuer.get(p.issuer) ?? []), p]);
+  const extract = createTokenExtractor(providers);
+  const cache = cacheSize > 0 ? createTokenCache<Verified>(cacheSize) : undefined;
+  const managedHeaders = Object.freeze([...new Set(providers.flatMap((p) => (p.claimsToHeaders ?? []).map((m) => m.header.toLowerCase())))]);
+
+  async function verify(token: string, allowed: ReadonlySet<string>, now: number): Promise<Verified> {
+    const segments = token.split('.').length;
+    if (segments === 5) throw invalid('token_encrypted');
+    if (segments !== 3) throw invalid('token_malformed');
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let claims: JWTPayload;
+    try {
+      header = decodeProtectedHeader(token);
+      claims = decodeJwt(token);
+    } catch {
+      throw invalid('token_malformed');
+    }
+    // Decided before any key lookup, so `none`/HS* tokens never cost a JWKS fetch (RFC 8725 §3.1).
+    if (typeof header.alg !== 'string' || !ASYMMETRIC_ALGORITHMS.has(header.alg)) throw invalid('alg_not_allowed');
+    // We understand no JWS extension, so any `crit` must be refused (RFC 7515 §4.1.11).
+    if (header.crit !== undefined) throw invalid('crit_unsupported');
+    // The unverified `iss` only picks the provider; jwtVerify checks it again against the signed payload.
+    const candidates = (typeof claims.iss === 'string' ? byIssuer.get(claims.iss) : undefined)?.filter((p) => allowed.has(p.name)) ?? [];
+    if (candidates.length === 0) throw invalid('issuer_unknown');
+    let first: AuthnFailure | undefined;
+    for (const p of candidates) {
+      if (!p.algorithms.has(header.alg)) {
+        first ??= 'alg_not_allowed';
+        continue;
+      }
+      try {
+        const payload = await verifyWith(token, p, now);
+        return { provider: p, auth: toRequestAuth(payload), setHeaders: p.claimHeaders(payload) };
+      } catch (err) {
+        first ??= failureOf(err);
+      }
+    }
+    throw invalid(first ?? 'issuer_unknown');
+  }
+
+  return {
+    async authenticate({ headers, query, allowedProviders }) {
+      const found = extract(headers, query, allowedProviders);
+      if (found.kind === 'none') return ANONYMOUS;
+      if (found.kind === 'multiple') throw multipleTokens();
+      if (found.kind === 'malformed') throw invalid('token_prefix_missing');
+      const { token } = found;
+      // Before any parsing: a huge token must cost nothing but this comparison.
+      if (token.length > MAX_TOKEN_BYTES) throw invalid('token_too_large');
+      const now = full.now();
+      let verified = cache?.get(token, now);
+      if (verified === undefined || !found.providers.has(verified.provider.name)) {
+        verified = await verify(token, found.providers, now);
+        cache?.set(token, verified, now, typeof verified.auth.claims.exp === 'number' ? verified.auth.claims.exp : undefined);
+      }
+      const strip = !verified.provider.forward;
+      return {
+        auth: verified.auth,
+        provider: verified.provider.name,
+        removeHeaders: strip ? found.headers : EMPTY,
+        removeCookies: strip ? found.cookies : EMPTY,
+        removeParams: strip ? found.params : EMPTY,
+        setHeaders: verified.setHeaders,
+      };
+    },
+    managedHeaders,
+    ready: () => Promise.all(started.map((p) => p.source.ready())).then(() => undefined),
+    status: () => Object.fromEntries(started.map((p) => [p.name, p.source.status()])),
+    close() {
+      for (const p of started) p.source.close();
+    },
+  };
+}
