@@ -49,6 +49,11 @@ export interface PolicyMatch {
   rule: string;
 }
 
+/** A dry-run policy whose rule matched, and whether enforcing it would have allowed (ALLOW) or denied (DENY). */
+export interface DryRunMatch extends PolicyMatch {
+  wouldAllow: boolean;
+}
+
 export interface AuthzDecision {
   allowed: boolean;
   reason: DecisionReason;
@@ -56,7 +61,16 @@ export interface AuthzDecision {
   policy?: string;
   rule?: string;
   /** What dry-run policies would have done (never affects `allowed`). */
-  dryRun: readonly (PolicyMatch & { wouldAllow: boolean })[];
+  dryRun: readonly DryRunMatch[];
   /** AUDIT policies whose rules matched. */
   audit: readonly PolicyMatch[];
+  /**
+   * The decision had the dry-run policies been enforced too (Envoy's shadow engine result): what an
+   * operator compares with `allowed` before switching a policy to `enforce`. Equal to the decision when no
+   * dry-run policy applies to the route.
+   */
+  shadowAllowed: boolean;
+  shadowReason: DecisionReason;
+  shadowPolicy?: string;
+  shadowRule?: string;
 }

@@ -1,6 +1,6 @@
 // The gateway's configuration: one JSON Schema (built with TypeBox) that the loader validates every file
 // against and that the TypeScript types are derived from, so the two can never disagree.
-// Defaults are secure where the config is silent; `defaults` in load.ts fills them in.
+// Defaults are secure where the config is silent; they live in defaults.ts and are never written into the config.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { PolicySchema } from '../../policies/schema.js';
 import { EgressSchema } from './egress-schema.js';

@@ -3,7 +3,7 @@
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Transform, pipeline as pipeStreams, type Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -111,7 +111,9 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   const peer = vhost.clientAuth === 'none' ? undefined : peerSpiffeId(connection, socket);
   if (peer) ex.peer = peer;
   const authn = await rt.jwt.authenticate({
-    headers: req.headers,
+    // HTTP/1.1: every value of a repeated header, so two Authorization headers are refused rather than
+    // first-wins (Node's `headers` keeps only the first, and allowHTTP1 ignores joinDuplicateHeaders).
+    headers: 'stream' in req ? req.headers : (req.headersDistinct as IncomingHttpHeaders),
     query: target.query.length > 1 ? target.query.slice(1) : '',
     ...(route.jwtProviders ? { allowedProviders: route.jwtProviders } : {}),
   });

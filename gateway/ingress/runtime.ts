@@ -124,24 +124,20 @@ function compileVirtualHost(
   }
   const clientAuth = host.tls.clientAuth ?? DEFAULTS.clientAuth;
   const clientCa = host.tls.clientCa ?? config.mesh?.bundle;
-  // The handler closes over `vhost`, which is assigned right below: the server exists before any request.
-  let vhost: VirtualHost | undefined;
-  const server = createTerminatingServer(
-    {
-      certPem: readPem(host.tls.certificate.cert),
-      keyPem: readPem(host.tls.certificate.key),
-      clientAuth,
-      ...(clientAuth !== 'none' && clientCa ? { clientCaPem: readPem(clientCa) } : {}),
-      minVersion: host.tls.minVersion ?? DEFAULTS.tlsMinVersion,
-      handshakeTimeoutMs: listener.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
-      idleTimeoutMs: listener.timeouts?.idleMs ?? DEFAULTS.idleTimeoutMs,
-      maxHeaderBytes: listener.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
-      maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
-      ticketKeys: deps.ticketKeys,
-    },
-    (req, res) => deps.handlerFor(vhost!)(req, res),
-  );
-  vhost = { ...base, clientAuth, target: { kind: 'terminate', vhost: host.name, server } };
+  const server = createTerminatingServer({
+    certPem: readPem(host.tls.certificate.cert),
+    keyPem: readPem(host.tls.certificate.key),
+    clientAuth,
+    ...(clientAuth !== 'none' && clientCa ? { clientCaPem: readPem(clientCa) } : {}),
+    minVersion: host.tls.minVersion ?? DEFAULTS.tlsMinVersion,
+    handshakeTimeoutMs: listener.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
+    idleTimeoutMs: listener.timeouts?.idleMs ?? DEFAULTS.idleTimeoutMs,
+    maxHeaderBytes: listener.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
+    maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
+    ticketKeys: deps.ticketKeys,
+  });
+  const vhost: VirtualHost = { ...base, clientAuth, target: { kind: 'terminate', vhost: host.name, server } };
+  server.on('request', deps.handlerFor(vhost));
   return vhost;
 }
 

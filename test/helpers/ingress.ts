@@ -88,7 +88,7 @@ export async function startTestIngress(customize?: Customize): Promise<TestIngre
     fs.writeFileSync(file, content, { mode: 0o600 });
     return file;
   };
-  const server = pki.issue({ dnsNames: ['localhost', 'api.test', '*.wild.test', 'other.test'], ipAddresses: ['127.0.0.1'] });
+  const server = pki.issue({ dnsNames: ['localhost', 'api.test', 'secure.test', '*.wild.test', 'a.b.wild.test'], ipAddresses: ['127.0.0.1'] });
   const svid = pki.issue({ spiffeId: `spiffe://${pki.trustDomain}/ns/portcullis/sa/gateway` });
   const backend = pki.issue({ spiffeId: `spiffe://${pki.trustDomain}/ns/demo/sa/backend`, ipAddresses: ['127.0.0.1'] });
   writeFile('ca.pem', pki.ca.certPem);

@@ -52,7 +52,8 @@ export function secureContextOptions(options: TerminateOptions): SecureContextOp
   };
 }
 
-export function createTerminatingServer(options: TerminateOptions, onRequest: RequestHandler): http2.Http2SecureServer {
+/** The server answers nothing until the caller attaches the pipeline's 'request' handler. */
+export function createTerminatingServer(options: TerminateOptions): http2.Http2SecureServer {
   if (options.clientAuth !== 'none' && !options.clientCaPem) {
     throw new Error('client certificates requested but no CA bundle to verify them against');
   }
@@ -71,7 +72,6 @@ export function createTerminatingServer(options: TerminateOptions, onRequest: Re
       // Applies to the HTTP/1.1 connections of allowHTTP1 (llhttp answers 431 past it).
       maxHeaderSize: options.maxHeaderBytes,
     } as http2.SecureServerOptions,
-    onRequest,
   );
   server.on('clientError', answerParseError);
   // With no 'timeout' listener Node destroys the idle HTTP/2 session or HTTP/1.1 socket itself.

@@ -130,3 +130,23 @@ describe('upstream identity', () => {
     assert.equal(res.json().code, 'GW_UPSTREAM_IDENTITY');
   });
 });
+
+describe('duplicate credentials', () => {
+  let ing: TestIngress;
+  before(async () => {
+    ing = await startTestIngress();
+  });
+  after(() => ing.close());
+
+  test('two Authorization headers are refused, not first-wins', async () => {
+    const token = await ing.jwks.sign();
+    const answer = await raw(
+      ing.port,
+      ing.caPem,
+      `GET /api/a HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nAuthorization: Bearer ${token}x\r\nConnection: close\r\n\r\n`,
+    );
+    assert.match(answer, /^HTTP\/1\.1 401/);
+    assert.match(answer, /GW_AUTHN_MULTIPLE_TOKENS/);
+    assert.equal(ing.upstream.hits, 0);
+  });
+});

@@ -1,0 +1,279 @@
+// Address guard: which IP addresses the egress gateway may connect to, and the one DNS resolution per attempt.
+// Smokescreen's model (ANCHORS §1.3, STYLE lesson 9): resolve once, classify every address with a reason, hand the
+// dial stage the address that was classified so a second lookup can never return something else (DNS rebinding).
+import { promises as dns } from 'node:dns';
+import ipaddr from 'ipaddr.js';
+import { GatewayError } from '../../core/errors.js';
+import type { Destination } from '../destination.js';
+import { canonicalIp, inRanges, parseCidr, parseIp, unmapped, type IpRange } from '../ip.js';
+
+export type AddressReason =
+  | 'public'
+  | 'explicitly_allowed'
+  | 'explicitly_denied'
+  | 'unspecified'
+  | 'loopback'
+  | 'private'
+  | 'link_local'
+  | 'metadata'
+  | 'cgnat'
+  | 'unique_local'
+  | 'ipv4_mapped'
+  | 'ipv4_compatible'
+  | 'ipv4_translated'
+  | 'nat64'
+  | '6to4'
+  | 'teredo'
+  | 'multicast'
+  | 'broadcast'
+  | 'documentation'
+  | 'benchmarking'
+  | 'reserved';
+
+export interface AddressClassification {
+  allowed: boolean;
+  reason: AddressReason;
+  /** For IPv6 forms that carry an IPv4 address: that address and its own class (smokescreen 7ae7a27, 8e2eca6). */
+  embedded?: { address: string; reason: AddressReason };
+}
+
+type Range = IpRange;
+const cidr = (text: string): Range => ipaddr.parseCIDR(text);
+
+// Checked before ipaddr.js's own range names, which lump these into `reserved` / `linkLocal`.
+const V4_SPECIFIC: Record<string, Range[]> = {
+  // Cloud instance metadata (AWS, GCP, Azure, OpenStack): the classic SSRF target, named so alerts say so.
+  metadata: [cidr('169.254.169.254/32')],
+  documentation: [cidr('192.0.2.0/24'), cidr('198.51.100.0/24'), cidr('203.0.113.0/24')],
+  benchmarking: [cidr('198.18.0.0/15')],
+};
+const V6_SPECIFIC: Record<string, Range[]> = {
+  // AWS IMDS over IPv6.
+  metadata: [cidr('fd00:ec2::254/128')],
+  documentation: [cidr('2001:db8::/32'), cidr('3fff::/20')],
+  // RFC 8215 local-use NAT64 prefix: translation inside a private network, never a public destination.
+  nat64_local: [cidr('64:ff9b:1::/48')],
+  global: [cidr('2000::/3')],
+};
+
+const V4_RANGE_REASON: Record<string, AddressReason> = {
+  unspecified: 'unspecified',
+  broadcast: 'broadcast',
+  multicast: 'multicast',
+  linkLocal: 'link_local',
+  loopback: 'loopback',
+  carrierGradeNat: 'cgnat',
+  private: 'private',
+};
+
+function classifyV4(ip: ipaddr.IPv4): AddressClassification {
+  const specific = ipaddr.subnetMatch(ip, V4_SPECIFIC, 'none');
+  if (specific !== 'none') return { allowed: false, reason: specific as AddressReason };
+  const range = ip.range();
+  if (range === 'unicast') return { allowed: true, reason: 'public' };
+  // Everything else ipaddr.js names (reserved 240/4, 192.0.0/24, AS112, AMT, …) is not a destination for a workload.
+  return { allowed: false, reason: V4_RANGE_REASON[range] ?? 'reserved' };
+}
+
+function embeddedOf(reason: AddressReason, v4: ipaddr.IPv4, inherit: boolean): AddressClassification {
+  const inner = classifyV4(v4);
+  const embedded = { address: v4.toString(), reason: inner.reason };
+  // Mapped and NAT64 addresses reach the embedded IPv4 host, so they are exactly as allowed as it is; the tunnelling
+  // and deprecated forms (6to4 RFC 7526, Teredo, IPv4-compatible RFC 4291 §2.5.5.1) are refused outright.
+  return { allowed: inherit && inner.allowed, reason: inherit && inner.allowed ? 'public' : reason, embedded };
+}
+
+function classifyV6(ip: ipaddr.IPv6): AddressClassification {
+  const specific = ipaddr.subnetMatch(ip, V6_SPECIFIC, 'none');
+  if (specific === 'metadata' || specific === 'documentation') return { allowed: false, reason: specific };
+  if (specific === 'nat64_local') return { allowed: false, reason: 'nat64' };
+  const p = ip.parts;
+  const low32 = (): ipaddr.IPv4 => new ipaddr.IPv4([p[6]! >> 8, p[6]! & 0xff, p[7]! >> 8, p[7]! & 0xff]);
+  switch (ip.range()) {
+    case 'unspecified':
+      return { allowed: false, reason: 'unspecified' };
+    case 'loopback':
+      return { allowed: false, reason: 'loopback' };
+    case 'linkLocal':
+      return { allowed: false, reason: 'link_local' };
+    case 'uniqueLocal':
+      return { allowed: false, reason: 'unique_local' };
+    case 'multicast':
+      return { allowed: false, reason: 'multicast' };
+    case 'benchmarking':
+      return { allowed: false, reason: 'benchmarking' };
+    case 'ipv4Mapped':
+      return embeddedOf('ipv4_mapped', ip.toIPv4Address(), true);
+    case 'rfc6145':
+      return embeddedOf('ipv4_translated', low32(), false);
+    case 'rfc6052':
+      return embeddedOf('nat64', low32(), true);
+    case '6to4':
+      return embeddedOf('6to4', new ipaddr.IPv4([p[1]! >> 8, p[1]! & 0xff, p[2]! >> 8, p[2]! & 0xff]), false);
+    case 'teredo':
+      // RFC 4380 §4: the client's IPv4 address is stored with every bit inverted in the last 32 bits.
+      return embeddedOf(
+        'teredo',
+        new ipaddr.IPv4([(~p[6]! >> 8) & 0xff, ~p[6]! & 0xff, (~p[7]! >> 8) & 0xff, ~p[7]! & 0xff]),
+        false,
+      );
+    case 'unicast':
+      // ipaddr.js has no name for `::a.b.c.d` (deprecated IPv4-compatible); `::` and `::1` were matched above.
+      if (p.slice(0, 6).every((w) => w === 0)) return embeddedOf('ipv4_compatible', low32(), false);
+      return specific === 'global' ? { allowed: true, reason: 'public' } : { allowed: false, reason: 'reserved' };
+    default:
+      return { allowed: false, reason: 'reserved' };
+  }
+}
+
+export interface AddressGuardOptions {
+  allowRanges?: readonly string[];
+  allowAddresses?: readonly string[];
+  denyRanges?: readonly string[];
+  denyAddresses?: readonly string[];
+}
+
+/** Compiled exceptions: deny entries first, so an allow range never re-opens a denied address (unlike stripe/smokescreen#236). */
+export interface AddressExceptions {
+  deny: Range[];
+  allow: Range[];
+}
+
+function toRange(text: string, single: boolean): Range {
+  const range = single && text.includes('/') ? undefined : parseCidr(text);
+  if (range === undefined) throw new Error(`addressGuard: invalid ${single ? 'address' : 'range'} ${JSON.stringify(text)}`);
+  return range;
+}
+
+export function compileAddressExceptions(options: AddressGuardOptions = {}): AddressExceptions {
+  return {
+    deny: [
+      ...(options.denyRanges ?? []).map((r) => toRange(r, false)),
+      ...(options.denyAddresses ?? []).map((a) => toRange(a, true)),
+    ],
+    allow: [
+      ...(options.allowRanges ?? []).map((r) => toRange(r, false)),
+      ...(options.allowAddresses ?? []).map((a) => toRange(a, true)),
+    ],
+  };
+}
+
+/** Classifies one address. `ip` is canonical text (as from `canonicalHost` or a resolver); throws if it is not an IP. */
+export function classifyAddress(ip: string, exceptions: AddressExceptions = { deny: [], allow: [] }): AddressClassification {
+  const parsed = parseIp(ip);
+  if (parsed === undefined) throw new Error(`not an IP address: ${JSON.stringify(ip)}`);
+  // An IPv4-mapped address is its IPv4 host for the exception lists, so `allowAddresses: [127.0.0.1]` covers both.
+  const host = unmapped(parsed);
+  if (inRanges(host, exceptions.deny) || inRanges(parsed, exceptions.deny)) return { allowed: false, reason: 'explicitly_denied' };
+  if (inRanges(host, exceptions.allow) || inRanges(parsed, exceptions.allow)) return { allowed: true, reason: 'explicitly_allowed' };
+  return parsed.kind() === 'ipv4' ? classifyV4(parsed as ipaddr.IPv4) : classifyV6(parsed as ipaddr.IPv6);
+}
+
+export interface ResolvedAddress {
+  address: string;
+  family: 4 | 6;
+  classification: AddressClassification;
+}
+
+/** The guard's verdict as a value: the address to dial, or the refusal with the address that caused it (for the audit). */
+export type ResolveDecision =
+  | {
+      allowed: true;
+      /** The address to dial: the first one the resolver returned, after every returned address passed the guard. */
+      address: string;
+      family: 4 | 6;
+      /** Every address the resolver (or static map, or literal) produced, with its class. */
+      all: ResolvedAddress[];
+      source: 'literal' | 'static' | 'dns';
+    }
+  | { allowed: false; error: GatewayError; address?: string; all: ResolvedAddress[] };
+
+export type LookupFn = (hostname: string) => Promise<readonly { address: string; family: number }[]>;
+
+export interface AddressGuardDeps {
+  /** Default: `dns.promises.lookup(host, { all: true, verbatim: true })`. */
+  lookup?: LookupFn;
+}
+
+export interface AddressGuard {
+  classify(ip: string): AddressClassification;
+  /** Resolves once and checks every address; refuses when any address is blocked or none exists. Never throws. */
+  resolve(dest: Destination): Promise<ResolveDecision>;
+}
+
+export interface CreateAddressGuardOptions extends AddressGuardOptions {
+  /** Host → addresses used instead of DNS. Host names are canonical (see `canonicalHost`). */
+  staticHosts?: ReadonlyMap<string, readonly string[]>;
+  dnsTimeoutMs?: number;
+}
+
+const defaultLookup: LookupFn = (hostname) => dns.lookup(hostname, { all: true, verbatim: true });
+
+export function createAddressGuard(options: CreateAddressGuardOptions, deps: AddressGuardDeps = {}): AddressGuard {
+  const exceptions = compileAddressExceptions(options);
+  const staticHosts = new Map(options.staticHosts ?? []);
+  for (const [host, addresses] of staticHosts) {
+    for (const a of addresses) if (canonicalIp(a) === undefined) throw new Error(`staticHosts[${host}]: invalid address ${a}`);
+  }
+  const lookup = deps.lookup ?? defaultLookup;
+  const dnsTimeoutMs = options.dnsTimeoutMs ?? 5_000;
+  const classify = (ip: string): AddressClassification => classifyAddress(ip, exceptions);
+
+  async function lookupWithTimeout(host: string): Promise<readonly { address: string; family: number }[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new GatewayError('GW_UPSTREAM_TIMEOUT', 'dns lookup timed out')), dnsTimeoutMs);
+    });
+    try {
+      return await Promise.race([lookup(host), timeout]);
+    } catch (err) {
+      if (err instanceof GatewayError) throw err;
+      // Fail closed: a name that does not resolve is not reachable (Smokescreen: DNS failure → deny).
+      throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'dns lookup failed');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    classify,
+    async resolve(dest) {
+      let source: 'literal' | 'static' | 'dns';
+      let addresses: readonly string[];
+      if (dest.isIp) {
+        source = 'literal';
+        addresses = [dest.host];
+      } else if (staticHosts.has(dest.host)) {
+        source = 'static';
+        addresses = staticHosts.get(dest.host) ?? [];
+      } else {
+        source = 'dns';
+        try {
+          addresses = (await lookupWithTimeout(dest.host)).map((a) => a.address);
+        } catch (err) {
+          return { allowed: false, error: err as GatewayError, all: [] };
+        }
+      }
+      const all: ResolvedAddress[] = [];
+      for (const address of addresses) {
+        const canonical = canonicalIp(address);
+        if (canonical === undefined) {
+          return { allowed: false, error: new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'resolver returned an invalid address'), all };
+        }
+        all.push({ address: canonical, family: canonical.includes(':') ? 6 : 4, classification: classify(canonical) });
+      }
+      const first = all[0];
+      if (first === undefined) {
+        return { allowed: false, error: new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no address for destination'), all };
+      }
+      // Safe choice: one blocked answer refuses the whole name. A name that mixes public and internal answers is a
+      // rebinding setup or a misconfiguration; picking the "good" one would let the attacker retry until it is not.
+      const blocked = all.find((a) => !a.classification.allowed);
+      if (blocked !== undefined) {
+        const error = new GatewayError('GW_EGRESS_ADDRESS_BLOCKED', blocked.classification.reason);
+        return { allowed: false, error, address: blocked.address, all };
+      }
+      return { allowed: true, address: first.address, family: first.family, all, source };
+    },
+  };
+}

@@ -1,0 +1,123 @@
+// Egress allowlist: which identity may reach which host and port. Pure: rules are compiled once into frozen
+// lookups (STYLE lesson 3) and a decision is a value (lesson 6).
+//
+// Order: global deny → rules that list the destination → `report` rules of the caller → default deny.
+// Global deny wins over everything, including a rule that names the host: unlike Smokescreen, where a role's own
+// `allowed_domains` beat `global_deny_list`, a deny here is a guarantee an allow elsewhere cannot undo.
+import type { EgressAllowRule, EgressDenyRule } from '../../config/egress-schema.js';
+import { canonicalHost, type Destination } from '../destination.js';
+import { inRanges, parseCidr, parseIp, type IpRange } from '../ip.js';
+import type { Identity } from './identify.js';
+
+export const DEFAULT_PORTS: readonly number[] = [80, 443];
+
+export type AllowlistReason = 'allowed_by_rule' | 'report_would_deny' | 'denied_by_rule' | 'no_rule_matched';
+
+export interface AllowlistDecision {
+  allowed: boolean;
+  reason: AllowlistReason;
+  /** Name of the deciding rule; absent for the default deny. */
+  rule?: string;
+  /** True when a `report` rule let through a destination no rule lists (Smokescreen's `enforce_would_deny`). */
+  wouldDeny: boolean;
+}
+
+export interface AllowlistOptions {
+  allow: readonly EgressAllowRule[];
+  deny?: readonly EgressDenyRule[];
+}
+
+export type Allowlist = (identity: Identity, dest: Destination) => AllowlistDecision;
+
+interface HostMatcher {
+  exact: ReadonlySet<string>;
+  /** `.example.com` for `*.example.com`: a strict suffix, so the apex never matches (Smokescreen glob semantics). */
+  suffixes: readonly string[];
+  cidrs: readonly IpRange[];
+}
+
+interface CompiledRule {
+  name: string;
+  matchesIdentity: (identity: Identity) => boolean;
+  dest: HostMatcher;
+  /** Undefined: every port (deny rules only). */
+  ports: ReadonlySet<number> | undefined;
+  report: boolean;
+}
+
+function compileHosts(where: string, hosts: readonly string[] = [], cidrs: readonly string[] = []): HostMatcher {
+  const exact = new Set<string>();
+  const suffixes: string[] = [];
+  for (const pattern of hosts) {
+    const wildcard = pattern.startsWith('*.');
+    const canonical = canonicalHost(wildcard ? pattern.slice(2) : pattern);
+    if (canonical === undefined) throw new Error(`${where}: invalid host ${JSON.stringify(pattern)}`);
+    // Host patterns match names; an IP literal here would silently never match an address spelled differently.
+    if (canonical.isIp) throw new Error(`${where}: ${JSON.stringify(pattern)} is an address, list it under cidrs`);
+    if (wildcard) suffixes.push(`.${canonical.host}`);
+    else exact.add(canonical.host);
+  }
+  const ranges = cidrs.map((c) => {
+    const range = parseCidr(c);
+    if (range === undefined) throw new Error(`${where}: invalid cidr ${JSON.stringify(c)}`);
+    return range;
+  });
+  return { exact, suffixes, cidrs: ranges };
+}
+
+function matchesDestination(m: HostMatcher, dest: Destination): boolean {
+  if (dest.isIp) {
+    const ip = parseIp(dest.host);
+    return ip !== undefined && inRanges(ip, m.cidrs);
+  }
+  return m.exact.has(dest.host) || m.suffixes.some((s) => dest.host.endsWith(s));
+}
+
+/** Identity patterns are compared literally (CVE-2026-39350: IDs turned into unescaped regexes over-matched). */
+function compileIdentities(where: string, patterns: readonly string[]): (identity: Identity) => boolean {
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const p of patterns) {
+    if (p.startsWith('spiffe://') && p.endsWith('/*')) prefixes.push(p.slice(0, -1));
+    else if (p.includes('*')) throw new Error(`${where}: wildcard only as a final /* segment: ${JSON.stringify(p)}`);
+    else exact.add(p);
+  }
+  return (identity) =>
+    exact.has(identity.principal) || (identity.kind === 'spiffe' && prefixes.some((prefix) => identity.principal.startsWith(prefix)));
+}
+
+export function createAllowlist(options: AllowlistOptions): Allowlist {
+  const names = new Set<string>();
+  const unique = (name: string): string => {
+    if (names.has(name)) throw new Error(`egress rule name ${JSON.stringify(name)} is used twice`);
+    names.add(name);
+    return name;
+  };
+  const compile = (kind: string, r: EgressAllowRule | EgressDenyRule, identities?: readonly string[]): CompiledRule => {
+    const where = `egress.${kind}[${r.name}]`;
+    if (!r.hosts?.length && !r.cidrs?.length) throw new Error(`${where}: needs hosts or cidrs`);
+    return {
+      name: unique(r.name),
+      matchesIdentity: identities ? compileIdentities(where, identities) : () => true,
+      dest: compileHosts(where, r.hosts, r.cidrs),
+      ports: r.ports ? new Set(r.ports) : identities ? new Set(DEFAULT_PORTS) : undefined,
+      report: 'mode' in r && r.mode === 'report',
+    };
+  };
+  const deny = Object.freeze((options.deny ?? []).map((r) => compile('deny', r)));
+  const allow = Object.freeze(options.allow.map((r) => compile('allow', r, r.identities)));
+
+  const destinationMatches = (rule: CompiledRule, dest: Destination): boolean =>
+    (rule.ports === undefined || rule.ports.has(dest.port)) && matchesDestination(rule.dest, dest);
+
+  return (identity, dest) => {
+    const denied = deny.find((rule) => destinationMatches(rule, dest));
+    if (denied) return { allowed: false, reason: 'denied_by_rule', rule: denied.name, wouldDeny: false };
+    const granted = allow.filter((rule) => rule.matchesIdentity(identity));
+    const listed = granted.find((rule) => destinationMatches(rule, dest));
+    if (listed) return { allowed: true, reason: 'allowed_by_rule', rule: listed.name, wouldDeny: false };
+    const report = granted.find((rule) => rule.report);
+    if (report) return { allowed: true, reason: 'report_would_deny', rule: report.name, wouldDeny: true };
+    return { allowed: false, reason: 'no_rule_matched', wouldDeny: false };
+  };
+}

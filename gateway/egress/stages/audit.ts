@@ -1,0 +1,92 @@
+// The egress audit trail: exactly one record per attempt (Smokescreen's CANONICAL-PROXY-DECISION line), to the
+// process log and to a JSON-lines file. Denials are written when they are decided; accepted tunnels and forwarded
+// requests when they end, so the record carries byte counts and duration.
+// Host names and SNI values are written as JSON strings by pino, so a hostile name cannot forge a log line
+// (CVE-2024-45808: SNI log injection).
+import { once } from 'node:events';
+import { pino } from 'pino';
+import { createLogger, LOG_EVENTS, type Logger } from '../../core/log.js';
+
+export type ProxyType = 'connect' | 'http' | 'originate';
+
+export interface EgressRecord {
+  id: string;
+  identity: string;
+  identityKind: 'spiffe' | 'source' | 'anonymous';
+  proxyType: ProxyType;
+  inboundRemoteAddr: string | undefined;
+  /** As the client asked for it, canonicalized; undefined when the request was too malformed to say. */
+  host: string | undefined;
+  port: number | undefined;
+  /** The address dialled (or the blocked one that caused the refusal). */
+  address?: string;
+  allow: boolean;
+  /** `allowed_by_rule`, `no_rule_matched`, an address class (`loopback`, …), `sni_mismatch`, … */
+  reason: string;
+  /** The error code the client saw, for refusals. */
+  code?: string;
+  rule?: string;
+  wouldDeny?: boolean;
+  sni?: string;
+  /** How a tunnel ended (`closed`, `idle_timeout`, `shutdown`, …). */
+  end?: string;
+  /** Upstream response status of a forwarded HTTP request. */
+  status?: number;
+  bytesUp?: number;
+  bytesDown?: number;
+  durationMs: number;
+  /** Set on records that need a human: byte budget exceeded, SNI mismatch. */
+  alert?: boolean;
+}
+
+export interface AuditOptions {
+  /** JSON-lines file; created with its folder if missing. */
+  file?: string;
+}
+
+export interface AuditDeps {
+  logger: Logger;
+}
+
+export interface Audit {
+  record(r: EgressRecord): void;
+  /** Writes everything buffered to the file synchronously and closes it; call once, on shutdown. */
+  close(): Promise<void>;
+}
+
+export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
+  // Async writes keep the request path off the disk; close() flushes them so an accepted connection is never
+  // missing from the file after a graceful shutdown.
+  const destination = options.file ? pino.destination({ dest: options.file, sync: false, mkdir: true }) : undefined;
+  const fileLog = destination ? createLogger('info', destination) : undefined;
+  let closed = false;
+  let ready = false;
+  let failed = false;
+  destination?.once('ready', () => {
+    ready = true;
+  });
+  // The process log still has every record; a broken file sink must not take the gateway down.
+  destination?.on('error', (err) => {
+    failed = true;
+    deps.logger.error({ event: LOG_EVENTS.EGRESS_DECISION, err, file: options.file }, 'egress audit file failed');
+  });
+
+  return {
+    record(r) {
+      const line = { event: LOG_EVENTS.EGRESS_DECISION, ...r };
+      const level = r.alert ? 'warn' : 'info';
+      deps.logger[level](line, 'egress decision');
+      if (!closed && !failed) fileLog?.[level](line, 'egress decision');
+    },
+    async close() {
+      if (closed || failed || !destination) return;
+      closed = true;
+      // flushSync throws while the file is still being opened.
+      if (!ready) await once(destination, 'ready');
+      destination.flushSync();
+      const finished = once(destination, 'close');
+      destination.end();
+      await finished;
+    },
+  };
+}

@@ -1,0 +1,56 @@
+// Who is asking to leave the mesh. The verified mTLS client certificate (X.509-SVID) decides first; only a caller
+// without one can be named by its source address, and only when the config maps that address to a name.
+// A client certificate that did not verify never falls back to the source address: presenting a bad certificate
+// must not be better than presenting none.
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { spiffeIdFromCertificate } from '../../../certs/spiffe-id.js';
+import { inRanges, parseCidr, parseIp, unmapped } from '../ip.js';
+
+export type Identity =
+  | { kind: 'spiffe'; principal: string }
+  | { kind: 'source'; principal: string }
+  | { kind: 'anonymous'; principal: 'anonymous' };
+
+export const ANONYMOUS: Identity = Object.freeze({ kind: 'anonymous', principal: 'anonymous' });
+
+export interface IdentifyOptions {
+  sourceIdentities?: readonly { name: string; cidrs: readonly string[] }[];
+}
+
+export interface IdentifyDeps {
+  /** Seam for the SVID → SPIFFE ID extraction; default the strict one from certs/spiffe-id.ts. */
+  spiffeIdFromCertificate?: typeof spiffeIdFromCertificate;
+}
+
+export type Identify = (socket: Socket) => Identity;
+
+export function createIdentify(options: IdentifyOptions, deps: IdentifyDeps = {}): Identify {
+  const extract = deps.spiffeIdFromCertificate ?? spiffeIdFromCertificate;
+  const sources = (options.sourceIdentities ?? []).map(({ name, cidrs }) => {
+    if (name === ANONYMOUS.principal) throw new Error('sourceIdentities: "anonymous" is reserved');
+    return {
+      name,
+      ranges: cidrs.map((c) => {
+        const range = parseCidr(c);
+        if (range === undefined) throw new Error(`sourceIdentities[${name}]: invalid cidr ${JSON.stringify(c)}`);
+        return range;
+      }),
+    };
+  });
+
+  return (socket) => {
+    if (socket instanceof TLSSocket) {
+      const cert = socket.authorized ? socket.getPeerX509Certificate() : undefined;
+      const id = cert ? extract(cert) : undefined;
+      if (id !== undefined) return { kind: 'spiffe', principal: id };
+      if (socket.getPeerCertificate()?.raw !== undefined) return ANONYMOUS;
+    }
+    const remote = socket.remoteAddress === undefined ? undefined : parseIp(socket.remoteAddress);
+    if (remote === undefined) return ANONYMOUS;
+    // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`.
+    const ip = unmapped(remote);
+    const match = sources.find((s) => inRanges(ip, s.ranges));
+    return match ? { kind: 'source', principal: match.name } : ANONYMOUS;
+  };
+}

@@ -1,0 +1,333 @@
+// Config time: checks what the schema cannot (CIDRs, templates, condition keys, names), collects every
+// problem with its path, and turns policies into frozen predicates indexed by route, with the decisions
+// they produce built in advance so that evaluation mostly returns a shared object.
+import type { Condition, Operation, Policy, Rule, Source } from './schema.js';
+import type { AuthzDecision, DecisionReason, DryRunMatch, PolicyAction, PolicyMatch } from './types.js';
+import {
+  compileHostMatcher,
+  compileIpMatcher,
+  compileMethodMatcher,
+  compilePathMatcher,
+  compilePortMatcher,
+  compilePrincipalMatcher,
+  compileStringMatcher,
+  type Matcher,
+  type Problems,
+} from './match.js';
+import type { RequestView } from './request-view.js';
+
+export type Predicate = (view: RequestView) => boolean;
+
+export interface CompiledRule<R> {
+  readonly matches: Predicate;
+  /** What a match of this rule contributes to the decision. */
+  readonly result: R;
+}
+
+export interface CompiledPolicy<R> {
+  readonly name: string;
+  readonly rules: readonly CompiledRule<R>[];
+}
+
+export interface DryRunResult {
+  readonly entry: DryRunMatch;
+  /** The decision this rule would make if enforced, for the shadow decision. */
+  readonly decision: AuthzDecision;
+}
+
+/** The policies that apply to one route, by role, each list in config order. */
+export interface RoutePolicies {
+  readonly deny: readonly CompiledPolicy<AuthzDecision>[];
+  readonly allow: readonly CompiledPolicy<AuthzDecision>[];
+  readonly audit: readonly CompiledPolicy<PolicyMatch>[];
+  readonly dryRun: readonly CompiledPolicy<DryRunResult>[];
+  /** Whether an ALLOW policy applies once dry-run ones are enforced (no_allow_policy_matched vs no_policy_applies). */
+  readonly shadowHasAllow: boolean;
+}
+
+export interface CompiledPolicySet {
+  readonly byRoute: ReadonlyMap<string, RoutePolicies>;
+  /** Routes no policy names: only the policies without `routes`. */
+  readonly otherRoutes: RoutePolicies;
+}
+
+export interface CompileOptions {
+  /** Route names from the config: a policy naming any other route is an error (a typo would drop a DENY). */
+  routes?: readonly string[];
+}
+
+/** Thrown by `compilePolicies`; `problems` lists every problem, each prefixed by its path. */
+export class PolicyCompileError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`invalid policies:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'PolicyCompileError';
+    this.problems = problems;
+  }
+}
+
+const EMPTY: readonly never[] = Object.freeze([]);
+
+/** The decision for a request no rule decided, built once per reason. */
+export const UNDECIDED: Readonly<Record<'no_allow_policy_matched' | 'no_policy_applies', AuthzDecision>> = Object.freeze({
+  no_allow_policy_matched: decision(false, 'no_allow_policy_matched'),
+  no_policy_applies: decision(false, 'no_policy_applies'),
+});
+
+function decision(allowed: boolean, reason: DecisionReason, policy?: string, rule?: string): AuthzDecision {
+  return Object.freeze({
+    allowed,
+    reason,
+    ...(policy !== undefined ? { policy, rule } : {}),
+    dryRun: EMPTY,
+    audit: EMPTY,
+    shadowAllowed: allowed,
+    shadowReason: reason,
+    ...(policy !== undefined ? { shadowPolicy: policy, shadowRule: rule } : {}),
+  });
+}
+
+export function compilePolicies(policies: readonly Policy[], options: CompileOptions = {}): CompiledPolicySet {
+  const problems: Problems = [];
+  const knownRoutes = options.routes === undefined ? undefined : new Set(options.routes);
+  const seen = new Set<string>();
+  const compiled = policies.map((policy, i) => {
+    const at = `policies[${i}]`;
+    if (seen.has(policy.name)) problems.push(`${at}.name: duplicate policy name '${policy.name}'`);
+    seen.add(policy.name);
+    const dryRun = policy.mode === 'dry-run';
+    if (dryRun && policy.action === 'AUDIT') {
+      problems.push(`${at}.mode: dry-run applies to ALLOW and DENY; AUDIT never changes a decision`);
+    }
+    if (policy.routes !== undefined) {
+      if (policy.routes.length === 0) problems.push(`${at}.routes: empty list; omit 'routes' to apply to every route`);
+      policy.routes.forEach((route, j) => {
+        if (knownRoutes !== undefined && !knownRoutes.has(route)) problems.push(`${at}.routes[${j}]: no route named '${route}'`);
+      });
+    }
+    const ruleNames = new Set<string>();
+    const rules = (policy.rules ?? []).map((rule, j) => {
+      const name = rule.name ?? `rules[${j}]`;
+      if (ruleNames.has(name)) problems.push(`${at}.rules[${j}].name: duplicate rule name '${name}'`);
+      ruleNames.add(name);
+      return { name, matches: compileRule(rule, `${at}.rules[${j}]`, problems) };
+    });
+    return { policy, dryRun, rules };
+  });
+  if (problems.length > 0) throw new PolicyCompileError(problems);
+
+  const bucket = (applies: (p: Policy) => boolean): RoutePolicies => {
+    const deny: CompiledPolicy<AuthzDecision>[] = [];
+    const allow: CompiledPolicy<AuthzDecision>[] = [];
+    const audit: CompiledPolicy<PolicyMatch>[] = [];
+    const dryRun: CompiledPolicy<DryRunResult>[] = [];
+    let dryRunAllow = false;
+    for (const c of compiled) {
+      if (!applies(c.policy)) continue;
+      const { name, action } = c.policy;
+      dryRunAllow ||= c.dryRun && action === 'ALLOW';
+      if (c.dryRun) dryRun.push(withResults(name, c.rules, (rule) => dryRunResult(name, action, rule)));
+      else if (action === 'AUDIT') audit.push(withResults(name, c.rules, (rule) => match(name, action, rule)));
+      else {
+        const allowed = action === 'ALLOW';
+        const reason = allowed ? 'allowed_by_policy' : 'denied_by_policy';
+        (allowed ? allow : deny).push(withResults(name, c.rules, (rule) => decision(allowed, reason, name, rule)));
+      }
+    }
+    return Object.freeze({
+      deny: Object.freeze(deny),
+      allow: Object.freeze(allow),
+      audit: Object.freeze(audit),
+      dryRun: Object.freeze(dryRun),
+      shadowHasAllow: allow.length > 0 || dryRunAllow,
+    });
+  };
+
+  const routeNames = new Set(compiled.flatMap((c) => c.policy.routes ?? []));
+  const byRoute = new Map<string, RoutePolicies>();
+  for (const route of routeNames) byRoute.set(route, bucket((p) => p.routes === undefined || p.routes.includes(route)));
+  return Object.freeze({ byRoute, otherRoutes: bucket((p) => p.routes === undefined) });
+}
+
+function withResults<R>(
+  name: string,
+  rules: readonly { name: string; matches: Predicate }[],
+  result: (rule: string) => R,
+): CompiledPolicy<R> {
+  return Object.freeze({
+    name,
+    rules: Object.freeze(rules.map((r) => Object.freeze({ matches: r.matches, result: result(r.name) }))),
+  });
+}
+
+function match(policy: string, action: PolicyAction, rule: string): PolicyMatch {
+  return Object.freeze({ policy, action, rule });
+}
+
+function dryRunResult(policy: string, action: PolicyAction, rule: string): DryRunResult {
+  const wouldAllow = action === 'ALLOW';
+  return Object.freeze({
+    entry: Object.freeze({ policy, action, rule, wouldAllow }),
+    decision: decision(wouldAllow, wouldAllow ? 'allowed_by_policy' : 'denied_by_policy', policy, rule),
+  });
+}
+
+// --- rules -------------------------------------------------------------------------------------------
+
+/** Istio: `from` (any source) AND `to` (any operation) AND every `when`; an empty rule matches everything. */
+function compileRule(rule: Rule, at: string, problems: Problems): Predicate {
+  const parts: Predicate[] = [];
+  if (rule.from !== undefined) {
+    if (rule.from.length === 0) problems.push(`${at}.from: empty list; omit 'from' to match any source`);
+    else parts.push(any(rule.from.map((f, i) => compileFields(f.source, SOURCE_FIELDS, `${at}.from[${i}].source`, problems))));
+  }
+  if (rule.to !== undefined) {
+    if (rule.to.length === 0) problems.push(`${at}.to: empty list; omit 'to' to match any operation`);
+    else parts.push(any(rule.to.map((t, i) => compileFields(t.operation, OPERATION_FIELDS, `${at}.to[${i}].operation`, problems))));
+  }
+  if (rule.when !== undefined) {
+    if (rule.when.length === 0) problems.push(`${at}.when: empty list; omit 'when' for no condition`);
+    rule.when.forEach((c, i) => parts.push(...compileCondition(c, `${at}.when[${i}]`, problems)));
+  }
+  return all(parts);
+}
+
+function all(parts: readonly Predicate[]): Predicate {
+  if (parts.length === 0) return () => true;
+  if (parts.length === 1) return parts[0]!;
+  return (view) => {
+    for (const p of parts) if (!p(view)) return false;
+    return true;
+  };
+}
+
+function any(parts: readonly Predicate[]): Predicate {
+  if (parts.length === 1) return parts[0]!;
+  return (view) => {
+    for (const p of parts) if (p(view)) return true;
+    return false;
+  };
+}
+
+type Attribute<T> = (view: RequestView) => T | readonly T[] | undefined;
+
+/**
+ * A field matches when the attribute is present and one of its values matches; the `not` form matches when
+ * none does. So an absent attribute fails `principals` and passes `notPrincipals` (Istio: a DENY with
+ * `notPrincipals: ["*"]` rejects plaintext peers; an ALLOW on `principals` never admits them).
+ */
+function field<T>(get: Attribute<T>, matcher: Matcher<T>, negated: boolean): Predicate {
+  return (view) => {
+    const value = get(view);
+    const hit = value !== undefined && (isList(value) ? value.some(matcher) : matcher(value));
+    return negated ? !hit : hit;
+  };
+}
+
+function isList<T>(value: T | readonly T[]): value is readonly T[] {
+  return Array.isArray(value);
+}
+
+type FieldCompiler = (values: readonly (string | number)[], at: string, problems: Problems, negated: boolean) => Predicate;
+const asStrings = (values: readonly (string | number)[]) => values as readonly string[];
+
+const SOURCE_FIELDS: Readonly<Record<string, FieldCompiler>> = {
+  principals: (v, at, p, neg) => field((r) => r.peerPrincipal, compilePrincipalMatcher(asStrings(v), at, p), neg),
+  requestPrincipals: (v, at, p, neg) => field((r) => r.req.auth?.principal, compileStringMatcher(asStrings(v), at, p), neg),
+  trustDomains: (v, at, p, neg) =>
+    field((r) => r.trustDomain, compileStringMatcher(asStrings(v), at, p, { caseInsensitive: true }), neg),
+  ipBlocks: (v, at, p, neg) => field((r) => r.sourceAddr, compileIpMatcher(asStrings(v), at, p), neg),
+  remoteIpBlocks: (v, at, p, neg) => field((r) => r.remoteAddr, compileIpMatcher(asStrings(v), at, p), neg),
+};
+
+const OPERATION_FIELDS: Readonly<Record<string, FieldCompiler>> = {
+  hosts: (v, at, p, neg) => field((r) => r.req.host, compileHostMatcher(asStrings(v), at, p), neg),
+  methods: (v, at, p, neg) => field((r) => r.req.method, compileMethodMatcher(asStrings(v), at, p), neg),
+  paths: (v, at, p, neg) => field((r) => r.req.path, compilePathMatcher(asStrings(v), at, p), neg),
+  ports: (v, at, p, neg) => field((r) => r.req.port, compilePortMatcher(v, at, p), neg),
+};
+
+/** Fields of one source or operation, ANDed. Unknown fields fail the config (CVE-2022-21679). */
+function compileFields(
+  object: Source | Operation,
+  fields: Readonly<Record<string, FieldCompiler>>,
+  at: string,
+  problems: Problems,
+): Predicate {
+  const parts: Predicate[] = [];
+  for (const [key, values] of Object.entries(object) as [string, readonly (string | number)[] | undefined][]) {
+    if (values === undefined) continue;
+    const negated = /^not[A-Z]/.test(key);
+    const base = negated ? key[3]!.toLowerCase() + key.slice(4) : key;
+    const compile = Object.hasOwn(fields, base) ? fields[base] : undefined;
+    if (compile === undefined) problems.push(`${at}.${key}: unknown field`);
+    else if (!Array.isArray(values) || values.length === 0) problems.push(`${at}.${key}: must be a non-empty list; omit it to match anything`);
+    else parts.push(compile(values, `${at}.${key}`, problems, negated));
+  }
+  return all(parts);
+}
+
+// --- when conditions ---------------------------------------------------------------------------------
+
+type ConditionCompiler = (values: readonly string[], at: string, problems: Problems, negated: boolean) => Predicate;
+
+const stringCondition = (get: Attribute<string>): ConditionCompiler => (v, at, p, neg) =>
+  field(get, compileStringMatcher(v, at, p), neg);
+
+const CONDITION_KEYS: Readonly<Record<string, ConditionCompiler>> = {
+  'request.auth.principal': stringCondition((r) => r.req.auth?.principal),
+  'request.auth.audiences': stringCondition((r) => r.req.auth?.audiences),
+  'request.auth.presenter': stringCondition((r) => r.claim(['azp'])),
+  'source.ip': (v, at, p, neg) => field((r) => r.sourceAddr, compileIpMatcher(v, at, p), neg),
+  'remote.ip': (v, at, p, neg) => field((r) => r.remoteAddr, compileIpMatcher(v, at, p), neg),
+  'source.principal': (v, at, p, neg) => field((r) => r.peerPrincipal, compilePrincipalMatcher(v, at, p), neg),
+  'destination.port': (v, at, p, neg) => field((r) => r.req.port, compilePortMatcher(v, at, p), neg),
+  // SNI is a host name: compared case-insensitively like hosts, so `ADMIN.example.com` is no way around a DENY.
+  'connection.sni': (v, at, p, neg) =>
+    field((r) => r.req.sni, compileStringMatcher(v, at, p, { caseInsensitive: true }), neg),
+};
+
+const HEADER_KEY = /^request\.headers\[([^[\]]+)\]$/;
+const CLAIM_KEY = /^request\.auth\.claims((?:\[[^[\]]+\])+)$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+function conditionCompiler(key: string): ConditionCompiler | string {
+  if (Object.hasOwn(CONDITION_KEYS, key)) return CONDITION_KEYS[key]!;
+  const header = HEADER_KEY.exec(key);
+  if (header) {
+    const name = header[1]!.toLowerCase();
+    if (!HEADER_NAME.test(name)) return `'${header[1]}' is not a valid header name`;
+    // Each value of a repeated header is matched on its own, never a joined string (CVE-2026-26308).
+    return stringCondition((r) => r.req.header(name));
+  }
+  const claim = CLAIM_KEY.exec(key);
+  if (claim) {
+    const path = Object.freeze(claim[1]!.slice(1, -1).split(']['));
+    return stringCondition((r) => r.claim(path));
+  }
+  return `unknown key '${key}' (supported: ${[...Object.keys(CONDITION_KEYS), 'request.headers[<name>]', 'request.auth.claims[<name>]...'].join(', ')})`;
+}
+
+/** `values` and `notValues` are ANDed when both are given; at least one is required. */
+function compileCondition(condition: Condition, at: string, problems: Problems): Predicate[] {
+  const compile = conditionCompiler(condition.key);
+  if (typeof compile === 'string') {
+    problems.push(`${at}.key: ${compile}`);
+    return [];
+  }
+  const parts: Predicate[] = [];
+  for (const [list, negated] of [
+    ['values', false],
+    ['notValues', true],
+  ] as const) {
+    const values = condition[list];
+    if (values === undefined) continue;
+    if (values.length === 0) problems.push(`${at}.${list}: empty list; omit it instead`);
+    else parts.push(compile(values, `${at}.${list}`, problems, negated));
+  }
+  if (condition.values === undefined && condition.notValues === undefined) {
+    problems.push(`${at}: a condition needs 'values' or 'notValues'`);
+  }
+  return parts;
+}

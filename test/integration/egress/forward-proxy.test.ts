@@ -1,0 +1,241 @@
+// The egress gateway with real clients (curl, undici's ProxyAgent, raw sockets) against upstreams on 127.0.0.1.
+// The upstreams are reachable only because `allowAddresses: [127.0.0.1]` opens the loopback address explicitly.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProxyAgent, request } from 'undici';
+import { testPki } from '../../helpers/pki.js';
+import {
+  connectRequest,
+  curl,
+  rawRequest,
+  startHttpUpstream,
+  startProxy,
+  startTlsUpstream,
+  tempDir,
+  type Proxy,
+  type TempDir,
+  type TlsUpstream,
+  type Upstream,
+} from './harness.js';
+
+describe('egress forward proxy', () => {
+  let dir: TempDir;
+  let http: Upstream;
+  let https: TlsUpstream;
+  let proxy: Proxy;
+  let caFile: string;
+
+  before(async () => {
+    dir = tempDir();
+    caFile = dir.file('ca.pem', testPki().ca.certPem);
+    http = await startHttpUpstream('allowed');
+    https = await startTlsUpstream();
+    proxy = await startProxy(dir, {
+      sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1/32'] }],
+      allow: [
+        { name: 'local-allowed', identities: ['local'], hosts: ['allowed.test'], ports: [http.port] },
+        { name: 'local-secure', identities: ['local'], hosts: ['secure.test'], ports: [https.port] },
+      ],
+      staticHosts: [
+        { host: 'allowed.test', addresses: ['127.0.0.1'] },
+        { host: 'secure.test', addresses: ['127.0.0.1'] },
+        { host: 'elsewhere.test', addresses: ['127.0.0.1'] },
+      ],
+      addressGuard: { allowAddresses: ['127.0.0.1'] },
+    });
+  });
+
+  after(async () => {
+    await proxy.close();
+    await http.close();
+    await https.close();
+    dir.remove();
+  });
+
+  test('curl -x: absolute-form HTTP to an allowed host reaches it', async () => {
+    const r = await curl(['-x', `http://127.0.0.1:${proxy.port}`, `http://allowed.test:${http.port}/x`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'hello from allowed');
+    assert.equal(http.lastHeaders?.host, `allowed.test:${http.port}`);
+  });
+
+  test('curl -x: CONNECT tunnel with TLS end to end (SNI = CONNECT host)', async () => {
+    const r = await curl(['-x', `http://127.0.0.1:${proxy.port}`, '--cacert', caFile, `https://secure.test:${https.port}/`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^tls hello/);
+  });
+
+  test('undici ProxyAgent: https through the tunnel', async () => {
+    const dispatcher = new ProxyAgent({ uri: `http://127.0.0.1:${proxy.port}`, requestTls: { ca: testPki().ca.certPem } });
+    try {
+      const res = await request(`https://secure.test:${https.port}/undici`, { dispatcher });
+      assert.equal(res.statusCode, 200);
+      assert.match(await res.body.text(), /^tls hello/);
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  test('a host no rule lists: 403 with the reason code, nothing dialled', async () => {
+    const before = http.connections;
+    const r = await curl(['-x', `http://127.0.0.1:${proxy.port}`, '-i', `http://elsewhere.test:${http.port}/`]);
+    assert.match(r.stdout, /^HTTP\/1\.1 403/);
+    assert.match(r.stdout, /x-portcullis-code: GW_EGRESS_DENIED/i);
+    assert.match(r.stdout, /"reason":"no_rule_matched"/);
+    const raw = await rawRequest(proxy.port, connectRequest(`elsewhere.test:${https.port}`));
+    assert.equal(raw.status, 403);
+    assert.equal(raw.headers['x-portcullis-code'], 'GW_EGRESS_DENIED');
+    assert.equal(http.connections, before);
+  });
+
+  test('an allowed host on a port the rule does not list is denied', async () => {
+    const raw = await rawRequest(proxy.port, connectRequest('allowed.test:22'));
+    assert.equal(raw.status, 403);
+    assert.equal(raw.headers['x-portcullis-code'], 'GW_EGRESS_DENIED');
+  });
+
+  test('origin-form requests are refused: this is not a web server', async () => {
+    const r = await rawRequest(proxy.port, 'GET /x HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n');
+    assert.equal(r.status, 400);
+    assert.equal(r.headers['x-portcullis-code'], 'GW_REQUEST_MALFORMED');
+  });
+
+  test('a Host header naming another authority than the target is refused (400)', async () => {
+    const before = http.hits;
+    const r = await rawRequest(
+      proxy.port,
+      `GET http://allowed.test:${http.port}/ HTTP/1.1\r\nHost: elsewhere.test:${http.port}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(r.status, 400);
+    assert.equal(http.hits, before);
+  });
+
+  test('hop-by-hop headers, Connection-listed headers and Proxy-Authorization are not forwarded', async () => {
+    const r = await rawRequest(
+      proxy.port,
+      `GET http://allowed.test:${http.port}/h HTTP/1.1\r\nHost: allowed.test:${http.port}\r\n` +
+        'Proxy-Authorization: Bearer secret\r\nConnection: close, x-private\r\nX-Private: 1\r\nX-Kept: 2\r\n\r\n',
+    );
+    assert.equal(r.status, 200);
+    assert.equal(http.lastHeaders?.['proxy-authorization'], undefined);
+    assert.equal(http.lastHeaders?.['x-private'], undefined);
+    assert.equal(http.lastHeaders?.['x-kept'], '2');
+  });
+});
+
+describe('egress proxy without a caller identity', () => {
+  test('anonymous callers get 407 with Proxy-Authenticate', async () => {
+    const dir = tempDir();
+    const proxy = await startProxy(dir, { allow: [{ name: 'svc', identities: ['spiffe://portcullis.test/ns/a/*'], hosts: ['a.test'] }] });
+    try {
+      const r = await rawRequest(proxy.port, connectRequest('a.test:443'));
+      assert.equal(r.status, 407);
+      assert.equal(r.headers['x-portcullis-code'], 'GW_EGRESS_NO_IDENTITY');
+      assert.match(r.headers['proxy-authenticate'] ?? '', /realm="portcullis-egress"/);
+      const h = await curl(['-x', `http://127.0.0.1:${proxy.port}`, '-i', 'http://a.test/']);
+      assert.match(h.stdout, /^HTTP\/1\.1 407/);
+    } finally {
+      await proxy.close();
+      dir.remove();
+    }
+  });
+});
+
+describe('egress limits', () => {
+  test('oversized request headers are refused with 431', async () => {
+    const dir = tempDir();
+    const proxy = await startProxy(dir, { listener: { maxHeaderBytes: 1024 }, allow: [] });
+    try {
+      const r = await rawRequest(proxy.port, `GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\nX-Big: ${'a'.repeat(4096)}\r\n\r\n`);
+      assert.equal(r.status, 431);
+    } finally {
+      await proxy.close();
+      dir.remove();
+    }
+  });
+
+  test('concurrent tunnels per identity are limited (429) and the slot is freed on close', async () => {
+    const dir = tempDir();
+    const up = await startHttpUpstream();
+    const proxy = await startProxy(dir, {
+      sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
+      allow: [{ name: 'up', identities: ['local'], hosts: ['up.test'], ports: [up.port] }],
+      staticHosts: [{ host: 'up.test', addresses: ['127.0.0.1'] }],
+      addressGuard: { allowAddresses: ['127.0.0.1'] },
+      limits: { maxTunnelsPerIdentity: 1 },
+    });
+    try {
+      const first = await rawRequest(proxy.port, connectRequest(`up.test:${up.port}`));
+      assert.equal(first.status, 200);
+      const second = await rawRequest(proxy.port, connectRequest(`up.test:${up.port}`));
+      assert.equal(second.status, 429);
+      assert.equal(second.headers['x-portcullis-code'], 'GW_RATE_LIMITED');
+      first.socket.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const third = await rawRequest(proxy.port, connectRequest(`up.test:${up.port}`));
+      assert.equal(third.status, 200);
+      third.socket.destroy();
+    } finally {
+      await proxy.close();
+      await up.close();
+      dir.remove();
+    }
+  });
+
+  test('an idle tunnel is closed after idleTimeoutMs', async (t) => {
+    const dir = tempDir();
+    t.after(() => dir.remove());
+    const up = await startHttpUpstream();
+    const proxy = await startProxy(dir, {
+      sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
+      allow: [{ name: 'up', identities: ['local'], hosts: ['up.test'], ports: [up.port] }],
+      staticHosts: [{ host: 'up.test', addresses: ['127.0.0.1'] }],
+      addressGuard: { allowAddresses: ['127.0.0.1'] },
+      limits: { idleTimeoutMs: 150 },
+    });
+    try {
+      const r = await rawRequest(proxy.port, connectRequest(`up.test:${up.port}`));
+      assert.equal(r.status, 200);
+      const started = Date.now();
+      await new Promise((resolve) => r.socket.once('close', resolve));
+      assert.ok(Date.now() - started < 2_000);
+    } finally {
+      await proxy.close();
+      await up.close();
+    }
+    assert.equal(proxy.records()[0]?.end, 'idle_timeout');
+  });
+
+  test('a tunnel over its byte budget is cut and audited as an alert', async (t) => {
+    const dir = tempDir();
+    t.after(() => dir.remove());
+    const up = await startHttpUpstream();
+    const proxy = await startProxy(dir, {
+      sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
+      allow: [{ name: 'up', identities: ['local'], hosts: ['up.test'], ports: [up.port] }],
+      staticHosts: [{ host: 'up.test', addresses: ['127.0.0.1'] }],
+      addressGuard: { allowAddresses: ['127.0.0.1'] },
+      limits: { maxBytesPerTunnel: 4096 },
+    });
+    try {
+      const r = await rawRequest(proxy.port, connectRequest(`up.test:${up.port}`));
+      assert.equal(r.status, 200);
+      let received = 0;
+      await new Promise<void>((resolve) => {
+        r.socket.on('data', (c: Buffer) => {
+          received += c.length;
+        });
+        r.socket.on('close', () => resolve());
+        r.socket.write('GET /big HTTP/1.1\r\nHost: up.test\r\n\r\n');
+      });
+      assert.ok(received < 65_536, `received ${received}`);
+    } finally {
+      await proxy.close();
+      await up.close();
+    }
+    const tunnel = proxy.records().find((rec) => rec.proxyType === 'connect');
+    assert.equal(tunnel?.end, 'byte_budget_exceeded');
+    assert.equal(tunnel?.alert, true);
+    assert.equal(tunnel?.level, 'warn');
+  });
+});

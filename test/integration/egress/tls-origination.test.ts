@@ -1,0 +1,80 @@
+// TLS origination: a workload sends plain `http://secure.test/…` to the egress gateway, which carries it to the
+// upstream over TLS, verifying the server against the configured CA and, with `mutual`, presenting the gateway SVID.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { testPki } from '../../helpers/pki.js';
+import { curl, startProxy, startTlsUpstream, tempDir, type TempDir, type TlsUpstream } from './harness.js';
+
+const GATEWAY_ID = 'spiffe://portcullis.test/egress-gateway';
+
+describe('TLS origination', () => {
+  let dir: TempDir;
+  let upstream: TlsUpstream;
+
+  before(async () => {
+    dir = tempDir();
+    upstream = await startTlsUpstream();
+  });
+
+  after(async () => {
+    await upstream.close();
+    dir.remove();
+  });
+
+  const config = (ca: string, mutual: boolean) => ({
+    sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
+    allow: [{ name: 'secure', identities: ['local'], hosts: ['secure.test'], ports: [upstream.port] }],
+    staticHosts: [{ host: 'secure.test', addresses: ['127.0.0.1'] }],
+    addressGuard: { allowAddresses: ['127.0.0.1'] },
+    originate: [{ host: 'secure.test', port: upstream.port, tls: { ca, mutual } }],
+  });
+
+  test('plain http:// goes out over verified TLS with the right SNI and Host', async () => {
+    const proxy = await startProxy(dir, config(dir.file('ca.pem', testPki().ca.certPem), false));
+    try {
+      const r = await curl(['-x', `http://127.0.0.1:${proxy.port}`, 'http://secure.test/orig']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'tls hello; client=none');
+      assert.equal(upstream.lastHeaders?.host, `secure.test:${upstream.port}`);
+    } finally {
+      await proxy.close();
+    }
+    const [record] = proxy.records();
+    assert.equal(record?.proxyType, 'originate');
+    assert.equal(record?.port, upstream.port);
+    assert.equal(record?.sni, 'secure.test');
+    assert.equal(record?.status, 200);
+  });
+
+  test('mutual: the gateway presents its SVID', async () => {
+    const pki = testPki();
+    const svid = pki.issue({ spiffeId: GATEWAY_ID });
+    const proxy = await startProxy(dir, config(dir.file('ca.pem', pki.ca.certPem), true), {
+      mesh: { certPem: svid.certPem, keyPem: svid.keyPem, bundlePem: pki.ca.certPem },
+    });
+    try {
+      const r = await curl(['-x', `http://127.0.0.1:${proxy.port}`, 'http://secure.test/mutual']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `tls hello; client=URI:${GATEWAY_ID}`);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('a server certificate from an untrusted CA is refused with 502 and nothing is sent', async () => {
+    const hitsBefore = upstream.hits;
+    const proxy = await startProxy(dir, config(dir.file('other-ca.pem', testPki().otherCa.certPem), false));
+    try {
+      const r = await curl(['-x', `http://127.0.0.1:${proxy.port}`, '-i', 'http://secure.test/untrusted']);
+      assert.match(r.stdout, /^HTTP\/1\.1 502/);
+      assert.match(r.stdout, /x-portcullis-code: GW_UPSTREAM_IDENTITY/i);
+      assert.equal(upstream.hits, hitsBefore);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('mutual origination without the mesh SVID fails at creation', async () => {
+    await assert.rejects(() => startProxy(dir, config(dir.file('ca.pem', testPki().ca.certPem), true)), /needs the mesh SVID/);
+  });
+});

@@ -1,0 +1,102 @@
+// gRPC through the terminating listener: HTTP/2 end to end, a JWT checked at the edge, and an upstream
+// gRPC server that demands the gateway's client certificate. Trailers (grpc-status) must survive.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { startTestIngress, type TestIngress } from '../../helpers/ingress.js';
+import { testPki } from '../../helpers/pki.js';
+
+const json = {
+  serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
+  deserialize: (bytes: Buffer) => JSON.parse(bytes.toString('utf8')) as unknown,
+};
+const EchoService = {
+  echo: {
+    path: '/portcullis.test.Echo/Echo',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: json.serialize,
+    requestDeserialize: json.deserialize,
+    responseSerialize: json.serialize,
+    responseDeserialize: json.deserialize,
+  },
+} satisfies grpc.ServiceDefinition;
+
+type EchoClient = grpc.Client & {
+  echo(req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Record<string, unknown>) => void): void;
+};
+
+describe('gRPC through terminate mode with a JWT', () => {
+  const pki = testPki();
+  let server: grpc.Server;
+  let ing: TestIngress;
+  let client: EchoClient;
+
+  before(async () => {
+    const cert = pki.issue({ spiffeId: `spiffe://${pki.trustDomain}/ns/grpc/sa/echo`, ipAddresses: ['127.0.0.1'] });
+    server = new grpc.Server();
+    server.addService(EchoService, {
+      echo: (call: grpc.ServerUnaryCall<{ msg: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        if (call.request.msg === 'fail') return callback({ code: grpc.status.FAILED_PRECONDITION, details: 'asked to fail' });
+        callback(null, { msg: call.request.msg, user: call.metadata.get('x-user')[0], auth: call.metadata.get('authorization').length });
+      },
+    });
+    const credentials = grpc.ServerCredentials.createSsl(
+      Buffer.from(pki.ca.certPem),
+      [{ cert_chain: Buffer.from(cert.certPem), private_key: Buffer.from(cert.keyPem) }],
+      true,
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    ing = await startTestIngress((config) => {
+      config.upstreams.push({
+        name: 'grpc',
+        url: `https://127.0.0.1:${port}`,
+        protocol: 'h2',
+        tls: { spiffeId: `spiffe://${pki.trustDomain}/ns/grpc/sa/echo` },
+      });
+      config.routes.unshift({ name: 'grpc', match: { path: { prefix: '/portcullis.test.Echo' }, methods: ['POST'] }, upstream: 'grpc' });
+      config.policies.push({ name: 'grpc', action: 'ALLOW', routes: ['grpc'], rules: [{ from: [{ source: { requestPrincipals: ['https://issuer.test/*'] } }] }] });
+    });
+    const Client = grpc.makeGenericClientConstructor(EchoService, 'Echo');
+    client = new Client(`127.0.0.1:${ing.port}`, grpc.credentials.createSsl(Buffer.from(ing.caPem)), {
+      'grpc.ssl_target_name_override': 'localhost',
+      'grpc.default_authority': 'localhost',
+    }) as unknown as EchoClient;
+  });
+  after(async () => {
+    client.close();
+    await ing.close();
+    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  });
+
+  const call = (msg: string, token?: string) =>
+    new Promise<{ err: grpc.ServiceError | null; res?: Record<string, unknown> }>((resolve) => {
+      const md = new grpc.Metadata();
+      if (token) md.set('authorization', `Bearer ${token}`);
+      client.echo({ msg }, md, (err, res) => resolve({ err, ...(res ? { res } : {}) }));
+    });
+
+  test('a call with a valid token reaches the upstream; claims arrive as metadata, the token does not', async () => {
+    const { err, res } = await call('hello', await ing.jwks.sign({ sub: 'grpc-user' }));
+    assert.equal(err, null);
+    assert.deepEqual(res, { msg: 'hello', user: 'grpc-user', auth: 0 });
+  });
+
+  test('grpc-status in trailers passes through', async () => {
+    const { err } = await call('fail', await ing.jwks.sign());
+    assert.equal(err?.code, grpc.status.FAILED_PRECONDITION);
+    assert.equal(err?.details, 'asked to fail');
+  });
+
+  test('a call without a token is denied by policy', async () => {
+    const { err } = await call('hello');
+    assert.equal(err?.code, grpc.status.PERMISSION_DENIED);
+  });
+
+  test('a call with an invalid token is unauthenticated', async () => {
+    const { err } = await call('hello', 'not-a-jwt');
+    assert.equal(err?.code, grpc.status.UNAUTHENTICATED);
+  });
+});

@@ -1,0 +1,82 @@
+// The README's quickstart, run as a user would: the real CLI on the embedded defaults (fresh state
+// folder, so the development PKI is generated), curl as the client, SIGTERM to stop.
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('quickstart on the embedded defaults', () => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-quickstart-'));
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  let gateway: ChildProcess;
+  let port: number;
+  const cli = (...args: string[]) => ['--import', 'tsx', path.join(ROOT, 'gateway/cli.ts'), ...args, '--state-dir', stateDir];
+  const curl = async (...args: string[]) =>
+    (await run('curl', ['-s', '--cacert', path.join(stateDir, 'pki/ca.pem'), ...args])).stdout;
+
+  before(async () => {
+    port = await freePort();
+    env.PORTCULLIS_EDGE_PORT = String(port);
+    env.PORTCULLIS_DEMO_BACKEND_PORT = String(await freePort());
+    env.PORTCULLIS_TOKEN_ISSUER_PORT = String(await freePort());
+    gateway = spawn(process.execPath, cli('run'), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      gateway.stdout!.on('data', (c: Buffer) => {
+        out += c;
+        if (/"listener":"edge"/.test(out)) resolve();
+      });
+      gateway.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${out}`)));
+    });
+  });
+  after(() => {
+    if (gateway.exitCode === null) gateway.kill('SIGKILL');
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('the development PKI was generated with private keys readable only by the owner', () => {
+    const mode = fs.statSync(path.join(stateDir, 'pki/gateway-key.pem')).mode & 0o777;
+    assert.equal(mode, 0o600);
+  });
+
+  test('public route: curl reaches the demo backend, which sees the gateway SPIFFE ID', async () => {
+    const echo = JSON.parse(await curl(`https://localhost:${port}/public/hello`));
+    assert.equal(echo.path, '/public/hello');
+    assert.equal(echo.peer, 'spiffe://portcullis.dev/ns/portcullis/sa/gateway');
+  });
+
+  test('api route: 403 without a token, 200 with a minted dev token', async () => {
+    const denied = JSON.parse(await curl(`https://localhost:${port}/api/orders`));
+    assert.equal(denied.code, 'GW_AUTHZ_DENIED');
+    const token = (await run(process.execPath, cli('token'), { cwd: ROOT, env })).stdout.trim();
+    const echo = JSON.parse(await curl('-H', `Authorization: Bearer ${token}`, `https://localhost:${port}/api/orders`));
+    assert.equal(echo.headers['x-user'], 'dev-user');
+    const admin = JSON.parse(await curl('-H', `Authorization: Bearer ${token}`, `https://localhost:${port}/admin/users`));
+    assert.equal(admin.reason, 'denied_by_policy: admin-deny/rules[0]');
+    const adminToken = (await run(process.execPath, cli('token', '--claim', 'role=admin'), { cwd: ROOT, env })).stdout.trim();
+    const allowed = JSON.parse(await curl('-H', `Authorization: Bearer ${adminToken}`, `https://localhost:${port}/admin/users`));
+    assert.equal(allowed.path, '/admin/users');
+  });
+
+  test('SIGTERM drains and exits 0', async () => {
+    const exited = new Promise<number | null>((resolve) => gateway.once('exit', (code) => resolve(code)));
+    gateway.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
+});

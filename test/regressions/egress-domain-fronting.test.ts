@@ -1,0 +1,55 @@
+// Domain fronting through a CONNECT tunnel (ANCHORS §4.5, HAProxy `req.ssl_sni` caveats): the allowlist approves
+// `secure.test`, then the client's ClientHello asks the server behind that address for `evil.test`. The gateway
+// reads the ClientHello before forwarding a single byte and ends the tunnel when the SNI differs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect as tlsConnect } from 'node:tls';
+import { testPki } from '../helpers/pki.js';
+import { connectRequest, eventually, rawRequest, startProxy, startTlsUpstream, tempDir } from '../integration/egress/harness.js';
+
+function handshake(socket: import('node:net').Socket, servername: string): Promise<'connected' | 'refused'> {
+  return new Promise((resolve) => {
+    const tls = tlsConnect({ socket, servername, ca: testPki().ca.certPem });
+    tls.on('secureConnect', () => {
+      resolve('connected');
+      tls.end();
+    });
+    tls.on('error', () => resolve('refused'));
+    tls.on('close', () => resolve('refused'));
+  });
+}
+
+test('CONNECT secure.test with SNI evil.test: tunnel cut, upstream never sees a ClientHello, alert audited', async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.remove());
+  const upstream = await startTlsUpstream();
+  const proxy = await startProxy(dir, {
+    sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
+    allow: [{ name: 'secure', identities: ['local'], hosts: ['secure.test'], ports: [upstream.port] }],
+    staticHosts: [{ host: 'secure.test', addresses: ['127.0.0.1'] }],
+    addressGuard: { allowAddresses: ['127.0.0.1'] },
+  });
+  try {
+    const fronted = await rawRequest(proxy.port, connectRequest(`secure.test:${upstream.port}`));
+    assert.equal(fronted.status, 200);
+    assert.equal(await handshake(fronted.socket, 'evil.test'), 'refused');
+    assert.equal(upstream.secureConnections, 0);
+
+    // Control: the matching SNI completes the handshake through the same proxy.
+    const honest = await rawRequest(proxy.port, connectRequest(`secure.test:${upstream.port}`));
+    assert.equal(await handshake(honest.socket, 'secure.test'), 'connected');
+    await eventually(() => upstream.secureConnections === 1);
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+  const [fronting, honest] = proxy.records().filter((r) => r.proxyType === 'connect');
+  assert.equal(fronting?.allow, false);
+  assert.equal(fronting?.reason, 'sni_mismatch');
+  assert.equal(fronting?.sni, 'evil.test');
+  assert.equal(fronting?.host, 'secure.test');
+  assert.equal(fronting?.bytesUp, 0);
+  assert.equal(fronting?.alert, true);
+  assert.equal(honest?.allow, true);
+  assert.equal(honest?.sni, 'secure.test');
+});

@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runValidate } from '../../../gateway/config/validate-command.js';
+
+const fixtures = fileURLToPath(new URL('../../fixtures/config/', import.meta.url));
+
+function run(file: string) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = runValidate(file, { write: (s: string) => out.push(s) }, { write: (s: string) => err.push(s) });
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+test('a valid config prints a summary and exits 0', () => {
+  const file = join(fixtures, 'good.yaml');
+  assert.deepEqual(run(file), { code: 0, out: `ok: ${file} (1 listeners, 2 routes, 2 policies)\n`, err: '' });
+});
+
+test('an invalid config prints every issue, one per line, and exits 1', () => {
+  const file = join(fixtures, 'unknown-key.yaml');
+  assert.deepEqual(run(file), {
+    code: 1,
+    out: '',
+    err:
+      `${file}:11:11: /listeners/0/hosts/0/tls/minVerison: unknown key "minVerison"\n` +
+      `${file}:19:5: /routes/0/retries: unknown key "retries"\n`,
+  });
+});
+
+test('files are named as given: a relative main file gives relative policy file names', () => {
+  const file = relative(process.cwd(), join(fixtures, 'bad-policy-file.yaml'));
+  const policyFile = relative(process.cwd(), join(fixtures, 'policies/dangling.yaml'));
+  const { code, err } = run(file);
+  assert.equal(code, 1);
+  assert.match(err, new RegExp(`^${policyFile}:5:14: /policies/0/routes/0: no route named "al"$`, 'm'));
+  assert.match(err, new RegExp(`\\(first defined at ${file} /policies/0/name\\)`));
+});
