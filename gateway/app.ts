@@ -1,10 +1,12 @@
 // Composition root: builds the runtime from a validated config, opens the listeners, swaps the runtime
 // on reload, and drains on shutdown. No request logic lives here.
+import fs from 'node:fs';
 import type http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
+import { createEgressServer, type EgressServer } from './egress/server.js';
 import { createEdgeListener, type EdgeListener } from './ingress/listener.js';
 import { createPipeline } from './ingress/pipeline.js';
 import { buildRuntime, newTicketKeys, type IngressRuntime } from './ingress/runtime.js';
@@ -71,6 +73,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       },
     ),
   );
+  const egress = config.egress ? startEgress(config, deps) : undefined;
   const ports = new Map<string, number>();
   for (const listener of listeners) {
     listener.server.on('connection', (socket: Socket) => {
@@ -84,8 +87,9 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       ports.set(config.listeners[i]!.name, address.port);
       deps.logger.info({ event: LOG_EVENTS.LISTENING, listener: config.listeners[i]!.name, address: address.address, port: address.port });
     }
+    if (egress) ports.set('egress', (await egress.listen()).port);
   } catch (err) {
-    await Promise.all(listeners.map((l) => l.close()));
+    await Promise.all([...listeners.map((l) => l.close()), egress?.close()]);
     await current.close();
     throw err;
   }
@@ -115,8 +119,25 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         });
       }
       for (const socket of sockets) socket.destroy();
-      await stopped;
+      await Promise.all([stopped, egress?.close()]);
       await current.close();
     },
   };
+}
+
+/** The egress proxy runs in the same process when the config has an `egress` section. */
+function startEgress(config: Config, deps: GatewayDeps): EgressServer {
+  const mesh = config.mesh;
+  return createEgressServer(config.egress!, {
+    logger: deps.logger,
+    ...(mesh
+      ? {
+          mesh: {
+            certPem: fs.readFileSync(mesh.svid.cert, 'utf8'),
+            keyPem: fs.readFileSync(mesh.svid.key, 'utf8'),
+            bundlePem: fs.readFileSync(mesh.bundle, 'utf8'),
+          },
+        }
+      : {}),
+  });
 }

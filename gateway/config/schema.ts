@@ -4,6 +4,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { PolicySchema } from '../../policies/schema.js';
 import { EgressSchema } from './egress-schema.js';
+import { AdminSchema, RateLimitSchema, RedisSchema } from './operations-schema.js';
 
 const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9_.]{0,62}[a-z0-9])?$', description: 'lower-case name' });
 const FilePath = Type.String({ minLength: 1, description: 'path, relative to the file that names it' });
@@ -145,6 +146,8 @@ export const RouteSchema = Obj({
   jwtProviders: Type.Optional(Type.Array(Name)),
   maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
   timeoutMs: Type.Optional(Millis),
+  /** Name of a `rateLimits` entry applied to this route. */
+  rateLimit: Type.Optional(Name),
 });
 
 export const MeshIdentitySchema = Obj({
@@ -187,6 +190,11 @@ export const ConfigSchema = Obj({
   policies: Type.Optional(Type.Array(PolicySchema)),
   /** Policy files (each `{version: v1, policies: [...]}`), relative to this file. */
   policyFiles: Type.Optional(Type.Array(FilePath)),
+  /** The admin plane: health, readiness, metrics, and secured config dump / reload. */
+  admin: Type.Optional(AdminSchema),
+  /** Shared state for rate limits across replicas. */
+  redis: Type.Optional(RedisSchema),
+  rateLimits: Type.Optional(Type.Array(RateLimitSchema)),
   /** The egress forward proxy (CONNECT and absolute-form HTTP). */
   egress: Type.Optional(EgressSchema),
   dev: Type.Optional(DevSchema),
