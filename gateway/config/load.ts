@@ -6,6 +6,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import ipaddr from 'ipaddr.js';
 import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { compilePolicies, PolicyCompileError } from '../../policies/compile.js';
 import { PolicyFileSchema } from '../../policies/schema.js';
 import type { Policy, PolicyFile } from '../../policies/schema.js';
 import { DEFAULTS } from './defaults.js';
@@ -408,6 +409,27 @@ function checkSemantics(config: Config, main: Source, policies: readonly PolicyR
   for (const { policy, src, index } of policies) {
     policy.routes?.forEach((r, k) => {
       if (!routes.has(r)) issue(`/policies/${index}/routes/${k}`, `no route named "${r}"`, src);
+    });
+    for (const { pointer, message } of policyProblems(policy, index)) issue(pointer, message, src);
+  }
+}
+
+/**
+ * What the policy compiler refuses beyond the schema (bad CIDRs, misplaced templates, unknown `when`
+ * keys), located in the file that holds the policy. Each policy is compiled alone so that its problems'
+ * `policies[0]…` paths map back to its own index.
+ */
+function policyProblems(policy: Policy, index: number): { pointer: string; message: string }[] {
+  try {
+    compilePolicies([policy]);
+    return [];
+  } catch (err) {
+    if (!(err instanceof PolicyCompileError)) throw err;
+    return err.problems.map((problem) => {
+      const split = problem.indexOf(': ');
+      const path = split === -1 ? 'policies[0]' : problem.slice(0, split);
+      const pointer = path.replace(/^policies\[0\]/, `/policies/${index}`).replace(/\.([^.[]+)/g, '/$1').replace(/\[(\d+)\]/g, '/$1');
+      return { pointer, message: split === -1 ? problem : problem.slice(split + 2) };
     });
   }
 }

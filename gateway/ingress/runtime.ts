@@ -94,7 +94,9 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults))),
     upstreams: clients,
     jwt,
-    authz: createAuthzStage(compilePolicies(config.policies ?? []), { logger: deps.logger }),
+    authz: createAuthzStage(compilePolicies(config.policies ?? [], { routes: config.routes.map((r) => r.name) }), {
+      logger: deps.logger,
+    }),
     sanitizer: createHeaderSanitizer(jwt.managedHeaders),
     forwarded: createForwardedStage(config.trustedProxies ?? []),
     terminatingServers,

@@ -15,8 +15,20 @@ export function createAuthzStage(policies: CompiledPolicySet, deps: { logger: Lo
   return {
     authorize(route, attributes, requestId) {
       const decision = evaluate(policies, route, attributes);
-      if (decision.dryRun.length > 0) {
-        deps.logger.info({ event: LOG_EVENTS.AUTHZ_DRY_RUN, requestId, route, dryRun: decision.dryRun });
+      // Logged whenever dry-run policies matched or would change the outcome: a dry-run ALLOW that
+      // matches nothing is exactly the request a rollout would lock out.
+      if (decision.dryRun.length > 0 || decision.shadowAllowed !== decision.allowed) {
+        deps.logger.info({
+          event: LOG_EVENTS.AUTHZ_DRY_RUN,
+          requestId,
+          route,
+          allowed: decision.allowed,
+          wouldAllow: decision.shadowAllowed,
+          wouldReason: decision.shadowReason,
+          wouldPolicy: decision.shadowPolicy,
+          wouldRule: decision.shadowRule,
+          dryRun: decision.dryRun,
+        });
       }
       if (decision.audit.length > 0) {
         deps.logger.info({ event: LOG_EVENTS.AUTHZ_AUDIT, requestId, route, audit: decision.audit });
