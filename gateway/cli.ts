@@ -31,8 +31,9 @@ Run 'portcullis <command> --help' for a command's options.`,
 Starts the gateway. With -c, the config file is validated first and the gateway refuses to start on
 any error. Without -c, the embedded development config is used: a development CA, certificates, a
 demo backend reached over mutual TLS and a token issuer are generated under the state folder
-(default .portcullis/) on first start and reused after. Its ports (8443 edge, 9444 demo backend,
-9445 token issuer) move with PORTCULLIS_EDGE_PORT, PORTCULLIS_DEMO_BACKEND_PORT, PORTCULLIS_TOKEN_ISSUER_PORT.
+(default .portcullis/) on first start and reused after. Its ports (8443 edge, 3128 egress proxy,
+9444 demo backend, 9445 token issuer) move with PORTCULLIS_EDGE_PORT, PORTCULLIS_EGRESS_PORT,
+PORTCULLIS_DEMO_BACKEND_PORT and PORTCULLIS_TOKEN_ISSUER_PORT.
 
 Reloads: SIGHUP re-reads the config; an invalid one is refused and the running config stays.
 Shutdown: SIGTERM/SIGINT stop accepting, finish in-flight requests, flush logs and exit 0.`,
@@ -78,7 +79,7 @@ function loadDevConfig(stateDir: string): LoadedConfig {
   ensureDevPki(stateDir, { trustDomain: DEV_TRUST_DOMAIN, hostnames: ['localhost'] });
   const vars: Record<string, string> = { STATE_DIR: stateDir };
   // Ports of the embedded config can be moved when 8443/9444/9445 are taken (and by the quickstart test).
-  for (const name of ['EDGE_PORT', 'DEMO_BACKEND_PORT', 'TOKEN_ISSUER_PORT']) {
+  for (const name of ['EDGE_PORT', 'EGRESS_PORT', 'DEMO_BACKEND_PORT', 'TOKEN_ISSUER_PORT']) {
     const value = process.env[`PORTCULLIS_${name}`];
     if (value) vars[name] = value;
   }

@@ -35,6 +35,7 @@ describe('quickstart on the embedded defaults', () => {
     env.PORTCULLIS_EDGE_PORT = String(port);
     env.PORTCULLIS_DEMO_BACKEND_PORT = String(await freePort());
     env.PORTCULLIS_TOKEN_ISSUER_PORT = String(await freePort());
+    env.PORTCULLIS_EGRESS_PORT = String(await freePort());
     gateway = spawn(process.execPath, cli('run'), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -72,6 +73,18 @@ describe('quickstart on the embedded defaults', () => {
     const adminToken = (await run(process.execPath, cli('token', '--claim', 'role=admin'), { cwd: ROOT, env })).stdout.trim();
     const allowed = JSON.parse(await curl('-H', `Authorization: Bearer ${adminToken}`, `https://localhost:${port}/admin/users`));
     assert.equal(allowed.path, '/admin/users');
+  });
+
+  test('egress: TLS origination to an allowlisted name; metadata and unlisted hosts refused and audited', async () => {
+    const proxy = `http://127.0.0.1:${env.PORTCULLIS_EGRESS_PORT}`;
+    const echo = JSON.parse(await curl('-x', proxy, 'http://demo.internal/hello'));
+    assert.equal(echo.peer, 'spiffe://portcullis.dev/ns/portcullis/sa/gateway');
+    const metadata = JSON.parse(await curl('-x', proxy, 'http://169.254.169.254/latest/meta-data/'));
+    assert.equal(metadata.code, 'GW_EGRESS_DENIED');
+    const status = await curl('-o', '/dev/null', '-w', '%{http_connect}', '-x', proxy, 'https://github.com/').catch((e: { stdout: string }) => e.stdout);
+    assert.equal(status, '403');
+    const audit = fs.readFileSync(path.join(stateDir, 'egress-audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(audit.map((r) => [r.host, r.allow]), [['demo.internal', true], ['169.254.169.254', false], ['github.com', false]]);
   });
 
   test('SIGTERM drains and exits 0', async () => {
