@@ -277,6 +277,9 @@ function resolvePaths(config: Config, named: (pointer: string, path: string, mus
     config.mesh.svid.cert = named('/mesh/svid/cert', config.mesh.svid.cert, true);
     config.mesh.svid.key = named('/mesh/svid/key', config.mesh.svid.key, true);
     config.mesh.bundle = named('/mesh/bundle', config.mesh.bundle, true);
+    config.mesh.federatedBundles?.forEach((f, i) => {
+      f.bundle = named(`/mesh/federatedBundles/${i}/bundle`, f.bundle, true);
+    });
   }
   config.listeners.forEach((l, i) =>
     l.hosts.forEach((h, j) => {
@@ -305,6 +308,13 @@ function resolvePaths(config: Config, named: (pointer: string, path: string, mus
   });
   const audit = config.egress?.audit;
   if (audit?.file !== undefined) audit.file = named('/egress/audit/file', audit.file, false);
+  const admin = config.admin;
+  if (admin?.tokenFile !== undefined) admin.tokenFile = named('/admin/tokenFile', admin.tokenFile, true);
+  if (admin?.tls) {
+    admin.tls.certificate.cert = named('/admin/tls/certificate/cert', admin.tls.certificate.cert, true);
+    admin.tls.certificate.key = named('/admin/tls/certificate/key', admin.tls.certificate.key, true);
+    if (admin.tls.clientCa !== undefined) admin.tls.clientCa = named('/admin/tls/clientCa', admin.tls.clientCa, true);
+  }
 }
 
 function unreadable(abs: string): string | undefined {
@@ -336,6 +346,7 @@ function checkSemantics(config: Config, main: Source, policies: readonly PolicyR
   noDuplicates(inMain(config.upstreams, '/upstreams'), 'upstream', issues);
   noDuplicates(inMain(config.routes, '/routes'), 'route', issues);
   noDuplicates(inMain(config.jwtProviders, '/jwtProviders'), 'JWT provider', issues);
+  noDuplicates(inMain(config.rateLimits, '/rateLimits'), 'rate limit', issues);
   noDuplicates(policies.map(({ policy, src, index }) => ({ name: policy.name, src, path: `/policies/${index}/name` })), 'policy', issues);
 
   const bound: { address: string; port: number; name: string }[] = [];
@@ -361,6 +372,7 @@ function checkSemantics(config: Config, main: Source, policies: readonly PolicyR
   const providers = new Set((config.jwtProviders ?? []).map((p) => p.name));
   const vhosts = new Map(hosts.map(({ host }) => [host.name, host]));
   const routes = new Set(config.routes.map((r) => r.name));
+  const rateLimits = new Set((config.rateLimits ?? []).map((l) => l.name));
 
   for (const { host, path } of hosts) {
     if (host.tls.mode === 'passthrough') {
@@ -379,6 +391,7 @@ function checkSemantics(config: Config, main: Source, policies: readonly PolicyR
     r.jwtProviders?.forEach((p, k) => {
       if (!providers.has(p)) issue(`/routes/${i}/jwtProviders/${k}`, `no JWT provider named "${p}"`);
     });
+    if (r.rateLimit !== undefined && !rateLimits.has(r.rateLimit)) issue(`/routes/${i}/rateLimit`, `no rate limit named "${r.rateLimit}"`);
     r.match.hosts?.forEach((h, k) => {
       const host = vhosts.get(h);
       if (!host) issue(`/routes/${i}/match/hosts/${k}`, `no virtual host named "${h}"`);
@@ -401,6 +414,10 @@ function checkSemantics(config: Config, main: Source, policies: readonly PolicyR
       for (const key of Object.keys(u.tls ?? {})) issue(`/upstreams/${i}/tls/${key}`, 'only applies to https:// upstreams');
     }
   });
+
+  if (config.admin?.tls && config.admin.tls.clientCa === undefined && !config.mesh) {
+    issue('/admin/tls', 'client certificates are verified against the mesh trust bundle unless clientCa is set, and "mesh" is not configured');
+  }
 
   config.trustedProxies?.forEach((cidr, i) => {
     if (!isAddressOrCidr(cidr)) issue(`/trustedProxies/${i}`, `"${cidr}" is not an IP address or CIDR block`);

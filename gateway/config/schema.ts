@@ -154,8 +154,20 @@ export const MeshIdentitySchema = Obj({
   trustDomain: Type.String({ pattern: '^[a-z0-9._-]+$' }),
   /** The gateway's own X.509-SVID, presented to upstreams. */
   svid: CertificateSchema,
-  /** Trust bundle (PEM CA certificates) of the mesh. */
+  /** Trust bundle (PEM CA certificates) of the mesh's own trust domain; several CAs may overlap during rotation. */
   bundle: FilePath,
+  /** Bundles of other trust domains whose SVIDs are accepted; each verifies only IDs of its own domain. */
+  federatedBundles: Type.Optional(
+    Type.Array(Obj({ trustDomain: Type.String({ pattern: '^[a-z0-9._-]+$' }), bundle: FilePath })),
+  ),
+  /** Refused on every mutual-TLS handshake, inbound client certificates and upstream servers alike. */
+  revoked: Type.Optional(
+    Obj({
+      /** Certificate serial numbers, hex (colons and case ignored). */
+      serials: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9A-Fa-f:]+$' }))),
+      spiffeIds: Type.Optional(Type.Array(SpiffeId)),
+    }),
+  ),
 });
 
 export const DevSchema = Obj(

@@ -107,8 +107,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   ex.route = route.name;
 
   // 4. Authentication: the mTLS peer, then the token (a missing token is anonymous; the policy decides).
-  const connection = 'stream' in req ? req.stream.session ?? socket : socket;
-  const peer = vhost.clientAuth === 'none' ? undefined : peerSpiffeId(connection, socket);
+  const peer = vhost.clientAuth === 'none' ? undefined : peerSpiffeId(socket);
   if (peer) ex.peer = peer;
   const authn = await rt.jwt.authenticate({
     // HTTP/1.1: every value of a repeated header, so two Authorization headers are refused rather than
@@ -255,11 +254,10 @@ function refuse(res: Response, err: unknown, ex: Exchange): void {
 }
 
 function upstreamError(err: unknown): GatewayError {
-  const e = err as { code?: string; name?: string; cause?: { code?: string } };
+  const e = err as { code?: string; name?: string; reason?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code ?? '';
-  if (code === UPSTREAM_IDENTITY_ERROR || /CERT|SELF_SIGNED|ERR_TLS|UNABLE_TO_VERIFY/.test(code)) {
-    return new GatewayError('GW_UPSTREAM_IDENTITY', code === UPSTREAM_IDENTITY_ERROR ? 'spiffe_id_mismatch' : code.toLowerCase());
-  }
+  if (code === UPSTREAM_IDENTITY_ERROR) return new GatewayError('GW_UPSTREAM_IDENTITY', e.reason);
+  if (/CERT|SELF_SIGNED|ERR_TLS|UNABLE_TO_VERIFY/.test(code)) return new GatewayError('GW_UPSTREAM_IDENTITY', code.toLowerCase());
   if (/TIMEOUT/i.test(code) || /Timeout/.test(e.name ?? '')) return new GatewayError('GW_UPSTREAM_TIMEOUT');
   return new GatewayError('GW_UPSTREAM_UNAVAILABLE', code ? code.toLowerCase() : undefined);
 }

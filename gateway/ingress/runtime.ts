@@ -5,10 +5,12 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { isIP } from 'node:net';
 import type http2 from 'node:http2';
+import { parseSpiffeId } from '../../certs/spiffe-id.js';
+import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
 import { compilePolicies } from '../../policies/compile.js';
 import type { Config, ListenerConfig, UpstreamConfig, VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
-import type { Logger } from '../core/log.js';
+import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
 import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
@@ -16,6 +18,7 @@ import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
+import { loadMeshTrust, type MeshTrust } from './tls/mesh-trust.js';
 import { createTerminatingServer, type RequestHandler, type ClientAuth } from './tls/terminate.js';
 import { createUpstreamClient, type UpstreamClient, type UpstreamTls } from './upstream/clients.js';
 
@@ -66,11 +69,12 @@ const readPem = (file: string) => fs.readFileSync(file, 'utf8');
 
 export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime {
   const upstreams = new Map(config.upstreams.map((u) => [u.name, u]));
+  const trust = config.mesh ? loadMeshTrust(config.mesh) : undefined;
   const terminatingServers: http2.Http2SecureServer[] = [];
   const listeners = new Map<string, ListenerRuntime>();
   for (const listener of config.listeners) {
     const vhosts = listener.hosts.map((host) => {
-      const vhost = compileVirtualHost(config, listener, host, upstreams, deps);
+      const vhost = compileVirtualHost(config, listener, host, upstreams, trust, deps);
       if (vhost.target.kind === 'terminate') terminatingServers.push(vhost.target.server as http2.Http2SecureServer);
       return vhost;
     });
@@ -86,7 +90,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   const clients = new Map(
     config.upstreams
       .filter((u) => !u.url.startsWith('tcp:'))
-      .map((u) => [u.name, createUpstreamClient(upstreamClientOptions(config, u))]),
+      .map((u) => [u.name, createUpstreamClient(upstreamClientOptions(config, u, trust))]),
   );
   return {
     config,
@@ -112,6 +116,7 @@ function compileVirtualHost(
   listener: ListenerConfig,
   host: VirtualHostConfig,
   upstreams: ReadonlyMap<string, UpstreamConfig>,
+  trust: MeshTrust | undefined,
   deps: RuntimeDeps,
 ): VirtualHost {
   const base = { name: host.name, listener: listener.name, port: listener.port };
@@ -125,12 +130,16 @@ function compileVirtualHost(
     };
   }
   const clientAuth = host.tls.clientAuth ?? DEFAULTS.clientAuth;
-  const clientCa = host.tls.clientCa ?? config.mesh?.bundle;
+  // An explicit clientCa is a plain CA (no SPIFFE rules); otherwise the mesh bundles and their rules apply.
+  const clientCaPem = host.tls.clientCa ? readPem(host.tls.clientCa) : trust?.caPem;
   const server = createTerminatingServer({
     certPem: readPem(host.tls.certificate.cert),
     keyPem: readPem(host.tls.certificate.key),
     clientAuth,
-    ...(clientAuth !== 'none' && clientCa ? { clientCaPem: readPem(clientCa) } : {}),
+    ...(clientAuth !== 'none' && clientCaPem ? { clientCaPem } : {}),
+    ...(!host.tls.clientCa && trust ? { verifyPeer: trust.verifier() } : {}),
+    onPeerRefused: (reason, socket) =>
+      deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: listener.name, vhost: host.name, reason, peer: socket.remoteAddress }),
     minVersion: host.tls.minVersion ?? DEFAULTS.tlsMinVersion,
     handshakeTimeoutMs: listener.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
     idleTimeoutMs: listener.timeouts?.idleMs ?? DEFAULTS.idleTimeoutMs,
@@ -143,7 +152,7 @@ function compileVirtualHost(
   return vhost;
 }
 
-function upstreamClientOptions(config: Config, upstream: UpstreamConfig) {
+function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: MeshTrust | undefined) {
   const origin = new URL(upstream.url);
   return {
     name: upstream.name,
@@ -151,20 +160,26 @@ function upstreamClientOptions(config: Config, upstream: UpstreamConfig) {
     protocol: upstream.protocol ?? DEFAULTS.upstreamProtocol,
     connections: upstream.connections ?? DEFAULTS.upstreamConnections,
     connectTimeoutMs: upstream.connectTimeoutMs ?? DEFAULTS.upstreamConnectTimeoutMs,
-    ...(origin.protocol === 'https:' ? { tls: upstreamTls(config, upstream, origin) } : {}),
+    ...(origin.protocol === 'https:' ? { tls: upstreamTls(config, upstream, origin, trust) } : {}),
   };
 }
 
-function upstreamTls(config: Config, upstream: UpstreamConfig, origin: URL): UpstreamTls {
+function upstreamTls(config: Config, upstream: UpstreamConfig, origin: URL, trust: MeshTrust | undefined): UpstreamTls {
   const tls = upstream.tls ?? {};
-  const caFile = tls.ca ?? config.mesh?.bundle;
-  if (!caFile) throw new Error(`upstream ${upstream.name}: no CA bundle to verify it against (set tls.ca or mesh)`);
+  const caPem = tls.ca ? readPem(tls.ca) : trust?.caPem;
+  if (!caPem) throw new Error(`upstream ${upstream.name}: no CA bundle to verify it against (set tls.ca or mesh)`);
   const mutual = tls.mutual ?? DEFAULTS.upstreamMutualTls;
   return {
-    caPem: readPem(caFile),
+    caPem,
     ...(mutual && config.mesh ? { certPem: readPem(config.mesh.svid.cert), keyPem: readPem(config.mesh.svid.key) } : {}),
     // RFC 6066 §3 forbids IP literals in SNI; the certificate check then uses the IP SAN.
     ...(tls.serverName || !isIP(origin.hostname) ? { serverName: tls.serverName ?? origin.hostname } : {}),
-    ...(tls.spiffeId ? { spiffeId: tls.spiffeId } : {}),
+    ...(tls.spiffeId ? { verify: spiffeVerifier(tls.spiffeId, caPem, tls.ca ? undefined : trust) } : {}),
   };
+}
+
+/** With a private `tls.ca`, that CA alone is the bundle of the expected ID's trust domain. */
+function spiffeVerifier(spiffeId: string, caPem: string, trust: MeshTrust | undefined): SpiffePeerVerifier {
+  if (trust) return trust.verifier([spiffeId]);
+  return createSpiffePeerVerifier({ bundles: { [parseSpiffeId(spiffeId).trustDomain]: caPem }, expected: [spiffeId] });
 }

@@ -1,33 +1,41 @@
-// The mTLS half of authentication: the SPIFFE ID of the client certificate OpenSSL verified during the
-// handshake. Extracted once per connection (a connection's peer never changes) and cached on it.
+// The mTLS half of authentication. The client certificate is judged once, when the handshake completes
+// (OpenSSL has verified the chain; the SPIFFE verifier adds trust-domain isolation and revocation), and
+// the verdict is kept on the socket: a connection's peer never changes, so requests only read it.
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { spiffeIdFromCertificate } from '../../../certs/spiffe-id.js';
+import type { SpiffePeerVerifier } from '../../../certs/verify.js';
 import { GatewayError } from '../../core/errors.js';
 
-/** `undefined` = no certificate presented; a string = the verified peer's SPIFFE ID ('' when it has none). */
-type PeerIdentity = string | undefined;
+/** `{ id }` a verified peer; `{ refused }` a certificate that was presented but not accepted. */
+export type PeerVerdict = { id: string } | { refused: string };
 
-const byConnection = new WeakMap<object, PeerIdentity>();
+const VERDICT = Symbol('portcullis.peerVerdict');
+type Judged = TLSSocket & { [VERDICT]?: PeerVerdict };
 
-/**
- * @param connection the TLS socket (HTTP/1.1) or HTTP/2 session the request arrived on: the cache key.
- * @throws GW_AUTHN_CLIENT_CERT when a certificate was presented but did not verify ('optional' hosts).
- */
-export function peerSpiffeId(connection: object, socket: TLSSocket): string | undefined {
-  let identity = byConnection.get(connection);
-  if (identity === undefined && !byConnection.has(connection)) {
-    identity = readPeer(socket);
-    byConnection.set(connection, identity);
+/** Runs at 'secureConnection'; returns the verdict (undefined when no certificate was presented). */
+export function judgePeer(socket: TLSSocket, verify: SpiffePeerVerifier | undefined): PeerVerdict | undefined {
+  const cert = socket.getPeerCertificate(true);
+  if (!cert || !cert.raw) return undefined;
+  let verdict: PeerVerdict;
+  if (!socket.authorized) verdict = { refused: String(socket.authorizationError ?? 'unverified') };
+  else if (verify) {
+    const decision = verify(cert);
+    verdict = decision.ok ? { id: decision.spiffeId } : { refused: decision.reason };
+  } else {
+    verdict = { id: spiffeIdFromCertificate(new X509Certificate(cert.raw)) ?? '' };
   }
-  return identity || undefined;
+  (socket as Judged)[VERDICT] = verdict;
+  return verdict;
 }
 
-function readPeer(socket: TLSSocket): PeerIdentity {
-  const cert = socket.getPeerCertificate?.();
-  if (!cert || !cert.raw) return undefined;
-  // A certificate was sent: on an 'optional' host an invalid one is refused, not downgraded to anonymous
-  // (Istio's OPTIONAL_MUTUAL verifies a certificate whenever one is presented).
-  if (!socket.authorized) throw new GatewayError('GW_AUTHN_CLIENT_CERT', String(socket.authorizationError ?? 'unverified'));
-  return spiffeIdFromCertificate(new X509Certificate(cert.raw)) ?? '';
+/**
+ * The request's peer identity. A certificate that was presented but refused is answered 403 rather than
+ * downgraded to anonymous (Istio's OPTIONAL_MUTUAL verifies a certificate whenever one is presented).
+ */
+export function peerSpiffeId(socket: TLSSocket): string | undefined {
+  const verdict = (socket as Judged)[VERDICT];
+  if (!verdict) return undefined;
+  if ('refused' in verdict) throw new GatewayError('GW_AUTHN_CLIENT_CERT', verdict.refused);
+  return verdict.id || undefined;
 }

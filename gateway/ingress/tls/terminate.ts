@@ -5,7 +5,9 @@
 import http2 from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { SecureContextOptions } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import type { SpiffePeerVerifier } from '../../../certs/verify.js';
+import { judgePeer } from '../stages/authn-mtls.js';
 import { GatewayError, toHttpResponse } from '../../core/errors.js';
 
 /** Mozilla "intermediate" TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 suites are all strong). */
@@ -33,6 +35,9 @@ export interface TerminateOptions {
   maxHeaders: number;
   /** Keys for stateless session resumption, shared by every host of the process. */
   ticketKeys: Buffer;
+  /** SPIFFE checks (trust-domain isolation, revocation) on client certificates, at each handshake. */
+  verifyPeer?: SpiffePeerVerifier;
+  onPeerRefused?(reason: string, socket: TLSSocket): void;
 }
 
 export type RequestHandler = (
@@ -74,6 +79,16 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
     } as http2.SecureServerOptions,
   );
   server.on('clientError', answerParseError);
+  if (options.clientAuth !== 'none') {
+    server.on('secureConnection', (socket: TLSSocket) => {
+      const verdict = judgePeer(socket, options.verifyPeer);
+      if (!verdict || !('refused' in verdict)) return;
+      options.onPeerRefused?.(verdict.refused, socket);
+      // A required certificate that is revoked or from the wrong trust domain ends the connection here;
+      // on 'optional' hosts requests are answered 403 instead, so the client learns why.
+      if (options.clientAuth === 'required') socket.destroy();
+    });
+  }
   // With no 'timeout' listener Node destroys the idle HTTP/2 session or HTTP/1.1 socket itself.
   server.setTimeout(options.idleTimeoutMs);
   return server;

@@ -6,6 +6,7 @@ import http2 from 'node:http2';
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
+import type { SpiffePeerVerifier } from '../../../certs/verify.js';
 import { upstreamIdentityCheck } from './tls-identity.js';
 
 export interface UpstreamTls {
@@ -14,7 +15,8 @@ export interface UpstreamTls {
   certPem?: string;
   keyPem?: string;
   serverName?: string;
-  spiffeId?: string;
+  /** Checks the upstream's SPIFFE ID (and revocation); without it the DNS name is checked. */
+  verify?: SpiffePeerVerifier;
 }
 
 export interface UpstreamClientOptions {
@@ -60,7 +62,7 @@ function tlsConnectOptions(tls: UpstreamTls) {
     ...(tls.serverName ? { servername: tls.serverName } : {}),
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2' as const,
-    checkServerIdentity: upstreamIdentityCheck(tls.spiffeId),
+    checkServerIdentity: upstreamIdentityCheck(tls.verify),
   };
 }
 

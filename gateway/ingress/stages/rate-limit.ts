@@ -1,0 +1,256 @@
+// The limits stage: counts each request against its route's named limit, in memory or, when `redis` is configured,
+// in Redis so that every replica shares one count. Counting is rate-limiter-flexible's (fixed windows, Lua-atomic
+// in Redis, `insuranceLimiter` as the local fallback); this file only compiles the config, derives the key from
+// the request and turns a refusal into the gateway's error.
+//
+// Redis down: the ioredis client never queues (enableOfflineQueue: false) and fails a command after one retry, so a
+// dead Redis costs a request nothing. With `failureMode: open` (default) each replica then counts locally with the
+// same limit (rate-limiter-flexible `insuranceLimiter`); with `closed` the request is refused 503. Envoy's global
+// rate limit fails open silently by default (`failure_mode_deny: false`); here the mode is per limit, the outage is
+// logged once when it starts and once when it ends, and `portcullis_redis_up` follows it.
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RequestAttributes } from '../../../policies/types.js';
+import type { RateLimitConfig, RedisConfig } from '../../config/operations-schema.js';
+import { GatewayError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { Metrics } from '../../core/metrics.js';
+
+export interface RateLimitResult {
+  allowed: boolean;
+  /** Requests per window (the steady rate; burst tokens are not included). */
+  limit: number;
+  remaining: number;
+  /** Milliseconds until the window resets. */
+  resetMs: number;
+}
+
+/** What the key of a request is derived from: the attributes the pipeline has after authn. */
+export type RateLimitRequest = Pick<RequestAttributes, 'remoteIp' | 'peerSpiffeId' | 'auth' | 'header'>;
+
+export interface RateLimiterDeps {
+  logger: Logger;
+  metrics?: Pick<Metrics, 'rateLimitHit' | 'rateLimitStoreFailure' | 'redisUp'>;
+  /** Where `PORTCULLIS_REDIS_URL` is read when `redis.url` is unset; default `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface RateLimiter {
+  /** Counts one request for `key` (any string; hashed) under the limit named `limitName`. */
+  check(limitName: string, key: string): Promise<RateLimitResult>;
+  /**
+   * The pipeline stage: counts the request under `limitName` by the limit's configured key and throws
+   * `GW_RATE_LIMITED` (429, with Retry-After and RateLimit-* headers) when it is over, or `GW_UNAVAILABLE` (503)
+   * when the limit fails closed and Redis is unreachable.
+   */
+  enforce(limitName: string, request: RateLimitRequest): Promise<RateLimitResult>;
+  /** True while Redis is connected; always true without Redis. */
+  redisHealthy(): boolean;
+  close(): Promise<void>;
+}
+
+/** Log events of this stage. */
+export const RATE_LIMIT_EVENTS = {
+  REDIS_DOWN: 'RATE_LIMIT_REDIS_DOWN',
+  REDIS_UP: 'RATE_LIMIT_REDIS_UP',
+  STORE_FAILED: 'RATE_LIMIT_STORE_FAILED',
+} as const;
+
+export const REDIS_DEFAULTS = { keyPrefix: 'portcullis:', connectTimeoutMs: 1_000, commandTimeoutMs: 100 } as const;
+
+/** The burst pool refills once per minute (or per window when that is longer): bursts stay bursts. */
+const BURST_WINDOW_SECONDS = 60;
+
+type KeyKind = 'ip' | 'sub' | 'spiffe' | 'header';
+
+interface CompiledLimit {
+  name: string;
+  points: number;
+  failureMode: 'open' | 'closed';
+  limiter: RateLimiterAbstract | BurstyRateLimiter;
+  key(request: RateLimitRequest): string;
+}
+
+export function createRateLimiter(limits: readonly RateLimitConfig[], redis: RedisConfig | undefined, deps: RateLimiterDeps): RateLimiter {
+  const store = redis ? connectRedis(redis, deps) : undefined;
+  const compiled = new Map<string, CompiledLimit>();
+  try {
+    for (const limit of limits) {
+      if (compiled.has(limit.name)) throw new Error(`rateLimits: duplicate name "${limit.name}"`);
+      compiled.set(limit.name, compileLimit(limit, store));
+    }
+  } catch (err) {
+    store?.client.disconnect();
+    throw err;
+  }
+
+  async function check(limitName: string, key: string): Promise<RateLimitResult> {
+    const limit = compiled.get(limitName);
+    if (!limit) throw new Error(`rate limit "${limitName}" is not configured`);
+    const storeDown = store !== undefined && !store.healthy();
+    if (storeDown && limit.failureMode === 'open') deps.metrics?.rateLimitStoreFailure(limit.name, 'fallback');
+    try {
+      const res = await limit.limiter.consume(key);
+      return { allowed: true, limit: limit.points, remaining: res.remainingPoints, resetMs: res.msBeforeNext };
+    } catch (err) {
+      if (err instanceof RateLimiterRes) {
+        deps.metrics?.rateLimitHit(limit.name);
+        return { allowed: false, limit: limit.points, remaining: 0, resetMs: err.msBeforeNext };
+      }
+      return storeFailed(limit, err);
+    }
+  }
+
+  function storeFailed(limit: CompiledLimit, err: unknown): RateLimitResult {
+    const error = err instanceof Error ? err.message : String(err);
+    if (limit.failureMode === 'closed') {
+      deps.metrics?.rateLimitStoreFailure(limit.name, 'refused');
+      deps.logger.debug({ event: RATE_LIMIT_EVENTS.STORE_FAILED, limit: limit.name, error, outcome: 'refused' });
+      throw new GatewayError('GW_UNAVAILABLE', 'rate_limit_store_unavailable', { 'retry-after': '1' });
+    }
+    // Only reached when even the local fallback failed (or the limit has none): fail open, loudly.
+    deps.metrics?.rateLimitStoreFailure(limit.name, 'allowed');
+    deps.logger.warn({ event: RATE_LIMIT_EVENTS.STORE_FAILED, limit: limit.name, error, outcome: 'allowed' });
+    return { allowed: true, limit: limit.points, remaining: limit.points, resetMs: 0 };
+  }
+
+  return {
+    check,
+    async enforce(limitName, request) {
+      const limit = compiled.get(limitName);
+      if (!limit) throw new Error(`rate limit "${limitName}" is not configured`);
+      const result = await check(limitName, limit.key(request));
+      if (!result.allowed) throw new GatewayError('GW_RATE_LIMITED', limitName, rateLimitHeaders(result));
+      return result;
+    },
+    redisHealthy: () => store?.healthy() ?? true,
+    async close() {
+      await store?.close();
+    },
+  };
+}
+
+/**
+ * Response headers for a decision: `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds) from
+ * draft-ietf-httpapi-ratelimit-headers (the three-field form of drafts 00–06 that clients parse today), and on a
+ * refusal `Retry-After` (RFC 9110 §10.2.3, RFC 6585 §4) in seconds, at least 1.
+ */
+export function rateLimitHeaders(result: RateLimitResult): Record<string, string> {
+  const reset = Math.max(0, Math.ceil(result.resetMs / 1000));
+  const headers: Record<string, string> = {
+    'ratelimit-limit': String(result.limit),
+    'ratelimit-remaining': String(result.remaining),
+    'ratelimit-reset': String(reset),
+  };
+  if (!result.allowed) headers['retry-after'] = String(Math.max(1, reset));
+  return headers;
+}
+
+interface RedisStore {
+  client: Redis;
+  keyPrefix: string;
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
+  const url = config.url ?? (deps.env ?? process.env).PORTCULLIS_REDIS_URL;
+  if (url === undefined || !/^rediss?:\/\//.test(url)) {
+    throw new Error('redis: set redis.url or PORTCULLIS_REDIS_URL to a redis:// or rediss:// URL');
+  }
+  // Logged without its userinfo: the URL may carry the Redis password.
+  const where = new URL(url).host;
+  const client = new Redis(url, {
+    // A command issued while disconnected fails at once (and the fallback decides) instead of waiting in a queue.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: config.connectTimeoutMs ?? REDIS_DEFAULTS.connectTimeoutMs,
+    commandTimeout: config.commandTimeoutMs ?? REDIS_DEFAULTS.commandTimeoutMs,
+  });
+  let healthy = false;
+  let outage = false;
+  let closing = false;
+  deps.metrics?.redisUp(false);
+  client.on('ready', () => {
+    healthy = true;
+    deps.metrics?.redisUp(true);
+    if (outage) deps.logger.info({ event: RATE_LIMIT_EVENTS.REDIS_UP, redis: where }, 'rate-limit Redis is back; counting is shared again');
+    outage = false;
+  });
+  const down = (err?: Error) => {
+    healthy = false;
+    deps.metrics?.redisUp(false);
+    if (outage || closing) return;
+    outage = true;
+    deps.logger.warn(
+      { event: RATE_LIMIT_EVENTS.REDIS_DOWN, redis: where, error: err?.message },
+      'rate-limit Redis unreachable; limits fall back per their failureMode',
+    );
+  };
+  // ioredis keeps reconnecting on its own (backoff up to 2 s); these only track the state.
+  client.on('error', down);
+  client.on('close', () => down());
+  return {
+    client,
+    keyPrefix: config.keyPrefix ?? REDIS_DEFAULTS.keyPrefix,
+    healthy: () => healthy,
+    async close() {
+      closing = true;
+      try {
+        await client.quit();
+      } catch {
+        client.disconnect();
+      }
+    },
+  };
+}
+
+function compileLimit(limit: RateLimitConfig, store: RedisStore | undefined): CompiledLimit {
+  const [points, duration] = 'requestsPerSecond' in limit ? [limit.requestsPerSecond, 1] : [limit.requests, limit.perSeconds];
+  const failureMode = limit.failureMode ?? 'open';
+  const build = (keyPrefix: string, pts: number, secs: number): RateLimiterAbstract => {
+    if (!store) return new RateLimiterMemory({ keyPrefix, points: pts, duration: secs });
+    return new RateLimiterRedis({
+      storeClient: store.client,
+      keyPrefix: `${store.keyPrefix}${keyPrefix}`,
+      points: pts,
+      duration: secs,
+      rejectIfRedisNotReady: true,
+      ...(failureMode === 'open' ? { insuranceLimiter: new RateLimiterMemory({ keyPrefix, points: pts, duration: secs }) } : {}),
+    });
+  };
+  const main = build(`rl:${limit.name}`, points, duration);
+  const burst = limit.burst ?? 0;
+  return {
+    name: limit.name,
+    points,
+    failureMode,
+    limiter: burst > 0 ? new BurstyRateLimiter(main, build(`rl:${limit.name}:burst`, burst, Math.max(BURST_WINDOW_SECONDS, duration))) : main,
+    key: compileKey(limit.key ?? 'client_ip'),
+  };
+}
+
+/**
+ * The request's key under a limit. Each kind is hashed with its name, so an IP and a subject that happen to be the
+ * same string never share a count, and a client-chosen header value cannot make a Redis key of arbitrary length.
+ */
+function compileKey(spec: string): (request: RateLimitRequest) => string {
+  const byIp = (r: RateLimitRequest) => hashKey('ip', r.remoteIp);
+  if (spec === 'client_ip') return byIp;
+  // The principal (`iss/sub`) rather than the bare `sub`: two issuers may both have a subject "42".
+  if (spec === 'jwt_subject') return (r) => (r.auth ? hashKey('sub', r.auth.principal) : byIp(r));
+  if (spec === 'spiffe_id') return (r) => (r.peerSpiffeId ? hashKey('spiffe', r.peerSpiffeId) : byIp(r));
+  if (spec.startsWith('header:')) {
+    const name = spec.slice('header:'.length).toLowerCase();
+    return (r) => {
+      const values = r.header(name);
+      return values && values.length > 0 ? hashKey('header', values.join(',')) : byIp(r);
+    };
+  }
+  throw new Error(`rate limit key "${spec}" is not one of client_ip, jwt_subject, spiffe_id, header:<name>`);
+}
+
+function hashKey(kind: KeyKind, value: string): string {
+  return `${kind}:${createHash('sha256').update(value).digest('base64url').slice(0, 22)}`;
+}
