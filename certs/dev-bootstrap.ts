@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import * as path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { caTrustDomain, createCa, issueCertificate, type IssueOptions } from './issue.js';
+import { renewalTime } from './rotation.js';
 import { parseSubjectAltNames, parseTrustDomain } from './spiffe-id.js';
 import {
   PKI_FILES,
@@ -159,7 +160,11 @@ function reusable(ca: CertKeyPem, certPath: string, keyPath: string, issue: Issu
   } catch {
     return false;
   }
-  if (!verifyChain(leaf.certPem, [ca.certPem], new Date(now.getTime() + RENEW_MARGIN_MS)).ok) return false;
+  if (!verifyChain(leaf.certPem, [ca.certPem], now).ok) return false;
+  // Renewed at half-life, as Istio's agent does (SECRET_GRACE_PERIOD_RATIO 0.5): a gateway left running
+  // swaps in the new files through its watcher long before the old ones expire.
+  const x509 = new X509Certificate(leaf.certPem);
+  if (now >= renewalTime(new Date(x509.validFrom), new Date(x509.validTo), { jitter: 0 })) return false;
   const want = [
     ...(issue.spiffeId === undefined ? [] : [`URI:${issue.spiffeId}`]),
     ...(issue.dnsNames ?? []).map((n) => `DNS:${n}`),

@@ -101,7 +101,6 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       const previous = current;
       current = build(next);
       void current.jwt.ready();
-      deps.logger.info({ event: LOG_EVENTS.CONFIG_LOADED, listeners: next.listeners.length, routes: next.routes.length });
       // Requests that started on the previous runtime may still be on their way to its pools.
       setTimeout(() => void previous.close(), DEFAULTS.requestTimeoutMs).unref();
     },

@@ -12,6 +12,8 @@ import { DEFAULTS } from './config/defaults.js';
 import { runValidate } from './config/validate-command.js';
 import { createLogger, LOG_EVENTS, type Logger } from './core/log.js';
 import { startEchoServer } from './dev/demo-backend.js';
+import { scheduleDevRotation } from './dev/pki-rotation.js';
+import { createReloader } from './reload.js';
 import { mintDevToken, startDevTokenIssuer } from './dev/token-issuer.js';
 
 const HELP = {
@@ -47,6 +49,7 @@ Prints a development JWT signed by the embedded defaults' token issuer (state fo
 };
 
 const DEV_TRUST_DOMAIN = 'portcullis.dev';
+const DEV_HOSTNAMES = ['localhost'];
 const DEFAULT_CONFIG = fileURLToPath(new URL('./config/default.yaml', import.meta.url));
 
 export async function main(argv: string[]): Promise<number> {
@@ -76,7 +79,7 @@ const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
 
 /** The embedded config: generates (or reuses) the development PKI, then loads default.yaml over it. */
 function loadDevConfig(stateDir: string): LoadedConfig {
-  ensureDevPki(stateDir, { trustDomain: DEV_TRUST_DOMAIN, hostnames: ['localhost'] });
+  ensureDevPki(stateDir, { trustDomain: DEV_TRUST_DOMAIN, hostnames: DEV_HOSTNAMES });
   const vars: Record<string, string> = { STATE_DIR: stateDir };
   // Ports of the embedded config can be moved when 8443/9444/9445 are taken (and by the quickstart test).
   for (const name of ['EDGE_PORT', 'EGRESS_PORT', 'DEMO_BACKEND_PORT', 'TOKEN_ISSUER_PORT']) {
@@ -109,17 +112,19 @@ async function run(args: string[]): Promise<number> {
     return 1;
   }
   if (!configFile) printDevBanner(gateway, stateDir, loaded);
-  process.on('SIGHUP', () => {
-    try {
-      gateway.reload(load().config);
-    } catch (err) {
-      logger.error({ event: LOG_EVENTS.CONFIG_REJECTED, issues: err instanceof ConfigError ? err.issues : String(err) });
-    }
+  const reloader = createReloader({
+    load,
+    gateway,
+    initial: loaded,
+    logger,
+    watchIntervalMs: loaded.config.reload?.watchIntervalMs ?? DEFAULTS.watchIntervalMs,
   });
+  process.on('SIGHUP', () => reloader.reload('sighup'));
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  reloader.close();
   await gateway.close();
   await stopDev();
   logger.flush();
@@ -139,6 +144,14 @@ async function startDevHelpers(loaded: LoadedConfig, stateDir: string, logger: L
     });
     logger.info({ event: LOG_EVENTS.LISTENING, listener: 'dev-demo-backend', port: backend.port });
     stops.push(backend.close);
+    const rotation = scheduleDevRotation({
+      stateDir,
+      trustDomain: DEV_TRUST_DOMAIN,
+      hostnames: DEV_HOSTNAMES,
+      logger,
+      onRotated: (pki) => backend.setCertificate(fs.readFileSync(pki.backendCert, 'utf8'), fs.readFileSync(pki.backendKey, 'utf8')),
+    });
+    stops.push(async () => rotation.stop());
   }
   if (dev?.tokenIssuerPort !== undefined) {
     const issuer = await startDevTokenIssuer({

@@ -32,6 +32,7 @@ export interface Defaults {
   readonly upstreamTimeoutMs: NonNullable<UpstreamConfig['timeoutMs']>;
   readonly stateDir: NonNullable<Config['stateDir']>;
   readonly logLevel: NonNullable<NonNullable<Config['log']>['level']>;
+  readonly watchIntervalMs: number;
 }
 
 export const DEFAULTS: Defaults = Object.freeze({
@@ -81,4 +82,6 @@ export const DEFAULTS: Defaults = Object.freeze({
   stateDir: '.portcullis',
   /** `info` logs one line per decision; `debug` is for development only (more detail, more volume). */
   logLevel: 'info',
+  /** Input files are polled each second: a rotated certificate is live within a second or two. */
+  watchIntervalMs: 1_000,
 });

@@ -122,6 +122,11 @@ export const EgressSchema = Obj({
       maxBytesPerTunnel: Type.Optional(Type.Integer({ minimum: 1 })),
       /** Concurrent CONNECT tunnels per identity; over it the proxy answers 429. Default 256. */
       maxTunnelsPerIdentity: Type.Optional(Type.Integer({ minimum: 1 })),
+      /**
+       * New upstream connections (CONNECT tunnels and forwarded HTTP requests) per identity per second; over it the
+       * proxy answers 429 with Retry-After. Shared across replicas when `redis` is configured. Default unlimited.
+       */
+      newConnectionsPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
       /** On shutdown, open tunnels get this long to finish before they are cut. Default 10 s. */
       shutdownGraceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
     }),

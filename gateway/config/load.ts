@@ -36,6 +36,8 @@ export interface LoadedConfig {
   config: Config;
   /** Every file read (main config first, then policy files), for file watching and hot reload. */
   files: readonly string[];
+  /** Every input the running gateway depends on: `files` plus the certificates, keys and bundles named. */
+  inputs: readonly string[];
 }
 
 /** One line per issue: `file:line:col: /json/pointer: message`. */
@@ -71,8 +73,10 @@ export function loadConfigText(text: string, file: string, vars?: Record<string,
   const base = dirname(resolve(file));
   const config = main.value as Config;
   const unreadableFiles = new Set<string>();
+  const inputs = new Set<string>();
   resolvePaths(config, (pointer, path, mustExist) => {
     const abs = resolve(base, path);
+    if (mustExist) inputs.add(abs);
     const problem = mustExist ? unreadable(abs) : undefined;
     if (problem) {
       issues.push(at(main, pointer, `${abs}: ${problem}`));
@@ -93,7 +97,8 @@ export function loadConfigText(text: string, file: string, vars?: Record<string,
 
   checkSemantics(config, main, policies, issues);
   if (issues.length > 0) throw new ConfigError(sortIssues(issues, files));
-  return { config, files: [resolve(file), ...(config.policyFiles ?? [])] };
+  const read = [resolve(file), ...(config.policyFiles ?? [])];
+  return { config, files: read, inputs: [...new Set([...read, ...inputs])] };
 }
 
 /** Policy files are named in issues the way the main file was: relative to the working directory if it was. */

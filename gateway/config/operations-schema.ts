@@ -1,9 +1,71 @@
-// Operations sections of the configuration: admin plane, Redis, rate limits (issue #5).
-import { Type, type Static } from '@sinclair/typebox';
+// Operations sections of the configuration: admin plane, Redis, rate limits (issue #5). Semantics and examples in
+// docs/operations.md; conventions as in schema.ts.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
-export const AdminSchema = Type.Object({}, { additionalProperties: false });
-export const RedisSchema = Type.Object({}, { additionalProperties: false });
-export const RateLimitSchema = Type.Object({}, { additionalProperties: false });
+const Obj = <T extends Record<string, TSchema>>(props: T, description?: string) =>
+  Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
+
+const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9_.]{0,62}[a-z0-9])?$', description: 'lower-case name' });
+const FilePath = Type.String({ minLength: 1, description: 'path, relative to the file that names it' });
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const Millis = Type.Integer({ minimum: 1, maximum: 3_600_000 });
+const SpiffeId = Type.String({ pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@%-]+)*$' });
+
+export const AdminSchema = Obj({
+  /** Default 127.0.0.1: the admin plane is reachable from elsewhere only when the config says so. */
+  address: Type.Optional(Type.String({ minLength: 1 })),
+  /** Default 9901 (Envoy's admin port). */
+  port: Type.Optional(Port),
+  /** File holding the bearer token for `/config` and `/reload` (at least 16 characters; surrounding whitespace ignored). */
+  tokenFile: Type.Optional(FilePath),
+  /**
+   * Serve the admin plane over HTTPS and accept client certificates: a verified one whose SPIFFE ID is listed
+   * may use `/config` and `/reload`. Health, readiness and metrics stay open to clients without one.
+   */
+  tls: Type.Optional(
+    Obj({
+      certificate: Obj({ cert: FilePath, key: FilePath }),
+      /** CA bundle client certificates are verified against; defaults to the mesh trust bundle. */
+      clientCa: Type.Optional(FilePath),
+      allowedSpiffeIds: Type.Array(SpiffeId, { minItems: 1 }),
+    }),
+  ),
+});
+
+export const RedisSchema = Obj({
+  /** `redis://[:password@]host:port[/db]` or `rediss://…` (TLS). Default: the `PORTCULLIS_REDIS_URL` environment variable. */
+  url: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  /** Prefix of every key the gateway writes, so several gateways (or environments) can share one Redis. Default `portcullis:`. */
+  keyPrefix: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9:._-]+$' })),
+  /** Default 1000 ms. */
+  connectTimeoutMs: Type.Optional(Millis),
+  /** A Redis command slower than this counts as Redis being down for that request. Default 100 ms. */
+  commandTimeoutMs: Type.Optional(Millis),
+});
+
+const RateLimitKey = Type.String({
+  pattern: '^(client_ip|jwt_subject|spiffe_id|header:[a-z0-9][a-z0-9-]*)$',
+  description: 'client_ip | jwt_subject | spiffe_id | header:<lower-case name>',
+});
+
+const rateLimitCommon = {
+  name: Name,
+  /** Extra requests allowed above the steady rate, regained at that rate. Default 0. */
+  burst: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+  /** What a request is counted by. Default `client_ip`; the others fall back to it when the request has no such value. */
+  key: Type.Optional(RateLimitKey),
+  /** While Redis is unreachable: `open` (default) counts locally per replica, `closed` refuses with 503. */
+  failureMode: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('closed')])),
+};
+
+export const RateLimitSchema = Type.Union([
+  Obj({ ...rateLimitCommon, requestsPerSecond: Type.Integer({ minimum: 1, maximum: 1_000_000 }) }),
+  Obj({
+    ...rateLimitCommon,
+    requests: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
+    perSeconds: Type.Integer({ minimum: 1, maximum: 86_400 }),
+  }),
+]);
 
 export type AdminConfig = Static<typeof AdminSchema>;
 export type RedisConfig = Static<typeof RedisSchema>;

@@ -192,6 +192,12 @@ export const ConfigSchema = Obj({
     }),
   ),
   mesh: Type.Optional(MeshIdentitySchema),
+  reload: Type.Optional(
+    Obj({
+      /** How often input files (config, policies, certificates) are checked for changes; 0 turns watching off. */
+      watchIntervalMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+    }),
+  ),
   /** Peers whose X-Forwarded-* headers are believed. */
   trustedProxies: Type.Optional(Type.Array(Cidr)),
   listeners: Type.Array(ListenerSchema),

@@ -24,6 +24,8 @@ export interface EchoReply {
   body: string;
   /** SPIFFE ID of the client certificate the caller presented. */
   peer: string | null;
+  /** Serial of that certificate (shows rotation of the caller's SVID). */
+  peerSerial: string | null;
   httpVersion: string;
 }
 
@@ -32,6 +34,8 @@ export interface EchoServer {
   port: number;
   /** Requests received so far (tests assert that refused requests never arrive). */
   readonly hits: number;
+  /** Swaps the server certificate for new handshakes (rotation). */
+  setCertificate(certPem: string, keyPem: string): void;
   close(): Promise<void>;
 }
 
@@ -59,6 +63,7 @@ export async function startEchoServer(options: EchoServerOptions): Promise<EchoS
           headers: req.headers,
           body: Buffer.concat(chunks).toString('utf8'),
           peer: cert?.raw ? (spiffeIdFromCertificate(new X509Certificate(cert.raw)) ?? null) : null,
+          peerSerial: cert?.serialNumber ?? null,
           httpVersion: req.httpVersion,
         };
         const body = JSON.stringify(reply, null, 2) + '\n';
@@ -83,6 +88,7 @@ export async function startEchoServer(options: EchoServerOptions): Promise<EchoS
     get hits() {
       return hits;
     },
+    setCertificate: (certPem, keyPem) => server.setSecureContext({ cert: certPem, key: keyPem, ca: options.caPem, minVersion: 'TLSv1.2' }),
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

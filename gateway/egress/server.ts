@@ -9,8 +9,10 @@ import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, t
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { EgressConfig } from '../config/egress-schema.js';
+import type { RedisConfig } from '../config/operations-schema.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import { createRateLimiter, rateLimitHeaders } from '../ingress/stages/rate-limit.js';
 import { canonicalHost, formatAuthority, parseAuthority, type Destination } from './destination.js';
 import { createAddressGuard, type LookupFn } from './stages/address-guard.js';
 import { createAllowlist, type AllowlistDecision } from './stages/allowlist.js';
@@ -29,6 +31,8 @@ export interface EgressServerDeps {
   mesh?: { certPem: string; keyPem: string; bundlePem: string };
   /** Milliseconds clock for durations; default `performance.now`. */
   now?: () => number;
+  /** Where `limits.newConnectionsPerSecond` is counted across replicas; in memory without it. */
+  redis?: RedisConfig;
 }
 
 export interface EgressServer {
@@ -36,6 +40,9 @@ export interface EgressServer {
   /** Stops accepting, lets open tunnels finish up to `shutdownGraceMs`, cuts the rest, flushes the audit file. */
   close(): Promise<void>;
 }
+
+/** The one limit of the egress server's rate limiter. */
+const NEW_CONNECTIONS = 'egress-new-connections';
 
 const DEFAULTS = {
   connectTimeoutMs: 10_000,
@@ -85,6 +92,18 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     });
   }
   const tunnels = createTunnelLimiter(limits.maxTunnelsPerIdentity);
+  const connectionRate =
+    limits.newConnectionsPerSecond === undefined
+      ? undefined
+      : createRateLimiter([{ name: NEW_CONNECTIONS, requestsPerSecond: limits.newConnectionsPerSecond }], deps.redis, { logger: deps.logger });
+  /** Undefined when the identity may open another connection now, else the 429 to answer. */
+  async function overConnectionRate(identity: Identity, socket: Socket): Promise<GatewayError | undefined> {
+    if (!connectionRate) return undefined;
+    // Anonymous callers are counted by source address, so one of them cannot use up everyone's budget.
+    const key = identity.kind === 'anonymous' ? `anonymous@${socket.remoteAddress ?? ''}` : identity.principal;
+    const result = await connectionRate.check(NEW_CONNECTIONS, key);
+    return result.allowed ? undefined : new GatewayError('GW_RATE_LIMITED', 'too many new connections for this identity', rateLimitHeaders(result));
+  }
   const audit = createAudit(config.audit?.file ? { file: config.audit.file } : {}, { logger: deps.logger });
   const dialDeps = deps.connect ? { connect: deps.connect } : {};
 
@@ -182,6 +201,8 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     const decision = allowlist(identity, dest);
     const ruleFields = { ...(decision.rule ? { rule: decision.rule } : {}), wouldDeny: decision.wouldDeny };
     if (!decision.allowed) return refuse(policyError(identity, decision), ruleFields);
+    const overRate = await overConnectionRate(identity, socket);
+    if (overRate) return refuse(overRate, ruleFields);
     const releaseSlot = tunnels.acquire(identity.principal);
     if (!releaseSlot) return refuse(new GatewayError('GW_RATE_LIMITED', 'too many tunnels for this identity'), ruleFields);
     try {
@@ -273,6 +294,8 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     const decision = allowlist(identity, leaving);
     const ruleFields = { ...(decision.rule ? { rule: decision.rule } : {}), wouldDeny: decision.wouldDeny };
     if (!decision.allowed) return refuse(policyError(identity, decision), ruleFields);
+    const overRate = await overConnectionRate(identity, socket);
+    if (overRate) return refuse(overRate, ruleFields);
     const resolved = await guard.resolve(leaving);
     if (!resolved.allowed) return refuse(resolved.error, { ...ruleFields, ...(resolved.address ? { address: resolved.address } : {}) });
     const address = { address: resolved.address };
@@ -335,7 +358,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       await Promise.allSettled([...active.keys()]);
       server.closeAllConnections();
       await stopped;
-      await audit.close();
+      await Promise.all([audit.close(), connectionRate?.close()]);
       deps.logger.info({ event: LOG_EVENTS.SHUTDOWN, listener: 'egress' }, 'egress gateway stopped');
     },
   };

@@ -11,8 +11,8 @@ import { Writable } from 'node:stream';
 import { SignJWT, exportJWK, generateKeyPair, type JWTPayload } from 'jose';
 import { stringify } from 'yaml';
 import { startGateway, type Gateway } from '../../gateway/app.js';
-import { loadConfigText } from '../../gateway/config/load.js';
-import { createLogger } from '../../gateway/core/log.js';
+import { loadConfigText, type LoadedConfig } from '../../gateway/config/load.js';
+import { createLogger, type Logger } from '../../gateway/core/log.js';
 import { startEchoServer, type EchoReply, type EchoServer } from '../../gateway/dev/demo-backend.js';
 import { testPki } from './pki.js';
 
@@ -67,12 +67,15 @@ export interface TestIngress {
   caPem: string;
   dir: string;
   trustDomain: string;
+  configFile: string;
+  loaded: LoadedConfig;
+  logger: Logger;
   gateway: Gateway;
   upstream: EchoServer;
   jwks: JwksServer;
   /** Every log line the gateway wrote, parsed. */
   logs: Record<string, unknown>[];
-  /** Writes a file into the test's temp folder and returns its path. */
+  /** Writes a file into the test's temp folder (atomically: temp file + rename) and returns its path. */
   writeFile(name: string, content: string): string;
   close(): Promise<void>;
 }
@@ -85,7 +88,8 @@ export async function startTestIngress(customize?: Customize): Promise<TestIngre
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-test-'));
   const writeFile = (name: string, content: string) => {
     const file = path.join(dir, name);
-    fs.writeFileSync(file, content, { mode: 0o600 });
+    fs.writeFileSync(`${file}.tmp`, content, { mode: 0o600 });
+    fs.renameSync(`${file}.tmp`, file);
     return file;
   };
   const server = pki.issue({ dnsNames: ['localhost', 'api.test', 'secure.test', '*.wild.test', 'a.b.wild.test'], ipAddresses: ['127.0.0.1'] });
@@ -152,12 +156,16 @@ export async function startTestIngress(customize?: Customize): Promise<TestIngre
       done();
     },
   });
-  const gateway = await startGateway(loaded.config, { logger: createLogger('info', sink) });
+  const logger = createLogger('info', sink);
+  const gateway = await startGateway(loaded.config, { logger });
   return {
     port: gateway.ports.get('edge')!,
     caPem: pki.ca.certPem,
     dir,
     trustDomain: pki.trustDomain,
+    configFile,
+    loaded,
+    logger,
     gateway,
     upstream,
     jwks,
