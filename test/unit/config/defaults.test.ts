@@ -36,6 +36,7 @@ test('the secure defaults', () => {
       upstreamConnections: 64,
       upstreamConnectTimeoutMs: 5_000,
       upstreamTimeoutMs: 30_000,
+      watchIntervalMs: 1_000,
       stateDir: '.portcullis',
       logLevel: 'info',
     },
