@@ -13,6 +13,7 @@ export const ERRORS = {
   GW_EGRESS_ADDRESS_BLOCKED: { status: 403, message: 'destination address blocked' },
   GW_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
   GW_EGRESS_NO_IDENTITY: { status: 407, message: 'proxy authentication required' },
+  GW_REQUEST_TIMEOUT: { status: 408, message: 'request headers not received in time' },
   GW_BODY_TOO_LARGE: { status: 413, message: 'request body too large' },
   GW_HOST_MISDIRECTED: { status: 421, message: 'misdirected request: host does not match TLS server name' },
   GW_RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },

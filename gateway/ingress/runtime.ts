@@ -142,6 +142,7 @@ function compileVirtualHost(
       deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: listener.name, vhost: host.name, reason, peer: socket.remoteAddress }),
     minVersion: host.tls.minVersion ?? DEFAULTS.tlsMinVersion,
     handshakeTimeoutMs: listener.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
+    headersTimeoutMs: listener.timeouts?.headersMs ?? DEFAULTS.headersTimeoutMs,
     idleTimeoutMs: listener.timeouts?.idleMs ?? DEFAULTS.idleTimeoutMs,
     maxHeaderBytes: listener.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
     maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,

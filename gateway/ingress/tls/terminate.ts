@@ -2,8 +2,8 @@
 // sockets whose SNI named this host. One server per host (rather than one SNICallback) because client
 // certificate requirements (requestCert / rejectUnauthorized) are per server in Node, and a host that
 // demands client certificates must not share a handshake policy with one that does not.
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import http2 from 'node:http2';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { SpiffePeerVerifier } from '../../../certs/verify.js';
@@ -30,6 +30,8 @@ export interface TerminateOptions {
   clientCaPem?: string;
   minVersion: 'TLSv1.2' | 'TLSv1.3';
   handshakeTimeoutMs: number;
+  /** HTTP/1.1: a request head must be complete this long after the connection opens or the last response. */
+  headersTimeoutMs: number;
   idleTimeoutMs: number;
   maxHeaderBytes: number;
   maxHeaders: number;
@@ -79,6 +81,7 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
     } as http2.SecureServerOptions,
   );
   server.on('clientError', answerParseError);
+  enforceHeadersDeadline(server, options.headersTimeoutMs);
   if (options.clientAuth !== 'none') {
     server.on('secureConnection', (socket: TLSSocket) => {
       const verdict = judgePeer(socket, options.verifyPeer);
@@ -94,17 +97,49 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
   return server;
 }
 
+const HEADERS_DEADLINE = Symbol('portcullis.headersDeadline');
+type Deadlined = TLSSocket & { [HEADERS_DEADLINE]?: NodeJS.Timeout };
+
+/**
+ * Slowloris defence for HTTP/1.1 (Node's headersTimeout does not apply to allowHTTP1 connections): from
+ * the handshake, and again after each response, the next request head must arrive within the deadline,
+ * or the client gets 408 and the connection is closed. HTTP/2 sessions are bounded by the idle timeout.
+ */
+function enforceHeadersDeadline(server: http2.Http2SecureServer, ms: number): void {
+  const arm = (socket: Deadlined) => {
+    clearTimeout(socket[HEADERS_DEADLINE]);
+    socket[HEADERS_DEADLINE] = setTimeout(() => answerAndClose(socket, new GatewayError('GW_REQUEST_TIMEOUT')), ms);
+  };
+  server.on('secureConnection', (socket: Deadlined) => {
+    if (socket.alpnProtocol === 'h2') return;
+    arm(socket);
+    socket.once('close', () => clearTimeout(socket[HEADERS_DEADLINE]));
+  });
+  server.prependListener('request', (req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse) => {
+    if ('stream' in req) return;
+    const socket = req.socket as Deadlined;
+    clearTimeout(socket[HEADERS_DEADLINE]);
+    res.once('finish', () => {
+      if (!socket.destroyed) arm(socket);
+    });
+  });
+}
+
 /**
  * HTTP/1.1 requests llhttp refuses to parse (smuggling attempts, oversized headers) are answered with
  * the gateway's error body and the connection closed; the request never reached the pipeline.
  */
 function answerParseError(err: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable) return void socket.destroy();
-  const error = new GatewayError(
-    err.code === 'HPE_HEADER_OVERFLOW' ? 'GW_HEADERS_TOO_LARGE' : 'GW_REQUEST_MALFORMED',
-    err.code?.toLowerCase(),
+  answerAndClose(
+    socket,
+    new GatewayError(err.code === 'HPE_HEADER_OVERFLOW' ? 'GW_HEADERS_TOO_LARGE' : 'GW_REQUEST_MALFORMED', err.code?.toLowerCase()),
   );
+}
+
+/** Writes the gateway's error response straight to a socket that has no request object, then closes it. */
+function answerAndClose(socket: Duplex, error: GatewayError): void {
+  if (!socket.writable) return void socket.destroy();
   const { status, headers, body } = toHttpResponse(error, 'none');
   const head = Object.entries({ ...headers, connection: 'close' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n${head}\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`);
 }

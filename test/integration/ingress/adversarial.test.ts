@@ -150,3 +150,44 @@ describe('duplicate credentials', () => {
     assert.equal(ing.upstream.hits, 0);
   });
 });
+
+describe('slow clients', () => {
+  let ing: TestIngress;
+  before(async () => {
+    ing = await startTestIngress((config) => {
+      config.listeners[0].timeouts = { headersMs: 1000, handshakeMs: 1000 };
+    });
+  });
+  after(() => ing.close());
+
+  test('headers trickled byte by byte (slowloris) get 408 once the deadline passes', async () => {
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve) => {
+      let data = '';
+      const socket = tls.connect({ host: '127.0.0.1', port: ing.port, servername: 'localhost', ca: ing.caPem, ALPNProtocols: ['http/1.1'] }, () => {
+        socket.write('GET /public/x HTTP/1.1\r\nHost: localhost\r\n');
+        const drip = setInterval(() => socket.writable && socket.write('X-Slow: 1\r\n'), 200);
+        socket.on('close', () => {
+          clearInterval(drip);
+          resolve(data);
+        });
+      });
+      socket.on('data', (c: Buffer) => (data += c.toString('latin1')));
+      socket.on('error', () => {});
+    });
+    assert.match(answer, /^HTTP\/1\.1 408/);
+    assert.ok(Date.now() - started < 3000);
+    assert.equal(ing.upstream.hits, 0);
+  });
+
+  test('a client that never sends its ClientHello is dropped after the handshake timeout', async () => {
+    const net = await import('node:net');
+    const started = Date.now();
+    await new Promise<void>((resolve) => {
+      const socket = net.connect(ing.port, '127.0.0.1');
+      socket.on('close', () => resolve());
+      socket.on('error', () => {});
+    });
+    assert.ok(Date.now() - started < 3000);
+  });
+});
