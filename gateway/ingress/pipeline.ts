@@ -9,6 +9,7 @@ import { Transform, pipeline as pipeStreams, type Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { AuthzDecision, RequestAttributes } from '../../policies/types.js';
 import { GatewayError, toHttpResponse, type ErrorCode } from '../core/errors.js';
+import { HOP_BY_HOP_HEADERS } from '../core/hop-by-hop.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
@@ -52,8 +53,6 @@ interface Exchange {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const METHOD = /^[A-Z]{1,20}$/;
-/** Response headers that are about the upstream connection, not the response (RFC 9110 §7.6.1). */
-const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 
 export function createPipeline(deps: PipelineDeps): (vhost: VirtualHost) => RequestHandler {
   return (vhost) => (req, res) => {
@@ -228,7 +227,7 @@ async function relay(upstream: UpstreamResponse, res: Response, ex: Exchange): P
   res.statusCode = upstream.statusCode;
   for (const name in upstream.headers) {
     const value = upstream.headers[name];
-    if (value !== undefined && !HOP_BY_HOP_RESPONSE.has(name)) res.setHeader(name, value);
+    if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) res.setHeader(name, value);
   }
   upstream.body.on('data', (chunk: Buffer) => (ex.bytesOut += chunk.length));
   upstream.onTrailers?.((trailers) => res.addTrailers(trailers as Record<string, string>));

@@ -7,6 +7,7 @@ import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage,
 import { GatewayError } from '../../core/errors.js';
 import { looksLikeTls, parseClientHello } from '../../ingress/tls/client-hello.js';
 import type { Destination } from '../destination.js';
+import { connectionListed, HOP_BY_HOP_HEADERS } from '../../core/hop-by-hop.js';
 
 export type ConnectFn = (options: { host: string; port: number; family: 4 | 6; allowHalfOpen: boolean }) => Socket;
 
@@ -139,30 +140,12 @@ export function originateTls(socket: Socket, tls: OriginationTls, timeoutMs: num
   });
 }
 
-// RFC 9110 §7.6.1: connection-specific fields are not forwarded; `Proxy-Authorization` is for this proxy only.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
 /** Copies headers minus hop-by-hop fields and every field the `Connection` header lists. */
 export function endToEndHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const listed = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const listed = connectionListed(headers.connection);
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || listed?.has(name)) continue;
     out[name] = value;
   }
   return out;

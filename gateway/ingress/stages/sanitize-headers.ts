@@ -3,22 +3,9 @@
 // the gateway's own headers to that set, after hop-by-hop processing, so a client's `Connection:` list
 // can never remove them (CVE-2024-45410).
 import type { IncomingHttpHeaders } from 'node:http';
+import { connectionListed, HOP_BY_HOP_HEADERS } from '../../core/hop-by-hop.js';
 
 export type OutgoingHeaders = Record<string, string | string[]>;
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and proxy credentials: never forwarded. */
-const HOP_BY_HOP = [
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-];
 
 /** Headers the gateway itself sets: a client-sent copy is a spoofing attempt (CVE-2023-27487, CVE-2024-45806). */
 const GATEWAY_SET = [
@@ -42,11 +29,11 @@ export interface HeaderSanitizer {
  *   the route, so no route can receive a client-forged identity header.
  */
 export function createHeaderSanitizer(managed: readonly string[]): HeaderSanitizer {
-  const dropped = new Set<string>([...HOP_BY_HOP, ...GATEWAY_SET, 'host', ...managed.map((h) => h.toLowerCase())]);
+  const dropped = new Set<string>([...HOP_BY_HOP_HEADERS, ...GATEWAY_SET, 'host', ...managed.map((h) => h.toLowerCase())]);
   return {
     sanitize(headers) {
       const out: OutgoingHeaders = {};
-      const connectionListed = listedInConnection(headers.connection);
+      const listed = connectionListed(headers.connection);
       for (const name in headers) {
         const value = headers[name];
         if (value === undefined || dropped.has(name) || name.charCodeAt(0) === 58 /* ':' pseudo-header */) continue;
@@ -54,7 +41,7 @@ export function createHeaderSanitizer(managed: readonly string[]): HeaderSanitiz
         // Dropped like nginx's default: `x_forwarded_for` reaches some frameworks as `x-forwarded-for`
         // (CVE-2025-64484), so no underscore spelling of any header may pass.
         if (name.includes('_')) continue;
-        if (connectionListed?.has(name)) continue;
+        if (listed?.has(name)) continue;
         out[name] = value;
       }
       // `TE: trailers` is the one hop-by-hop value that must pass: gRPC depends on it.
@@ -62,9 +49,4 @@ export function createHeaderSanitizer(managed: readonly string[]): HeaderSanitiz
       return out;
     },
   };
-}
-
-function listedInConnection(connection: string | undefined): Set<string> | undefined {
-  if (!connection) return undefined;
-  return new Set(connection.split(',').map((token) => token.trim().toLowerCase()));
 }

@@ -111,3 +111,29 @@ describe('ingress request path', () => {
     assert.ok(!JSON.stringify(ing.logs).includes(token));
   });
 });
+
+describe('X-Forwarded-For from a trusted proxy', () => {
+  let ing: TestIngress;
+  before(async () => {
+    ing = await startTestIngress((config) => {
+      config.trustedProxies = ['127.0.0.1/32'];
+      config.policies.push({
+        name: 'office-only',
+        action: 'DENY',
+        routes: ['public'],
+        rules: [{ to: [{ operation: { paths: ['/public/office*'] } }], from: [{ source: { notRemoteIpBlocks: ['203.0.113.0/24'] } }] }],
+      });
+    });
+  });
+  after(() => ing.close());
+
+  test('the client address is the right-most untrusted hop, and the chain is extended', async () => {
+    const res = await request(ing.port, ing.caPem, { path: '/public/office', headers: { 'x-forwarded-for': '198.51.100.7, 203.0.113.9' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.json().headers['x-forwarded-for'], '198.51.100.7, 203.0.113.9, 127.0.0.1');
+    const outside = await request(ing.port, ing.caPem, { path: '/public/office', headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.7' } });
+    assert.equal(outside.status, 403);
+    const garbage = await request(ing.port, ing.caPem, { path: '/public/office', headers: { 'x-forwarded-for': 'not-an-ip, 203.0.113.9' } });
+    assert.equal(garbage.status, 200, 'right-most hop is still a valid untrusted address');
+  });
+});
