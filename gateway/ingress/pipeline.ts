@@ -85,6 +85,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   if (!listener) throw new GatewayError('GW_UNAVAILABLE', 'listener_removed');
   // Istio rejects methods that are not upper case; llhttp only parses known ones, HTTP/2 allows anything.
   if (!METHOD.test(ex.method)) throw new GatewayError('GW_REQUEST_MALFORMED', 'method');
+  // llhttp silently drops header lines past its own cap instead of refusing; count them here.
+  if (req.rawHeaders.length > 2 * listener.maxHeaders) throw new GatewayError('GW_HEADERS_TOO_LARGE', 'too_many_headers');
 
   // 1. Host must belong to the virtual host the TLS session was made for (Gateway API; envoy#6767).
   const host = requestHost(req);

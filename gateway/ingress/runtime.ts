@@ -35,7 +35,8 @@ export interface ListenerRuntime {
   readonly port: number;
   /** SNI and Host → virtual host of this listener. */
   readonly hosts: HostIndex<VirtualHost>;
-  readonly requestTimeoutMs: number;
+  /** Header fields a request may carry (HTTP/2 enforces it in nghttp2; HTTP/1.1 in the pipeline). */
+  readonly maxHeaders: number;
 }
 
 export interface IngressRuntime {
@@ -82,7 +83,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       name: listener.name,
       port: listener.port,
       hosts: createHostIndex(listener.hosts.map((h, i) => ({ hostnames: h.hostnames, value: vhosts[i]! }))),
-      requestTimeoutMs: listener.timeouts?.requestMs ?? DEFAULTS.requestTimeoutMs,
+      maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
     });
   }
   const jwt = createJwtAuthn(config.jwtProviders ?? [], {}, { logger: deps.logger, ...(deps.fetch ? { fetch: deps.fetch } : {}) });

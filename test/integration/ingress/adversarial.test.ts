@@ -191,3 +191,23 @@ describe('slow clients', () => {
     assert.ok(Date.now() - started < 3000);
   });
 });
+
+describe('header count', () => {
+  let ing: TestIngress;
+  before(async () => {
+    ing = await startTestIngress((config) => {
+      config.listeners[0].limits = { maxHeaders: 20 };
+    });
+  });
+  after(() => ing.close());
+
+  test('more header fields than the listener allows get 431', async () => {
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < 25; i++) headers[`x-h${i}`] = 'v';
+    const res = await request(ing.port, ing.caPem, { headers });
+    assert.equal(res.status, 431);
+    assert.equal(ing.upstream.hits, 0);
+    const fine = await request(ing.port, ing.caPem, { headers: { 'x-one': '1' } });
+    assert.equal(fine.status, 200);
+  });
+});
