@@ -2,17 +2,10 @@
 // Semantics follow Stripe Smokescreen (per-identity host allowlist, enforce/report, resolve-once IP guard) with two
 // deliberate differences documented in docs/egress.md: global deny rules beat every allow, and deny ranges beat
 // allow ranges (stripe/smokescreen#236).
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { Cidr, FilePath, Millis, Name, Obj, Port } from './schema-parts.js';
 
-const Obj = <T extends Record<string, TSchema>>(props: T, description?: string) =>
-  Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
-
-const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9_.]{0,62}[a-z0-9])?$', description: 'lower-case name' });
-const FilePath = Type.String({ minLength: 1, description: 'path, relative to the file that names it' });
-const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const DestinationPort = Type.Integer({ minimum: 1, maximum: 65535 });
-const Millis = Type.Integer({ minimum: 1, maximum: 3_600_000 });
-const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'IP address or CIDR block' });
 const IpAddress = Type.String({ minLength: 2, maxLength: 64, description: 'IPv4 or IPv6 address' });
 /** Checked and canonicalized (IDN → punycode) when the egress server is created, so Unicode names are accepted here. */
 const HostPattern = Type.String({

@@ -1,15 +1,7 @@
 // Operations sections of the configuration: admin plane, Redis, rate limits (issue #5). Semantics and examples in
 // docs/operations.md; conventions as in schema.ts.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-
-const Obj = <T extends Record<string, TSchema>>(props: T, description?: string) =>
-  Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
-
-const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9_.]{0,62}[a-z0-9])?$', description: 'lower-case name' });
-const FilePath = Type.String({ minLength: 1, description: 'path, relative to the file that names it' });
-const Port = Type.Integer({ minimum: 0, maximum: 65535 });
-const Millis = Type.Integer({ minimum: 1, maximum: 3_600_000 });
-const SpiffeId = Type.String({ pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@%-]+)*$' });
+import { Type, type Static } from '@sinclair/typebox';
+import { FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
 
 export const AdminSchema = Obj({
   /** Default 127.0.0.1: the admin plane is reachable from elsewhere only when the config says so. */

@@ -1,25 +1,18 @@
 // The gateway's configuration: one JSON Schema (built with TypeBox) that the loader validates every file
 // against and that the TypeScript types are derived from, so the two can never disagree.
 // Defaults are secure where the config is silent; they live in defaults.ts and are never written into the config.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { Cidr, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
 import { PolicySchema } from '../../policies/schema.js';
 import { EgressSchema } from './egress-schema.js';
 import { AdminSchema, RateLimitSchema, RedisSchema } from './operations-schema.js';
 
-const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9_.]{0,62}[a-z0-9])?$', description: 'lower-case name' });
-const FilePath = Type.String({ minLength: 1, description: 'path, relative to the file that names it' });
-const Port = Type.Integer({ minimum: 0, maximum: 65535 });
-const Millis = Type.Integer({ minimum: 1, maximum: 3_600_000 });
 const Hostname = Type.String({
   minLength: 1,
   maxLength: 253,
   pattern: '^(\\*\\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\\.?$',
   description: 'DNS name, optionally with a leading `*.` wildcard label',
 });
-const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'IP address or CIDR block' });
-const SpiffeId = Type.String({ pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@%-]+)*$' });
-const Obj = <T extends Record<string, TSchema>>(props: T, description?: string) =>
-  Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
 
 export const CertificateSchema = Obj({ cert: FilePath, key: FilePath }, 'PEM certificate chain and private key');
 

@@ -1,0 +1,14 @@
+// Building blocks shared by every section of the config schema, so a name, a path or a port means the
+// same thing (and is checked the same way) wherever it appears.
+import { Type, type TSchema } from '@sinclair/typebox';
+
+/** A closed object: unknown keys are errors. */
+export const Obj = <T extends Record<string, TSchema>>(props: T, description?: string) =>
+  Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
+
+export const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9_.]{0,62}[a-z0-9])?$', description: 'lower-case name' });
+export const FilePath = Type.String({ minLength: 1, description: 'path, relative to the file that names it' });
+export const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+export const Millis = Type.Integer({ minimum: 1, maximum: 3_600_000 });
+export const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'IP address or CIDR block' });
+export const SpiffeId = Type.String({ pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@%-]+)*$' });
