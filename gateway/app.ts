@@ -1,25 +1,31 @@
 // Composition root: builds the runtime from a validated config, opens the listeners, swaps the runtime
 // on reload, and drains on shutdown. No request logic lives here.
 import fs from 'node:fs';
-import type http2 from 'node:http2';
-import type { Socket } from 'node:net';
 import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
+import { createMetrics, type Metrics } from './core/metrics.js';
 import { createEgressServer, type EgressServer } from './egress/server.js';
+import { createConnectionTracker } from './ingress/drain.js';
 import { createEdgeListener, type EdgeListener } from './ingress/listener.js';
 import { createPipeline } from './ingress/pipeline.js';
 import { buildRuntime, newTicketKeys, type IngressRuntime } from './ingress/runtime.js';
+import { createRateLimiter, type RateLimiter } from './ingress/stages/rate-limit.js';
 
 export interface GatewayDeps {
   logger: Logger;
   fetch?: typeof globalThis.fetch;
+  /** One registry per gateway; created here when not given. */
+  metrics?: Metrics;
 }
 
 export interface Gateway {
   /** Bound port of each listener, by name (useful with port 0). */
   readonly ports: ReadonlyMap<string, number>;
   runtime(): IngressRuntime;
+  readonly metrics: Metrics;
+  /** Ready for traffic: listeners bound, config loaded, own certificates valid, not draining. */
+  ready(): boolean;
   /** Swaps in a new config; throws (and keeps the current one) if it cannot be built. */
   reload(config: Config): void;
   /** Stops accepting, lets in-flight requests finish (up to `drainMs`), then closes everything. */
@@ -28,35 +34,34 @@ export interface Gateway {
 
 export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
   const ticketKeys = newTicketKeys();
-  const sockets = new Set<Socket>();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  let inFlight = 0;
-  let draining = false;
-  let idle: (() => void) | undefined;
+  const connections = createConnectionTracker();
+  let listening = false;
+  const metrics = deps.metrics ?? createMetrics();
+  const limiters = createLimiterCache(deps.logger, metrics);
 
   const handlerFor = createPipeline({
     logger: deps.logger,
+    metrics,
     runtime: () => current,
-    track: {
-      start: () => inFlight++,
-      end: () => {
-        if (--inFlight === 0) idle?.();
-      },
-    },
   });
   const build = (cfg: Config): IngressRuntime => {
-    const rt = buildRuntime(cfg, { logger: deps.logger, handlerFor, ticketKeys, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
-    for (const server of rt.terminatingServers) {
-      server.on('session', (session: http2.ServerHttp2Session) => {
-        if (draining) session.close();
-        sessions.add(session);
-        session.once('close', () => sessions.delete(session));
-      });
-    }
+    const rt = buildRuntime(cfg, {
+      logger: deps.logger,
+      handlerFor,
+      ticketKeys,
+      metrics,
+      rateLimiter: limiters.for(cfg),
+      ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    });
+    for (const { name, notAfter } of rt.certificates) metrics.certificateExpiry(name, notAfter);
+    for (const server of rt.terminatingServers) connections.trackServer(server);
     return rt;
   };
   let current = build(config);
   await current.jwt.ready();
+  const jwksStates = setInterval(() => {
+    for (const [provider, { state }] of Object.entries(current.jwt.status())) metrics.jwksState(provider, state);
+  }, 5_000).unref();
 
   const listeners: EdgeListener[] = config.listeners.map((l) =>
     createEdgeListener(
@@ -75,12 +80,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   );
   const egress = config.egress ? startEgress(config, deps) : undefined;
   const ports = new Map<string, number>();
-  for (const listener of listeners) {
-    listener.server.on('connection', (socket: Socket) => {
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
-    });
-  }
+  for (const listener of listeners) connections.trackListener(listener.server);
   try {
     for (const [i, listener] of listeners.entries()) {
       const address = await listener.listen();
@@ -88,15 +88,20 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       deps.logger.info({ event: LOG_EVENTS.LISTENING, listener: config.listeners[i]!.name, address: address.address, port: address.port });
     }
     if (egress) ports.set('egress', (await egress.listen()).port);
+    listening = true;
   } catch (err) {
+    clearInterval(jwksStates);
     await Promise.all([...listeners.map((l) => l.close()), egress?.close()]);
     await current.close();
+    await limiters.close();
     throw err;
   }
 
   return {
     ports,
+    metrics,
     runtime: () => current,
+    ready: () => listening && !connections.draining && current.certificates.every((c) => c.notAfter.getTime() > Date.now()),
     reload(next) {
       const previous = current;
       current = build(next);
@@ -105,21 +110,13 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       setTimeout(() => void previous.close(), DEFAULTS.requestTimeoutMs).unref();
     },
     async close(drainMs = 10_000) {
-      draining = true;
-      deps.logger.info({ event: LOG_EVENTS.SHUTDOWN, inFlight });
+      deps.logger.info({ event: LOG_EVENTS.SHUTDOWN, inFlight: connections.inFlight });
       const stopped = Promise.all(listeners.map((l) => l.close()));
-      // HTTP/2 clients get GOAWAY and finish their open streams; HTTP/1.1 keep-alive sockets are cut
-      // once no request is in flight.
-      for (const session of sessions) session.close();
-      if (inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          idle = resolve;
-          setTimeout(resolve, drainMs).unref();
-        });
-      }
-      for (const socket of sockets) socket.destroy();
+      await connections.drain(drainMs);
+      clearInterval(jwksStates);
       await Promise.all([stopped, egress?.close()]);
       await current.close();
+      await limiters.close();
     },
   };
 }
@@ -129,6 +126,7 @@ function startEgress(config: Config, deps: GatewayDeps): EgressServer {
   const mesh = config.mesh;
   return createEgressServer(config.egress!, {
     logger: deps.logger,
+    ...(config.redis ? { redis: config.redis } : {}),
     ...(mesh
       ? {
           mesh: {
@@ -139,4 +137,25 @@ function startEgress(config: Config, deps: GatewayDeps): EgressServer {
         }
       : {}),
   });
+}
+
+/**
+ * Rate-limit counters must survive reloads: the limiter is rebuilt only when the limits or the Redis
+ * settings change, and the one it replaces is closed once in-flight requests are done with it.
+ */
+function createLimiterCache(logger: Logger, metrics: Metrics) {
+  let key: string | undefined;
+  let limiter: RateLimiter | undefined;
+  return {
+    for(config: Config): RateLimiter {
+      const next = JSON.stringify([config.rateLimits ?? [], config.redis ?? null]);
+      if (limiter && next === key) return limiter;
+      const previous = limiter;
+      limiter = createRateLimiter(config.rateLimits ?? [], config.redis, { logger, metrics });
+      key = next;
+      if (previous) setTimeout(() => void previous.close(), DEFAULTS.requestTimeoutMs).unref();
+      return limiter;
+    },
+    close: async () => limiter?.close(),
+  };
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runCertsCli } from '../certs/cli.js';
 import { ensureDevPki } from '../certs/dev-bootstrap.js';
+import { createAdminServer } from './admin/server.js';
 import { startGateway, type Gateway } from './app.js';
 import { ConfigError, loadConfigFile, loadConfigText, type LoadedConfig } from './config/load.js';
 import { DEFAULTS } from './config/defaults.js';
@@ -34,8 +35,8 @@ Starts the gateway. With -c, the config file is validated first and the gateway 
 any error. Without -c, the embedded development config is used: a development CA, certificates, a
 demo backend reached over mutual TLS and a token issuer are generated under the state folder
 (default .portcullis/) on first start and reused after. Its ports (8443 edge, 3128 egress proxy,
-9444 demo backend, 9445 token issuer) move with PORTCULLIS_EDGE_PORT, PORTCULLIS_EGRESS_PORT,
-PORTCULLIS_DEMO_BACKEND_PORT and PORTCULLIS_TOKEN_ISSUER_PORT.
+9901 admin, 9444 demo backend, 9445 token issuer) move with PORTCULLIS_EDGE_PORT, PORTCULLIS_EGRESS_PORT,
+PORTCULLIS_ADMIN_PORT, PORTCULLIS_DEMO_BACKEND_PORT and PORTCULLIS_TOKEN_ISSUER_PORT.
 
 Reloads: SIGHUP re-reads the config; an invalid one is refused and the running config stays.
 Shutdown: SIGTERM/SIGINT stop accepting, finish in-flight requests, flush logs and exit 0.`,
@@ -82,7 +83,7 @@ function loadDevConfig(stateDir: string): LoadedConfig {
   ensureDevPki(stateDir, { trustDomain: DEV_TRUST_DOMAIN, hostnames: DEV_HOSTNAMES });
   const vars: Record<string, string> = { STATE_DIR: stateDir };
   // Ports of the embedded config can be moved when 8443/9444/9445 are taken (and by the quickstart test).
-  for (const name of ['EDGE_PORT', 'EGRESS_PORT', 'DEMO_BACKEND_PORT', 'TOKEN_ISSUER_PORT']) {
+  for (const name of ['EDGE_PORT', 'EGRESS_PORT', 'ADMIN_PORT', 'DEMO_BACKEND_PORT', 'TOKEN_ISSUER_PORT']) {
     const value = process.env[`PORTCULLIS_${name}`];
     if (value) vars[name] = value;
   }
@@ -120,12 +121,23 @@ async function run(args: string[]): Promise<number> {
     watchIntervalMs: loaded.config.reload?.watchIntervalMs ?? DEFAULTS.watchIntervalMs,
   });
   process.on('SIGHUP', () => reloader.reload('sighup'));
+  const admin = createAdminServer(loaded.config.admin, {
+    logger,
+    registry: gateway.metrics.registry,
+    ready: () => gateway.ready(),
+    reload: async () => reloader.reload('admin'),
+    config: () => gateway.runtime().config,
+    ...(loaded.config.mesh ? { meshBundlePem: fs.readFileSync(loaded.config.mesh.bundle, 'utf8') } : {}),
+  });
+  await admin.listen();
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   reloader.close();
+  // The admin plane stays up while draining, so readiness reports 503 until the end.
   await gateway.close();
+  await admin.close();
   await stopDev();
   logger.flush();
   return 0;

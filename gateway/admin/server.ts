@@ -17,9 +17,9 @@ import { spiffeIdFromCertificate } from '../../certs/spiffe-id.js';
 import type { AdminConfig } from '../config/operations-schema.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import type { ReloadResult } from '../reload.js';
 import { redactConfig } from './redact.js';
 
-export type ReloadResult = { ok: true } | { ok: false; issues: unknown };
 
 export interface AdminServerDeps {
   logger: Logger;
@@ -41,7 +41,6 @@ export interface AdminServer {
 export const ADMIN_DEFAULTS = { address: '127.0.0.1', port: 9901 } as const;
 
 /** Log events of the admin plane. */
-export const ADMIN_EVENTS = { ADMIN_REQUEST: 'ADMIN_REQUEST' } as const;
 
 /** Short tokens can be guessed; 16 characters of a random token is already 80+ bits. */
 const MIN_TOKEN_LENGTH = 16;
@@ -92,7 +91,7 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
         const result = reloads.then(() => deps.reload());
         reloads = result.catch(() => undefined);
         const outcome = await result;
-        deps.logger.info({ event: ADMIN_EVENTS.ADMIN_REQUEST, action: 'reload', by: who, ok: outcome.ok });
+        deps.logger.info({ event: LOG_EVENTS.ADMIN_REQUEST, action: 'reload', by: who, ok: outcome.ok });
         json(res, outcome.ok ? 200 : 400, outcome);
       },
     },
@@ -133,7 +132,7 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err: unknown) => {
-      if (!(err instanceof GatewayError)) deps.logger.error({ event: ADMIN_EVENTS.ADMIN_REQUEST, path: req.url, err }, 'admin request failed');
+      if (!(err instanceof GatewayError)) deps.logger.error({ event: LOG_EVENTS.ADMIN_REQUEST, path: req.url, err }, 'admin request failed');
       if (res.headersSent) return void res.destroy();
       const r = toHttpResponse(err, randomUUID());
       res.writeHead(r.status, r.headers).end(r.body);

@@ -67,8 +67,12 @@ export async function startEchoServer(options: EchoServerOptions): Promise<EchoS
           httpVersion: req.httpVersion,
         };
         const body = JSON.stringify(reply, null, 2) + '\n';
-        res.writeHead(200, { 'content-type': 'application/json', 'x-demo-backend': 'portcullis' });
-        res.end(body);
+        // `?delay=ms` holds the answer back: lets tests (and users) watch draining and timeouts.
+        const delay = Math.min(Number(/[?&]delay=(\d+)/.exec(reply.path)?.[1] ?? 0), 60_000);
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/json', 'x-demo-backend': 'portcullis' });
+          res.end(body);
+        }, delay);
       });
     },
   );

@@ -11,6 +11,7 @@ import type { AuthzDecision, RequestAttributes } from '../../policies/types.js';
 import { GatewayError, toHttpResponse, type ErrorCode } from '../core/errors.js';
 import { HOP_BY_HOP_HEADERS } from '../core/hop-by-hop.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
@@ -28,8 +29,7 @@ export interface PipelineDeps {
   logger: Logger;
   /** The runtime current when a request starts; it keeps that one to its end, whatever reloads happen. */
   runtime(): IngressRuntime;
-  /** Called around each request so shutdown can wait for in-flight ones. */
-  track?: { start(): void; end(): void };
+  metrics?: Metrics;
 }
 
 /** What the access log records about one request. */
@@ -55,13 +55,10 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const METHOD = /^[A-Z]{1,20}$/;
 
 export function createPipeline(deps: PipelineDeps): (vhost: VirtualHost) => RequestHandler {
-  return (vhost) => (req, res) => {
-    deps.track?.start();
-    void handle(req, res, vhost, deps.runtime(), deps.logger).finally(() => deps.track?.end());
-  };
+  return (vhost) => (req, res) => void handle(req, res, vhost, deps.runtime(), deps);
 }
 
-async function handle(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, logger: Logger): Promise<void> {
+async function handle(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, deps: PipelineDeps): Promise<void> {
   const incomingId = req.headers['x-request-id'];
   const ex: Exchange = {
     id: typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID(),
@@ -75,7 +72,10 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
   } catch (err) {
     refuse(res, err, ex);
   } finally {
-    logExchange(logger, vhost, ex, req);
+    const seconds = (performance.now() - ex.started) / 1000;
+    deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds);
+    if (ex.code === 'GW_AUTHN_INVALID_TOKEN') deps.metrics?.jwtFailure('any', ex.reason ?? 'unknown');
+    logExchange(deps.logger, vhost, ex, req, seconds);
   }
 }
 
@@ -136,11 +136,14 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   });
   ex.decision = rt.authz.authorize(route.name, attributes, ex.id);
 
-  // 6. Limits known before any body byte is read.
+  // 6. Rate limit, keyed by what authentication established.
+  if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes);
+
+  // 7. Limits known before any body byte is read.
   const declaredLength = Number(req.headers['content-length'] ?? 0);
   if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
 
-  // 7. Upstream: the request as the gateway vouches for it.
+  // 8. Upstream: the request as the gateway vouches for it.
   const client = rt.upstreams.get(route.upstream);
   if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
   ex.upstream = client.name;
@@ -281,7 +284,7 @@ function removeParams(query: string, names: readonly string[]): string {
   return rest ? `?${rest}` : '';
 }
 
-function logExchange(logger: Logger, vhost: VirtualHost, ex: Exchange, req: Request): void {
+function logExchange(logger: Logger, vhost: VirtualHost, ex: Exchange, req: Request, seconds: number): void {
   logger.info({
     event: LOG_EVENTS.REQUEST,
     requestId: ex.id,
@@ -302,6 +305,6 @@ function logExchange(logger: Logger, vhost: VirtualHost, ex: Exchange, req: Requ
     remote: req.socket?.remoteAddress,
     bytesIn: ex.bytesIn,
     bytesOut: ex.bytesOut,
-    latencyMs: Math.round((performance.now() - ex.started) * 100) / 100,
+    latencyMs: Math.round(seconds * 100_000) / 100,
   });
 }

@@ -1,7 +1,7 @@
 // Config time: everything the request path reads is compiled here once into an immutable runtime
 // (STYLE lesson 3): host indexes, TLS servers, routes, policies, JWT verifiers, upstream pools. A reload
 // builds a whole new runtime and swaps one reference; requests keep the runtime they started with.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import { isIP } from 'node:net';
 import type http2 from 'node:http2';
@@ -11,6 +11,8 @@ import { compilePolicies } from '../../policies/compile.js';
 import type { Config, ListenerConfig, UpstreamConfig, VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
+import type { RateLimiter } from './stages/rate-limit.js';
 import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
 import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
@@ -49,6 +51,9 @@ export interface IngressRuntime {
   readonly sanitizer: HeaderSanitizer;
   readonly forwarded: ForwardedStage;
   readonly terminatingServers: readonly http2.Http2SecureServer[];
+  readonly rateLimiter: RateLimiter;
+  /** The gateway's own certificates (listener certificates, SVID), for readiness and expiry metrics. */
+  readonly certificates: readonly { name: string; notAfter: Date }[];
   /** Releases pools and JWKS timers once no request uses this runtime any more. */
   close(): Promise<void>;
 }
@@ -60,6 +65,9 @@ export interface RuntimeDeps {
   /** Session-ticket keys survive reloads so resumption keeps working across them. */
   ticketKeys: Buffer;
   fetch?: typeof globalThis.fetch;
+  /** Lives across reloads (its counts must survive them); owned by the caller. */
+  rateLimiter: RateLimiter;
+  metrics?: Metrics;
 }
 
 export function newTicketKeys(): Buffer {
@@ -101,7 +109,10 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     jwt,
     authz: createAuthzStage(compilePolicies(config.policies ?? [], { routes: config.routes.map((r) => r.name) }), {
       logger: deps.logger,
+      ...(deps.metrics ? { metrics: deps.metrics } : {}),
     }),
+    rateLimiter: deps.rateLimiter,
+    certificates: ownCertificates(config),
     sanitizer: createHeaderSanitizer(jwt.managedHeaders),
     forwarded: createForwardedStage(config.trustedProxies ?? []),
     terminatingServers,
@@ -184,4 +195,14 @@ function upstreamTls(config: Config, upstream: UpstreamConfig, origin: URL, trus
 function spiffeVerifier(spiffeId: string, caPem: string, trust: MeshTrust | undefined): SpiffePeerVerifier {
   if (trust) return trust.verifier([spiffeId]);
   return createSpiffePeerVerifier({ bundles: { [parseSpiffeId(spiffeId).trustDomain]: caPem }, expected: [spiffeId] });
+}
+
+function ownCertificates(config: Config): { name: string; notAfter: Date }[] {
+  const files = [
+    ...config.listeners.flatMap((l) =>
+      l.hosts.flatMap((h) => (h.tls.mode === 'terminate' ? [{ name: `${l.name}/${h.name}`, file: h.tls.certificate.cert }] : [])),
+    ),
+    ...(config.mesh ? [{ name: 'mesh-svid', file: config.mesh.svid.cert }] : []),
+  ];
+  return files.map(({ name, file }) => ({ name, notAfter: new Date(new X509Certificate(readPem(file)).validTo) }));
 }

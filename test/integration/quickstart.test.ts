@@ -36,6 +36,7 @@ describe('quickstart on the embedded defaults', () => {
     env.PORTCULLIS_DEMO_BACKEND_PORT = String(await freePort());
     env.PORTCULLIS_TOKEN_ISSUER_PORT = String(await freePort());
     env.PORTCULLIS_EGRESS_PORT = String(await freePort());
+    env.PORTCULLIS_ADMIN_PORT = String(await freePort());
     gateway = spawn(process.execPath, cli('run'), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -85,6 +86,16 @@ describe('quickstart on the embedded defaults', () => {
     assert.equal(status, '403');
     const audit = fs.readFileSync(path.join(stateDir, 'egress-audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(audit.map((r) => [r.host, r.allow]), [['demo.internal', true], ['169.254.169.254', false], ['github.com', false]]);
+  });
+
+  test('admin plane on loopback: health, readiness and metrics open; config dump and reload off without credentials', async () => {
+    const admin = `http://127.0.0.1:${env.PORTCULLIS_ADMIN_PORT}`;
+    const get = async (p: string, ...args: string[]) => (await run('curl', ['-s', '-w', '\n%{http_code}', ...args, admin + p])).stdout;
+    assert.match(await get('/healthz'), /200$/);
+    assert.match(await get('/readyz'), /200$/);
+    assert.match(await get('/metrics'), /portcullis_requests_total\{route="public",status="200",code="ok"\} \d+/);
+    assert.match(await get('/config'), /(401|403|404)$/);
+    assert.match(await get('/reload', '-X', 'POST'), /(401|403|404)$/);
   });
 
   test('SIGTERM drains and exits 0', async () => {

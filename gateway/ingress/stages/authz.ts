@@ -6,12 +6,13 @@ import { evaluate } from '../../../policies/evaluate.js';
 import type { AuthzDecision, RequestAttributes } from '../../../policies/types.js';
 import { GatewayError } from '../../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../../core/log.js';
+import type { Metrics } from '../../core/metrics.js';
 
 export interface AuthzStage {
   authorize(route: string, attributes: RequestAttributes, requestId: string): AuthzDecision;
 }
 
-export function createAuthzStage(policies: CompiledPolicySet, deps: { logger: Logger }): AuthzStage {
+export function createAuthzStage(policies: CompiledPolicySet, deps: { logger: Logger; metrics?: Metrics }): AuthzStage {
   return {
     authorize(route, attributes, requestId) {
       const decision = evaluate(policies, route, attributes);
@@ -32,6 +33,10 @@ export function createAuthzStage(policies: CompiledPolicySet, deps: { logger: Lo
       }
       if (decision.audit.length > 0) {
         deps.logger.info({ event: LOG_EVENTS.AUTHZ_AUDIT, requestId, route, audit: decision.audit });
+      }
+      deps.metrics?.authz(decision.policy ?? decision.reason, decision.allowed ? 'allow' : 'deny');
+      if (decision.shadowAllowed !== decision.allowed) {
+        deps.metrics?.authz(decision.shadowPolicy ?? decision.shadowReason, decision.shadowAllowed ? 'would_allow' : 'would_deny');
       }
       if (!decision.allowed) throw new GatewayError('GW_AUTHZ_DENIED', describe(decision));
       return decision;

@@ -14,7 +14,7 @@ import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes,
 import type { RequestAttributes } from '../../../policies/types.js';
 import type { RateLimitConfig, RedisConfig } from '../../config/operations-schema.js';
 import { GatewayError } from '../../core/errors.js';
-import type { Logger } from '../../core/log.js';
+import { LOG_EVENTS, type Logger } from '../../core/log.js';
 import type { Metrics } from '../../core/metrics.js';
 
 export interface RateLimitResult {
@@ -49,13 +49,6 @@ export interface RateLimiter {
   redisHealthy(): boolean;
   close(): Promise<void>;
 }
-
-/** Log events of this stage. */
-export const RATE_LIMIT_EVENTS = {
-  REDIS_DOWN: 'RATE_LIMIT_REDIS_DOWN',
-  REDIS_UP: 'RATE_LIMIT_REDIS_UP',
-  STORE_FAILED: 'RATE_LIMIT_STORE_FAILED',
-} as const;
 
 export const REDIS_DEFAULTS = { keyPrefix: 'portcullis:', connectTimeoutMs: 1_000, commandTimeoutMs: 100 } as const;
 
@@ -106,12 +99,12 @@ export function createRateLimiter(limits: readonly RateLimitConfig[], redis: Red
     const error = err instanceof Error ? err.message : String(err);
     if (limit.failureMode === 'closed') {
       deps.metrics?.rateLimitStoreFailure(limit.name, 'refused');
-      deps.logger.debug({ event: RATE_LIMIT_EVENTS.STORE_FAILED, limit: limit.name, error, outcome: 'refused' });
+      deps.logger.debug({ event: LOG_EVENTS.RATE_LIMIT_STORE_FAILED, limit: limit.name, error, outcome: 'refused' });
       throw new GatewayError('GW_UNAVAILABLE', 'rate_limit_store_unavailable', { 'retry-after': '1' });
     }
     // Only reached when even the local fallback failed (or the limit has none): fail open, loudly.
     deps.metrics?.rateLimitStoreFailure(limit.name, 'allowed');
-    deps.logger.warn({ event: RATE_LIMIT_EVENTS.STORE_FAILED, limit: limit.name, error, outcome: 'allowed' });
+    deps.logger.warn({ event: LOG_EVENTS.RATE_LIMIT_STORE_FAILED, limit: limit.name, error, outcome: 'allowed' });
     return { allowed: true, limit: limit.points, remaining: limit.points, resetMs: 0 };
   }
 
@@ -175,7 +168,7 @@ function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
   client.on('ready', () => {
     healthy = true;
     deps.metrics?.redisUp(true);
-    if (outage) deps.logger.info({ event: RATE_LIMIT_EVENTS.REDIS_UP, redis: where }, 'rate-limit Redis is back; counting is shared again');
+    if (outage) deps.logger.info({ event: LOG_EVENTS.RATE_LIMIT_REDIS_UP, redis: where }, 'rate-limit Redis is back; counting is shared again');
     outage = false;
   });
   const down = (err?: Error) => {
@@ -184,7 +177,7 @@ function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
     if (outage || closing) return;
     outage = true;
     deps.logger.warn(
-      { event: RATE_LIMIT_EVENTS.REDIS_DOWN, redis: where, error: err?.message },
+      { event: LOG_EVENTS.RATE_LIMIT_REDIS_DOWN, redis: where, error: err?.message },
       'rate-limit Redis unreachable; limits fall back per their failureMode',
     );
   };

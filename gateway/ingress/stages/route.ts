@@ -9,6 +9,8 @@ export interface CompiledRoute {
   readonly jwtProviders: ReadonlySet<string> | undefined;
   readonly maxBodyBytes: number;
   readonly timeoutMs: number;
+  /** Name of the rate limit applied after authorization, if any. */
+  readonly rateLimit: string | undefined;
   matches(vhost: string, method: string, path: string): boolean;
 }
 
@@ -26,6 +28,7 @@ export function compileRoute(route: RouteConfig, defaults: { maxBodyBytes: numbe
     jwtProviders: route.jwtProviders ? new Set(route.jwtProviders) : undefined,
     maxBodyBytes: route.maxBodyBytes ?? defaults.maxBodyBytes,
     timeoutMs: route.timeoutMs ?? defaults.timeoutMs,
+    rateLimit: route.rateLimit,
     matches: (vhost: string, method: string, path: string) =>
       (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)) && matchPath(path),
   });

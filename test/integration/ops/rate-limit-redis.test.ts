@@ -9,7 +9,8 @@ import { Redis } from 'ioredis';
 import { GatewayError } from '../../../gateway/core/errors.js';
 import { createLogger } from '../../../gateway/core/log.js';
 import { createMetrics } from '../../../gateway/core/metrics.js';
-import { RATE_LIMIT_EVENTS, createRateLimiter, type RateLimiter } from '../../../gateway/ingress/stages/rate-limit.js';
+import { LOG_EVENTS } from '../../../gateway/core/log.js';
+import { createRateLimiter, type RateLimiter } from '../../../gateway/ingress/stages/rate-limit.js';
 
 const SHARED_REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -101,7 +102,7 @@ describe('Redis outage and recovery', () => {
       await waitFor('outage noticed', () => !rl.redisHealthy());
       // A few reconnection attempts fail meanwhile; the outage is still one log line.
       await new Promise((resolve) => setTimeout(resolve, 600));
-      assert.equal(events(RATE_LIMIT_EVENTS.REDIS_DOWN).length, 1);
+      assert.equal(events(LOG_EVENTS.RATE_LIMIT_REDIS_DOWN).length, 1);
       assert.match(await metrics.registry.metrics(), /^portcullis_redis_up 0$/m);
 
       // failureMode open: still answered, under a local limit of the same size (fresh count on this replica).
@@ -120,8 +121,8 @@ describe('Redis outage and recovery', () => {
 
       startRedis();
       await waitFor('reconnected', () => rl.redisHealthy());
-      assert.equal(events(RATE_LIMIT_EVENTS.REDIS_UP).length, 1);
-      assert.equal(events(RATE_LIMIT_EVENTS.REDIS_DOWN).length, 1);
+      assert.equal(events(LOG_EVENTS.RATE_LIMIT_REDIS_UP).length, 1);
+      assert.equal(events(LOG_EVENTS.RATE_LIMIT_REDIS_DOWN).length, 1);
       // Counting is in the (empty, restarted) Redis again, not in the exhausted local fallback.
       assert.equal(await countAllowed(rl, 'open', 'k', 1), 1);
       await probe.connect();
