@@ -1,0 +1,92 @@
+// Turns the measured rounds into the Markdown table of issue #6: medians over rounds, requests per second
+// of the proxy's own CPU ("per core"), and the ratio of that to the scenario's baseline peer.
+import { SCENARIOS, type PeerName, type ScenarioId } from './scenarios.js';
+import type { Usage } from './proc.js';
+import type { LoadResult } from './wrk.js';
+
+export interface Sample {
+  scenario: ScenarioId;
+  peer: PeerName;
+  load: LoadResult;
+  usage: Usage;
+}
+
+export interface Cell {
+  scenario: ScenarioId;
+  peer: PeerName;
+  rounds: number;
+  rps: number;
+  perCore: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuPercent: number;
+  rssMb: number;
+  errors: number;
+  ratio: number | undefined;
+  caveat: string | undefined;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export function summarize(samples: readonly Sample[], caveats: (scenario: ScenarioId, peer: PeerName) => string | undefined): Cell[] {
+  const groups = new Map<string, Sample[]>();
+  for (const s of samples) {
+    const key = `${s.scenario}\0${s.peer}`;
+    groups.set(key, [...(groups.get(key) ?? []), s]);
+  }
+  const cells: Cell[] = [...groups.values()].map((g) => {
+    const { scenario, peer } = g[0]!;
+    return {
+      scenario,
+      peer,
+      rounds: g.length,
+      rps: median(g.map((s) => s.load.rps)),
+      perCore: median(g.map((s) => s.load.requests / Math.max(s.usage.cpuSeconds, 0.01))),
+      p50Ms: median(g.map((s) => s.load.p50Ms)),
+      p99Ms: median(g.map((s) => s.load.p99Ms)),
+      cpuPercent: median(g.map((s) => (100 * s.usage.cpuSeconds) / s.load.durationS)),
+      rssMb: Math.max(...g.map((s) => s.usage.peakRssBytes)) / 2 ** 20,
+      errors: g.reduce((n, s) => n + s.load.errors, 0),
+      ratio: undefined,
+      caveat: caveats(scenario, peer),
+    };
+  });
+  for (const cell of cells) {
+    const base = cells.find((c) => c.scenario === cell.scenario && c.peer === SCENARIOS[cell.scenario].baseline);
+    // A peer doing less work than the baseline (nginx without JWT) gets no ratio: it would mislead.
+    if (base && !cell.caveat) cell.ratio = cell.perCore / base.perCore;
+  }
+  return cells;
+}
+
+export const int = (n: number) => Math.round(n).toLocaleString('en-US');
+
+export function markdownTable(cells: readonly Cell[], refused: readonly { scenario: ScenarioId; peer: PeerName; failures: string[] }[], order: readonly ScenarioId[], peers: readonly PeerName[]): string {
+  const lines = [
+    '| scenario | peer | req/s | req/s per core | p50 ms | p99 ms | CPU % | RSS MB | per core vs baseline |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const scenario of order) {
+    const base = SCENARIOS[scenario].baseline;
+    for (const peer of peers) {
+      const cell = cells.find((c) => c.scenario === scenario && c.peer === peer);
+      const refusal = refused.find((r) => r.scenario === scenario && r.peer === peer);
+      if (refusal) {
+        lines.push(`| ${scenario} | ${peer} | refused: ${refusal.failures.join('; ').replaceAll('|', '\\|')} | | | | | | |`);
+        continue;
+      }
+      if (!cell) continue;
+      const name = cell.caveat ? `${peer} (${cell.caveat})` : peer;
+      const errors = cell.errors ? ` (${cell.errors} errors)` : '';
+      const ratio = cell.ratio === undefined ? '' : peer === base ? '1.00 (baseline)' : `${cell.ratio.toFixed(2)}× ${base}`;
+      lines.push(
+        `| ${scenario} | ${name} | ${int(cell.rps)}${errors} | ${int(cell.perCore)} | ${cell.p50Ms.toFixed(2)} | ${cell.p99Ms.toFixed(2)} | ${cell.cpuPercent.toFixed(0)} | ${cell.rssMb.toFixed(0)} | ${ratio} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
