@@ -23,21 +23,23 @@ export const LOG_EVENTS = {
 
 export type LogEvent = (typeof LOG_EVENTS)[keyof typeof LOG_EVENTS];
 
-/** Paths pino censors wherever they appear in a log object. */
+/**
+ * Paths pino censors. No wildcards: fast-redact walks wildcard paths on every line, which cost ~8 % of
+ * the request path in the S3 profile, and no log line carries headers except under these keys.
+ */
 export const REDACT_PATHS = [
   'headers.authorization',
   'headers.cookie',
   'headers["proxy-authorization"]',
   'headers["set-cookie"]',
-  '*.headers.authorization',
-  '*.headers.cookie',
-  '*.headers["proxy-authorization"]',
   'token',
-  '*.token',
   'privateKey',
-  '*.privateKey',
 ];
 
+/**
+ * Without a destination, lines go to stdout asynchronously (sonic-boom coalesces writes made while one is
+ * in flight), keeping the write syscall off the request path; `flush` before exiting.
+ */
 export function createLogger(level = 'info', destination?: DestinationStream): Logger {
   return pino(
     {
@@ -47,7 +49,7 @@ export function createLogger(level = 'info', destination?: DestinationStream): L
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination,
+    destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
 
