@@ -3,7 +3,7 @@
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Transform, type Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -243,12 +243,13 @@ function limitBody(req: Request, max: number, ex: Exchange): Readable {
  */
 function relay(upstream: UpstreamResponse, res: Response, ex: Exchange): Promise<void> {
   ex.status = upstream.statusCode;
-  const headers: OutgoingHttpHeaders = {};
+  // Headers are set, not written: they leave with the first body byte or with the end, so an empty
+  // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
+  res.statusCode = upstream.statusCode;
   for (const name in upstream.headers) {
     const value = upstream.headers[name];
-    if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) headers[name] = value;
+    if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) res.setHeader(name, value);
   }
-  res.writeHead(upstream.statusCode, headers);
   upstream.onTrailers?.((trailers) => res.addTrailers(trailers as Record<string, string>));
   const body = upstream.body;
   return new Promise<void>((resolve) => {
