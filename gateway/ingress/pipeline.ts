@@ -253,8 +253,20 @@ function relay(upstream: UpstreamResponse, res: Response, ex: Exchange): Promise
   upstream.onTrailers?.((trailers) => res.addTrailers(trailers as Record<string, string>));
   const body = upstream.body;
   return new Promise<void>((resolve) => {
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      res.uncork();
+    };
     body.on('data', (chunk: Buffer) => {
       ex.bytesOut += chunk.length;
+      // Small answers arrive as one chunk followed by the end in the same tick: corked, the headers,
+      // the body and the end leave as one TLS write instead of several.
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
+      }
       if (!(res as NodeJS.WritableStream).write(chunk)) body.pause();
     });
     res.on('drain', () => body.resume());
