@@ -12,6 +12,7 @@ import type { EgressConfig } from '../config/egress-schema.js';
 import type { RedisConfig } from '../config/operations-schema.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 import { createRateLimiter, rateLimitHeaders } from '../ingress/stages/rate-limit.js';
 import { canonicalHost, formatAuthority, parseAuthority, type Destination } from './destination.js';
 import { createAddressGuard, type LookupFn } from './stages/address-guard.js';
@@ -29,6 +30,7 @@ export interface EgressServerDeps {
   connect?: ConnectFn;
   /** The gateway's SVID (presented for `mutual` origination) and the mesh trust bundle (default client CA), as PEM. */
   mesh?: { certPem: string; keyPem: string; bundlePem: string };
+  metrics?: Pick<Metrics, 'egress'>;
   /** Milliseconds clock for durations; default `performance.now`. */
   now?: () => number;
   /** Where `limits.newConnectionsPerSecond` is counted across replicas; in memory without it. */
@@ -104,7 +106,10 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     const result = await connectionRate.check(NEW_CONNECTIONS, key);
     return result.allowed ? undefined : new GatewayError('GW_RATE_LIMITED', 'too many new connections for this identity', rateLimitHeaders(result));
   }
-  const audit = createAudit(config.audit?.file ? { file: config.audit.file } : {}, { logger: deps.logger });
+  const audit = createAudit(config.audit?.file ? { file: config.audit.file } : {}, {
+    logger: deps.logger,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+  });
   const dialDeps = deps.connect ? { connect: deps.connect } : {};
 
   const serverOptions = {

@@ -93,7 +93,10 @@ describe('quickstart on the embedded defaults', () => {
     const get = async (p: string, ...args: string[]) => (await run('curl', ['-s', '-w', '\n%{http_code}', ...args, admin + p])).stdout;
     assert.match(await get('/healthz'), /200$/);
     assert.match(await get('/readyz'), /200$/);
-    assert.match(await get('/metrics'), /portcullis_requests_total\{route="public",status="200",code="ok"\} \d+/);
+    const metrics = await get('/metrics');
+    assert.match(metrics, /portcullis_requests_total\{route="public",status="200",code="ok"\} \d+/);
+    assert.match(metrics, /portcullis_egress_attempts_total\{destination="github.com",decision="deny"\} 1/);
+    assert.match(metrics, /portcullis_egress_attempts_total\{destination="demo.internal",decision="allow"\} 1/);
     assert.match(await get('/config'), /(401|403|404)$/);
     assert.match(await get('/reload', '-X', 'POST'), /(401|403|404)$/);
   });

@@ -6,6 +6,7 @@
 import { once } from 'node:events';
 import { pino } from 'pino';
 import { createLogger, LOG_EVENTS, type Logger } from '../../core/log.js';
+import type { Metrics } from '../../core/metrics.js';
 
 export type ProxyType = 'connect' | 'http' | 'originate';
 
@@ -46,6 +47,8 @@ export interface AuditOptions {
 
 export interface AuditDeps {
   logger: Logger;
+  /** Counts every attempt by destination host and decision. */
+  metrics?: Pick<Metrics, 'egress'>;
 }
 
 export interface Audit {
@@ -73,6 +76,7 @@ export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
 
   return {
     record(r) {
+      deps.metrics?.egress(r.host ?? '', r.allow ? 'allow' : 'deny');
       const line = { event: LOG_EVENTS.EGRESS_DECISION, ...r };
       const level = r.alert ? 'warn' : 'info';
       deps.logger[level](line, 'egress decision');
