@@ -253,25 +253,17 @@ function relay(upstream: UpstreamResponse, res: Response, ex: Exchange): Promise
   upstream.onTrailers?.((trailers) => res.addTrailers(trailers as Record<string, string>));
   const body = upstream.body;
   return new Promise<void>((resolve) => {
-    let corked = false;
-    const uncork = () => {
-      corked = false;
-      res.uncork();
-    };
+    // A body that arrives whole in one chunk (the common small answer) leaves with the headers and the
+    // end in a single write; larger ones stream with backpressure.
+    const declared = upstream.onTrailers ? -1 : Number(upstream.headers['content-length'] ?? -1);
     body.on('data', (chunk: Buffer) => {
       ex.bytesOut += chunk.length;
-      // Small answers arrive as one chunk followed by the end in the same tick: corked, the headers,
-      // the body and the end leave as one TLS write instead of several.
-      if (!corked) {
-        corked = true;
-        res.cork();
-        process.nextTick(uncork);
-      }
-      if (!(res as NodeJS.WritableStream).write(chunk)) body.pause();
+      if (ex.bytesOut === declared) res.end(chunk);
+      else if (!(res as NodeJS.WritableStream).write(chunk)) body.pause();
     });
     res.on('drain', () => body.resume());
     body.once('end', () => {
-      res.end();
+      if (!res.writableEnded) res.end();
       resolve();
     });
     body.once('error', () => {

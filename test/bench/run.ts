@@ -48,6 +48,7 @@ const { values } = parseArgs({
     scenarios: { type: 'string', default: SCENARIO_IDS.join(',') },
     peers: { type: 'string', default: PEER_NAMES.join(',') },
     profile: { type: 'boolean', default: false },
+    'profile-scenario': { type: 'string', default: 'S3' },
     'access-log': { type: 'string', default: 'on' },
     'no-build': { type: 'boolean', default: false },
     out: { type: 'string', default: RESULTS },
@@ -57,7 +58,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   console.log(`Usage: npm run bench -- [--duration 10s] [--rounds 5] [--scenarios ${SCENARIO_IDS.join(',')}]
-                       [--peers ${PEER_NAMES.join(',')}] [--profile] [--access-log on|off] [--no-build] [--out FILE]`);
+                       [--peers ${PEER_NAMES.join(',')}] [--profile [--profile-scenario S3]] [--access-log on|off] [--no-build] [--out FILE]`);
   process.exit(0);
 }
 
@@ -213,7 +214,7 @@ async function main(): Promise<number> {
     for (const peer of started.splice(0)) await peer.stop();
 
     let profile = '';
-    if (values.profile && usable.some((d) => d.name === 'portcullis')) profile = await profileS3(ctx, build, tokenScript);
+    if (values.profile && usable.some((d) => d.name === 'portcullis')) profile = await profileScenario(values['profile-scenario'] as ScenarioId, ctx, build, tokenScript);
 
     const cells = summarize(samples, (scenario, peer) => drivers[peer].caveats?.[scenario]);
     const table = markdownTable(cells, refused, scenarios, peerNames);
@@ -235,7 +236,7 @@ async function main(): Promise<number> {
           ...resumption,
         ].join('\n')
       : '';
-    const markdown = `${header}\n\n${table}\n${resumptionTable}\n\n${scenarioList}\n${profile ? `\n### Portcullis S3 CPU profile\n\n${profile}\n` : ''}`;
+    const markdown = `${header}\n\n${table}\n${resumptionTable}\n\n${scenarioList}\n${profile ? `\n### Portcullis ${values['profile-scenario']} CPU profile\n\n${profile}\n` : ''}`;
     fs.mkdirSync(path.dirname(values.out), { recursive: true });
     fs.writeFileSync(values.out, markdown);
     console.log(markdown);
@@ -249,23 +250,23 @@ async function main(): Promise<number> {
   }
 }
 
-/** One S3 run against a separate Portcullis started with --cpu-prof; the profile is written when it exits. */
-async function profileS3(ctx: PeerContext, build: GatewayBuild, tokenScript: string): Promise<string> {
+/** One run of a scenario against a separate Portcullis started with --cpu-prof; the profile is written when it exits. */
+async function profileScenario(id: ScenarioId, ctx: PeerContext, build: GatewayBuild, tokenScript: string): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-profile-'));
   const peer = await startPortcullis(ctx, build, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
   let usage: Usage;
   let window: Window;
   try {
-    await loadOnce('S3', peer, ctx.material, tokenScript, Math.min(3, durationS), ctx.upstreams.egressPort);
+    await loadOnce(id, peer, ctx.material, tokenScript, Math.min(3, durationS), ctx.upstreams.egressPort);
     const fromUs = Number(process.hrtime.bigint() / 1000n);
-    ({ usage } = await measure(peer.pid, () => loadOnce('S3', peer, ctx.material, tokenScript, durationS, ctx.upstreams.egressPort)));
+    ({ usage } = await measure(peer.pid, () => loadOnce(id, peer, ctx.material, tokenScript, durationS, ctx.upstreams.egressPort)));
     window = { fromUs, toUs: Number(process.hrtime.bigint() / 1000n) };
   } finally {
     await peer.stop();
   }
   const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) return 'no profile was written (the gateway did not exit cleanly on SIGTERM)';
-  const kept = path.join(os.tmpdir(), `portcullis-s3-${Date.now()}.cpuprofile`);
+  const kept = path.join(os.tmpdir(), `portcullis-${id.toLowerCase()}-${Date.now()}.cpuprofile`);
   fs.renameSync(path.join(dir, file), kept);
   fs.rmSync(dir, { recursive: true, force: true });
   log(`profile kept at ${kept} (open it in Chrome DevTools or speedscope for a flame graph)`);
