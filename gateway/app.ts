@@ -6,7 +6,7 @@ import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
 import { createEgressServer, type EgressServer } from './egress/server.js';
-import { createConnectionTracker } from './ingress/drain.js';
+import { createConnectionTracker } from './ingress/connections.js';
 import { createEdgeListener, type EdgeListener } from './ingress/listener.js';
 import { createPipeline } from './ingress/pipeline.js';
 import { buildRuntime, newTicketKeys, type IngressRuntime } from './ingress/runtime.js';
@@ -17,6 +17,11 @@ export interface GatewayDeps {
   fetch?: typeof globalThis.fetch;
   /** One registry per gateway; created here when not given. */
   metrics?: Metrics;
+  /**
+   * TLS session-ticket keys; new random ones when not given. Worker processes of one machine share the primary's,
+   * so a client resumes whichever worker accepts its next connection.
+   */
+  ticketKeys?: Buffer;
 }
 
 export interface Gateway {
@@ -33,7 +38,7 @@ export interface Gateway {
 }
 
 export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
-  const ticketKeys = newTicketKeys();
+  const ticketKeys = deps.ticketKeys ?? newTicketKeys();
   const connections = createConnectionTracker();
   let listening = false;
   const metrics = deps.metrics ?? createMetrics();
@@ -41,6 +46,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
 
   const handlerFor = createPipeline({
     logger: deps.logger,
+    connections,
     metrics,
     runtime: () => current,
   });
@@ -78,7 +84,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       },
     ),
   );
-  const egress = config.egress ? startEgress(config, deps) : undefined;
+  const egress = config.egress ? startEgress(config, deps, metrics) : undefined;
   const ports = new Map<string, number>();
   for (const listener of listeners) connections.trackListener(listener.server);
   try {
@@ -122,10 +128,11 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
 }
 
 /** The egress proxy runs in the same process when the config has an `egress` section. */
-function startEgress(config: Config, deps: GatewayDeps): EgressServer {
+function startEgress(config: Config, deps: GatewayDeps, metrics: Metrics): EgressServer {
   const mesh = config.mesh;
   return createEgressServer(config.egress!, {
     logger: deps.logger,
+    metrics,
     ...(config.redis ? { redis: config.redis } : {}),
     ...(mesh
       ? {

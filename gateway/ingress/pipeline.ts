@@ -12,6 +12,7 @@ import { GatewayError, toHttpResponse, type ErrorCode } from '../core/errors.js'
 import { HOP_BY_HOP_HEADERS } from '../core/hop-by-hop.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
+import type { ConnectionTracker } from './connections.js';
 import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
@@ -27,6 +28,8 @@ type Response = ServerResponse | Http2ServerResponse;
 
 export interface PipelineDeps {
   logger: Logger;
+  /** Told when each request starts and ends (slowloris deadline, graceful drain). */
+  connections?: Pick<ConnectionTracker, 'requestStarted' | 'requestEnded'>;
   /** The runtime current when a request starts; it keeps that one to its end, whatever reloads happen. */
   runtime(): IngressRuntime;
   metrics?: Metrics;
@@ -59,6 +62,8 @@ export function createPipeline(deps: PipelineDeps): (vhost: VirtualHost) => Requ
 }
 
 async function handle(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, deps: PipelineDeps): Promise<void> {
+  const connection = 'stream' in req ? undefined : req.socket;
+  deps.connections?.requestStarted(connection);
   const incomingId = req.headers['x-request-id'];
   const ex: Exchange = {
     id: typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID(),
@@ -76,6 +81,7 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
     deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds);
     if (ex.code === 'GW_AUTHN_INVALID_TOKEN') deps.metrics?.jwtFailure('any', ex.reason ?? 'unknown');
     logExchange(deps.logger, vhost, ex, req, seconds);
+    deps.connections?.requestEnded(connection);
   }
 }
 

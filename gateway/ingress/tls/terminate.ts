@@ -59,6 +59,13 @@ export function secureContextOptions(options: TerminateOptions): SecureContextOp
   };
 }
 
+const headersTimeouts = new WeakMap<http2.Http2SecureServer, number>();
+
+/** The HTTP/1.1 headers timeout a terminating server was created with (enforced by the connection tracker). */
+export function headersTimeoutOf(server: http2.Http2SecureServer): number {
+  return headersTimeouts.get(server) ?? 10_000;
+}
+
 /** The server answers nothing until the caller attaches the pipeline's 'request' handler. */
 export function createTerminatingServer(options: TerminateOptions): http2.Http2SecureServer {
   if (options.clientAuth !== 'none' && !options.clientCaPem) {
@@ -81,7 +88,7 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
     } as http2.SecureServerOptions,
   );
   server.on('clientError', answerParseError);
-  enforceHeadersDeadline(server, options.headersTimeoutMs);
+  headersTimeouts.set(server, options.headersTimeoutMs);
   if (options.clientAuth !== 'none') {
     server.on('secureConnection', (socket: TLSSocket) => {
       const verdict = judgePeer(socket, options.verifyPeer);
@@ -97,34 +104,6 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
   return server;
 }
 
-const HEADERS_DEADLINE = Symbol('portcullis.headersDeadline');
-type Deadlined = TLSSocket & { [HEADERS_DEADLINE]?: NodeJS.Timeout };
-
-/**
- * Slowloris defence for HTTP/1.1 (Node's headersTimeout does not apply to allowHTTP1 connections): from
- * the handshake, and again after each response, the next request head must arrive within the deadline,
- * or the client gets 408 and the connection is closed. HTTP/2 sessions are bounded by the idle timeout.
- */
-function enforceHeadersDeadline(server: http2.Http2SecureServer, ms: number): void {
-  const arm = (socket: Deadlined) => {
-    clearTimeout(socket[HEADERS_DEADLINE]);
-    socket[HEADERS_DEADLINE] = setTimeout(() => answerAndClose(socket, new GatewayError('GW_REQUEST_TIMEOUT')), ms);
-  };
-  server.on('secureConnection', (socket: Deadlined) => {
-    if (socket.alpnProtocol === 'h2') return;
-    arm(socket);
-    socket.once('close', () => clearTimeout(socket[HEADERS_DEADLINE]));
-  });
-  server.prependListener('request', (req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse) => {
-    if ('stream' in req) return;
-    const socket = req.socket as Deadlined;
-    clearTimeout(socket[HEADERS_DEADLINE]);
-    res.once('finish', () => {
-      if (!socket.destroyed) arm(socket);
-    });
-  });
-}
-
 /**
  * HTTP/1.1 requests llhttp refuses to parse (smuggling attempts, oversized headers) are answered with
  * the gateway's error body and the connection closed; the request never reached the pipeline.
@@ -137,7 +116,7 @@ function answerParseError(err: Error & { code?: string }, socket: Duplex): void 
 }
 
 /** Writes the gateway's error response straight to a socket that has no request object, then closes it. */
-function answerAndClose(socket: Duplex, error: GatewayError): void {
+export function answerAndClose(socket: Duplex, error: GatewayError): void {
   if (!socket.writable) return void socket.destroy();
   const { status, headers, body } = toHttpResponse(error, 'none');
   const head = Object.entries({ ...headers, connection: 'close' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');

@@ -1,0 +1,126 @@
+// Connection bookkeeping for the whole gateway, kept without any per-request timer or listener: the
+// pipeline marks a request's start and end on its connection, and one sweep per second does the rest.
+//  - Slowloris (HTTP/1.1; Node's headersTimeout does not apply to allowHTTP1 connections): a connection
+//    must deliver a complete request head within the headers timeout of its opening (else 408) or of its
+//    last response (else it is closed as an idle keep-alive connection).
+//  - Graceful stop, where nothing that was accepted is lost: HTTP/2 clients get GOAWAY and finish their
+//    open streams; an HTTP/1.1 connection between requests is closed, a busy one right after its
+//    response; one still handshaking gets to send its request and have it answered. Whatever is still
+//    open when the bound runs out is cut.
+import type http2 from 'node:http2';
+import type { Server, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { GatewayError } from '../core/errors.js';
+import { answerAndClose, headersTimeoutOf } from './tls/terminate.js';
+
+interface Http1State {
+  busy: boolean;
+  served: number;
+  idleSince: number;
+  headersTimeoutMs: number;
+}
+
+const STATE = Symbol('portcullis.http1');
+type Tracked = TLSSocket & { [STATE]?: Http1State };
+
+export interface ConnectionTracker {
+  /** Raw TCP connections of an edge listener (passthrough ones included). */
+  trackListener(server: Server): void;
+  /** HTTP/2 sessions and HTTP/1.1 connections of a terminating server. */
+  trackServer(server: http2.Http2SecureServer): void;
+  /** Called by the pipeline around each request, with the request's socket. */
+  requestStarted(socket: unknown): void;
+  requestEnded(socket: unknown): void;
+  readonly inFlight: number;
+  readonly draining: boolean;
+  /** Resolves once every connection has closed, or after `ms` with the rest cut. */
+  drain(ms: number): Promise<void>;
+  /** Stops the sweep (tests that never drain). */
+  close(): void;
+}
+
+const SWEEP_MS = 250;
+
+export function createConnectionTracker(): ConnectionTracker {
+  const sockets = new Set<Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const http1 = new Set<Tracked>();
+  let inFlight = 0;
+  let draining = false;
+  let allClosed: (() => void) | undefined;
+
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const socket of http1) {
+      const state = socket[STATE]!;
+      if (state.busy || now - state.idleSince < state.headersTimeoutMs) continue;
+      if (state.served === 0) answerAndClose(socket, new GatewayError('GW_REQUEST_TIMEOUT'));
+      else socket.end();
+      http1.delete(socket);
+    }
+  }, SWEEP_MS).unref();
+
+  const state = (socket: unknown) => (socket as Tracked | undefined)?.[STATE];
+
+  return {
+    trackListener(server) {
+      server.on('connection', (socket: Socket) => {
+        sockets.add(socket);
+        socket.once('close', () => {
+          sockets.delete(socket);
+          if (draining && sockets.size === 0) allClosed?.();
+        });
+      });
+    },
+    trackServer(server) {
+      const headersTimeoutMs = headersTimeoutOf(server);
+      server.on('secureConnection', (socket: Tracked) => {
+        if (socket.alpnProtocol === 'h2') return;
+        socket[STATE] = { busy: false, served: 0, idleSince: Date.now(), headersTimeoutMs };
+        http1.add(socket);
+        socket.once('close', () => http1.delete(socket));
+      });
+      server.on('session', (session: http2.ServerHttp2Session) => {
+        sessions.add(session);
+        session.once('close', () => sessions.delete(session));
+        // A session that opened while draining was accepted before the listener closed: its first
+        // request is served, then it gets GOAWAY.
+        if (draining) session.once('stream', (stream: http2.ServerHttp2Stream) => stream.once('close', () => session.close()));
+      });
+    },
+    requestStarted(socket) {
+      inFlight++;
+      const s = state(socket);
+      if (s) s.busy = true;
+    },
+    requestEnded(socket) {
+      inFlight--;
+      const s = state(socket);
+      if (!s) return;
+      s.busy = false;
+      s.served++;
+      s.idleSince = Date.now();
+      if (draining) (socket as Tracked).end();
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    get draining() {
+      return draining;
+    },
+    async drain(ms) {
+      draining = true;
+      for (const session of sessions) session.close();
+      for (const socket of http1) if (!socket[STATE]!.busy && socket[STATE]!.served > 0) socket.end();
+      if (sockets.size > 0) {
+        await new Promise<void>((resolve) => {
+          allClosed = resolve;
+          setTimeout(resolve, ms).unref();
+        });
+      }
+      for (const socket of sockets) socket.destroy();
+      clearInterval(sweep);
+    },
+    close: () => clearInterval(sweep),
+  };
+}
