@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { caTrustDomain, createCa, issueCertificate } from './issue.js';
+import { caTrustDomain, createCa, DEFAULT_KEY_TYPE, issueCertificate } from './issue.js';
 import { formatInspection, inspectCertificate } from './inspect.js';
 import { parseSpiffeId, parseTrustDomain } from './spiffe-id.js';
 import {
@@ -47,7 +47,8 @@ Run "portcullis certs <command> --help" for a command's options.
 Creates DIR (mode 0700) with ca.pem (root CA, also the trust bundle) and ca-key.pem (0600). With
 --intermediate, also intermediate.pem and intermediate-key.pem; certificates are then issued by the
 intermediate. The CA carries the URI SAN spiffe://TD (default trust domain: ${DEFAULT_TRUST_DOMAIN}).
-Keys default to ECDSA P-256 (ec); rsa is RSA 2048. Existing files are kept unless --force.
+Keys default to RSA 2048 (rsa, signed by node-forge); ec is ECDSA P-256 (faster handshakes). Existing
+files are kept unless --force.
 `,
   issue: `Usage: portcullis certs issue --dir DIR --spiffe-id spiffe://TD/PATH [--dns NAME]... [--ip ADDR]...
                               [--ttl 24h] [--out PREFIX] [--key-type rsa|ec] [--force]
@@ -115,7 +116,7 @@ function required(value: string | undefined, flag: string, usage: string): strin
 }
 
 function keyType(value: string | undefined): KeyType {
-  if (value === undefined) return 'ec';
+  if (value === undefined) return DEFAULT_KEY_TYPE;
   if (!(KEY_TYPES as readonly string[]).includes(value)) {
     throw new UsageError(`--key-type must be one of ${KEY_TYPES.join(', ')}, got ${JSON.stringify(value)}`);
   }

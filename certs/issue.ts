@@ -28,6 +28,8 @@ export type { CertKeyPem, IssuedCertificate, KeyType } from './types.js';
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 /** X509-SVID: short-lived by design; Istio's SECRET_TTL default. */
+/** RSA 2048 by default, signed by node-forge; ECDSA P-256 on request (faster handshakes). */
+export const DEFAULT_KEY_TYPE: KeyType = 'rsa';
 export const DEFAULT_LEAF_TTL_MS = DAY;
 export const DEFAULT_ROOT_TTL_MS = 10 * 365 * DAY;
 export const DEFAULT_INTERMEDIATE_TTL_MS = 365 * DAY;
@@ -81,7 +83,7 @@ interface Signer {
 export function createCa(opts: CreateCaOptions): CertKeyPem {
   if (!opts.commonName) throw new Error('CA commonName is required');
   const uris = opts.trustDomain === undefined ? [] : [`spiffe://${parseTrustDomain(opts.trustDomain)}`];
-  const keys = generateKeys(opts.keyType ?? 'ec');
+  const keys = generateKeys(opts.keyType ?? DEFAULT_KEY_TYPE);
   const issuer = opts.issuer === undefined ? undefined : loadSigner(opts.issuer);
   const profile = makeProfile(
     opts,
@@ -118,7 +120,7 @@ export function issueCertificate(ca: CertKeyPem, opts: IssueOptions): IssuedCert
     throw new Error('a certificate needs a SPIFFE ID, a DNS name, an IP address or a common name');
   }
   const signer = loadSigner(ca);
-  const keys = generateKeys(opts.keyType ?? 'ec');
+  const keys = generateKeys(opts.keyType ?? DEFAULT_KEY_TYPE);
   const profile: Profile = {
     ...makeProfile(opts, DEFAULT_LEAF_TTL_MS, signer.cert, keys.publicKey),
     commonName: opts.commonName ?? dnsNames[0],

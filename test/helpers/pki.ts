@@ -28,14 +28,15 @@ function build(): TestPki {
   const otherTrustDomain = 'other.test';
   // Backdated so the expired leaf's validity window still lies inside its CA's.
   const notBefore = new Date(Date.now() - 30 * DAY);
-  const ca = createCa({ commonName: 'Portcullis Test Root CA', trustDomain, notBefore, ttlMs: 3650 * DAY });
-  const otherCa = createCa({ commonName: 'Other Test Root CA', trustDomain: otherTrustDomain, notBefore, ttlMs: 3650 * DAY });
+  // ECDSA throughout: key generation is instant, so hundreds of test certificates cost nothing.
+  const ca = createCa({ commonName: 'Portcullis Test Root CA', trustDomain, notBefore, ttlMs: 3650 * DAY, keyType: 'ec' });
+  const otherCa = createCa({ commonName: 'Other Test Root CA', trustDomain: otherTrustDomain, notBefore, ttlMs: 3650 * DAY, keyType: 'ec' });
   return {
     ca,
     otherCa,
     trustDomain,
     otherTrustDomain,
-    issue: (opts) => issueCertificate(ca, opts),
-    expired: (opts) => issueCertificate(ca, { ...opts, notBefore: new Date(Date.now() - 2 * DAY), ttlMs: DAY }),
+    issue: (opts) => issueCertificate(ca, { keyType: 'ec', ...opts }),
+    expired: (opts) => issueCertificate(ca, { keyType: 'ec', ...opts, notBefore: new Date(Date.now() - 2 * DAY), ttlMs: DAY }),
   };
 }
