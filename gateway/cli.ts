@@ -8,6 +8,7 @@ import { runCertsCli } from '../certs/cli.js';
 import { ensureDevPki } from '../certs/dev-bootstrap.js';
 import { createAdminServer } from './admin/server.js';
 import { startGateway, type Gateway } from './app.js';
+import { isGatewayWorker, parseWorkers, runPrimary, runWorker, workerNumber } from './cluster.js';
 import { ConfigError, loadConfigFile, loadConfigText, type LoadedConfig } from './config/load.js';
 import { DEFAULTS } from './config/defaults.js';
 import { runValidate } from './config/validate-command.js';
@@ -29,7 +30,7 @@ Commands:
   certs     the mesh PKI: init, issue, inspect (portcullis certs --help)
 
 Run 'portcullis <command> --help' for a command's options.`,
-  run: `Usage: portcullis run [-c CONFIG] [--state-dir DIR]
+  run: `Usage: portcullis run [-c CONFIG] [--state-dir DIR] [--workers N|auto]
 
 Starts the gateway. With -c, the config file is validated first and the gateway refuses to start on
 any error. Without -c, the embedded development config is used: a development CA, certificates, a
@@ -37,6 +38,9 @@ demo backend reached over mutual TLS and a token issuer are generated under the 
 (default .portcullis/) on first start and reused after. Its ports (8443 edge, 3128 egress proxy,
 9901 admin, 9444 demo backend, 9445 token issuer) move with PORTCULLIS_EDGE_PORT, PORTCULLIS_EGRESS_PORT,
 PORTCULLIS_ADMIN_PORT, PORTCULLIS_DEMO_BACKEND_PORT and PORTCULLIS_TOKEN_ISSUER_PORT.
+
+--workers N runs N gateway processes sharing the listening ports (auto: one per core; default 1, a single
+process). In-memory rate limits hold for the whole machine; the admin plane aggregates their metrics.
 
 Reloads: SIGHUP re-reads the config; an invalid one is refused and the running config stays.
 Shutdown: SIGTERM/SIGINT stop accepting, finish in-flight requests, flush logs and exit 0.`,
@@ -91,8 +95,18 @@ function loadDevConfig(stateDir: string): LoadedConfig {
 }
 
 async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...HELP_OPTION, config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { ...HELP_OPTION, config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, workers: { type: 'string' } },
+  });
   if (values.help) return help('run');
+  let workers: number;
+  try {
+    workers = parseWorkers(values.workers);
+  } catch (err) {
+    console.error((err as Error).message);
+    return 1;
+  }
   const configFile = values.config;
   const stateDir = path.resolve((values['state-dir']) ?? DEFAULTS.stateDir);
   const load = () => (configFile ? loadConfigFile(configFile) : loadDevConfig(stateDir));
@@ -103,7 +117,26 @@ async function run(args: string[]): Promise<number> {
     return reportConfigError(err);
   }
   const logger = createLogger(loaded.config.log?.level ?? DEFAULTS.logLevel);
+  if (isGatewayWorker()) {
+    const code = await runWorker({ load, initial: loaded, logger: logger.child({ worker: workerNumber(), pid: process.pid }) });
+    logger.flush();
+    return code;
+  }
+  const meshBundlePem = loaded.config.mesh ? fs.readFileSync(loaded.config.mesh.bundle, 'utf8') : undefined;
   const stopDev = await startDevHelpers(loaded, stateDir, logger);
+  if (workers > 1) {
+    const code = await runPrimary({
+      workers,
+      load,
+      initial: loaded,
+      logger,
+      ...(meshBundlePem !== undefined ? { meshBundlePem } : {}),
+      ...(configFile ? {} : { onListening: (ports: ReadonlyMap<string, number>) => printDevBanner(ports, stateDir, loaded) }),
+    });
+    await stopDev();
+    logger.flush();
+    return code;
+  }
   let gateway: Gateway;
   try {
     gateway = await startGateway(loaded.config, { logger });
@@ -112,7 +145,7 @@ async function run(args: string[]): Promise<number> {
     await stopDev();
     return 1;
   }
-  if (!configFile) printDevBanner(gateway, stateDir, loaded);
+  if (!configFile) printDevBanner(gateway.ports, stateDir, loaded);
   const reloader = createReloader({
     load,
     gateway,
@@ -127,7 +160,7 @@ async function run(args: string[]): Promise<number> {
     ready: () => gateway.ready(),
     reload: async () => reloader.reload('admin'),
     config: () => gateway.runtime().config,
-    ...(loaded.config.mesh ? { meshBundlePem: fs.readFileSync(loaded.config.mesh.bundle, 'utf8') } : {}),
+    ...(meshBundlePem !== undefined ? { meshBundlePem } : {}),
   });
   await admin.listen();
   await new Promise<void>((resolve) => {
@@ -139,7 +172,7 @@ async function run(args: string[]): Promise<number> {
   await gateway.close();
   await admin.close();
   await stopDev();
-  logger.flush();
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
   return 0;
 }
 
@@ -178,8 +211,8 @@ async function startDevHelpers(loaded: LoadedConfig, stateDir: string, logger: L
   };
 }
 
-function printDevBanner(gateway: Gateway, stateDir: string, loaded: LoadedConfig): void {
-  const port = [...gateway.ports.values()][0];
+function printDevBanner(ports: ReadonlyMap<string, number>, stateDir: string, loaded: LoadedConfig): void {
+  const port = [...ports.values()][0];
   const ca = loaded.config.mesh?.bundle ?? path.join(stateDir, 'pki', 'ca.pem');
   process.stderr.write(
     `\nPortcullis is running on the embedded development config (never use it in production).\n` +

@@ -1,7 +1,7 @@
 // The admin plane: its own listener (default 127.0.0.1:9901), never the data-plane ports.
 //   GET /healthz  liveness: the event loop answers            open
 //   GET /readyz   readiness, from deps.ready()                open
-//   GET /metrics  Prometheus text from the gateway's registry open
+//   GET /metrics  Prometheus text from deps.registry          open
 //   GET /config   the running config, secrets redacted        bearer token or allowed mTLS SPIFFE ID
 //   POST /reload  deps.reload(): 200, or 400 with the issues   bearer token or allowed mTLS SPIFFE ID
 // Health and metrics are unauthenticated like Envoy's and Istio's, which is why the plane binds to loopback unless
@@ -23,11 +23,12 @@ import { redactConfig } from './redact.js';
 
 export interface AdminServerDeps {
   logger: Logger;
-  registry: Registry;
+  /** The gateway's registry, or in multi-process mode one that aggregates the workers' at each scrape. */
+  registry: Pick<Registry, 'metrics' | 'contentType'>;
   /** Listeners up, certificates valid, config loaded, JWKS warmed: the composition root decides. */
   ready(): boolean | Promise<boolean>;
   reload(): Promise<ReloadResult>;
-  /** The running configuration (redacted here before it is shown). */
+  /** The running configuration (redacted here before it is shown), or a promise of it. */
   config(): unknown;
   /** Mesh trust bundle (PEM): the client CA when `admin.tls.clientCa` is unset. */
   meshBundlePem?: string;
@@ -81,7 +82,7 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
         send(res, 200, deps.registry.contentType, body);
       },
     },
-    '/config': { method: 'GET', secured: true, handle: async (_req, res) => json(res, 200, redactConfig(deps.config())) },
+    '/config': { method: 'GET', secured: true, handle: async (_req, res) => json(res, 200, redactConfig(await deps.config())) },
     '/reload': {
       method: 'POST',
       secured: true,

@@ -2,7 +2,7 @@
 // (never prom-client's global one, so tests and several gateways in one process do not collide).
 // Recorders are on the request path: label children are bound once and cached, so a call is a few Map
 // lookups and an increment, with no string building.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { JwksState } from '../ingress/jwt/jwks-source.js';
 
 export interface MetricsOptions {
@@ -42,6 +42,7 @@ export const METRIC_NAMES = {
   rateLimitStoreFailures: 'portcullis_rate_limit_store_failures_total',
   redisUp: 'portcullis_redis_up',
   jwksState: 'portcullis_jwks_state',
+  workerRequests: 'portcullis_worker_requests_total',
 } as const;
 
 /** A proxy adds well under a millisecond when healthy and should time out long before 5 s. */
@@ -93,6 +94,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     name: METRIC_NAMES.certificateExpiry,
     help: 'notAfter of each certificate the gateway serves or presents, as a Unix time in seconds',
     labelNames: ['name'] as const,
+    // Across workers: the soonest expiry, so an alert fires if any worker still serves an old certificate.
+    aggregator: 'min',
     registers,
   });
   const rateLimitHits = new Counter({
@@ -107,11 +110,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['limit', 'outcome'] as const,
     registers,
   });
-  const redisUp = new Gauge({ name: METRIC_NAMES.redisUp, help: '1 while the rate-limit Redis is connected', registers });
+  const redisUp = new Gauge({ name: METRIC_NAMES.redisUp, help: '1 while the rate-limit Redis is connected', aggregator: 'min', registers });
   const jwksState = new Gauge({
     name: METRIC_NAMES.jwksState,
     help: 'JWKS state per provider: 1 for the current state (fresh, stale, empty), 0 for the others',
     labelNames: ['provider', 'state'] as const,
+    // Across workers: 1 when any worker is in that state, so a stale or empty key set is never hidden by a sum.
+    aggregator: 'max',
     registers,
   });
 
@@ -194,4 +199,32 @@ function bound2(counter: Counter<string>): (a: string, b: string) => void {
     }
     child.inc();
   };
+}
+
+/** One worker's registry, as `registry.getMetricsAsJSON()` returned it (sent to the primary over IPC). */
+export interface WorkerMetrics {
+  worker: string;
+  metrics: MetricObjectWithValues<MetricValue<string>>[];
+}
+
+/**
+ * The machine's metrics in multi-process mode: prom-client's cluster aggregation over the workers' registries
+ * (counters and histograms summed, gauges by each metric's `aggregator`), plus each worker's request total so an
+ * operator sees how evenly the kernel spreads connections.
+ */
+export function aggregateWorkerMetrics(workers: readonly WorkerMetrics[]): Registry {
+  return AggregatorRegistry.aggregate(
+    workers.map(({ worker, metrics }) => {
+      const requests = metrics.find((m) => m.name === METRIC_NAMES.requests);
+      const total = requests?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
+      const perWorker = {
+        name: METRIC_NAMES.workerRequests,
+        help: 'Ingress requests answered by each worker process',
+        type: 'counter',
+        aggregator: 'sum',
+        values: [{ labels: { worker }, value: total }],
+      };
+      return [...metrics, perWorker];
+    }),
+  );
 }

@@ -3,28 +3,21 @@
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { Transform, type Readable } from 'node:stream';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { AuthzDecision, RequestAttributes } from '../../policies/types.js';
-import { GatewayError, toHttpResponse, type ErrorCode } from '../core/errors.js';
-import { HOP_BY_HOP_HEADERS } from '../core/hop-by-hop.js';
+import type { RequestAttributes } from '../../policies/types.js';
+import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ConnectionTracker } from './connections.js';
+import { countHeader, type Exchange, type Request, type Response } from './exchange.js';
 import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
+import { checkHost } from './stages/host-sni.js';
 import { normalizeRequestTarget } from './stages/normalize-path.js';
-import type { OutgoingHeaders } from './stages/sanitize-headers.js';
 import type { RequestHandler } from './tls/terminate.js';
-import { canonicalHost } from './tls/host-index.js';
-import { UPSTREAM_IDENTITY_ERROR } from './upstream/tls-identity.js';
-import type { UpstreamResponse } from './upstream/clients.js';
-
-type Request = IncomingMessage | Http2ServerRequest;
-type Response = ServerResponse | Http2ServerResponse;
+import { forward } from './upstream/forward.js';
 
 export interface PipelineDeps {
   logger: Logger;
@@ -35,24 +28,6 @@ export interface PipelineDeps {
   metrics?: Metrics;
 }
 
-/** What the access log records about one request. */
-interface Exchange {
-  id: string;
-  started: number;
-  method: string;
-  host?: string;
-  path?: string;
-  route?: string;
-  upstream?: string;
-  peer?: string;
-  principal?: string;
-  decision?: AuthzDecision;
-  code?: ErrorCode;
-  reason?: string;
-  status?: number;
-  bytesIn: number;
-  bytesOut: number;
-}
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const METHOD = /^[A-Z]{1,20}$/;
@@ -94,13 +69,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   // llhttp silently drops header lines past its own cap instead of refusing; count them here.
   if (req.rawHeaders.length > 2 * listener.maxHeaders) throw new GatewayError('GW_HEADERS_TOO_LARGE', 'too_many_headers');
 
-  // 1. Host must belong to the virtual host the TLS session was made for (Gateway API; envoy#6767).
-  const host = requestHost(req);
-  const owner = listener.hosts.lookup(host);
-  // Compared by name: after a reload the connection's virtual host object is the previous runtime's.
-  if (owner?.name !== vhost.name) {
-    throw owner ? new GatewayError('GW_HOST_MISDIRECTED', 'host_sni_mismatch') : new GatewayError('GW_ROUTE_NOT_FOUND', 'unknown_host');
-  }
+  // 1. Host must belong to the virtual host the TLS session was made for.
+  const host = checkHost(req, listener.hosts, vhost);
   ex.host = host;
 
   // 2. One normalized path for routing, policy and the upstream.
@@ -147,38 +117,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   const declaredLength = Number(req.headers['content-length'] ?? 0);
   if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
 
-  // 8. Upstream: the request as the gateway vouches for it.
-  const client = rt.upstreams.get(route.upstream);
-  if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
-  ex.upstream = client.name;
-  const headers = rt.sanitizer.sanitize(req.headers);
-  for (const name of authn.removeHeaders) delete headers[name];
-  if (authn.removeCookies.length > 0) removeCookies(headers, authn.removeCookies);
-  Object.assign(headers, authn.setHeaders);
-  rt.forwarded.apply(headers, { sourceIp, xff: xffValue, host, port: vhost.port });
-  headers['x-request-id'] = ex.id;
-  headers.host = requestAuthority(req);
-  const query = authn.removeParams.length > 0 ? removeParams(target.query, authn.removeParams) : target.query;
-  const body = hasBody(req) ? limitBody(req, route.maxBodyBytes, ex) : null;
-  let upstream: UpstreamResponse;
-  try {
-    upstream = await client.request({ method: ex.method, path: target.path + query, headers, body, timeoutMs: route.timeoutMs });
-  } catch (err) {
-    throw body?.errored instanceof GatewayError ? body.errored : upstreamError(err);
-  }
-  await relay(upstream, res, ex);
-}
-
-function requestHost(req: Request): string {
-  // RFC 9112 §3.2: more than one Host is a 400 (Node would silently keep the first).
-  if (!('stream' in req) && countHeader(req.rawHeaders, 'host') > 1) throw new GatewayError('GW_REQUEST_MALFORMED', 'duplicate_host');
-  const authority = req.headers[':authority'] ?? req.headers.host;
-  if (typeof authority !== 'string' || authority === '') throw new GatewayError('GW_REQUEST_MALFORMED', 'missing_host');
-  // RFC 9113 §8.3.1: when both are sent they must agree.
-  if (req.headers[':authority'] && req.headers.host && req.headers.host !== authority) {
-    throw new GatewayError('GW_REQUEST_MALFORMED', 'host_authority_mismatch');
-  }
-  return canonicalHost(authority);
+  // 8. Upstream.
+  await forward(req, res, rt, { route, path: target.path, query: target.query, authn, host, sourceIp, xff: xffValue, port: vhost.port }, ex);
 }
 
 /**
@@ -190,16 +130,6 @@ function authnHeaders(req: Request): IncomingHttpHeaders {
   const all: string[] = [];
   for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'authorization') all.push(req.rawHeaders[i + 1]!);
   return { ...req.headers, authorization: all as unknown as string };
-}
-
-function countHeader(rawHeaders: readonly string[], name: string): number {
-  let count = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === name.length && rawHeaders[i]!.toLowerCase() === name) count++;
-  return count;
-}
-
-function requestAuthority(req: Request): string {
-  return (req.headers[':authority'] ?? req.headers.host) as string;
 }
 
 function requestAttributes(req: Request, fields: Omit<RequestAttributes, 'header'>): RequestAttributes {
@@ -223,67 +153,6 @@ function requestAttributes(req: Request, fields: Omit<RequestAttributes, 'header
   };
 }
 
-function hasBody(req: Request): boolean {
-  if ('stream' in req) return !req.stream.endAfterHeaders;
-  const length = req.headers['content-length'];
-  return length !== undefined ? length !== '0' : req.headers['transfer-encoding'] !== undefined;
-}
-
-/** Counts body bytes as they stream and cuts the request at the route's limit (413). */
-function limitBody(req: Request, max: number, ex: Exchange): Readable {
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      ex.bytesIn += chunk.length;
-      if (ex.bytesIn > max) done(new GatewayError('GW_BODY_TOO_LARGE'));
-      else done(null, chunk);
-    },
-  });
-  req.on('error', (err) => counter.destroy(err));
-  req.pipe(counter);
-  return counter;
-}
-
-/**
- * Streams the upstream's answer to the client. Written with plain data/drain handling rather than
- * stream.pipeline, which allocates an AbortController per call and showed up in the S3 profile.
- */
-function relay(upstream: UpstreamResponse, res: Response, ex: Exchange): Promise<void> {
-  ex.status = upstream.statusCode;
-  // Headers are set, not written: they leave with the first body byte or with the end, so an empty
-  // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
-  res.statusCode = upstream.statusCode;
-  for (const name in upstream.headers) {
-    const value = upstream.headers[name];
-    if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) res.setHeader(name, value);
-  }
-  upstream.onTrailers?.((trailers) => res.addTrailers(trailers as Record<string, string>));
-  const body = upstream.body;
-  return new Promise<void>((resolve) => {
-    // A body that arrives whole in one chunk (the common small answer) leaves with the headers and the
-    // end in a single write; larger ones stream with backpressure.
-    const declared = upstream.onTrailers ? -1 : Number(upstream.headers['content-length'] ?? -1);
-    body.on('data', (chunk: Buffer) => {
-      ex.bytesOut += chunk.length;
-      if (ex.bytesOut === declared) res.end(chunk);
-      else if (!(res as NodeJS.WritableStream).write(chunk)) body.pause();
-    });
-    res.on('drain', () => body.resume());
-    body.once('end', () => {
-      if (!res.writableEnded) res.end();
-      resolve();
-    });
-    body.once('error', () => {
-      res.destroy();
-      resolve();
-    });
-    // The client went away: stop reading from the upstream.
-    res.once('close', () => {
-      if (!body.readableEnded) body.destroy();
-      resolve();
-    });
-  });
-}
-
 function refuse(res: Response, err: unknown, ex: Exchange): void {
   const response = toHttpResponse(err, ex.id);
   ex.status = response.status;
@@ -295,33 +164,6 @@ function refuse(res: Response, err: unknown, ex: Exchange): void {
   }
   res.writeHead(response.status, response.headers);
   res.end(response.body);
-}
-
-function upstreamError(err: unknown): GatewayError {
-  const e = err as { code?: string; name?: string; reason?: string; cause?: { code?: string } };
-  const code = e.code ?? e.cause?.code ?? '';
-  if (code === UPSTREAM_IDENTITY_ERROR) return new GatewayError('GW_UPSTREAM_IDENTITY', e.reason);
-  if (/CERT|SELF_SIGNED|ERR_TLS|UNABLE_TO_VERIFY/.test(code)) return new GatewayError('GW_UPSTREAM_IDENTITY', code.toLowerCase());
-  if (/TIMEOUT/i.test(code) || /Timeout/.test(e.name ?? '')) return new GatewayError('GW_UPSTREAM_TIMEOUT');
-  return new GatewayError('GW_UPSTREAM_UNAVAILABLE', code ? code.toLowerCase() : undefined);
-}
-
-function removeCookies(headers: OutgoingHeaders, names: readonly string[]): void {
-  const cookie = headers.cookie;
-  if (typeof cookie !== 'string') return;
-  const kept = cookie
-    .split(';')
-    .filter((pair) => !names.includes(pair.slice(0, pair.indexOf('=')).trim()))
-    .join(';');
-  if (kept.trim() === '') delete headers.cookie;
-  else headers.cookie = kept.trim();
-}
-
-function removeParams(query: string, names: readonly string[]): string {
-  const params = new URLSearchParams(query);
-  for (const name of names) params.delete(name);
-  const rest = params.toString();
-  return rest ? `?${rest}` : '';
 }
 
 function logExchange(logger: Logger, vhost: VirtualHost, ex: Exchange, req: Request, seconds: number): void {

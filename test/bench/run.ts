@@ -51,6 +51,7 @@ const { values } = parseArgs({
     'profile-scenario': { type: 'string', default: 'S3' },
     'access-log': { type: 'string', default: 'on' },
     'no-build': { type: 'boolean', default: false },
+    workers: { type: 'string', default: '1' },
     out: { type: 'string', default: RESULTS },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -58,7 +59,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   console.log(`Usage: npm run bench -- [--duration 10s] [--rounds 5] [--scenarios ${SCENARIO_IDS.join(',')}]
-                       [--peers ${PEER_NAMES.join(',')}] [--profile [--profile-scenario S3]] [--access-log on|off] [--no-build] [--out FILE]`);
+                       [--peers ${PEER_NAMES.join(',')}] [--profile [--profile-scenario S3]] [--access-log on|off] [--no-build] [--workers N] [--out FILE]`);
   process.exit(0);
 }
 
@@ -68,6 +69,8 @@ if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: expected
 const scenarioIds = parseList('scenarios', values.scenarios, SCENARIO_IDS);
 const peerNames = parseList('peers', values.peers, PEER_NAMES);
 const accessLog = values['access-log'] !== 'off';
+const workers = Number(values.workers);
+if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers: expected a positive integer, got ${values.workers}`);
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -118,7 +121,7 @@ async function main(): Promise<number> {
   // The orchestrator (and so the Node upstream fallback) stays off the proxy's core.
   if (hasCommand('taskset')) spawnSync('taskset', ['-pc', String(LOAD_CORE), String(process.pid)]);
   const build = peerNames.includes('portcullis') ? chooseBuild() : 'dist';
-  const drivers: Record<PeerName, PeerDriver> = { portcullis: portcullisDriver(build), haproxy, nginx, 'node-undici': nodeUndici, squid };
+  const drivers: Record<PeerName, PeerDriver> = { portcullis: portcullisDriver(build, workers), haproxy, nginx, 'node-undici': nodeUndici, squid };
 
   const missingPackages = new Set<string>();
   const usable: PeerDriver[] = [];
@@ -222,7 +225,7 @@ async function main(): Promise<number> {
       `Portcullis bench, ${new Date().toISOString().slice(0, 10)}: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}.`,
       `${durationS}s × ${rounds} rounds (medians; RSS = peak), one proxy process/thread pinned to core 1; load generator and upstream (${upstreams.kind}) on core 0.`,
       `wrk -t1 -c${CONNECTIONS} keep-alive over TLS 1.3, ECDSA P-256 certificates; S4 through a Node CONNECT load generator (${CONNECTIONS} workers).`,
-      `"per core" = requests per second of the proxy's own CPU (utime+stime of its process tree). Access logs ${accessLog ? 'on, to /dev/null' : 'off'}. Portcullis: ${build === 'dist' ? 'compiled build' : 'sources through tsx'}.`,
+      `"per core" = requests per second of the proxy's own CPU (utime+stime of its process tree). Access logs ${accessLog ? 'on, to /dev/null' : 'off'}. Portcullis: ${build === 'dist' ? 'compiled build' : 'sources through tsx'}${workers > 1 ? `, ${workers} worker processes` : ''}.`,
       ...(missingPackages.size ? [`Not installed, so not measured: ${[...missingPackages].join(', ')} (apt-get install -y ${[...missingPackages].sort().join(' ')}).`] : []),
     ].join('\n');
     const scenarioList = scenarios.map((s) => `- **${s}**: ${SCENARIOS[s].title}; baseline ${SCENARIOS[s].baseline}`).join('\n');

@@ -8,9 +8,23 @@
 // same limit (rate-limiter-flexible `insuranceLimiter`); with `closed` the request is refused 503. Envoy's global
 // rate limit fails open silently by default (`failure_mode_deny: false`); here the mode is per limit, the outage is
 // logged once when it starts and once when it ends, and `portcullis_redis_up` follows it.
+//
+// Several worker processes (`run --workers N`, gateway/cluster.ts): a count in each worker's memory would let the
+// machine allow N times every limit, so in a worker the in-memory counts (the limits themselves without Redis, the
+// fallback with it) live in the primary process, asked over IPC (rate-limiter-flexible `RateLimiterCluster`, answered
+// by the `RateLimiterClusterMaster` the primary creates). A primary that does not answer within
+// CLUSTER_TIMEOUT_MS is treated like an unreachable store: the limit's `failureMode` decides.
+import cluster from 'node:cluster';
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import {
+  BurstyRateLimiter,
+  RateLimiterCluster,
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+  type RateLimiterAbstract,
+} from 'rate-limiter-flexible';
 import type { RequestAttributes } from '../../../policies/types.js';
 import type { RateLimitConfig, RedisConfig } from '../../config/operations-schema.js';
 import { GatewayError } from '../../core/errors.js';
@@ -52,6 +66,9 @@ export interface RateLimiter {
 
 export const REDIS_DEFAULTS = { keyPrefix: 'portcullis:', connectTimeoutMs: 1_000, commandTimeoutMs: 100 } as const;
 
+/** How long a worker waits for the primary's count; the primary only counts, so this is generous. */
+const CLUSTER_TIMEOUT_MS = 1_000;
+
 /** The burst pool refills once per minute (or per window when that is longer): bursts stay bursts. */
 const BURST_WINDOW_SECONDS = 60;
 
@@ -68,6 +85,9 @@ interface CompiledLimit {
 export function createRateLimiter(limits: readonly RateLimitConfig[], redis: RedisConfig | undefined, deps: RateLimiterDeps): RateLimiter {
   const store = redis ? connectRedis(redis, deps) : undefined;
   const compiled = new Map<string, CompiledLimit>();
+  // Each RateLimiterCluster adds a process 'message' listener it never removes; without taking them off at close,
+  // every reload that changes the limits would leak one listener (and its limiter) per limit.
+  const listenersBefore = new Set(process.listeners('message'));
   try {
     for (const limit of limits) {
       if (compiled.has(limit.name)) throw new Error(`rateLimits: duplicate name "${limit.name}"`);
@@ -77,6 +97,7 @@ export function createRateLimiter(limits: readonly RateLimitConfig[], redis: Red
     store?.client.disconnect();
     throw err;
   }
+  const clusterListeners = process.listeners('message').filter((l) => !listenersBefore.has(l));
 
   async function check(limitName: string, key: string): Promise<RateLimitResult> {
     const limit = compiled.get(limitName);
@@ -119,6 +140,7 @@ export function createRateLimiter(limits: readonly RateLimitConfig[], redis: Red
     },
     redisHealthy: () => store?.healthy() ?? true,
     async close() {
+      for (const listener of clusterListeners) process.off('message', listener);
       await store?.close();
     },
   };
@@ -203,14 +225,14 @@ function compileLimit(limit: RateLimitConfig, store: RedisStore | undefined): Co
   const [points, duration] = 'requestsPerSecond' in limit ? [limit.requestsPerSecond, 1] : [limit.requests, limit.perSeconds];
   const failureMode = limit.failureMode ?? 'open';
   const build = (keyPrefix: string, pts: number, secs: number): RateLimiterAbstract => {
-    if (!store) return new RateLimiterMemory({ keyPrefix, points: pts, duration: secs });
+    if (!store) return inMemory(keyPrefix, pts, secs);
     return new RateLimiterRedis({
       storeClient: store.client,
       keyPrefix: `${store.keyPrefix}${keyPrefix}`,
       points: pts,
       duration: secs,
       rejectIfRedisNotReady: true,
-      ...(failureMode === 'open' ? { insuranceLimiter: new RateLimiterMemory({ keyPrefix, points: pts, duration: secs }) } : {}),
+      ...(failureMode === 'open' ? { insuranceLimiter: inMemory(keyPrefix, pts, secs) } : {}),
     });
   };
   const main = build(`rl:${limit.name}`, points, duration);
@@ -222,6 +244,14 @@ function compileLimit(limit: RateLimitConfig, store: RedisStore | undefined): Co
     limiter: burst > 0 ? new BurstyRateLimiter(main, build(`rl:${limit.name}:burst`, burst, Math.max(BURST_WINDOW_SECONDS, duration))) : main,
     key: compileKey(limit.key ?? 'client_ip'),
   };
+}
+
+/** This process's memory, or in a cluster worker the primary's, so one count covers every worker of the machine. */
+function inMemory(keyPrefix: string, points: number, duration: number): RateLimiterAbstract {
+  if (!cluster.isWorker) return new RateLimiterMemory({ keyPrefix, points, duration });
+  // The primary keeps the first limiter created under a prefix, with that one's options: the prefix carries the
+  // numbers, so a reload that changes a limit starts a fresh count instead of silently keeping the old limit.
+  return new RateLimiterCluster({ keyPrefix: `${keyPrefix}:${points}/${duration}`, points, duration, timeoutMs: CLUSTER_TIMEOUT_MS });
 }
 
 /**

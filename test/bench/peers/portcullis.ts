@@ -70,11 +70,12 @@ export function gatewayCommand(build: GatewayBuild): string[] {
   return build === 'dist' ? [process.execPath, COMPILED_CLI] : [process.execPath, '--import', 'tsx', SOURCE_CLI];
 }
 
-export async function startPortcullis(ctx: PeerContext, build: GatewayBuild, nodeFlags: readonly string[] = []): Promise<RunningPeer> {
+/** `workers` > 1 runs the multi-process mode (`run --workers N`); its CPU is the whole process tree's. */
+export async function startPortcullis(ctx: PeerContext, build: GatewayBuild, nodeFlags: readonly string[] = [], workers = 1): Promise<RunningPeer> {
   const ports = { ingress: await freePort(), egress: await freePort() };
   const file = ctx.material.write(`portcullis-${ports.ingress}.yaml`, stringify(portcullisConfig(ctx, ports)));
   const [node, ...rest] = gatewayCommand(build);
-  const proc = start('portcullis', pinned(PROXY_CORE, [node!, ...nodeFlags, ...rest, 'run', '-c', file]), {
+  const proc = start('portcullis', pinned(PROXY_CORE, [node!, ...nodeFlags, ...rest, 'run', '-c', file, ...(workers > 1 ? ['--workers', String(workers)] : [])]), {
     cwd: ROOT,
     stdoutFile: '/dev/null',
     // --cpu-prof writes its profile on exit, which takes seconds after a loaded run.
@@ -85,12 +86,12 @@ export async function startPortcullis(ctx: PeerContext, build: GatewayBuild, nod
   return { pid: proc.child.pid!, ingressPort: ports.ingress, egressPort: ports.egress, stop: proc.stop };
 }
 
-export function portcullisDriver(build: GatewayBuild): PeerDriver {
+export function portcullisDriver(build: GatewayBuild, workers = 1): PeerDriver {
   return {
     name: 'portcullis',
     packages: [],
     missing: () => (build === 'dist' && !fs.existsSync(COMPILED_CLI) ? [COMPILED_CLI] : []),
     scenarios: ['S1', 'HS', 'S2-ES256', 'S2-RS256', 'S3', 'S3-nocache', 'S4-tunnel', 'S4-new'],
-    start: (ctx) => startPortcullis(ctx, build),
+    start: (ctx) => startPortcullis(ctx, build, [], workers),
   };
 }

@@ -1,0 +1,324 @@
+// Multi-process mode (`portcullis run --workers N`): a primary process and N workers, each a whole gateway on the
+// same config, sharing the listening sockets through node:cluster. The primary serves no traffic: it forks and
+// restarts workers, counts the in-memory rate limits for all of them (rate-limiter-flexible's cluster master, see
+// ingress/stages/rate-limit.ts), runs the admin plane (metrics aggregated over the workers, readiness = every worker
+// ready), validates reloads once and broadcasts them, and turns SIGTERM into an orderly drain of every worker.
+//
+// Per worker, as with replicas: the verified-token cache, upstream pools, listener `maxConnections` and the egress
+// proxy's per-identity limits. Shared: listening sockets, TLS session-ticket keys (a client resumes on any worker),
+// in-memory rate limits.
+import cluster, { type Worker } from 'node:cluster';
+import os from 'node:os';
+import { Registry } from 'prom-client';
+import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
+import { createAdminServer } from './admin/server.js';
+import { startGateway, type Gateway } from './app.js';
+import { DEFAULTS } from './config/defaults.js';
+import { ConfigError, type LoadedConfig } from './config/load.js';
+import { LOG_EVENTS, type Logger } from './core/log.js';
+import { aggregateWorkerMetrics, type WorkerMetrics } from './core/metrics.js';
+import { newTicketKeys } from './ingress/runtime.js';
+import { createReloader, type Reloader, type ReloadResult } from './reload.js';
+
+/** More workers than this is a typo, not a machine. */
+const MAX_WORKERS = 256;
+/** The worker's slot number (1..N), stable across restarts: a log field and the `worker` metric label. */
+const WORKER_ENV = 'PORTCULLIS_WORKER';
+/** A worker that lived this long before crashing restarts at once; quicker crashes back off exponentially. */
+const STABLE_MS = 30_000;
+const RESTART_BASE_MS = 250;
+const RESTART_MAX_MS = 30_000;
+/** Workers drain up to 10 s (Gateway.close); after this the primary kills what is left. */
+const SHUTDOWN_GRACE_MS = 15_000;
+const ASK_TIMEOUT_MS = { ready: 2_000, metrics: 2_000, config: 2_000, reload: 10_000 } as const;
+
+type Question = { question: 'ready' | 'metrics' | 'config' } | { question: 'reload'; trigger: string };
+type ToWorker = { portcullis: 'init'; ticketKeys: string } | ({ portcullis: 'ask'; id: number } & Question) | { portcullis: 'shutdown' };
+type ToPrimary = { portcullis: 'hello' } | { portcullis: 'started'; ports: [string, number][] } | { portcullis: 'answer'; id: number; value: unknown };
+
+function isMessage<T extends { portcullis: string }>(msg: unknown): msg is T {
+  return typeof msg === 'object' && msg !== null && typeof (msg as { portcullis?: unknown }).portcullis === 'string';
+}
+
+/** `--workers`: a count, or `auto` for one per core the process may use. */
+export function parseWorkers(value: string | undefined): number {
+  if (value === undefined) return 1;
+  if (value === 'auto') return os.availableParallelism();
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) throw new Error(`--workers takes "auto" or a whole number from 1 to ${MAX_WORKERS}, got "${value}"`);
+  return n;
+}
+
+/** Whether this process is a worker forked by `runPrimary` (the CLI then runs `runWorker`). */
+export function isGatewayWorker(): boolean {
+  return cluster.isWorker && process.env[WORKER_ENV] !== undefined;
+}
+
+export interface PrimaryOptions {
+  workers: number;
+  /** Loads and validates the config, as each worker will; throws ConfigError. */
+  load(): LoadedConfig;
+  /** The config the primary validated at start (its `admin` section configures the admin plane). */
+  initial: LoadedConfig;
+  logger: Logger;
+  /** Mesh trust bundle (PEM) for the admin plane's client certificates. */
+  meshBundlePem?: string;
+  /** Called once every worker listens, with the ports they listen on. */
+  onListening?(ports: ReadonlyMap<string, number>): void;
+}
+
+interface Slot {
+  readonly number: number;
+  worker?: Worker;
+  started: boolean;
+  startedAt: number;
+  crashes: number;
+  restart?: NodeJS.Timeout;
+}
+
+/** Runs the primary until SIGTERM/SIGINT; resolves with the exit code (1 when the workers could not start). */
+export async function runPrimary(options: PrimaryOptions): Promise<number> {
+  const { logger } = options;
+  // The kernel hands each accepted connection to whichever worker accepts first. The default (round-robin) makes
+  // the primary accept every connection and pass it on over IPC: one process doing all accepts of a TLS proxy.
+  // Must be set before the first fork.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Created before any worker so the first limiter a worker builds finds it.
+  new RateLimiterClusterMaster();
+  const ticketKeys = newTicketKeys().toString('base64');
+  const slots: Slot[] = Array.from({ length: options.workers }, (_, i) => ({ number: i + 1, started: false, startedAt: 0, crashes: 0 }));
+  const slotOf = new Map<Worker, Slot>();
+  const asks = new Map<number, (value: unknown) => void>();
+  let nextAsk = 0;
+  let stopping = false;
+  let booting = true;
+  let ports: Map<string, number> | undefined;
+  let settleBoot!: (ok: boolean) => void;
+  const booted = new Promise<boolean>((resolve) => (settleBoot = resolve));
+
+  const send = (worker: Worker, msg: ToWorker) => {
+    if (worker.isConnected()) worker.send(msg);
+  };
+  const live = () => slots.flatMap((s) => (s.worker?.isConnected() && s.started ? [{ slot: s, worker: s.worker }] : []));
+  const ask = (worker: Worker, question: Question): Promise<unknown> =>
+    new Promise((resolve) => {
+      const id = ++nextAsk;
+      // A worker that dies or hangs answers `undefined`; callers treat that as not ready / no answer.
+      const timer = setTimeout(() => settle(undefined), ASK_TIMEOUT_MS[question.question]);
+      const settle = (value: unknown) => {
+        clearTimeout(timer);
+        asks.delete(id);
+        resolve(value);
+      };
+      asks.set(id, settle);
+      send(worker, { portcullis: 'ask', id, ...question });
+    });
+
+  const fork = (slot: Slot) => {
+    slot.restart = undefined;
+    const worker = cluster.fork({ [WORKER_ENV]: String(slot.number) });
+    slot.worker = worker;
+    slot.started = false;
+    slotOf.set(worker, slot);
+  };
+
+  cluster.on('message', (worker, msg: unknown) => {
+    const slot = slotOf.get(worker);
+    if (!slot || !isMessage<ToPrimary>(msg)) return;
+    if (msg.portcullis === 'hello') send(worker, { portcullis: 'init', ticketKeys });
+    else if (msg.portcullis === 'answer') asks.get(msg.id)?.(msg.value);
+    else if (msg.portcullis === 'started') {
+      slot.started = true;
+      slot.startedAt = Date.now();
+      ports ??= new Map(msg.ports);
+      if (booting && slots.every((s) => s.started)) settleBoot(true);
+    }
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    const slot = slotOf.get(worker);
+    if (!slot) return;
+    slotOf.delete(worker);
+    if (slot.worker === worker) slot.worker = undefined;
+    slot.started = false;
+    if (stopping) return;
+    // A worker that cannot start at boot (bad certificate, port taken) will not start on a retry either: refuse to
+    // start, as the single process does.
+    if (booting) return settleBoot(false);
+    slot.crashes = Date.now() - slot.startedAt > STABLE_MS ? 1 : slot.crashes + 1;
+    const delay = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** (slot.crashes - 1));
+    logger.error({ event: LOG_EVENTS.WORKER_EXITED, worker: slot.number, pid: worker.process.pid, code, signal, restartInMs: delay }, 'worker exited; restarting it');
+    slot.restart = setTimeout(() => fork(slot), delay);
+  });
+
+  const stopWorkers = async () => {
+    stopping = true;
+    for (const slot of slots) clearTimeout(slot.restart);
+    const running = slots.flatMap((s) => (s.worker ? [s.worker] : []));
+    const exited = Promise.all(running.map((w) => (w.process.exitCode !== null || w.process.signalCode !== null ? undefined : new Promise((r) => w.once('exit', r)))));
+    for (const worker of running) send(worker, { portcullis: 'shutdown' });
+    const kill = setTimeout(() => {
+      for (const worker of running) {
+        if (worker.process.exitCode !== null || worker.process.signalCode !== null) continue;
+        logger.warn({ pid: worker.process.pid, graceMs: SHUTDOWN_GRACE_MS }, 'worker still draining after the grace period; killing it');
+        worker.process.kill('SIGKILL');
+      }
+    }, SHUTDOWN_GRACE_MS);
+    await exited;
+    clearTimeout(kill);
+  };
+
+  for (const slot of slots) fork(slot);
+  if (!(await booted)) {
+    logger.fatal('a worker failed to start; stopping the others');
+    await stopWorkers();
+    return 1;
+  }
+  booting = false;
+  options.onListening?.(ports!);
+
+  async function reload(trigger: string): Promise<ReloadResult> {
+    // Validated here first, so a bad config is refused and logged once rather than once per worker.
+    try {
+      options.load();
+    } catch (err) {
+      const issues = err instanceof ConfigError ? err.issues : (err as Error).message;
+      logger.error({ event: LOG_EVENTS.CONFIG_REJECTED, trigger, issues }, 'config rejected; every worker keeps the running config');
+      return { ok: false, issues };
+    }
+    const answers = await Promise.all(live().map(({ slot, worker }) => ask(worker, { question: 'reload', trigger }).then((value) => ({ slot, value }))));
+    for (const { slot, value } of answers) {
+      if (value === undefined) return { ok: false, issues: `worker ${slot.number} did not answer the reload` };
+      if (!(value as ReloadResult).ok) return value as ReloadResult;
+    }
+    return { ok: true };
+  }
+  const onSighup = () => void reload('sighup');
+  process.on('SIGHUP', onSighup);
+
+  const admin = createAdminServer(options.initial.config.admin, {
+    logger,
+    registry: {
+      contentType: Registry.PROMETHEUS_CONTENT_TYPE,
+      async metrics() {
+        const answers = await Promise.all(live().map(async ({ slot, worker }) => ({ worker: String(slot.number), metrics: await ask(worker, { question: 'metrics' }) })));
+        return aggregateWorkerMetrics(answers.filter((a): a is WorkerMetrics => Array.isArray(a.metrics))).metrics();
+      },
+    },
+    async ready() {
+      const workers = live();
+      if (workers.length < slots.length) return false;
+      const answers = await Promise.all(workers.map(({ worker }) => ask(worker, { question: 'ready' })));
+      return answers.every((ready) => ready === true);
+    },
+    reload: () => reload('admin'),
+    // Every worker runs the same config; the first one answering shows it.
+    config: async () => {
+      const first = live()[0];
+      return first ? ask(first.worker, { question: 'config' }) : undefined;
+    },
+    ...(options.meshBundlePem !== undefined ? { meshBundlePem: options.meshBundlePem } : {}),
+  });
+  try {
+    await admin.listen();
+  } catch (err) {
+    logger.fatal({ err }, 'admin plane failed to start');
+    await stopWorkers();
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  process.off('SIGHUP', onSighup);
+  logger.info({ event: LOG_EVENTS.SHUTDOWN, workers: live().length }, 'draining every worker');
+  // The admin plane stays up while the workers drain, so readiness reports 503 until the end.
+  await stopWorkers();
+  await admin.close();
+  return 0;
+}
+
+export interface WorkerOptions {
+  load(): LoadedConfig;
+  /** The config this worker loaded at start. */
+  initial: LoadedConfig;
+  logger: Logger;
+}
+
+/** The slot number the primary gave this worker, for log lines. */
+export function workerNumber(): number {
+  return Number(process.env[WORKER_ENV]);
+}
+
+/** Runs one worker: the gateway, its reloader, and the answers to the primary; resolves with the exit code. */
+export async function runWorker(options: WorkerOptions): Promise<number> {
+  const { logger, initial } = options;
+  let running: { gateway: Gateway; reloader: Reloader } | undefined;
+  let receiveInit!: (ticketKeys: Buffer) => void;
+  const init = new Promise<Buffer>((resolve) => (receiveInit = resolve));
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+
+  const answer = async (question: Question): Promise<unknown> => {
+    switch (question.question) {
+      case 'ready':
+        return running?.gateway.ready() ?? false;
+      case 'metrics':
+        return running?.gateway.metrics.registry.getMetricsAsJSON();
+      case 'config':
+        return running?.gateway.runtime().config;
+      case 'reload':
+        return running?.reloader.reload(question.trigger);
+    }
+  };
+  const onMessage = (msg: unknown) => {
+    if (!isMessage<ToWorker>(msg)) return;
+    if (msg.portcullis === 'init') receiveInit(Buffer.from(msg.ticketKeys, 'base64'));
+    else if (msg.portcullis === 'shutdown') stop();
+    else if (msg.portcullis === 'ask') {
+      void answer(msg).then(
+        (value) => process.connected && process.send!({ portcullis: 'answer', id: msg.id, value } satisfies ToPrimary),
+        (err: unknown) => logger.error({ err, question: msg.question }, 'worker could not answer the primary'),
+      );
+    }
+  };
+  // Reloads come from the primary; a SIGHUP sent to this worker alone (or to the process group) reloads it too,
+  // rather than killing it (the default action).
+  const onSighup = () => running?.reloader.reload('sighup');
+  process.on('message', onMessage);
+  // Signals sent to the whole process group (Ctrl-C) reach workers as well: drain, as on the primary's request.
+  // A primary that is gone (killed) disconnects the channel: a worker never serves without its primary.
+  for (const event of ['SIGTERM', 'SIGINT', 'disconnect'] as const) process.on(event, stop);
+  process.on('SIGHUP', onSighup);
+  const detach = () => {
+    process.off('message', onMessage);
+    for (const event of ['SIGTERM', 'SIGINT', 'disconnect'] as const) process.off(event, stop);
+    process.off('SIGHUP', onSighup);
+    // The IPC channel keeps the process alive; without it the worker exits once its sockets are closed.
+    if (process.connected) process.disconnect();
+  };
+  process.send!({ portcullis: 'hello' } satisfies ToPrimary);
+
+  try {
+    const gateway = await startGateway(initial.config, { logger, ticketKeys: await init });
+    running = {
+      gateway,
+      reloader: createReloader({
+        load: options.load,
+        gateway,
+        initial,
+        logger,
+        watchIntervalMs: initial.config.reload?.watchIntervalMs ?? DEFAULTS.watchIntervalMs,
+      }),
+    };
+  } catch (err) {
+    logger.fatal({ err }, 'gateway failed to start');
+    detach();
+    return 1;
+  }
+  process.send!({ portcullis: 'started', ports: [...running.gateway.ports] } satisfies ToPrimary);
+  await stopped;
+  running.reloader.close();
+  await running.gateway.close();
+  detach();
+  return 0;
+}

@@ -1,0 +1,34 @@
+// The record of one ingress request: filled in by the stages as it goes down the pipeline, read by the
+// access log and the metrics at the end.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { AuthzDecision } from '../../policies/types.js';
+import type { ErrorCode } from '../core/errors.js';
+
+export type Request = IncomingMessage | Http2ServerRequest;
+export type Response = ServerResponse | Http2ServerResponse;
+
+export interface Exchange {
+  id: string;
+  started: number;
+  method: string;
+  host?: string;
+  path?: string;
+  route?: string;
+  upstream?: string;
+  peer?: string;
+  principal?: string;
+  decision?: AuthzDecision;
+  code?: ErrorCode;
+  reason?: string;
+  status?: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** Occurrences of a header in the raw list (Node merges or drops repeats in `headers`). */
+export function countHeader(rawHeaders: readonly string[], name: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === name.length && rawHeaders[i]!.toLowerCase() === name) count++;
+  return count;
+}

@@ -1,0 +1,140 @@
+// The hop into the mesh: the request as the gateway vouches for it (client headers sanitized, token
+// removed unless forwarded, claim and forwarded headers set, the normalized path), sent to the route's
+// upstream pool, and the answer streamed back.
+import { Transform, type Readable } from 'node:stream';
+import { GatewayError } from '../../core/errors.js';
+import { HOP_BY_HOP_HEADERS } from '../../core/hop-by-hop.js';
+import type { Exchange, Request, Response } from '../exchange.js';
+import type { IngressRuntime } from '../runtime.js';
+import type { AuthnResult } from '../stages/authn-jwt.js';
+import type { CompiledRoute } from '../stages/route.js';
+import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
+import type { UpstreamResponse } from './clients.js';
+import { UPSTREAM_IDENTITY_ERROR } from './tls-identity.js';
+
+export interface ForwardInput {
+  route: CompiledRoute;
+  /** Normalized path and the raw query (with its `?`). */
+  path: string;
+  query: string;
+  authn: AuthnResult;
+  host: string;
+  sourceIp: string;
+  xff: string | undefined;
+  port: number;
+}
+
+export async function forward(req: Request, res: Response, rt: IngressRuntime, input: ForwardInput, ex: Exchange): Promise<void> {
+  const { route, authn } = input;
+  const client = rt.upstreams.get(route.upstream);
+  if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
+  ex.upstream = client.name;
+  const headers = rt.sanitizer.sanitize(req.headers);
+  for (const name of authn.removeHeaders) delete headers[name];
+  if (authn.removeCookies.length > 0) removeCookies(headers, authn.removeCookies);
+  Object.assign(headers, authn.setHeaders);
+  rt.forwarded.apply(headers, { sourceIp: input.sourceIp, xff: input.xff, host: input.host, port: input.port });
+  headers['x-request-id'] = ex.id;
+  headers.host = requestAuthority(req);
+  const query = authn.removeParams.length > 0 ? removeParams(input.query, authn.removeParams) : input.query;
+  const body = hasBody(req) ? limitBody(req, route.maxBodyBytes, ex) : null;
+  let upstream: UpstreamResponse;
+  try {
+    upstream = await client.request({ method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs });
+  } catch (err) {
+    throw body?.errored instanceof GatewayError ? body.errored : upstreamError(err);
+  }
+  await relay(upstream, res, ex);
+}
+
+function requestAuthority(req: Request): string {
+  return (req.headers[':authority'] ?? req.headers.host) as string;
+}
+
+function hasBody(req: Request): boolean {
+  if ('stream' in req) return !req.stream.endAfterHeaders;
+  const length = req.headers['content-length'];
+  return length !== undefined ? length !== '0' : req.headers['transfer-encoding'] !== undefined;
+}
+
+/** Counts body bytes as they stream and cuts the request at the route's limit (413). */
+function limitBody(req: Request, max: number, ex: Exchange): Readable {
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      ex.bytesIn += chunk.length;
+      if (ex.bytesIn > max) done(new GatewayError('GW_BODY_TOO_LARGE'));
+      else done(null, chunk);
+    },
+  });
+  req.on('error', (err) => counter.destroy(err));
+  req.pipe(counter);
+  return counter;
+}
+
+/**
+ * Streams the upstream's answer to the client. Written with plain data/drain handling rather than
+ * stream.pipeline, which allocates an AbortController per call and showed up in the S3 profile.
+ */
+function relay(upstream: UpstreamResponse, res: Response, ex: Exchange): Promise<void> {
+  ex.status = upstream.statusCode;
+  // Headers are set, not written: they leave with the first body byte or with the end, so an empty
+  // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
+  res.statusCode = upstream.statusCode;
+  for (const name in upstream.headers) {
+    const value = upstream.headers[name];
+    if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) res.setHeader(name, value);
+  }
+  upstream.onTrailers?.((trailers) => res.addTrailers(trailers as Record<string, string>));
+  const body = upstream.body;
+  return new Promise<void>((resolve) => {
+    // A body that arrives whole in one chunk (the common small answer) leaves with the headers and the
+    // end in a single write; larger ones stream with backpressure.
+    const declared = upstream.onTrailers ? -1 : Number(upstream.headers['content-length'] ?? -1);
+    body.on('data', (chunk: Buffer) => {
+      ex.bytesOut += chunk.length;
+      if (ex.bytesOut === declared) res.end(chunk);
+      else if (!(res as NodeJS.WritableStream).write(chunk)) body.pause();
+    });
+    res.on('drain', () => body.resume());
+    body.once('end', () => {
+      if (!res.writableEnded) res.end();
+      resolve();
+    });
+    body.once('error', () => {
+      res.destroy();
+      resolve();
+    });
+    // The client went away: stop reading from the upstream.
+    res.once('close', () => {
+      if (!body.readableEnded) body.destroy();
+      resolve();
+    });
+  });
+}
+
+function upstreamError(err: unknown): GatewayError {
+  const e = err as { code?: string; name?: string; reason?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code ?? '';
+  if (code === UPSTREAM_IDENTITY_ERROR) return new GatewayError('GW_UPSTREAM_IDENTITY', e.reason);
+  if (/CERT|SELF_SIGNED|ERR_TLS|UNABLE_TO_VERIFY/.test(code)) return new GatewayError('GW_UPSTREAM_IDENTITY', code.toLowerCase());
+  if (/TIMEOUT/i.test(code) || /Timeout/.test(e.name ?? '')) return new GatewayError('GW_UPSTREAM_TIMEOUT');
+  return new GatewayError('GW_UPSTREAM_UNAVAILABLE', code ? code.toLowerCase() : undefined);
+}
+
+function removeCookies(headers: OutgoingHeaders, names: readonly string[]): void {
+  const cookie = headers.cookie;
+  if (typeof cookie !== 'string') return;
+  const kept = cookie
+    .split(';')
+    .filter((pair) => !names.includes(pair.slice(0, pair.indexOf('=')).trim()))
+    .join(';');
+  if (kept.trim() === '') delete headers.cookie;
+  else headers.cookie = kept.trim();
+}
+
+function removeParams(query: string, names: readonly string[]): string {
+  const params = new URLSearchParams(query);
+  for (const name of names) params.delete(name);
+  const rest = params.toString();
+  return rest ? `?${rest}` : '';
+}

@@ -1,0 +1,192 @@
+// Multi-process mode, run as a user would: the real CLI with `--workers 2` on a config file (the development PKI,
+// demo backend and token issuer of the embedded defaults, plus an in-memory rate limit and a policy to flip), real
+// TLS on 127.0.0.1, the admin plane's aggregated metrics to tell the workers apart, signals to reload and stop.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stringify } from 'yaml';
+import { ensureDevPki } from '../../../certs/dev-bootstrap.js';
+import { loadConfigText } from '../../../gateway/config/load.js';
+import { request } from '../../helpers/ingress.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+const DEFAULT_YAML = path.join(ROOT, 'gateway/config/default.yaml');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+describe('portcullis run --workers 2', () => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-cluster-'));
+  const configFile = path.join(stateDir, 'portcullis.yaml');
+  let primary: ChildProcess;
+  let exit: Promise<number | null>;
+  let out = '';
+  let edge: number;
+  let admin: string;
+  let caPem: string;
+  /** The embedded config with a `limited` route (10 requests/min per client) and a `flip` route whose policy tests change. */
+  let writeConfig: (flip: 'ALLOW' | 'DENY' | 'INVALID') => void;
+
+  const logLines = () =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const edgePids = () => new Set(logLines().filter((l) => l.event === 'LISTENING' && l.listener === 'edge').map((l) => l.pid as number));
+  const metrics = async () => (await fetch(`${admin}/metrics`)).text();
+  const perWorker = async () => {
+    const text = await metrics();
+    return [1, 2].map((w) => Number(new RegExp(`^portcullis_worker_requests_total\\{worker="${w}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0));
+  };
+  /** `n` requests at once, each on its own connection, so the kernel spreads them over the workers. */
+  const burst = (n: number, p: string) => Promise.all(Array.from({ length: n }, () => request(edge, caPem, { path: p })));
+
+  before(async () => {
+    ensureDevPki(stateDir, { trustDomain: 'portcullis.dev', hostnames: ['localhost'] });
+    caPem = fs.readFileSync(path.join(stateDir, 'pki/ca.pem'), 'utf8');
+    edge = await freePort();
+    const adminPort = await freePort();
+    admin = `http://127.0.0.1:${adminPort}`;
+    const vars = {
+      STATE_DIR: stateDir,
+      EDGE_PORT: String(edge),
+      ADMIN_PORT: String(adminPort),
+      DEMO_BACKEND_PORT: String(await freePort()),
+      TOKEN_ISSUER_PORT: String(await freePort()),
+      EGRESS_PORT: String(await freePort()),
+    };
+    const base = loadConfigText(fs.readFileSync(DEFAULT_YAML, 'utf8'), DEFAULT_YAML, vars).config;
+    writeConfig = (flip) => {
+      const config = structuredClone(base);
+      delete config.egress;
+      // SIGHUP is the only trigger under test: no file watching.
+      config.reload = { watchIntervalMs: 0 };
+      config.rateLimits = [{ name: 'ten', requests: 10, perSeconds: 60, key: 'client_ip' }];
+      config.routes.push(
+        { name: 'limited', match: { path: { prefix: '/limited' } }, upstream: 'demo', rateLimit: 'ten' },
+        { name: 'flip', match: { path: { prefix: '/flip' } }, upstream: flip === 'INVALID' ? 'no-such-upstream' : 'demo' },
+      );
+      config.policies!.push(
+        { name: 'limited', action: 'ALLOW', routes: ['limited'], rules: [{}] },
+        { name: 'flip', action: flip === 'INVALID' ? 'ALLOW' : flip, routes: ['flip'], rules: [{}] },
+      );
+      fs.writeFileSync(configFile, stringify(config));
+    };
+    writeConfig('ALLOW');
+    primary = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'gateway/cli.ts'), 'run', '--workers', '2', '-c', configFile, '--state-dir', stateDir],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    exit = new Promise((resolve) => primary.once('exit', (code) => resolve(code)));
+    primary.stdout!.on('data', (c: Buffer) => (out += c));
+    primary.stderr!.on('data', (c: Buffer) => (out += c));
+    await Promise.race([
+      until('the admin plane', () => (/"listener":"admin"/.test(out) ? true : undefined), 60_000),
+      exit.then((code) => Promise.reject(new Error(`gateway exited with ${code}: ${out}`))),
+    ]);
+  });
+  after(() => {
+    if (primary.exitCode === null) primary.kill('SIGKILL');
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('two workers listen on the edge port; the primary is ready once both are', async () => {
+    assert.equal(edgePids().size, 2);
+    assert.ok(!edgePids().has(primary.pid!));
+    assert.equal((await fetch(`${admin}/readyz`)).status, 200);
+    assert.equal((await fetch(`${admin}/healthz`)).status, 200);
+  });
+
+  test('connections are spread over both workers; /metrics sums them and shows each', async () => {
+    const [before1, before2] = await perWorker();
+    for (let round = 0; round < 10; round++) {
+      for (const res of await burst(20, '/public/spread')) assert.equal(res.status, 200);
+      const [w1, w2] = await perWorker();
+      if (w1! > before1! && w2! > before2!) break;
+    }
+    const [w1, w2] = await perWorker();
+    assert.ok(w1! > before1! && w2! > before2!, `both workers served requests (${w1}, ${w2})`);
+    const total = Number(/^portcullis_requests_total\{route="public",status="200",code="ok"\} (\d+)/m.exec(await metrics())?.[1]);
+    assert.equal(total, w1! + w2!);
+  });
+
+  test('an in-memory limit of 10 per minute holds for the machine, not per worker: 10 of 20 allowed', async () => {
+    const [before1, before2] = await perWorker();
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push(...(await burst(5, '/limited/x')).map((r) => r.status));
+    const [w1, w2] = await perWorker();
+    console.log(`cluster rate limit: worker 1 answered ${w1! - before1!}, worker 2 ${w2! - before2!}`);
+    assert.ok(w1! > before1! && w2! > before2!, 'both workers counted requests');
+    assert.equal(statuses.filter((s) => s === 200).length, 10);
+    assert.equal(statuses.filter((s) => s === 429).length, 10);
+    assert.match(await metrics(), /^portcullis_rate_limit_hits_total\{limit="ten"\} 10$/m);
+  });
+
+  test('SIGHUP with a changed policy reaches every worker; an invalid config is refused once while traffic flows', async () => {
+    assert.equal((await request(edge, caPem, { path: '/flip' })).status, 200);
+    writeConfig('DENY');
+    primary.kill('SIGHUP');
+    await until('the new policy', async () => ((await request(edge, caPem, { path: '/flip' })).status === 403 ? true : undefined));
+    const [before1, before2] = await perWorker();
+    for (let round = 0; round < 10; round++) {
+      for (const res of await burst(20, '/flip')) assert.equal(res.status, 403);
+      const [w1, w2] = await perWorker();
+      if (w1! > before1! && w2! > before2!) break;
+    }
+    const [w1, w2] = await perWorker();
+    assert.ok(w1! > before1! && w2! > before2!, 'both workers answered under the new policy');
+
+    writeConfig('INVALID');
+    primary.kill('SIGHUP');
+    await until('the refusal', () => (logLines().some((l) => l.event === 'CONFIG_REJECTED') ? true : undefined));
+    for (const res of await burst(20, '/flip')) assert.equal(res.status, 403);
+    for (const res of await burst(10, '/public/still')) assert.equal(res.status, 200);
+    await sleep(500);
+    assert.equal(logLines().filter((l) => l.event === 'CONFIG_REJECTED').length, 1, 'refused once, by the primary');
+    writeConfig('DENY');
+  });
+
+  test('a killed worker is replaced and the machine is ready again', async () => {
+    const [victim] = [...edgePids()];
+    process.kill(victim!, 'SIGKILL');
+    // Every worker that ever listened logged its pid: a third one is the replacement.
+    await until('a replacement worker', () => (edgePids().size === 3 ? true : undefined));
+    assert.ok(logLines().some((l) => l.msg === 'worker exited; restarting it' && l.pid === victim && l.signal === 'SIGKILL'));
+    await until('readiness', async () => ((await fetch(`${admin}/readyz`)).status === 200 ? true : undefined));
+    for (const res of await burst(20, '/public/after-crash')) assert.equal(res.status, 200);
+  });
+
+  test('SIGTERM drains every worker: requests in flight finish, the primary exits 0', async () => {
+    const inFlight = Promise.all(Array.from({ length: 10 }, () => request(edge, caPem, { path: '/public/slow?delay=1500' })));
+    await sleep(500);
+    primary.kill('SIGTERM');
+    const answers = await inFlight;
+    assert.deepEqual(
+      answers.map((r) => r.status),
+      Array(10).fill(200),
+    );
+    assert.equal(await exit, 0);
+  });
+});
