@@ -4,19 +4,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runCertsCli } from '../certs/cli.js';
-import { ensureDevPki } from '../certs/dev-bootstrap.js';
 import { createAdminServer } from './admin/server.js';
 import { startGateway, type Gateway } from './app.js';
 import { isGatewayWorker, parseWorkers, runPrimary, runWorker, workerNumber } from './cluster.js';
-import { ConfigError, loadConfigFile, loadConfigText, type LoadedConfig } from './config/load.js';
+import { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js';
 import { DEFAULTS } from './config/defaults.js';
 import { runValidate } from './config/validate-command.js';
-import { createLogger, LOG_EVENTS, type Logger } from './core/log.js';
-import { startEchoServer } from './dev/demo-backend.js';
-import { scheduleDevRotation } from './dev/pki-rotation.js';
+import { createLogger } from './core/log.js';
 import { createReloader } from './reload.js';
-import { mintDevToken, startDevTokenIssuer } from './dev/token-issuer.js';
 
 const HELP = {
   main: `portcullis — zero-trust security gateway
@@ -53,9 +48,8 @@ Prints every problem as file:line:column: /path: reason and exits 1, or prints a
 Prints a development JWT signed by the embedded defaults' token issuer (state folder key).`,
 };
 
-const DEV_TRUST_DOMAIN = 'portcullis.dev';
-const DEV_HOSTNAMES = ['localhost'];
-const DEFAULT_CONFIG = fileURLToPath(new URL('./config/default.yaml', import.meta.url));
+/** Development mode is imported on demand: see dev/dev-mode.ts. */
+const devMode = () => import('./dev/dev-mode.js');
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -67,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'token':
       return token(rest);
     case 'certs':
-      return runCertsCli(rest);
+      return (await import('../certs/cli.js')).runCertsCli(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -81,18 +75,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
-
-/** The embedded config: generates (or reuses) the development PKI, then loads default.yaml over it. */
-function loadDevConfig(stateDir: string): LoadedConfig {
-  ensureDevPki(stateDir, { trustDomain: DEV_TRUST_DOMAIN, hostnames: DEV_HOSTNAMES });
-  const vars: Record<string, string> = { STATE_DIR: stateDir };
-  // Ports of the embedded config can be moved when 8443/9444/9445 are taken (and by the quickstart test).
-  for (const name of ['EDGE_PORT', 'EGRESS_PORT', 'ADMIN_PORT', 'DEMO_BACKEND_PORT', 'TOKEN_ISSUER_PORT']) {
-    const value = process.env[`PORTCULLIS_${name}`];
-    if (value) vars[name] = value;
-  }
-  return loadConfigText(fs.readFileSync(DEFAULT_CONFIG, 'utf8'), DEFAULT_CONFIG, vars);
-}
 
 async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -109,7 +91,8 @@ async function run(args: string[]): Promise<number> {
   }
   const configFile = values.config;
   const stateDir = path.resolve((values['state-dir']) ?? DEFAULTS.stateDir);
-  const load = () => (configFile ? loadConfigFile(configFile) : loadDevConfig(stateDir));
+  const dev = configFile ? undefined : await devMode();
+  const load = () => (dev ? dev.loadDevConfig(stateDir) : loadConfigFile(configFile!));
   let loaded: LoadedConfig;
   try {
     loaded = load();
@@ -123,7 +106,7 @@ async function run(args: string[]): Promise<number> {
     return code;
   }
   const meshBundlePem = loaded.config.mesh ? fs.readFileSync(loaded.config.mesh.bundle, 'utf8') : undefined;
-  const stopDev = await startDevHelpers(loaded, stateDir, logger);
+  const stopDev = loaded.config.dev ? await (dev ?? (await devMode())).startDevHelpers(loaded, stateDir, logger) : async () => {};
   if (workers > 1) {
     const code = await runPrimary({
       workers,
@@ -131,7 +114,7 @@ async function run(args: string[]): Promise<number> {
       initial: loaded,
       logger,
       ...(meshBundlePem !== undefined ? { meshBundlePem } : {}),
-      ...(configFile ? {} : { onListening: (ports: ReadonlyMap<string, number>) => printDevBanner(ports, stateDir, loaded) }),
+      ...(dev ? { onListening: (ports: ReadonlyMap<string, number>) => dev.printDevBanner(ports, stateDir, loaded) } : {}),
     });
     await stopDev();
     logger.flush();
@@ -145,7 +128,7 @@ async function run(args: string[]): Promise<number> {
     await stopDev();
     return 1;
   }
-  if (!configFile) printDevBanner(gateway.ports, stateDir, loaded);
+  if (dev) dev.printDevBanner(gateway.ports, stateDir, loaded);
   const reloader = createReloader({
     load,
     gateway,
@@ -176,52 +159,6 @@ async function run(args: string[]): Promise<number> {
   return 0;
 }
 
-async function startDevHelpers(loaded: LoadedConfig, stateDir: string, logger: Logger): Promise<() => Promise<void>> {
-  const dev = loaded.config.dev;
-  const stops: (() => Promise<void>)[] = [];
-  if (dev?.demoBackendPort !== undefined && loaded.config.mesh) {
-    const pki = path.join(stateDir, 'pki');
-    const backend = await startEchoServer({
-      certPem: fs.readFileSync(path.join(pki, 'demo-backend.pem'), 'utf8'),
-      keyPem: fs.readFileSync(path.join(pki, 'demo-backend-key.pem'), 'utf8'),
-      caPem: fs.readFileSync(loaded.config.mesh.bundle, 'utf8'),
-      port: dev.demoBackendPort,
-    });
-    logger.info({ event: LOG_EVENTS.LISTENING, listener: 'dev-demo-backend', port: backend.port });
-    stops.push(backend.close);
-    const rotation = scheduleDevRotation({
-      stateDir,
-      trustDomain: DEV_TRUST_DOMAIN,
-      hostnames: DEV_HOSTNAMES,
-      logger,
-      onRotated: (pki) => backend.setCertificate(fs.readFileSync(pki.backendCert, 'utf8'), fs.readFileSync(pki.backendKey, 'utf8')),
-    });
-    stops.push(async () => rotation.stop());
-  }
-  if (dev?.tokenIssuerPort !== undefined) {
-    const issuer = await startDevTokenIssuer({
-      port: dev.tokenIssuerPort,
-      signingKeyFile: path.join(stateDir, 'pki', 'jwt-signing-key.json'),
-    });
-    logger.info({ event: LOG_EVENTS.LISTENING, listener: 'dev-token-issuer', url: issuer.url });
-    stops.push(issuer.close);
-  }
-  return async () => {
-    await Promise.all(stops.map((stop) => stop()));
-  };
-}
-
-function printDevBanner(ports: ReadonlyMap<string, number>, stateDir: string, loaded: LoadedConfig): void {
-  const port = [...ports.values()][0];
-  const ca = loaded.config.mesh?.bundle ?? path.join(stateDir, 'pki', 'ca.pem');
-  process.stderr.write(
-    `\nPortcullis is running on the embedded development config (never use it in production).\n` +
-      `  trust the dev CA:   curl --cacert ${path.relative(process.cwd(), ca)} https://localhost:${port}/public/hello\n` +
-      `  get a dev token:    TOKEN=$(npm run --silent token)\n` +
-      `  call the API:       curl --cacert ${path.relative(process.cwd(), ca)} -H "Authorization: Bearer $TOKEN" https://localhost:${port}/api/orders\n\n`,
-  );
-}
-
 async function validate(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { ...HELP_OPTION, config: { type: 'string', short: 'c' } } });
   if (values.help) return help('validate');
@@ -245,9 +182,10 @@ async function token(args: string[]): Promise<number> {
   });
   if (values.help) return help('token');
   const stateDir = path.resolve((values['state-dir']) ?? DEFAULTS.stateDir);
+  const dev = await devMode();
   let loaded: LoadedConfig;
   try {
-    loaded = loadDevConfig(stateDir);
+    loaded = dev.loadDevConfig(stateDir);
   } catch (err) {
     return reportConfigError(err);
   }
@@ -262,7 +200,7 @@ async function token(args: string[]): Promise<number> {
     }
     claims[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
-  const jwt = await mintDevToken(path.join(stateDir, 'pki', 'jwt-signing-key.json'), {
+  const jwt = await dev.mintDevToken(path.join(stateDir, 'pki', 'jwt-signing-key.json'), {
     issuer: provider.issuer,
     ...(values.sub ? { subject: values.sub } : {}),
     ...(provider.audiences?.[0] ? { audience: provider.audiences[0] } : {}),
