@@ -133,6 +133,7 @@ function startEgress(config: Config, deps: GatewayDeps, metrics: Metrics): Egres
   return createEgressServer(config.egress!, {
     logger: deps.logger,
     metrics,
+    ...(config.jwtProviders ? { jwtProviders: config.jwtProviders } : {}),
     ...(config.redis ? { redis: config.redis } : {}),
     ...(mesh
       ? {

@@ -16,10 +16,11 @@ const HostPattern = Type.String({
 });
 /**
  * Who a rule grants: a SPIFFE ID (`spiffe://td/ns/x/sa/y`), a SPIFFE ID prefix ending in `/*`
- * (`spiffe://td/ns/x/*`), the name of a `sourceIdentities` entry, or `anonymous` (callers with no identity).
+ * (`spiffe://td/ns/x/*`), a token's request principal `jwt:<iss>/<sub>`, the name of a `sourceIdentities` entry,
+ * or `anonymous` (callers with no identity).
  */
 const IdentityPattern = Type.String({
-  pattern: '^(spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()+,;=:@%-]+)*(/\\*)?|[a-z0-9]([-a-z0-9_.]{0,62}[a-z0-9])?)$',
+  pattern: '^(spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()+,;=:@%-]+)*(/\\*)?|jwt:[^\\s]+|[a-z0-9]([-a-z0-9_.]{0,62}[a-z0-9])?)$',
 });
 
 export const EgressAllowRuleSchema = Obj({
@@ -61,6 +62,12 @@ export const EgressSchema = Obj({
     maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 65_536 })),
     headersTimeoutMs: Type.Optional(Millis),
   }),
+  /**
+   * Callers without a client certificate may present `Proxy-Authorization: Bearer <JWT>`, verified like an
+   * ingress token by these `jwtProviders`; their identity is `jwt:<iss>/<sub>` (Istio's request principal).
+   * An invalid token is refused (407), never downgraded to the source address.
+   */
+  proxyAuthorization: Type.Optional(Obj({ providers: Type.Array(Name, { minItems: 1 }) })),
   /** Callers without a client certificate, identified by their source address. */
   sourceIdentities: Type.Optional(Type.Array(Obj({ name: Name, cidrs: Type.Array(Cidr, { minItems: 1 }) }))),
   /** Anything not allowed here is denied. */

@@ -424,6 +424,10 @@ function checkSemantics(config: Config, main: Source, policies: readonly PolicyR
     issue('/admin/tls', 'client certificates are verified against the mesh trust bundle unless clientCa is set, and "mesh" is not configured');
   }
 
+  config.egress?.proxyAuthorization?.providers.forEach((name, i) => {
+    if (!providers.has(name)) issue(`/egress/proxyAuthorization/providers/${i}`, `no JWT provider named "${name}"`);
+  });
+
   config.trustedProxies?.forEach((cidr, i) => {
     if (!isAddressOrCidr(cidr)) issue(`/trustedProxies/${i}`, `"${cidr}" is not an IP address or CIDR block`);
   });

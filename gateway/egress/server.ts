@@ -5,9 +5,10 @@
 // A refusal at any stage answers at once with the gateway's error format and writes the audit record.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import type { JwtProviderConfig } from '../config/schema.js';
 import type { EgressConfig } from '../config/egress-schema.js';
 import type { RedisConfig } from '../config/operations-schema.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
@@ -19,7 +20,7 @@ import { createAddressGuard, type LookupFn } from './stages/address-guard.js';
 import { createAllowlist, type AllowlistDecision } from './stages/allowlist.js';
 import { createAudit, type EgressRecord, type ProxyType } from './stages/audit.js';
 import { connectTcp, forwardHttp, inspectFirstBytes, originateTls, type ConnectFn, type OriginationTls } from './stages/dial.js';
-import { createIdentify, type Identity } from './stages/identify.js';
+import { ANONYMOUS, createIdentify, createProxyTokenIdentify, PROXY_CHALLENGE, type Identity } from './stages/identify.js';
 import { createTunnelLimiter, openTunnel } from './tunnel.js';
 
 export interface EgressServerDeps {
@@ -31,6 +32,8 @@ export interface EgressServerDeps {
   /** The gateway's SVID (presented for `mutual` origination) and the mesh trust bundle (default client CA), as PEM. */
   mesh?: { certPem: string; keyPem: string; bundlePem: string };
   metrics?: Pick<Metrics, 'egress'>;
+  /** The config's JWT providers, for `proxyAuthorization`. */
+  jwtProviders?: readonly JwtProviderConfig[];
   /** Milliseconds clock for durations; default `performance.now`. */
   now?: () => number;
   /** Where `limits.newConnectionsPerSecond` is counted across replicas; in memory without it. */
@@ -55,8 +58,6 @@ const DEFAULTS = {
   shutdownGraceMs: 10_000,
 };
 
-/** RFC 9110 §11.7.1 needs a challenge; the scheme names what the client must do: present its X.509-SVID. */
-const PROXY_CHALLENGE = { 'proxy-authenticate': 'SPIFFE realm="portcullis-egress"' };
 
 interface Originate {
   port: number;
@@ -73,6 +74,22 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
   const limits = { ...DEFAULTS, ...config.limits };
   const now = deps.now ?? (() => performance.now());
   const identify = createIdentify({ ...(config.sourceIdentities ? { sourceIdentities: config.sourceIdentities } : {}) });
+  const proxyToken = config.proxyAuthorization
+    ? createProxyTokenIdentify(
+        config.proxyAuthorization.providers.map((name) => {
+          const provider = deps.jwtProviders?.find((p) => p.name === name);
+          if (!provider) throw new Error(`egress.proxyAuthorization: no JWT provider named ${name}`);
+          return provider;
+        }),
+        { logger: deps.logger },
+      )
+    : undefined;
+  /** SVID first; then, for callers without one, the proxy token; then the source address. */
+  const identifyRequest = async (socket: Socket, headers: IncomingHttpHeaders): Promise<Identity> => {
+    const byCertificate = identify(socket);
+    if (byCertificate.kind === 'spiffe' || !proxyToken) return byCertificate;
+    return (await proxyToken.identify(headers)) ?? byCertificate;
+  };
   const allowlist = createAllowlist({ allow: config.allow, ...(config.deny ? { deny: config.deny } : {}) });
   const staticHosts = new Map<string, readonly string[]>();
   for (const entry of config.staticHosts ?? []) staticHosts.set(exactHost('egress.staticHosts', entry.host), entry.addresses);
@@ -191,13 +208,18 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     const id = randomUUID();
     socket.on('error', () => undefined);
     setCut(() => socket.destroy());
-    const identity = identify(socket);
+    let identity = ANONYMOUS;
     let dest: Destination | undefined;
     const refuse = (err: GatewayError, extra?: Partial<EgressRecord>): void => {
       writeRawResponse(socket, err, id);
       audit.record(refusalRecord(baseRecord(id, identity, 'connect', socket, dest, started), err, extra));
     };
     if (closing) return refuse(new GatewayError('GW_UNAVAILABLE', 'shutting down'));
+    try {
+      identity = await identifyRequest(socket, req.headers);
+    } catch (err) {
+      return refuse(err as GatewayError);
+    }
     try {
       dest = parseAuthority(req.url ?? '');
     } catch (err) {
@@ -270,7 +292,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     const id = randomUUID();
     const socket = req.socket;
     setCut(() => res.destroy());
-    const identity = identify(socket);
+    let identity = ANONYMOUS;
     let dest: Destination | undefined;
     let proxyType: ProxyType = 'http';
     const refuse = (err: GatewayError, extra?: Partial<EgressRecord>): void => {
@@ -278,6 +300,11 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       audit.record(refusalRecord(baseRecord(id, identity, proxyType, socket, dest, started), err, extra));
     };
     if (closing) return refuse(new GatewayError('GW_UNAVAILABLE', 'shutting down'));
+    try {
+      identity = await identifyRequest(socket, req.headers);
+    } catch (err) {
+      return refuse(err as GatewayError);
+    }
     let path: string;
     try {
       const target = splitAbsoluteForm(req.url ?? '');
@@ -363,6 +390,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       await Promise.allSettled([...active.keys()]);
       server.closeAllConnections();
       await stopped;
+      proxyToken?.close();
       await Promise.all([audit.close(), connectionRate?.close()]);
       deps.logger.info({ event: LOG_EVENTS.SHUTDOWN, listener: 'egress' }, 'egress gateway stopped');
     },

@@ -7,13 +7,14 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import { createLogger, LOG_EVENTS, type Logger } from '../../core/log.js';
 import type { Metrics } from '../../core/metrics.js';
+import type { Identity } from './identify.js';
 
 export type ProxyType = 'connect' | 'http' | 'originate';
 
 export interface EgressRecord {
   id: string;
   identity: string;
-  identityKind: 'spiffe' | 'source' | 'anonymous';
+  identityKind: Identity['kind'];
   proxyType: ProxyType;
   inboundRemoteAddr: string | undefined;
   /** As the client asked for it, canonicalized; undefined when the request was too malformed to say. */

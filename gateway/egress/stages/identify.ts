@@ -2,13 +2,19 @@
 // without one can be named by its source address, and only when the config maps that address to a name.
 // A client certificate that did not verify never falls back to the source address: presenting a bad certificate
 // must not be better than presenting none.
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { spiffeIdFromCertificate } from '../../../certs/spiffe-id.js';
+import type { JwtProviderConfig } from '../../config/schema.js';
+import { GatewayError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { createJwtAuthn } from '../../ingress/stages/authn-jwt.js';
 import { inRanges, parseCidr, parseIp, unmapped } from '../ip.js';
 
 export type Identity =
   | { kind: 'spiffe'; principal: string }
+  | { kind: 'jwt'; principal: string }
   | { kind: 'source'; principal: string }
   | { kind: 'anonymous'; principal: 'anonymous' };
 
@@ -24,6 +30,39 @@ export interface IdentifyDeps {
 }
 
 export type Identify = (socket: Socket) => Identity;
+
+/** The JWT fallback: `Proxy-Authorization: Bearer` verified by the ingress JWT stage, for callers without an SVID. */
+export interface ProxyTokenIdentify {
+  (headers: IncomingHttpHeaders): Promise<Identity | undefined>;
+}
+
+/**
+ * Reads `Proxy-Authorization: Bearer <JWT>` with the given providers (their own token locations replaced by that
+ * header). No header: undefined (the next identity source decides). A bad token throws GW_EGRESS_NO_IDENTITY.
+ */
+export function createProxyTokenIdentify(providers: readonly JwtProviderConfig[], deps: { logger: Logger }): { identify: ProxyTokenIdentify; close(): void } {
+  const jwt = createJwtAuthn(
+    providers.map((p) => ({ ...p, fromHeaders: [{ name: 'proxy-authorization', prefix: 'Bearer ' }], fromCookies: [], fromParams: [] })),
+    {},
+    deps,
+  );
+  return {
+    async identify(headers) {
+      if (headers['proxy-authorization'] === undefined) return undefined;
+      try {
+        const { auth } = await jwt.authenticate({ headers, query: '' });
+        return auth ? { kind: 'jwt', principal: `jwt:${auth.principal}` } : undefined;
+      } catch (err) {
+        const reason = err instanceof GatewayError ? (err.reason ?? err.code) : 'invalid token';
+        throw new GatewayError('GW_EGRESS_NO_IDENTITY', `proxy token: ${reason}`, PROXY_CHALLENGE);
+      }
+    },
+    close: () => jwt.close(),
+  };
+}
+
+/** RFC 9110 §11.7.1 needs a challenge: the caller must present its X.509-SVID or a bearer token. */
+export const PROXY_CHALLENGE = { 'proxy-authenticate': 'SPIFFE realm="portcullis-egress", Bearer realm="portcullis-egress"' };
 
 export function createIdentify(options: IdentifyOptions, deps: IdentifyDeps = {}): Identify {
   const extract = deps.spiffeIdFromCertificate ?? spiffeIdFromCertificate;

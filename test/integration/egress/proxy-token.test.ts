@@ -1,0 +1,74 @@
+// `Proxy-Authorization: Bearer <JWT>` as the egress identity of callers without an SVID: verified against a
+// real JWKS server like an ingress token, granted by `jwt:<iss>/<sub>` rules, and refused (407) when invalid
+// rather than downgraded to the caller's source address.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ISSUER, startJwksServer, type JwksServer } from '../../helpers/ingress.js';
+import { curl, startHttpUpstream, startProxy, tempDir, type Proxy, type TempDir, type Upstream } from './harness.js';
+
+describe('egress identity from a proxy token', () => {
+  let dir: TempDir;
+  let upstream: Upstream;
+  let jwks: JwksServer;
+  let proxy: Proxy;
+
+  before(async () => {
+    dir = tempDir();
+    upstream = await startHttpUpstream('partner');
+    jwks = await startJwksServer();
+    proxy = await startProxy(
+      dir,
+      {
+        proxyAuthorization: { providers: ['idp'] },
+        sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1/32'] }],
+        allow: [{ name: 'alice-partner', identities: [`jwt:${ISSUER}/alice`], hosts: ['partner.test'], ports: [upstream.port] }],
+        staticHosts: [{ host: 'partner.test', addresses: ['127.0.0.1'] }],
+        addressGuard: { allowAddresses: ['127.0.0.1'] },
+      },
+      { jwtProviders: [{ name: 'idp', issuer: ISSUER, jwksUri: jwks.url }] },
+    );
+  });
+  after(async () => {
+    await proxy.close();
+    await upstream.close();
+    await jwks.close();
+    dir.remove();
+  });
+
+  const viaProxy = (token?: string) =>
+    curl([
+      '-s',
+      '-i',
+      '-x',
+      `http://127.0.0.1:${proxy.port}`,
+      ...(token ? ['--proxy-header', `Proxy-Authorization: Bearer ${token}`] : []),
+      `http://partner.test:${upstream.port}/data`,
+    ]);
+
+  test('the granted subject reaches the destination; the token is not forwarded', async () => {
+    const r = await viaProxy(await jwks.sign({ sub: 'alice' }));
+    assert.match(r.stdout, /^HTTP\/1\.1 200/);
+    assert.match(r.stdout, /hello from partner/);
+    assert.equal(upstream.lastHeaders?.['proxy-authorization'], undefined);
+    const record = proxy.records().at(-1)!;
+    assert.equal(record.identity, `jwt:${ISSUER}/alice`);
+    assert.equal(record.identityKind, 'jwt');
+  });
+
+  test('another subject is denied by the allowlist (403)', async () => {
+    const r = await viaProxy(await jwks.sign({ sub: 'mallory' }));
+    assert.match(r.stdout, /^HTTP\/1\.1 403/);
+  });
+
+  test('an invalid token is 407, not a fallback to the source address', async () => {
+    const r = await viaProxy(await jwks.sign({ sub: 'alice' }, { issuer: 'https://evil.test' }));
+    assert.match(r.stdout, /^HTTP\/1\.1 407/);
+    assert.match(r.stdout, /proxy-authenticate: .*Bearer realm="portcullis-egress"/i);
+    assert.match(r.stdout, /GW_EGRESS_NO_IDENTITY/);
+  });
+
+  test('without a token the caller is its source identity, which has no grant here', async () => {
+    const r = await viaProxy();
+    assert.match(r.stdout, /^HTTP\/1\.1 403/);
+  });
+});
