@@ -95,7 +95,15 @@ export function createTokenExtractor(providers: readonly LocationConfig[]): Toke
   // Longest prefix first, so `Bearer ` is tried before a bare-token location on the same header.
   for (const loc of headerLocs) loc.prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
 
+  const headerNames = headerLocs.map((l) => l.name);
+  // Most requests carry no token at all: answered without allocating anything.
+  const nothingToRead = (headers: IncomingHttpHeaders, query: string): boolean =>
+    headerNames.every((name) => headers[name] === undefined) &&
+    (cookieLocs.length === 0 || headers.cookie === undefined) &&
+    (paramLocs.length === 0 || query === '');
+
   return (headers, query, allowed) => {
+    if (nothingToRead(headers, query)) return NONE;
     let token: string | undefined;
     const found = new Set<string>();
     const hits = { headers: [] as string[], cookies: [] as string[], params: [] as string[] };
