@@ -195,6 +195,8 @@ export const ConfigSchema = Obj({
   trustedProxies: Type.Optional(Type.Array(Cidr)),
   listeners: Type.Array(ListenerSchema),
   jwtProviders: Type.Optional(Type.Array(JwtProviderSchema)),
+  /** Verified-token cache (Envoy's jwt_cache_config): entries never outlive the token's `exp`; 0 turns it off. */
+  jwtCache: Type.Optional(Obj({ maxEntries: Type.Integer({ minimum: 0, maximum: 1_000_000 }) })),
   upstreams: Type.Array(UpstreamSchema),
   routes: Type.Array(RouteSchema),
   /** Inline policies. */

@@ -94,7 +94,10 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
     });
   }
-  const jwt = createJwtAuthn(config.jwtProviders ?? [], {}, { logger: deps.logger, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const jwt = createJwtAuthn(config.jwtProviders ?? [], config.jwtCache ? { tokenCacheSize: config.jwtCache.maxEntries } : {}, {
+    logger: deps.logger,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+  });
   const routeDefaults = { maxBodyBytes: DEFAULTS.routeMaxBodyBytes, timeoutMs: DEFAULTS.upstreamTimeoutMs };
   const clients = new Map(
     config.upstreams

@@ -137,3 +137,21 @@ describe('X-Forwarded-For from a trusted proxy', () => {
     assert.equal(garbage.status, 200, 'right-most hop is still a valid untrusted address');
   });
 });
+
+describe('verified-token cache off', () => {
+  let ing: TestIngress;
+  before(async () => {
+    ing = await startTestIngress((config) => {
+      config.jwtCache = { maxEntries: 0 };
+    });
+  });
+  after(() => ing.close());
+
+  test('jwtCache.maxEntries: 0 verifies every request and still accepts valid tokens', async () => {
+    const token = await ing.jwks.sign({ sub: 'nocache' });
+    for (let i = 0; i < 3; i++) {
+      const res = await request(ing.port, ing.caPem, { path: '/api/x', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 200);
+    }
+  });
+});
