@@ -36,17 +36,32 @@ export interface UpstreamRequest {
   timeoutMs: number;
 }
 
-export interface UpstreamResponse {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable;
-  /** h2 only: called with the trailers when they arrive. */
-  onTrailers?(listener: (trailers: Record<string, string | string[] | undefined>) => void): void;
+export type ResponseHeaders = Record<string, string | string[] | undefined>;
+
+/** Pauses and resumes the upstream body (backpressure) or gives up on it (the client went away). */
+export interface FlowControl {
+  pause(): void;
+  resume(): void;
+  abort(): void;
+}
+
+/**
+ * Where an upstream answer goes, pushed as it arrives: no intermediate body stream between the upstream's
+ * parser and the client's response (undici's `dispatch` handler API; the Readable of `pool.request` cost
+ * several process.nextTick hops per response in the S1 profile).
+ */
+export interface ResponseSink {
+  start(statusCode: number, headers: ResponseHeaders, flow: FlowControl): void;
+  data(chunk: Buffer): void;
+  end(trailers?: ResponseHeaders): void;
 }
 
 export interface UpstreamClient {
   readonly name: string;
-  request(req: UpstreamRequest): Promise<UpstreamResponse>;
+  /** True when answers may end with trailers (HTTP/2, gRPC): the body must not be closed before them. */
+  readonly trailers: boolean;
+  /** Resolves when the answer has ended; rejects on any failure, before or during it. */
+  exchange(req: UpstreamRequest, sink: ResponseSink): Promise<void>;
   /** Lets in-flight requests finish, then closes the connections. */
   close(): Promise<void>;
 }
@@ -78,16 +93,30 @@ function createHttp1Client(options: UpstreamClientOptions): UpstreamClient {
   });
   return {
     name: options.name,
-    async request(req) {
-      const res = await pool.request({
-        method: req.method,
-        path: req.path,
-        headers: req.headers,
-        body: req.body,
-        headersTimeout: req.timeoutMs,
-        bodyTimeout: req.timeoutMs,
+    trailers: false,
+    exchange(req, sink) {
+      return new Promise((resolve, reject) => {
+        pool.dispatch(
+          { method: req.method, path: req.path, headers: req.headers, body: req.body, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs },
+          {
+            onRequestStart() {},
+            onResponseStart(controller, statusCode, headers) {
+              // 1xx informational answers are the upstream's business, not the client's.
+              if (statusCode >= 200) sink.start(statusCode, headers, { pause: () => controller.pause(), resume: () => controller.resume(), abort: () => controller.abort(new Error('client went away')) });
+            },
+            onResponseData(_controller, chunk) {
+              sink.data(chunk);
+            },
+            onResponseEnd() {
+              sink.end();
+              resolve();
+            },
+            onResponseError(_controller, err) {
+              reject(err);
+            },
+          },
+        );
       });
-      return { statusCode: res.statusCode, headers: res.headers, body: res.body };
     },
     close: () => pool.close(),
   };
@@ -109,24 +138,31 @@ function createH2Client(options: UpstreamClientOptions): UpstreamClient {
   };
   return {
     name: options.name,
-    request(req) {
+    trailers: true,
+    exchange(req, sink) {
       return new Promise((resolve, reject) => {
         const { host, ...headers } = req.headers;
         const stream = connect().request(
           { ...headers, ':method': req.method, ':path': req.path, ':authority': host },
           { endStream: req.body === null },
         );
+        let trailers: ResponseHeaders | undefined;
         stream.setTimeout(req.timeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
         stream.once('error', reject);
         stream.once('close', () => reject(new Error(`upstream stream closed (code ${stream.rstCode})`)));
-        stream.once('response', (headers) => {
-          const { ':status': status, ...rest } = headers;
-          resolve({
-            statusCode: Number(status),
-            headers: rest,
-            body: stream,
-            onTrailers: (listener) => stream.once('trailers', listener),
+        stream.once('response', (responseHeaders) => {
+          const { ':status': status, ...rest } = responseHeaders;
+          sink.start(Number(status), rest, {
+            pause: () => stream.pause(),
+            resume: () => stream.resume(),
+            abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
           });
+        });
+        stream.on('data', (chunk: Buffer) => sink.data(chunk));
+        stream.once('trailers', (t) => (trailers = t));
+        stream.once('end', () => {
+          sink.end(trailers);
+          resolve();
         });
         if (req.body) req.body.pipe(stream);
       });

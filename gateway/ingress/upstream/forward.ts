@@ -9,7 +9,7 @@ import type { IngressRuntime } from '../runtime.js';
 import type { AuthnResult } from '../stages/authn-jwt.js';
 import type { CompiledRoute } from '../stages/route.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
-import type { UpstreamResponse } from './clients.js';
+import type { FlowControl, ResponseSink } from './clients.js';
 import { UPSTREAM_IDENTITY_ERROR } from './tls-identity.js';
 
 export interface ForwardInput {
@@ -38,13 +38,11 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   headers.host = requestAuthority(req);
   const query = authn.removeParams.length > 0 ? removeParams(input.query, authn.removeParams) : input.query;
   const body = hasBody(req) ? limitBody(req, route.maxBodyBytes, ex) : null;
-  let upstream: UpstreamResponse;
   try {
-    upstream = await client.request({ method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs });
+    await client.exchange({ method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs }, relayTo(res, ex, client.trailers));
   } catch (err) {
     throw body?.errored instanceof GatewayError ? body.errored : upstreamError(err);
   }
-  await relay(upstream, res, ex);
 }
 
 function requestAuthority(req: Request): string {
@@ -71,45 +69,40 @@ function limitBody(req: Request, max: number, ex: Exchange): Readable {
   return counter;
 }
 
-/**
- * Streams the upstream's answer to the client. Written with plain data/drain handling rather than
- * stream.pipeline, which allocates an AbortController per call and showed up in the S3 profile.
- */
-function relay(upstream: UpstreamResponse, res: Response, ex: Exchange): Promise<void> {
-  ex.status = upstream.statusCode;
-  // Headers are set, not written: they leave with the first body byte or with the end, so an empty
-  // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
-  res.statusCode = upstream.statusCode;
-  for (const name in upstream.headers) {
-    const value = upstream.headers[name];
-    if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) res.setHeader(name, value);
-  }
-  upstream.onTrailers?.((trailers) => res.addTrailers(trailers as Record<string, string>));
-  const body = upstream.body;
-  return new Promise<void>((resolve) => {
-    // A body that arrives whole in one chunk (the common small answer) leaves with the headers and the
-    // end in a single write; larger ones stream with backpressure.
-    const declared = upstream.onTrailers ? -1 : Number(upstream.headers['content-length'] ?? -1);
-    body.on('data', (chunk: Buffer) => {
+/** The client's response as the sink of the upstream's answer: headers, body with backpressure, trailers. */
+function relayTo(res: Response, ex: Exchange, trailers: boolean): ResponseSink {
+  let declared = -1;
+  let control: FlowControl | undefined;
+  return {
+    start(statusCode, headers, flow) {
+      control = flow;
+      ex.status = statusCode;
+      // Headers are set, not written: they leave with the first body byte or with the end, so an empty
+      // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
+      res.statusCode = statusCode;
+      for (const name in headers) {
+        const value = headers[name];
+        if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) res.setHeader(name, value);
+      }
+      // A body that arrives whole (the common small answer) leaves with the headers and the end in one
+      // write; HTTP/2 answers may still have trailers to come, so they always end explicitly.
+      if (!trailers) declared = Number(headers['content-length'] ?? -1);
+      res.on('drain', () => flow.resume());
+      // The client went away: stop reading from the upstream.
+      res.once('close', () => {
+        if (!res.writableFinished) flow.abort();
+      });
+    },
+    data(chunk) {
       ex.bytesOut += chunk.length;
       if (ex.bytesOut === declared) res.end(chunk);
-      else if (!(res as NodeJS.WritableStream).write(chunk)) body.pause();
-    });
-    res.on('drain', () => body.resume());
-    body.once('end', () => {
+      else if (!(res as NodeJS.WritableStream).write(chunk)) control?.pause();
+    },
+    end(trailerHeaders) {
+      if (trailerHeaders) res.addTrailers(trailerHeaders as Record<string, string>);
       if (!res.writableEnded) res.end();
-      resolve();
-    });
-    body.once('error', () => {
-      res.destroy();
-      resolve();
-    });
-    // The client went away: stop reading from the upstream.
-    res.once('close', () => {
-      if (!body.readableEnded) body.destroy();
-      resolve();
-    });
-  });
+    },
+  };
 }
 
 function upstreamError(err: unknown): GatewayError {

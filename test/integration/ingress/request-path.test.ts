@@ -91,6 +91,13 @@ describe('ingress request path', () => {
     assert.equal(res.json().headers['x-request-id'], 'req-123');
   });
 
+  test('large bodies stream both ways intact (multi-chunk, with backpressure)', async () => {
+    const body = 'x'.repeat(900_000);
+    const res = await request(ing.port, ing.caPem, { method: 'POST', path: '/public/upload', body });
+    assert.equal(res.status, 200);
+    assert.equal(res.json().body.length, body.length);
+  });
+
   test('an unknown route is 404 and a body over the route limit is 413', async () => {
     const missing = await request(ing.port, ing.caPem, { path: '/nowhere' });
     assert.equal(missing.status, 404);
