@@ -1,5 +1,6 @@
 // The closed set of errors the gateway answers with, and the one place they become HTTP responses.
 // Every refusal carries a stable machine-readable code (logged, counted, returned) and a short message.
+import { STATUS_CODES } from 'node:http';
 
 export const ERRORS = {
   GW_REQUEST_MALFORMED: { status: 400, message: 'malformed request' },
@@ -74,4 +75,16 @@ export function toHttpResponse(err: unknown, requestId: string): ErrorResponse {
     },
     body,
   };
+}
+
+/**
+ * The same answer as raw HTTP/1.1 bytes, closing the connection: for sockets that have no response object
+ * (requests the parser refused, CONNECT tunnels, a headers deadline that ran out).
+ */
+export function toRawHttpResponse(err: unknown, requestId: string): string {
+  const { status, headers, body } = toHttpResponse(err, requestId);
+  const head = Object.entries({ ...headers, connection: 'close' })
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`;
 }

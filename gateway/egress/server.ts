@@ -5,13 +5,13 @@
 // A refusal at any stage answers at once with the gateway's error format and writes the audit record.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { JwtProviderConfig } from '../config/schema.js';
 import type { EgressConfig } from '../config/egress-schema.js';
 import type { RedisConfig } from '../config/operations-schema.js';
-import { GatewayError, toHttpResponse } from '../core/errors.js';
+import { GatewayError, toHttpResponse, toRawHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { createRateLimiter, rateLimitHeaders } from '../ingress/stages/rate-limit.js';
@@ -85,10 +85,10 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       )
     : undefined;
   /** SVID first; then, for callers without one, the proxy token; then the source address. */
-  const identifyRequest = async (socket: Socket, headers: IncomingHttpHeaders): Promise<Identity> => {
+  const identifyRequest = async (socket: Socket, req: IncomingMessage): Promise<Identity> => {
     const byCertificate = identify(socket);
     if (byCertificate.kind === 'spiffe' || !proxyToken) return byCertificate;
-    return (await proxyToken.identify(headers)) ?? byCertificate;
+    return (await proxyToken.identify(req.headers, req.rawHeaders)) ?? byCertificate;
   };
   const allowlist = createAllowlist({ allow: config.allow, ...(config.deny ? { deny: config.deny } : {}) });
   const staticHosts = new Map<string, readonly string[]>();
@@ -191,11 +191,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
   }
 
   function writeRawResponse(socket: Socket, err: GatewayError, id: string): void {
-    const r = toHttpResponse(err, id);
-    const head = Object.entries({ ...r.headers, connection: 'close' })
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join('');
-    socket.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n${head}\r\n${r.body}`);
+    socket.end(toRawHttpResponse(err, id));
   }
 
   function writeResponse(res: ServerResponse, err: GatewayError, id: string): void {
@@ -216,7 +212,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     };
     if (closing) return refuse(new GatewayError('GW_UNAVAILABLE', 'shutting down'));
     try {
-      identity = await identifyRequest(socket, req.headers);
+      identity = await identifyRequest(socket, req);
     } catch (err) {
       return refuse(err as GatewayError);
     }
@@ -301,7 +297,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     };
     if (closing) return refuse(new GatewayError('GW_UNAVAILABLE', 'shutting down'));
     try {
-      identity = await identifyRequest(socket, req.headers);
+      identity = await identifyRequest(socket, req);
     } catch (err) {
       return refuse(err as GatewayError);
     }

@@ -25,10 +25,3 @@ export interface Exchange {
   bytesIn: number;
   bytesOut: number;
 }
-
-/** Occurrences of a header in the raw list (Node merges or drops repeats in `headers`). */
-export function countHeader(rawHeaders: readonly string[], name: string): number {
-  let count = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === name.length && rawHeaders[i]!.toLowerCase() === name) count++;
-  return count;
-}

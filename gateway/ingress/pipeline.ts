@@ -3,14 +3,13 @@
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { RequestAttributes } from '../../policies/types.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ConnectionTracker } from './connections.js';
-import { countHeader, type Exchange, type Request, type Response } from './exchange.js';
+import type { Exchange, Request, Response } from './exchange.js';
 import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
@@ -87,7 +86,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   const peer = vhost.clientAuth === 'none' ? undefined : peerSpiffeId(socket);
   if (peer) ex.peer = peer;
   const authn = await rt.jwt.authenticate({
-    headers: authnHeaders(req),
+    headers: req.headers,
+    rawHeaders: req.rawHeaders,
     query: target.query.length > 1 ? target.query.slice(1) : '',
     ...(route.jwtProviders ? { allowedProviders: route.jwtProviders } : {}),
   });
@@ -95,8 +95,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
 
   // 5. Authorization.
   const sourceIp = socket.remoteAddress ?? '';
-  const xff = req.headers['x-forwarded-for'];
-  const xffValue = Array.isArray(xff) ? xff.join(',') : xff;
+  const forwarded = rt.forwarded.resolve(sourceIp, req.headers['x-forwarded-for']);
   const attributes = requestAttributes(req, {
     host,
     method: ex.method,
@@ -104,7 +103,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     port: vhost.port,
     sni: socket.servername || '',
     sourceIp,
-    remoteIp: rt.forwarded.clientAddress(sourceIp, xffValue),
+    remoteIp: forwarded.remoteIp,
     ...(peer ? { peerSpiffeId: peer } : {}),
     ...(authn.auth ? { auth: authn.auth } : {}),
   });
@@ -118,18 +117,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
 
   // 8. Upstream.
-  await forward(req, res, rt, { route, path: target.path, query: target.query, authn, host, sourceIp, xff: xffValue, port: vhost.port }, ex);
-}
-
-/**
- * Node keeps only the first of repeated Authorization headers (other repeated headers are joined, which
- * the JWT stage sees); hand it every value so two tokens are refused rather than first-wins.
- */
-function authnHeaders(req: Request): IncomingHttpHeaders {
-  if ('stream' in req || countHeader(req.rawHeaders, 'authorization') < 2) return req.headers;
-  const all: string[] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'authorization') all.push(req.rawHeaders[i + 1]!);
-  return { ...req.headers, authorization: all as unknown as string };
+  await forward(req, res, rt, { route, path: target.path, query: target.query, authn, host, forwarded, port: vhost.port }, ex);
 }
 
 function requestAttributes(req: Request, fields: Omit<RequestAttributes, 'header'>): RequestAttributes {

@@ -33,7 +33,7 @@ export type Identify = (socket: Socket) => Identity;
 
 /** The JWT fallback: `Proxy-Authorization: Bearer` verified by the ingress JWT stage, for callers without an SVID. */
 export interface ProxyTokenIdentify {
-  (headers: IncomingHttpHeaders): Promise<Identity | undefined>;
+  (headers: IncomingHttpHeaders, rawHeaders: readonly string[]): Promise<Identity | undefined>;
 }
 
 /**
@@ -47,10 +47,10 @@ export function createProxyTokenIdentify(providers: readonly JwtProviderConfig[]
     deps,
   );
   return {
-    async identify(headers) {
+    async identify(headers, rawHeaders) {
       if (headers['proxy-authorization'] === undefined) return undefined;
       try {
-        const { auth } = await jwt.authenticate({ headers, query: '' });
+        const { auth } = await jwt.authenticate({ headers, rawHeaders, query: '' });
         return auth ? { kind: 'jwt', principal: `jwt:${auth.principal}` } : undefined;
       } catch (err) {
         const reason = err instanceof GatewayError ? (err.reason ?? err.code) : 'invalid token';

@@ -2,6 +2,7 @@
 // Istio leaves requests with several tokens undefined ("the output principal is undefined"); we refuse them, so
 // which token was authenticated never depends on header order.
 import type { IncomingHttpHeaders } from 'node:http';
+import { countHeader } from '../../core/raw-headers.js';
 import { DEFAULTS } from '../../config/defaults.js';
 import type { JwtProviderConfig } from '../../config/schema.js';
 
@@ -26,6 +27,7 @@ export type TokenExtractor = (
   headers: IncomingHttpHeaders,
   query: string,
   allowedProviders?: ReadonlySet<string>,
+  rawHeaders?: readonly string[],
 ) => Extraction;
 
 interface Prefixed {
@@ -102,7 +104,7 @@ export function createTokenExtractor(providers: readonly LocationConfig[]): Toke
     (cookieLocs.length === 0 || headers.cookie === undefined) &&
     (paramLocs.length === 0 || query === '');
 
-  return (headers, query, allowed) => {
+  return (headers, query, allowed, rawHeaders) => {
     if (nothingToRead(headers, query)) return NONE;
     let token: string | undefined;
     const found = new Set<string>();
@@ -122,7 +124,9 @@ export function createTokenExtractor(providers: readonly LocationConfig[]): Toke
       if (prefixes.length === 0) continue;
       const values = headerValues(raw);
       // A repeated token header is refused even when both copies agree: a client that sends it is confused or probing.
-      if (values.length > 1) return MULTIPLE;
+      // Node keeps only the first Authorization (and Proxy-Authorization) line in `headers`, so repeats are
+      // counted in the raw header list.
+      if (values.length > 1 || (rawHeaders !== undefined && countHeader(rawHeaders, loc.name) > 1)) return MULTIPLE;
       const value = (values[0] ?? '').trim();
       // RFC 7235 §2.1: the auth-scheme is case-insensitive, so prefixes (stored lower-case) are matched without case.
       const match = prefixes.find((x) => value.slice(0, x.prefix.length).toLowerCase() === x.prefix);

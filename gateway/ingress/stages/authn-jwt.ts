@@ -30,6 +30,8 @@ export interface JwtAuthnDeps {
 
 export interface AuthnInput {
   headers: IncomingHttpHeaders;
+  /** The request's raw header list, so a repeated token header Node folded away is still refused. */
+  rawHeaders?: readonly string[];
   query: string;
   allowedProviders?: ReadonlySet<string>;
 }
@@ -261,8 +263,8 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   }
 
   return {
-    async authenticate({ headers, query, allowedProviders }) {
-      const found = extract(headers, query, allowedProviders);
+    async authenticate({ headers, rawHeaders, query, allowedProviders }) {
+      const found = extract(headers, query, allowedProviders, rawHeaders);
       if (found.kind === 'none') return ANONYMOUS;
       if (found.kind === 'multiple') throw multipleTokens();
       if (found.kind === 'malformed') throw invalid('token_prefix_missing');

@@ -4,11 +4,18 @@
 import { compileIpMatcher, parseIp } from '../../../policies/match.js';
 import type { OutgoingHeaders } from './sanitize-headers.js';
 
-export interface ForwardedStage {
+/** Where a request came from, worked out once per request. */
+export interface ForwardedFor {
   /** The client address policies see as `remote.ip`. */
-  clientAddress(sourceIp: string, xff: string | undefined): string;
+  remoteIp: string;
+  /** The X-Forwarded-For value sent upstream: the believed chain extended by the peer, or the peer alone. */
+  chain: string;
+}
+
+export interface ForwardedStage {
+  resolve(sourceIp: string, xff: string | string[] | undefined): ForwardedFor;
   /** Sets the forwarded headers on the outgoing request. */
-  apply(out: OutgoingHeaders, info: { sourceIp: string; xff: string | undefined; host: string; port: number }): void;
+  apply(out: OutgoingHeaders, forwarded: ForwardedFor, host: string, port: number): void;
 }
 
 export function createForwardedStage(trustedProxies: readonly string[]): ForwardedStage {
@@ -17,12 +24,10 @@ export function createForwardedStage(trustedProxies: readonly string[]): Forward
   const isTrustedProxy = compileIpMatcher(trustedProxies, 'trustedProxies', problems);
   if (problems.length > 0) throw new Error(problems.join('; '));
   const trusted = (ip: string): boolean => {
-    if (trustedProxies.length === 0) return false;
     const addr = parseIp(ip);
     return addr !== undefined && isTrustedProxy(addr);
   };
-  const clientAddress = (sourceIp: string, xff: string | undefined): string => {
-    if (!xff || !trusted(sourceIp)) return sourceIp;
+  const clientAddress = (sourceIp: string, xff: string): string => {
     const hops = xff.split(',');
     for (let i = hops.length - 1; i >= 0; i--) {
       const hop = hops[i]!.trim();
@@ -32,9 +37,13 @@ export function createForwardedStage(trustedProxies: readonly string[]): Forward
     return hops[0]!.trim();
   };
   return {
-    clientAddress,
-    apply(out, { sourceIp, xff, host, port }) {
-      out['x-forwarded-for'] = xff && trusted(sourceIp) ? `${xff}, ${sourceIp}` : sourceIp;
+    resolve(sourceIp, header) {
+      const xff = Array.isArray(header) ? header.join(',') : header;
+      if (!xff || trustedProxies.length === 0 || !trusted(sourceIp)) return { remoteIp: sourceIp, chain: sourceIp };
+      return { remoteIp: clientAddress(sourceIp, xff), chain: `${xff}, ${sourceIp}` };
+    },
+    apply(out, forwarded, host, port) {
+      out['x-forwarded-for'] = forwarded.chain;
       out['x-forwarded-proto'] = 'https';
       out['x-forwarded-host'] = host;
       out['x-forwarded-port'] = String(port);

@@ -3,7 +3,8 @@
 // without a certificate reaches a host that demands one over a guest host's connection); one owned by
 // none gets 404.
 import { GatewayError } from '../../core/errors.js';
-import { countHeader, type Request } from '../exchange.js';
+import { countHeader } from '../../core/raw-headers.js';
+import type { Request } from '../exchange.js';
 import type { VirtualHost } from '../runtime.js';
 import { canonicalHost, type HostIndex } from '../tls/host-index.js';
 

@@ -2,13 +2,13 @@
 // sockets whose SNI named this host. One server per host (rather than one SNICallback) because client
 // certificate requirements (requestCert / rejectUnauthorized) are per server in Node, and a host that
 // demands client certificates must not share a handshake policy with one that does not.
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { SpiffePeerVerifier } from '../../../certs/verify.js';
 import { judgePeer } from '../stages/authn-mtls.js';
-import { GatewayError, toHttpResponse } from '../../core/errors.js';
+import { GatewayError, toRawHttpResponse } from '../../core/errors.js';
 
 /** Mozilla "intermediate" TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 suites are all strong). */
 export const TLS12_CIPHERS = [
@@ -118,7 +118,5 @@ function answerParseError(err: Error & { code?: string }, socket: Duplex): void 
 /** Writes the gateway's error response straight to a socket that has no request object, then closes it. */
 export function answerAndClose(socket: Duplex, error: GatewayError): void {
   if (!socket.writable) return void socket.destroy();
-  const { status, headers, body } = toHttpResponse(error, 'none');
-  const head = Object.entries({ ...headers, connection: 'close' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`);
+  socket.end(toRawHttpResponse(error, 'none'));
 }

@@ -7,6 +7,7 @@ import { HOP_BY_HOP_HEADERS } from '../../core/hop-by-hop.js';
 import type { Exchange, Request, Response } from '../exchange.js';
 import type { IngressRuntime } from '../runtime.js';
 import type { AuthnResult } from '../stages/authn-jwt.js';
+import type { ForwardedFor } from '../stages/forwarded.js';
 import type { CompiledRoute } from '../stages/route.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
 import type { FlowControl, ResponseSink } from './clients.js';
@@ -19,8 +20,7 @@ export interface ForwardInput {
   query: string;
   authn: AuthnResult;
   host: string;
-  sourceIp: string;
-  xff: string | undefined;
+  forwarded: ForwardedFor;
   port: number;
 }
 
@@ -33,7 +33,7 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   for (const name of authn.removeHeaders) delete headers[name];
   if (authn.removeCookies.length > 0) removeCookies(headers, authn.removeCookies);
   Object.assign(headers, authn.setHeaders);
-  rt.forwarded.apply(headers, { sourceIp: input.sourceIp, xff: input.xff, host: input.host, port: input.port });
+  rt.forwarded.apply(headers, input.forwarded, input.host, input.port);
   headers['x-request-id'] = ex.id;
   headers.host = requestAuthority(req);
   const query = authn.removeParams.length > 0 ? removeParams(input.query, authn.removeParams) : input.query;

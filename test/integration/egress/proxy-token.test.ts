@@ -2,6 +2,7 @@
 // real JWKS server like an ingress token, granted by `jwt:<iss>/<sub>` rules, and refused (407) when invalid
 // rather than downgraded to the caller's source address.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ISSUER, startJwksServer, type JwksServer } from '../../helpers/ingress.js';
 import { curl, startHttpUpstream, startProxy, tempDir, type Proxy, type TempDir, type Upstream } from './harness.js';
@@ -65,6 +66,22 @@ describe('egress identity from a proxy token', () => {
     assert.match(r.stdout, /^HTTP\/1\.1 407/);
     assert.match(r.stdout, /proxy-authenticate: .*Bearer realm="portcullis-egress"/i);
     assert.match(r.stdout, /GW_EGRESS_NO_IDENTITY/);
+  });
+
+  test('two Proxy-Authorization headers are refused, not first-wins', async () => {
+    const good = await jwks.sign({ sub: 'alice' });
+    const answer = await new Promise<string>((resolve) => {
+      let data = '';
+      const socket = net.connect(proxy.port, '127.0.0.1', () =>
+        socket.write(
+          `GET http://partner.test:${upstream.port}/data HTTP/1.1\r\nHost: partner.test:${upstream.port}\r\n` +
+            `Proxy-Authorization: Bearer ${good}\r\nProxy-Authorization: Bearer other\r\nConnection: close\r\n\r\n`,
+        ),
+      );
+      socket.on('data', (c: Buffer) => (data += c));
+      socket.on('close', () => resolve(data));
+    });
+    assert.match(answer, /^HTTP\/1\.1 407/);
   });
 
   test('without a token the caller is its source identity, which has no grant here', async () => {
