@@ -2,8 +2,8 @@
 // (X509Certificate.verify / checkIssued): node-forge never verifies anything here, after its signature-forgery
 // advisories (CVE-2022-24771, CVE-2022-24772, CVE-2025-12816).
 import { X509Certificate } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
-import * as x509 from '@peculiar/x509';
 import { requireCertificates } from './pem.js';
 import { parseSpiffeId, spiffeIdFromCertificate } from './spiffe-id.js';
 
@@ -92,11 +92,21 @@ function issuerRefusal(
   // RFC 5280 §4.2.1.9: only a CA:TRUE certificate may sign others; a leaf signing leaves is the classic
   // basicConstraints bypass (CVE-2002-0862 class).
   if (!issuer.ca) return { ok: false, reason: 'issuer-not-ca', detail: `${issuer.subject} is not a CA` };
-  const pathLength = new x509.X509Certificate(issuer.raw).getExtension(x509.BasicConstraintsExtension)?.pathLength;
+  // Any pathLenConstraint (≥ 0) allows a leaf right below; only deeper chains need the extension read.
+  const pathLength = intermediatesBelow > 0 ? pathLengthOf(issuer) : undefined;
   if (pathLength !== undefined && intermediatesBelow > pathLength) {
     return { ok: false, reason: 'path-too-long', detail: `${issuer.subject} allows ${pathLength} intermediates` };
   }
   return validity(issuer, now);
+}
+
+/**
+ * The issuer's pathLenConstraint. Node's X509Certificate does not expose it, so @peculiar/x509 parses it; that
+ * module (and its ASN.1 stack) costs ~15 MB of memory, loaded only when a chain has an intermediate.
+ */
+function pathLengthOf(issuer: X509Certificate): number | undefined {
+  const x509 = createRequire(import.meta.url)('@peculiar/x509') as typeof import('@peculiar/x509');
+  return new x509.X509Certificate(issuer.raw).getExtension(x509.BasicConstraintsExtension)?.pathLength;
 }
 
 export type PeerRefusal =
