@@ -43,6 +43,17 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
     id: typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID(),
     started: performance.now(),
     method: req.method ?? '',
+    // Every field from the start, so each request's record has one shape (no hidden-class transitions).
+    host: undefined,
+    path: undefined,
+    route: undefined,
+    upstream: undefined,
+    peer: undefined,
+    principal: undefined,
+    decision: undefined,
+    code: undefined,
+    reason: undefined,
+    status: undefined,
     bytesIn: 0,
     bytesOut: 0,
   };
