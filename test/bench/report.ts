@@ -90,3 +90,10 @@ export function markdownTable(cells: readonly Cell[], refused: readonly { scenar
   }
   return lines.join('\n');
 }
+
+/** `--duration` values: `10s`, `1.5m`, or bare seconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(s|m)?$/.exec(text);
+  if (!match) throw new Error(`--duration: expected e.g. 10s or 1m, got ${text}`);
+  return Number(match[1]) * (match[2] === 'm' ? 60 : 1);
+}

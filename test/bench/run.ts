@@ -16,7 +16,7 @@ import { portcullisDriver, startPortcullis, type GatewayBuild } from './peers/po
 import { squid } from './peers/squid.js';
 import { LOAD_CORE, hasCommand, measure, pinned, pinningNote, runToEnd, type Usage } from './proc.js';
 import { profileMarkdown, summarizeProfile, type Window } from './profile.js';
-import { int, markdownTable, summarize, type Sample } from './report.js';
+import { int, markdownTable, parseDuration, summarize, type Sample } from './report.js';
 import { measureResumption } from './resumption.js';
 import { sanity, upstreamDemandsClientCert } from './sanity.js';
 import { PEER_NAMES, SCENARIOS, SCENARIO_IDS, type PeerContext, type PeerDriver, type PeerName, type RunningPeer, type ScenarioId } from './scenarios.js';
@@ -28,12 +28,6 @@ const RESULTS = path.join(ROOT, 'test/bench/results/latest.md');
 const CONNECT_LOAD = fileURLToPath(new URL('./connect-load.ts', import.meta.url));
 /** Every load generator stops at its duration; this also bounds the CONNECT generator by count. */
 const MAX_REQUESTS_PER_RUN = 5_000_000;
-
-function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(s|m)?$/.exec(text);
-  if (!match) throw new Error(`--duration: expected e.g. 10s or 1m, got ${text}`);
-  return Number(match[1]) * (match[2] === 'm' ? 60 : 1);
-}
 
 function parseList<T extends string>(flag: string, text: string, allowed: readonly T[]): T[] {
   const items = text.split(',').map((s) => s.trim()).filter(Boolean);
