@@ -6,7 +6,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 
 /** Core 1 runs the proxy under test; core 0 the load generator and the upstream (2-core machine). */
-export const PROXY_CORE = 1;
+/**
+ * The proxy's CPUs, as a taskset list: core 1 alone by default. `BENCH_PROXY_CPUS=0,1` with `--workers 2` lets a
+ * multi-process proxy spread over both cores of a 2-core machine (core 0 then also runs the load and upstream).
+ */
+export const PROXY_CPUS = process.env.BENCH_PROXY_CPUS ?? '1';
 export const LOAD_CORE = 0;
 
 const HAS_TASKSET = spawnSync('taskset', ['--version']).status === 0;
@@ -14,12 +18,12 @@ const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' 
 
 export function pinningNote(): string {
   return HAS_TASKSET
-    ? `taskset: proxy on core ${PROXY_CORE}, load generator and upstream on core ${LOAD_CORE}`
+    ? `taskset: proxy on core ${PROXY_CPUS}, load generator and upstream on core ${LOAD_CORE}`
     : 'taskset not found: processes are not pinned (install util-linux)';
 }
 
 /** `argv` run with its CPU affinity set to `core` when taskset exists. */
-export function pinned(core: number, argv: readonly string[]): string[] {
+export function pinned(core: number | string, argv: readonly string[]): string[] {
   return HAS_TASKSET ? ['taskset', '-c', String(core), ...argv] : [...argv];
 }
 

@@ -4,7 +4,7 @@
 // CVE-2015-9235).
 import path from 'node:path';
 import { AUDIENCE, ISSUER, SERVER_NAME, type Alg, type Material } from '../material.js';
-import { PROXY_CORE, freePort, hasCommand, pinned, start, waitForPort } from '../proc.js';
+import { PROXY_CPUS, freePort, hasCommand, pinned, start, waitForPort } from '../proc.js';
 import type { PeerDriver } from '../scenarios.js';
 
 function jwtRules(material: Material, alg: Alg, when: string): string {
@@ -62,7 +62,7 @@ backend mtls
   server up 127.0.0.1:${upstreams.mtlsPort} ssl crt ${material.svid.combined} ca-file ${material.ca} verify required verifyhost ${SERVER_NAME} sni str(${SERVER_NAME}) alpn http/1.1
 `;
     const file = material.write('haproxy.cfg', config);
-    const proc = start('haproxy', pinned(PROXY_CORE, ['haproxy', '-db', '-f', file]), {
+    const proc = start('haproxy', pinned(PROXY_CPUS, ['haproxy', '-db', '-f', file]), {
       cwd: path.dirname(file),
       stdoutFile: '/dev/null',
     });

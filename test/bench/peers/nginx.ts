@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SERVER_NAME } from '../material.js';
-import { PROXY_CORE, freePort, hasCommand, pinned, start, waitForPort } from '../proc.js';
+import { PROXY_CPUS, freePort, hasCommand, pinned, start, waitForPort } from '../proc.js';
 import type { PeerDriver } from '../scenarios.js';
 import { nginxPreamble } from '../upstream.js';
 
@@ -51,7 +51,7 @@ http {
 }
 `,
     );
-    const proc = start('nginx', pinned(PROXY_CORE, ['nginx', '-p', prefix, '-c', conf]));
+    const proc = start('nginx', pinned(PROXY_CPUS, ['nginx', '-p', prefix, '-c', conf]));
     await waitForPort(port, proc);
     return { pid: proc.child.pid!, ingressPort: port, stop: proc.stop };
   },

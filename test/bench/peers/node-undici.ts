@@ -1,7 +1,7 @@
 // Starts node-proxy.ts (the Node baseline) as its own process on the proxy core.
 import { fileURLToPath } from 'node:url';
 import { EGRESS_HOST } from '../material.js';
-import { PROXY_CORE, freePort, pinned, start, waitForPort } from '../proc.js';
+import { PROXY_CPUS, freePort, pinned, start, waitForPort } from '../proc.js';
 import type { PeerDriver } from '../scenarios.js';
 
 const SCRIPT = fileURLToPath(new URL('./node-proxy.ts', import.meta.url));
@@ -23,7 +23,7 @@ export const nodeUndici: PeerDriver = {
       egressHost: EGRESS_HOST,
       egressTargetPort: upstreams.egressPort,
     };
-    const proc = start('node-undici', pinned(PROXY_CORE, [process.execPath, '--import', 'tsx', SCRIPT]), {
+    const proc = start('node-undici', pinned(PROXY_CPUS, [process.execPath, '--import', 'tsx', SCRIPT]), {
       env: { ...process.env, BENCH_NODE_PROXY: JSON.stringify(settings) },
     });
     await waitForPort(ingressPort, proc);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { AUDIENCE, EGRESS_HOST, ISSUER, SERVER_NAME, TRUST_DOMAIN, UPSTREAM_SPIFFE_ID, type Alg } from '../material.js';
-import { PROXY_CORE, freePort, pinned, start, waitForPort } from '../proc.js';
+import { PROXY_CPUS, freePort, pinned, start, waitForPort } from '../proc.js';
 import type { PeerContext, PeerDriver, RunningPeer } from '../scenarios.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -75,7 +75,7 @@ export async function startPortcullis(ctx: PeerContext, build: GatewayBuild, nod
   const ports = { ingress: await freePort(), egress: await freePort() };
   const file = ctx.material.write(`portcullis-${ports.ingress}.yaml`, stringify(portcullisConfig(ctx, ports)));
   const [node, ...rest] = gatewayCommand(build);
-  const proc = start('portcullis', pinned(PROXY_CORE, [node!, ...nodeFlags, ...rest, 'run', '-c', file, ...(workers > 1 ? ['--workers', String(workers)] : [])]), {
+  const proc = start('portcullis', pinned(PROXY_CPUS, [node!, ...nodeFlags, ...rest, 'run', '-c', file, ...(workers > 1 ? ['--workers', String(workers)] : [])]), {
     cwd: ROOT,
     stdoutFile: '/dev/null',
     // --cpu-prof writes its profile on exit, which takes seconds after a loaded run.

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EGRESS_HOST } from '../material.js';
-import { PROXY_CORE, freePort, hasCommand, pinned, start, waitForPort } from '../proc.js';
+import { PROXY_CPUS, freePort, hasCommand, pinned, start, waitForPort } from '../proc.js';
 import type { PeerDriver } from '../scenarios.js';
 
 export const squid: PeerDriver = {
@@ -36,7 +36,7 @@ http_access allow CONNECT bench_host bench_port
 http_access deny all
 `,
     );
-    const proc = start('squid', pinned(PROXY_CORE, ['squid', '-N', '-f', conf]));
+    const proc = start('squid', pinned(PROXY_CPUS, ['squid', '-N', '-f', conf]));
     await waitForPort(port, proc);
     return { pid: proc.child.pid!, egressPort: port, stop: proc.stop };
   },
