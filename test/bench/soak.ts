@@ -168,10 +168,7 @@ function report(durationS: number, idle: number, points: readonly Point[], load:
   const last = windows.at(-1);
   if (!first || !last) throw new Error(`no RSS sample after the ${warmS.toFixed(0)} s warm-up`);
 
-  const afterWarm = points.filter((p) => p.t <= first.from).at(-1) ?? first.points[0]!;
-  const end = points.at(-1)!;
   const peak = Math.max(...points.map((p) => p.bytes));
-  const growth = end.bytes - afterWarm.bytes;
   const windowGrowth = (min(last) - min(first)) / min(first);
   const verdict = windowGrowth <= TOLERANCE ? 'no growth' : 'grew';
   const command = ['node', ...process.execArgv, path.relative(ROOT, process.argv[1] ?? 'test/bench/soak.ts'), ...process.argv.slice(2)].join(' ');
@@ -192,7 +189,6 @@ function report(durationS: number, idle: number, points: readonly Point[], load:
     `| idle, before load | ${mb(idle)} | ${mb(idle)} | 1 |`,
     ...windows.map((w) => `| ${clock(w.from)}–${clock(w.to)}${w.from < warmS ? ' (warm-up)' : ''} | ${mb(min(w))} | ${mb(max(w))} | ${w.points.length} |`),
     '',
-    `- RSS after warm-up (${clock(afterWarm.t)}): ${mb(afterWarm.bytes)} MB; at the end (${clock(end.t)}): ${mb(end.bytes)} MB; growth ${signed(growth / MB, 1)} MB (${signed((growth / afterWarm.bytes) * 100, 1)} %).`,
     `- Peak RSS: ${mb(peak)} MB (issue #6 bound: 100 MB, ${peak <= 100 * MB ? 'met' : 'exceeded'}).`,
     `- Window floors (lowest sample): first after warm-up ${clock(first.from)}–${clock(first.to)} ${mb(min(first))} MB, last ${clock(last.from)}–${clock(last.to)} ${mb(min(last))} MB (${signed(windowGrowth * 100, 1)} %; tolerance ${TOLERANCE * 100} %); peaks ${mb(max(first))} and ${mb(max(last))} MB.`,
     `- Verdict: **${verdict}**${first === last ? ' (the first and last windows are the same one: run longer for a real comparison)' : ''}.`,
