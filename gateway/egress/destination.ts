@@ -1,6 +1,5 @@
 // The destination a client asked for, canonicalized once so the allowlist, the address guard, the dial and the
 // audit record all see the same value. Pure.
-import ipaddr from 'ipaddr.js';
 import { GatewayError } from '../core/errors.js';
 import { canonicalIp } from './ip.js';
 
@@ -16,6 +15,12 @@ export interface Destination {
 // would let the parser read a different authority than the one we log and match.
 const FORBIDDEN_IN_NAME = /[\s%/\\?#@:[\]*\p{Cc}]/u;
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+/**
+ * The URL parser serializes every IPv4 host it accepts as four decimal parts (and refuses a numeric last label
+ * that is no valid address), so this shape is exactly "an IPv4 address" here. ipaddr.js's isValidFourPartDecimal
+ * answered the same by throwing and catching an error for every host name: ~30 µs, 8 % of a new tunnel's CPU.
+ */
+const URL_IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
 /**
  * Canonical form of a host as a client wrote it. IPv4 in any notation `inet_aton` accepts (decimal `2130706433`,
@@ -39,7 +44,7 @@ export function canonicalHost(raw: string): { host: string; isIp: boolean } | un
   } catch {
     return undefined;
   }
-  if (ipaddr.IPv4.isValidFourPartDecimal(hostname)) return { host: hostname, isIp: true };
+  if (URL_IPV4.test(hostname)) return { host: hostname, isIp: true };
   const name = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
   if (name.length === 0 || name.length > 253 || !name.split('.').every((l) => LABEL.test(l))) return undefined;
   return { host: name, isIp: false };
