@@ -60,6 +60,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   collectDefaultMetrics({ register: registry });
 
   const requests = new RequestMetrics();
+  // registerMetric is typed for prom-client's classes; the registry only reads name, help, type, aggregator, get, reset.
   registry.registerMetric(requests.total as unknown as Counter);
   registry.registerMetric(requests.duration as unknown as Histogram);
   const jwtFailures = new Counter({
