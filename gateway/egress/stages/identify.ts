@@ -85,6 +85,7 @@ export function createIdentify(options: IdentifyOptions, deps: IdentifyDeps = {}
       if (id !== undefined) return { kind: 'spiffe', principal: id };
       if (socket.getPeerCertificate()?.raw !== undefined) return ANONYMOUS;
     }
+    if (sources.length === 0) return ANONYMOUS;
     const remote = socket.remoteAddress === undefined ? undefined : parseIp(socket.remoteAddress);
     if (remote === undefined) return ANONYMOUS;
     // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`.
