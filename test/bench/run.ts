@@ -40,7 +40,8 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10s' },
     rounds: { type: 'string', default: '5' },
     scenarios: { type: 'string', default: SCENARIO_IDS.join(',') },
-    peers: { type: 'string', default: PEER_NAMES.join(',') },
+    peers: { type: 'string', default: PEER_NAMES.filter((p) => p !== 'portcullis-base').join(',') },
+    base: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'profile-scenario': { type: 'string', default: 'S3' },
     'access-log': { type: 'string', default: 'on' },
@@ -53,7 +54,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   console.log(`Usage: npm run bench -- [--duration 10s] [--rounds 5] [--scenarios ${SCENARIO_IDS.join(',')}]
-                       [--peers ${PEER_NAMES.join(',')}] [--profile [--profile-scenario S3]] [--access-log on|off] [--no-build] [--workers N] [--out FILE]`);
+                       [--peers ${PEER_NAMES.join(',')}] [--profile [--profile-scenario S3]] [--access-log on|off] [--no-build] [--workers N] [--base DIR] [--out FILE]`);
   process.exit(0);
 }
 
@@ -62,6 +63,9 @@ const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: expected a positive integer, got ${values.rounds}`);
 const scenarioIds = parseList('scenarios', values.scenarios, SCENARIO_IDS);
 const peerNames = parseList('peers', values.peers, PEER_NAMES);
+// --base DIR: that checkout's compiled gateway joins as `portcullis-base`, measured in the same rounds.
+if (values.base !== undefined && !peerNames.includes('portcullis-base')) peerNames.splice(1, 0, 'portcullis-base');
+if (peerNames.includes('portcullis-base') && values.base === undefined) throw new Error('--peers portcullis-base needs --base DIR (another checkout, built)');
 const accessLog = values['access-log'] !== 'off';
 const workers = Number(values.workers);
 if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers: expected a positive integer, got ${values.workers}`);
@@ -115,7 +119,14 @@ async function main(): Promise<number> {
   // The orchestrator (and so the Node upstream fallback) stays off the proxy's core.
   if (hasCommand('taskset')) spawnSync('taskset', ['-pc', String(LOAD_CORE), String(process.pid)]);
   const build = peerNames.includes('portcullis') ? chooseBuild() : 'dist';
-  const drivers: Record<PeerName, PeerDriver> = { portcullis: portcullisDriver(build, workers), haproxy, nginx, 'node-undici': nodeUndici, squid };
+  const drivers: Record<PeerName, PeerDriver> = {
+    portcullis: portcullisDriver(build, workers),
+    'portcullis-base': portcullisDriver('dist', workers, values.base),
+    haproxy,
+    nginx,
+    'node-undici': nodeUndici,
+    squid,
+  };
 
   const missingPackages = new Set<string>();
   const usable: PeerDriver[] = [];
@@ -250,7 +261,7 @@ async function main(): Promise<number> {
 /** One run of a scenario against a separate Portcullis started with --cpu-prof; the profile is written when it exits. */
 async function profileScenario(id: ScenarioId, ctx: PeerContext, build: GatewayBuild, tokenScript: string): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-profile-'));
-  const peer = await startPortcullis(ctx, build, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const peer = await startPortcullis(ctx, build, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
   let usage: Usage;
   let window: Window;
   try {

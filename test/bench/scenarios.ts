@@ -4,7 +4,7 @@
 import type { Material } from './material.js';
 import type { Upstreams } from './upstream.js';
 
-export const PEER_NAMES = ['portcullis', 'haproxy', 'nginx', 'node-undici', 'squid'] as const;
+export const PEER_NAMES = ['portcullis', 'portcullis-base', 'haproxy', 'nginx', 'node-undici', 'squid'] as const;
 export type PeerName = (typeof PEER_NAMES)[number];
 
 export const SCENARIO_IDS = ['S1', 'HS', 'S2-ES256', 'S2-RS256', 'S3', 'S3-nocache', 'S4-tunnel', 'S4-new'] as const;

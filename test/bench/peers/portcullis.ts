@@ -9,8 +9,6 @@ import { PROXY_CPUS, freePort, pinned, start, waitForPort } from '../proc.js';
 import type { PeerContext, PeerDriver, RunningPeer } from '../scenarios.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const COMPILED_CLI = path.join(ROOT, 'dist/gateway/cli.js');
-const SOURCE_CLI = path.join(ROOT, 'gateway/cli.ts');
 
 export type GatewayBuild = 'dist' | 'tsx';
 
@@ -65,18 +63,26 @@ export function portcullisConfig(ctx: PeerContext, ports: { ingress: number; egr
   };
 }
 
-/** The real CLI: compiled, or the sources through tsx when the build is unavailable. */
-export function gatewayCommand(build: GatewayBuild): string[] {
-  return build === 'dist' ? [process.execPath, COMPILED_CLI] : [process.execPath, '--import', 'tsx', SOURCE_CLI];
+/** The real CLI: compiled, or the sources through tsx when the build is unavailable. `root`: the checkout. */
+export function gatewayCommand(build: GatewayBuild, root = ROOT): string[] {
+  return build === 'dist' ? [process.execPath, path.join(root, 'dist/gateway/cli.js')] : [process.execPath, '--import', 'tsx', path.join(root, 'gateway/cli.ts')];
 }
 
-/** `workers` > 1 runs the multi-process mode (`run --workers N`); its CPU is the whole process tree's. */
-export async function startPortcullis(ctx: PeerContext, build: GatewayBuild, nodeFlags: readonly string[] = [], workers = 1): Promise<RunningPeer> {
+export interface GatewayRun {
+  nodeFlags?: readonly string[];
+  /** > 1 runs the multi-process mode (`run --workers N`); its CPU is the whole process tree's. */
+  workers?: number;
+  /** The checkout to run (default this one): another one's compiled build is the `portcullis-base` peer. */
+  root?: string;
+}
+
+export async function startPortcullis(ctx: PeerContext, build: GatewayBuild, run: GatewayRun = {}): Promise<RunningPeer> {
+  const { nodeFlags = [], workers = 1, root = ROOT } = run;
   const ports = { ingress: await freePort(), egress: await freePort() };
   const file = ctx.material.write(`portcullis-${ports.ingress}.yaml`, stringify(portcullisConfig(ctx, ports)));
-  const [node, ...rest] = gatewayCommand(build);
+  const [node, ...rest] = gatewayCommand(build, root);
   const proc = start('portcullis', pinned(PROXY_CPUS, [node!, ...nodeFlags, ...rest, 'run', '-c', file, ...(workers > 1 ? ['--workers', String(workers)] : [])]), {
-    cwd: ROOT,
+    cwd: root,
     stdoutFile: '/dev/null',
     // --cpu-prof writes its profile on exit, which takes seconds after a loaded run.
     killAfterMs: nodeFlags.length ? 60_000 : 5000,
@@ -86,12 +92,19 @@ export async function startPortcullis(ctx: PeerContext, build: GatewayBuild, nod
   return { pid: proc.child.pid!, ingressPort: ports.ingress, egressPort: ports.egress, stop: proc.stop };
 }
 
-export function portcullisDriver(build: GatewayBuild, workers = 1): PeerDriver {
+/**
+ * This checkout's gateway, or with `baseRoot` another checkout's compiled build as the peer `portcullis-base`:
+ * two builds measured in the same interleaved rounds, where separate runs differ by more than a small change.
+ */
+export function portcullisDriver(build: GatewayBuild, workers = 1, baseRoot?: string): PeerDriver {
+  const root = baseRoot ?? ROOT;
+  const compiled = path.join(root, 'dist/gateway/cli.js');
+  const runs = baseRoot ? 'dist' : build;
   return {
-    name: 'portcullis',
+    name: baseRoot ? 'portcullis-base' : 'portcullis',
     packages: [],
-    missing: () => (build === 'dist' && !fs.existsSync(COMPILED_CLI) ? [COMPILED_CLI] : []),
+    missing: () => (runs === 'dist' && !fs.existsSync(compiled) ? [compiled] : []),
     scenarios: ['S1', 'HS', 'S2-ES256', 'S2-RS256', 'S3', 'S3-nocache', 'S4-tunnel', 'S4-new'],
-    start: (ctx) => startPortcullis(ctx, build, [], workers),
+    start: (ctx) => startPortcullis(ctx, runs, { workers, root }),
   };
 }
