@@ -32,10 +32,14 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const METHOD = /^[A-Z]{1,20}$/;
 
 export function createPipeline(deps: PipelineDeps): (vhost: VirtualHost) => RequestHandler {
-  return (vhost) => (req, res) => void handle(req, res, vhost, deps.runtime(), deps);
+  return (vhost) => {
+    // The virtual host's fields are serialized once, into the child's bindings, not on every request line.
+    const accessLog = deps.logger.child({ listener: vhost.listener, vhost: vhost.name });
+    return (req, res) => void handle(req, res, vhost, deps.runtime(), deps, accessLog);
+  };
 }
 
-async function handle(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, deps: PipelineDeps): Promise<void> {
+async function handle(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, deps: PipelineDeps, accessLog: Logger): Promise<void> {
   const connection = 'stream' in req ? undefined : req.socket;
   deps.connections?.requestStarted(connection);
   const incomingId = req.headers['x-request-id'];
@@ -65,7 +69,7 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
     const seconds = (performance.now() - ex.started) / 1000;
     deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds);
     if (ex.code === 'GW_AUTHN_INVALID_TOKEN') deps.metrics?.jwtFailure('any', ex.reason ?? 'unknown');
-    logExchange(deps.logger, vhost, ex, req, seconds);
+    logExchange(accessLog, ex, req, seconds);
     deps.connections?.requestEnded(connection);
   }
 }
@@ -165,12 +169,10 @@ function refuse(res: Response, err: unknown, ex: Exchange): void {
   res.end(response.body);
 }
 
-function logExchange(logger: Logger, vhost: VirtualHost, ex: Exchange, req: Request, seconds: number): void {
+function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number): void {
   logger.info({
     event: LOG_EVENTS.REQUEST,
     requestId: ex.id,
-    listener: vhost.listener,
-    vhost: vhost.name,
     proto: req.httpVersion,
     method: ex.method,
     host: ex.host,
