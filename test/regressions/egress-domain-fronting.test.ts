@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import { testPki } from '../helpers/pki.js';
-import { connectRequest, eventually, rawRequest, startProxy, startTlsUpstream, tempDir } from '../integration/egress/harness.js';
+import { connectRequest, eventually, localGrant, rawRequest, startProxy, startTlsUpstream, tempDir } from '../integration/egress/harness.js';
 
 function handshake(socket: import('node:net').Socket, servername: string): Promise<'connected' | 'refused'> {
   return new Promise((resolve) => {
@@ -24,10 +24,7 @@ test('CONNECT secure.test with SNI evil.test: tunnel cut, upstream never sees a 
   t.after(() => dir.remove());
   const upstream = await startTlsUpstream();
   const proxy = await startProxy(dir, {
-    sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
-    allow: [{ name: 'secure', identities: ['local'], hosts: ['secure.test'], ports: [upstream.port] }],
-    staticHosts: [{ host: 'secure.test', addresses: ['127.0.0.1'] }],
-    addressGuard: { allowAddresses: ['127.0.0.1'] },
+    ...localGrant('secure.test', upstream.port),
   });
   try {
     const fronted = await rawRequest(proxy.port, connectRequest(`secure.test:${upstream.port}`));

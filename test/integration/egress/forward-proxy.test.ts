@@ -4,19 +4,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProxyAgent, request } from 'undici';
 import { testPki } from '../../helpers/pki.js';
-import {
-  connectRequest,
-  curl,
-  rawRequest,
-  startHttpUpstream,
-  startProxy,
-  startTlsUpstream,
-  tempDir,
-  type Proxy,
-  type TempDir,
-  type TlsUpstream,
-  type Upstream,
-} from './harness.js';
+import { connectRequest, curl, localGrant, rawRequest, startHttpUpstream, startProxy, startTlsUpstream, tempDir, type Proxy, type TempDir, type TlsUpstream, type Upstream } from './harness.js';
 
 describe('egress forward proxy', () => {
   let dir: TempDir;
@@ -158,10 +146,7 @@ describe('egress limits', () => {
     const dir = tempDir();
     const up = await startHttpUpstream();
     const proxy = await startProxy(dir, {
-      sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
-      allow: [{ name: 'up', identities: ['local'], hosts: ['up.test'], ports: [up.port] }],
-      staticHosts: [{ host: 'up.test', addresses: ['127.0.0.1'] }],
-      addressGuard: { allowAddresses: ['127.0.0.1'] },
+      ...localGrant('up.test', up.port),
       limits: { maxTunnelsPerIdentity: 1 },
     });
     try {
@@ -187,10 +172,7 @@ describe('egress limits', () => {
     t.after(() => dir.remove());
     const up = await startHttpUpstream();
     const proxy = await startProxy(dir, {
-      sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
-      allow: [{ name: 'up', identities: ['local'], hosts: ['up.test'], ports: [up.port] }],
-      staticHosts: [{ host: 'up.test', addresses: ['127.0.0.1'] }],
-      addressGuard: { allowAddresses: ['127.0.0.1'] },
+      ...localGrant('up.test', up.port),
       limits: { idleTimeoutMs: 150 },
     });
     try {
@@ -211,10 +193,7 @@ describe('egress limits', () => {
     t.after(() => dir.remove());
     const up = await startHttpUpstream();
     const proxy = await startProxy(dir, {
-      sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
-      allow: [{ name: 'up', identities: ['local'], hosts: ['up.test'], ports: [up.port] }],
-      staticHosts: [{ host: 'up.test', addresses: ['127.0.0.1'] }],
-      addressGuard: { allowAddresses: ['127.0.0.1'] },
+      ...localGrant('up.test', up.port),
       limits: { maxBytesPerTunnel: 4096 },
     });
     try {

@@ -2,10 +2,11 @@
 // requests (for notations curl would normalize before sending), curl, and the test PKI written to a temp folder.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger } from '../../../gateway/core/log.js';
@@ -36,29 +37,32 @@ function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-/** Plain HTTP upstream: `/big` answers 64 KiB, anything else `hello from <name>`; every request counted. */
-export async function startHttpUpstream(name = 'upstream'): Promise<Upstream> {
-  const state = { hits: 0, connections: 0, lastHeaders: undefined as IncomingHttpHeaders | undefined };
-  const server = createHttpServer((req, res) => {
-    state.hits++;
-    state.lastHeaders = req.headers;
-    res.end(req.url === '/big' ? Buffer.alloc(65_536, 0x61) : `hello from ${name}`);
-  });
-  server.on('connection', () => state.connections++);
-  const port = await listen(server);
-  return {
-    port,
-    get hits() {
-      return state.hits;
-    },
-    get connections() {
-      return state.connections;
-    },
-    get lastHeaders() {
-      return state.lastHeaders;
-    },
+/** Listens on 127.0.0.1:0 and counts what reaches `server`; the returned object's counts are live. */
+async function countingUpstream(server: Server, respond: RequestListener): Promise<TlsUpstream> {
+  const upstream: TlsUpstream = {
+    port: 0,
+    hits: 0,
+    connections: 0,
+    secureConnections: 0,
+    lastHeaders: undefined,
     close: () => closeServer(server),
   };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    upstream.hits++;
+    upstream.lastHeaders = req.headers;
+    respond(req, res);
+  });
+  server.on('connection', () => upstream.connections++);
+  server.on('secureConnection', () => upstream.secureConnections++);
+  upstream.port = await listen(server);
+  return upstream;
+}
+
+/** Plain HTTP upstream: `/big` answers 64 KiB, anything else `hello from <name>`; every request counted. */
+export function startHttpUpstream(name = 'upstream'): Promise<Upstream> {
+  return countingUpstream(createHttpServer(), (req, res) => {
+    res.end(req.url === '/big' ? Buffer.alloc(65_536, 0x61) : `hello from ${name}`);
+  });
 }
 
 export interface TlsUpstream extends Upstream {
@@ -66,40 +70,16 @@ export interface TlsUpstream extends Upstream {
 }
 
 /** HTTPS upstream for `secure.test` signed by the test CA; asks for (but does not require) a client certificate. */
-export async function startTlsUpstream(): Promise<TlsUpstream> {
+export function startTlsUpstream(): Promise<TlsUpstream> {
   const pki = testPki();
   const leaf = pki.issue({ dnsNames: ['secure.test'] });
-  const state = { hits: 0, connections: 0, secureConnections: 0, lastHeaders: undefined as IncomingHttpHeaders | undefined };
-  const server = createHttpsServer(
-    { cert: leaf.certPem, key: leaf.keyPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: false },
-    (req, res) => {
-      state.hits++;
-      state.lastHeaders = req.headers;
-      const sock = req.socket as import('node:tls').TLSSocket;
-      const peer = sock.authorized ? sock.getPeerX509Certificate()?.subjectAltName : undefined;
-      res.end(`tls hello; client=${peer ?? 'none'}`);
-    },
-  );
-  server.on('connection', () => state.connections++);
-  server.on('secureConnection', () => state.secureConnections++);
+  const server = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: false });
   server.on('tlsClientError', () => undefined);
-  const port = await listen(server);
-  return {
-    port,
-    get hits() {
-      return state.hits;
-    },
-    get connections() {
-      return state.connections;
-    },
-    get secureConnections() {
-      return state.secureConnections;
-    },
-    get lastHeaders() {
-      return state.lastHeaders;
-    },
-    close: () => closeServer(server),
-  };
+  return countingUpstream(server, (req, res) => {
+    const sock = req.socket as TLSSocket;
+    const peer = sock.authorized ? sock.getPeerX509Certificate()?.subjectAltName : undefined;
+    res.end(`tls hello; client=${peer ?? 'none'}`);
+  });
 }
 
 export interface TempDir {
@@ -127,6 +107,19 @@ export interface Proxy {
   close(): Promise<void>;
   /** Audit records written so far; complete only after `close()`. */
   records(): Record<string, unknown>[];
+}
+
+/**
+ * The grant most tests need: callers from 127.0.0.1 are the source identity `local`, allowed to `host:port` (rule
+ * named after its first label), and `host` resolves to 127.0.0.1, which the address guard lets through.
+ */
+export function localGrant(host: string, port: number): Pick<EgressConfig, 'sourceIdentities' | 'allow' | 'staticHosts' | 'addressGuard'> {
+  return {
+    sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
+    allow: [{ name: host.split('.')[0]!, identities: ['local'], hosts: [host], ports: [port] }],
+    staticHosts: [{ host, addresses: ['127.0.0.1'] }],
+    addressGuard: { allowAddresses: ['127.0.0.1'] },
+  };
 }
 
 export async function startProxy(

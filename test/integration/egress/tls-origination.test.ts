@@ -3,7 +3,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { testPki } from '../../helpers/pki.js';
-import { curl, startProxy, startTlsUpstream, tempDir, type TempDir, type TlsUpstream } from './harness.js';
+import { curl, localGrant, startProxy, startTlsUpstream, tempDir, type TempDir, type TlsUpstream } from './harness.js';
 
 const GATEWAY_ID = 'spiffe://portcullis.test/egress-gateway';
 
@@ -22,10 +22,7 @@ describe('TLS origination', () => {
   });
 
   const config = (ca: string, mutual: boolean) => ({
-    sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
-    allow: [{ name: 'secure', identities: ['local'], hosts: ['secure.test'], ports: [upstream.port] }],
-    staticHosts: [{ host: 'secure.test', addresses: ['127.0.0.1'] }],
-    addressGuard: { allowAddresses: ['127.0.0.1'] },
+    ...localGrant('secure.test', upstream.port),
     originate: [{ host: 'secure.test', port: upstream.port, tls: { ca, mutual } }],
   });
 

@@ -1,17 +1,14 @@
 // egress.limits.newConnectionsPerSecond: the egress proxy's per-identity rate of new upstream connections.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectRequest, rawRequest, startHttpUpstream, startProxy, tempDir } from '../egress/harness.js';
+import { connectRequest, localGrant, rawRequest, startHttpUpstream, startProxy, tempDir } from '../egress/harness.js';
 
 test('new connections per identity per second: CONNECT and forwarded HTTP share the budget; over it 429 with Retry-After', async (t) => {
   const dir = tempDir();
   t.after(() => dir.remove());
   const up = await startHttpUpstream();
   const proxy = await startProxy(dir, {
-    sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
-    allow: [{ name: 'up', identities: ['local'], hosts: ['up.test'], ports: [up.port] }],
-    staticHosts: [{ host: 'up.test', addresses: ['127.0.0.1'] }],
-    addressGuard: { allowAddresses: ['127.0.0.1'] },
+    ...localGrant('up.test', up.port),
     limits: { newConnectionsPerSecond: 2 },
   });
   try {
