@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { spiffeIdFromCertificate } from '../../certs/spiffe-id.js';
 import type { AdminConfig } from '../config/operations-schema.js';
+import { clientCertTlsOptions } from '../core/client-cert-tls.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { ReloadResult } from '../reload.js';
@@ -143,19 +144,9 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
   const serverOptions = { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 8192 };
   let server: Server;
   if (tls) {
-    const clientCa = tls.clientCa !== undefined ? readFileSync(tls.clientCa, 'utf8') : deps.meshBundlePem;
-    if (clientCa === undefined) throw new Error('admin.tls: clientCa or the mesh trust bundle is required');
     server = createHttpsServer(
-      {
-        ...serverOptions,
-        cert: readFileSync(tls.certificate.cert),
-        key: readFileSync(tls.certificate.key),
-        ca: clientCa,
-        requestCert: true,
-        // Health probes and scrapers connect without a certificate; the secured endpoints check it themselves.
-        rejectUnauthorized: false,
-        minVersion: 'TLSv1.2',
-      },
+      // Health probes and scrapers connect without a certificate; the secured endpoints check it themselves.
+      { ...serverOptions, ...clientCertTlsOptions('admin.tls', tls, deps.meshBundlePem, false) },
       onRequest,
     );
   } else {

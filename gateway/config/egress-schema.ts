@@ -3,7 +3,7 @@
 // deliberate differences documented in docs/egress.md: global deny rules beat every allow, and deny ranges beat
 // allow ranges (stripe/smokescreen#236).
 import { Type, type Static } from '@sinclair/typebox';
-import { Cidr, FilePath, Millis, Name, Obj, Port } from './schema-parts.js';
+import { Cidr, ClientCertTlsFields, FilePath, Millis, Name, Obj, Port } from './schema-parts.js';
 
 const DestinationPort = Type.Integer({ minimum: 1, maximum: 65535 });
 const IpAddress = Type.String({ minLength: 2, maxLength: 64, description: 'IPv4 or IPv6 address' });
@@ -52,9 +52,7 @@ export const EgressSchema = Obj({
     /** Serve the proxy over TLS so workloads authenticate with their X.509-SVID. */
     tls: Type.Optional(
       Obj({
-        certificate: Obj({ cert: FilePath, key: FilePath }),
-        /** CA bundle client certificates are verified against; defaults to the mesh trust bundle. */
-        clientCa: Type.Optional(FilePath),
+        ...ClientCertTlsFields,
         /** `required` (default) refuses the handshake without a valid client certificate. */
         clientAuth: Type.Optional(Type.Union([Type.Literal('optional'), Type.Literal('required')])),
       }),

@@ -1,7 +1,7 @@
 // Operations sections of the configuration: admin plane, Redis, rate limits (issue #5). Semantics and examples in
 // docs/operations.md; conventions as in schema.ts.
 import { Type, type Static } from '@sinclair/typebox';
-import { FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
+import { ClientCertTlsFields, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
 
 export const AdminSchema = Obj({
   /** Default 127.0.0.1: the admin plane is reachable from elsewhere only when the config says so. */
@@ -16,9 +16,7 @@ export const AdminSchema = Obj({
    */
   tls: Type.Optional(
     Obj({
-      certificate: Obj({ cert: FilePath, key: FilePath }),
-      /** CA bundle client certificates are verified against; defaults to the mesh trust bundle. */
-      clientCa: Type.Optional(FilePath),
+      ...ClientCertTlsFields,
       allowedSpiffeIds: Type.Array(SpiffeId, { minItems: 1 }),
     }),
   ),

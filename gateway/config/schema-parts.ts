@@ -12,3 +12,13 @@ export const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 export const Millis = Type.Integer({ minimum: 1, maximum: 3_600_000 });
 export const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'IP address or CIDR block' });
 export const SpiffeId = Type.String({ pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@%-]+)*$' });
+
+/**
+ * The TLS of a listener that asks clients for certificates (admin plane, egress proxy): its own certificate, and
+ * the CA bundle client certificates are verified against, the mesh trust bundle when unset.
+ */
+export const ClientCertTlsFields = {
+  certificate: Obj({ cert: FilePath, key: FilePath }),
+  /** CA bundle client certificates are verified against; defaults to the mesh trust bundle. */
+  clientCa: Type.Optional(FilePath),
+};

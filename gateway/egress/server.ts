@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import type { JwtProviderConfig } from '../config/schema.js';
 import type { EgressConfig } from '../config/egress-schema.js';
 import type { RedisConfig } from '../config/operations-schema.js';
+import { clientCertTlsOptions } from '../core/client-cert-tls.js';
 import { GatewayError, toHttpResponse, toRawHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
@@ -136,17 +137,8 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
   let server: Server;
   const tls = config.listener.tls;
   if (tls) {
-    const clientCa = tls.clientCa !== undefined ? readFileSync(tls.clientCa) : deps.mesh?.bundlePem;
-    if (clientCa === undefined) throw new Error('egress.listener.tls: clientCa or the mesh trust bundle is required');
-    server = createHttpsServer({
-      ...serverOptions,
-      cert: readFileSync(tls.certificate.cert),
-      key: readFileSync(tls.certificate.key),
-      ca: clientCa,
-      requestCert: true,
-      rejectUnauthorized: (tls.clientAuth ?? 'required') === 'required',
-      minVersion: 'TLSv1.2',
-    });
+    const required = (tls.clientAuth ?? 'required') === 'required';
+    server = createHttpsServer({ ...serverOptions, ...clientCertTlsOptions('egress.listener.tls', tls, deps.mesh?.bundlePem, required) });
   } else {
     server = createHttpServer(serverOptions);
   }
