@@ -10,7 +10,8 @@ import { isGatewayWorker, parseWorkers, runPrimary, runWorker, workerNumber } fr
 import { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js';
 import { DEFAULTS } from './config/defaults.js';
 import { runValidate } from './config/validate-command.js';
-import { createLogger } from './core/log.js';
+import { createLogger, LOG_EVENTS } from './core/log.js';
+import { installProcessGuard } from './core/process-guard.js';
 import { createReloader } from './reload.js';
 
 const HELP = {
@@ -128,6 +129,7 @@ async function run(args: string[]): Promise<number> {
     await stopDev();
     return 1;
   }
+  installProcessGuard(logger, gateway.metrics);
   if (dev) dev.printDevBanner(gateway.ports, stateDir, loaded);
   const reloader = createReloader({
     load,
@@ -151,13 +153,24 @@ async function run(args: string[]): Promise<number> {
     process.once('SIGINT', resolve);
   });
   reloader.close();
+  const drainMs = gateway.runtime().config.shutdown?.drainMs ?? DEFAULTS.drainMs;
+  // gateway.close() cuts whatever the drain leaves; should anything still hang on, the process ends anyway.
+  const watchdog = setTimeout(() => {
+    logger.error({ event: LOG_EVENTS.SHUTDOWN, drainMs }, 'shutdown did not finish after the drain; exiting');
+    logger.flush();
+    process.exit(1);
+  }, drainMs + SHUTDOWN_GRACE_MS);
   // The admin plane stays up while draining, so readiness reports 503 until the end.
-  await gateway.close();
+  await gateway.close(drainMs);
   await admin.close();
   await stopDev();
   await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  clearTimeout(watchdog);
   return 0;
 }
+
+/** How long closing may take past the drain (pools, admin plane, log flush) before the process just exits. */
+const SHUTDOWN_GRACE_MS = 1_000;
 
 async function validate(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { ...HELP_OPTION, config: { type: 'string', short: 'c' } } });

@@ -13,6 +13,7 @@ import { Registry } from 'prom-client';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import { createAdminServer } from './admin/server.js';
 import { startGateway, type Gateway } from './app.js';
+import { installProcessGuard } from './core/process-guard.js';
 import { DEFAULTS } from './config/defaults.js';
 import { ConfigError, type LoadedConfig } from './config/load.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
@@ -300,6 +301,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
 
   try {
     const gateway = await startGateway(initial.config, { logger, ticketKeys: await init });
+    installProcessGuard(logger, gateway.metrics);
     running = {
       gateway,
       reloader: createReloader({

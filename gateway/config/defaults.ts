@@ -15,7 +15,13 @@ export interface Defaults {
   readonly handshakeTimeoutMs: NonNullable<Timeouts['handshakeMs']>;
   readonly headersTimeoutMs: NonNullable<Timeouts['headersMs']>;
   readonly requestTimeoutMs: NonNullable<Timeouts['requestMs']>;
+  readonly bodyIdleTimeoutMs: NonNullable<Timeouts['bodyIdleMs']>;
+  readonly writeIdleTimeoutMs: NonNullable<Timeouts['writeIdleMs']>;
   readonly idleTimeoutMs: NonNullable<Timeouts['idleMs']>;
+  readonly maxConcurrentStreams: NonNullable<Limits['maxConcurrentStreams']>;
+  readonly maxStreamResetsPerSecond: NonNullable<Limits['maxStreamResetsPerSecond']>;
+  readonly upstreamMaxPendingRequests: NonNullable<UpstreamConfig['maxPendingRequests']>;
+  readonly drainMs: number;
   readonly maxHeaderBytes: NonNullable<Limits['maxHeaderBytes']>;
   readonly maxHeaders: NonNullable<Limits['maxHeaders']>;
   readonly routeMaxBodyBytes: number;
@@ -48,8 +54,20 @@ export const DEFAULTS: Defaults = Object.freeze({
   headersTimeoutMs: 10_000,
   /** Caps a whole request (slow bodies included) so one client cannot pin a worker indefinitely. */
   requestTimeoutMs: 30_000,
+  /** A body that stops arriving is a slowloris on the body: the same bound as for headers. */
+  bodyIdleTimeoutMs: 10_000,
+  /** A client that reads nothing for 30 s holds an upstream connection for nothing (nginx's send_timeout is 60 s). */
+  writeIdleTimeoutMs: 30_000,
   /** Keep-alive connections with no request in flight are closed after a minute. */
   idleTimeoutMs: 60_000,
+  /** nginx's default; bounds the work one HTTP/2 connection can have in the pipeline at once. */
+  maxConcurrentStreams: 128,
+  /** A browser cancels a few streams per page; hundreds per second is the Rapid Reset attack (CVE-2023-44487). */
+  maxStreamResetsPerSecond: 200,
+  /** Beyond the pool, a bounded wait: an overloaded upstream answers 503 at once instead of growing a queue. */
+  upstreamMaxPendingRequests: 256,
+  /** SIGTERM: accepted requests get 10 s to finish (Kubernetes' grace period is 30 s), then the rest is cut. */
+  drainMs: 10_000,
   /** 16 KiB like Node's default: larger header blocks are almost always abuse (answered 431). */
   maxHeaderBytes: 16_384,
   /** Bounds per-request header parsing work; 100 is Envoy's default too. */

@@ -49,7 +49,12 @@ export const ListenerSchema = Obj({
     Obj({
       handshakeMs: Type.Optional(Millis),
       headersMs: Type.Optional(Millis),
+      /** The whole request, head and body, must have arrived within this (else 408). */
       requestMs: Type.Optional(Millis),
+      /** Longest pause between two chunks of a request body (else 408). */
+      bodyIdleMs: Type.Optional(Millis),
+      /** Longest a client may leave the answer unread before it is cut and the upstream released. */
+      writeIdleMs: Type.Optional(Millis),
       idleMs: Type.Optional(Millis),
     }),
   ),
@@ -58,6 +63,10 @@ export const ListenerSchema = Obj({
       maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_048_576 })),
       maxHeaders: Type.Optional(Type.Integer({ minimum: 8, maximum: 1000 })),
       maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
+      /** HTTP/2: streams open at once per connection, counting requests still in the pipeline after a reset. */
+      maxConcurrentStreams: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+      /** HTTP/2: stream resets per connection per second before it gets GOAWAY (Rapid Reset). */
+      maxStreamResetsPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     }),
   ),
 });
@@ -119,8 +128,12 @@ export const UpstreamSchema = Obj({
       serverName: Type.Optional(Type.String({ minLength: 1 })),
     }),
   ),
+  /** HTTP/1.1: pool connections; h2: concurrent streams. Requests beyond it wait in a bounded queue. */
   connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
+  /** Requests that may wait for a free connection or stream; beyond it, 503 at once. */
+  maxPendingRequests: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
   connectTimeoutMs: Type.Optional(Millis),
+  /** Time to the response headers, and then between body chunks (504); a route's timeoutMs overrides it. */
   timeoutMs: Type.Optional(Millis),
 });
 
@@ -210,6 +223,12 @@ export const ConfigSchema = Obj({
   rateLimits: Type.Optional(Type.Array(RateLimitSchema)),
   /** The egress forward proxy (CONNECT and absolute-form HTTP). */
   egress: Type.Optional(EgressSchema),
+  shutdown: Type.Optional(
+    Obj({
+      /** On SIGTERM, how long accepted requests get to finish before what is left is cut and the process exits. */
+      drainMs: Type.Optional(Millis),
+    }),
+  ),
   dev: Type.Optional(DevSchema),
 });
 

@@ -29,6 +29,8 @@ export interface Metrics {
   rateLimitStoreFailure(limit: string, outcome: RateLimitStoreOutcome): void;
   redisUp(up: boolean): void;
   jwksState(provider: string, state: JwksState): void;
+  /** An error nothing on its path handled (`uncaught_exception`, `unhandled_rejection`); the process stays up. */
+  internalError(kind: string): void;
 }
 
 export const METRIC_NAMES = {
@@ -43,6 +45,7 @@ export const METRIC_NAMES = {
   redisUp: 'portcullis_redis_up',
   jwksState: 'portcullis_jwks_state',
   workerRequests: 'portcullis_worker_requests_total',
+  internalErrors: 'portcullis_internal_errors_total',
 } as const;
 
 /** A proxy adds well under a millisecond when healthy and should time out long before 5 s. */
@@ -111,6 +114,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const internalErrors = new Counter({
+    name: METRIC_NAMES.internalErrors,
+    help: 'Errors that escaped every handler (a bug): logged and counted instead of ending the process',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+
   const egressHosts = new Set<string>();
   const egressAttempt = bound2(egressAttempts);
 
@@ -137,6 +147,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     redisUp(up) {
       redisUp.set(up ? 1 : 0);
     },
+    internalError: bound1(internalErrors),
     jwksState(provider, state) {
       for (const s of JWKS_STATES) jwksState.labels(provider, s).set(s === state ? 1 : 0);
     },

@@ -8,7 +8,7 @@ import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
 import { compilePolicies } from '../../policies/compile.js';
-import type { Config, ListenerConfig, UpstreamConfig, VirtualHostConfig } from '../config/schema.js';
+import type { Config, ListenerConfig, RouteConfig, UpstreamConfig, VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
@@ -39,6 +39,8 @@ export interface ListenerRuntime {
   readonly hosts: HostIndex<VirtualHost>;
   /** Header fields a request may carry (HTTP/2 enforces it in nghttp2; HTTP/1.1 in the pipeline). */
   readonly maxHeaders: number;
+  /** Bounds on a request's life once the pipeline has it (see docs/operations.md, Timeouts). */
+  readonly timeouts: { readonly requestMs: number; readonly bodyIdleMs: number; readonly writeIdleMs: number };
 }
 
 export interface IngressRuntime {
@@ -56,6 +58,8 @@ export interface IngressRuntime {
   readonly certificates: readonly { name: string; notAfter: Date }[];
   /** Releases pools and JWKS timers once no request uses this runtime any more. */
   close(): Promise<void>;
+  /** Cuts the pools with whatever still runs on them (the end of a shutdown drain). */
+  destroy(): Promise<void>;
 }
 
 export interface RuntimeDeps {
@@ -92,13 +96,22 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       port: listener.port,
       hosts: createHostIndex(listener.hosts.map((h, i) => ({ hostnames: h.hostnames, value: vhosts[i]! }))),
       maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
+      timeouts: Object.freeze({
+        requestMs: listener.timeouts?.requestMs ?? DEFAULTS.requestTimeoutMs,
+        bodyIdleMs: listener.timeouts?.bodyIdleMs ?? DEFAULTS.bodyIdleTimeoutMs,
+        writeIdleMs: listener.timeouts?.writeIdleMs ?? DEFAULTS.writeIdleTimeoutMs,
+      }),
     });
   }
   const jwt = createJwtAuthn(config.jwtProviders ?? [], config.jwtCache ? { tokenCacheSize: config.jwtCache.maxEntries } : {}, {
     logger: deps.logger,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });
-  const routeDefaults = { maxBodyBytes: DEFAULTS.routeMaxBodyBytes, timeoutMs: DEFAULTS.upstreamTimeoutMs };
+  // A route's timeout defaults to its upstream's.
+  const routeDefaults = (r: RouteConfig) => ({
+    maxBodyBytes: DEFAULTS.routeMaxBodyBytes,
+    timeoutMs: upstreams.get(r.upstream)?.timeoutMs ?? DEFAULTS.upstreamTimeoutMs,
+  });
   const clients = new Map(
     config.upstreams
       .filter((u) => !u.url.startsWith('tcp:'))
@@ -107,7 +120,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   return {
     config,
     listeners,
-    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults))),
+    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults(r)))),
     upstreams: clients,
     jwt,
     authz: createAuthzStage(compilePolicies(config.policies ?? [], { routes: config.routes.map((r) => r.name) }), {
@@ -119,6 +132,10 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     sanitizer: createHeaderSanitizer(jwt.managedHeaders),
     forwarded: createForwardedStage(config.trustedProxies ?? []),
     terminatingServers,
+    async destroy() {
+      jwt.close();
+      await Promise.all([...clients.values()].map((c) => c.destroy()));
+    },
     async close() {
       jwt.close();
       await Promise.all([...clients.values()].map((c) => c.close()));
@@ -161,6 +178,8 @@ function compileVirtualHost(
     idleTimeoutMs: listener.timeouts?.idleMs ?? DEFAULTS.idleTimeoutMs,
     maxHeaderBytes: listener.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
     maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
+    maxConcurrentStreams: listener.limits?.maxConcurrentStreams ?? DEFAULTS.maxConcurrentStreams,
+    maxStreamResetsPerSecond: listener.limits?.maxStreamResetsPerSecond ?? DEFAULTS.maxStreamResetsPerSecond,
     ticketKeys: deps.ticketKeys,
   });
   const vhost: VirtualHost = { ...base, clientAuth, target: { kind: 'terminate', vhost: host.name, server } };
@@ -175,6 +194,7 @@ function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: 
     origin,
     protocol: upstream.protocol ?? DEFAULTS.upstreamProtocol,
     connections: upstream.connections ?? DEFAULTS.upstreamConnections,
+    maxPendingRequests: upstream.maxPendingRequests ?? DEFAULTS.upstreamMaxPendingRequests,
     connectTimeoutMs: upstream.connectTimeoutMs ?? DEFAULTS.upstreamConnectTimeoutMs,
     ...(origin.protocol === 'https:' ? { tls: upstreamTls(config, upstream, origin, trust) } : {}),
   };

@@ -35,6 +35,10 @@ export interface TerminateOptions {
   idleTimeoutMs: number;
   maxHeaderBytes: number;
   maxHeaders: number;
+  /** HTTP/2: streams a client may have open at once, and still in the pipeline (reset ones included). */
+  maxConcurrentStreams: number;
+  /** HTTP/2: streams a client may reset in one second before its connection gets GOAWAY. */
+  maxStreamResetsPerSecond: number;
   /** Keys for stateless session resumption, shared by every host of the process. */
   ticketKeys: Buffer;
   /** SPIFFE checks (trust-domain isolation, revocation) on client certificates, at each handshake. */
@@ -59,11 +63,16 @@ export function secureContextOptions(options: TerminateOptions): SecureContextOp
   };
 }
 
-const headersTimeouts = new WeakMap<http2.Http2SecureServer, number>();
+/** The per-connection limits the connection tracker enforces for a terminating server. */
+export type ConnectionLimits = Pick<TerminateOptions, 'headersTimeoutMs' | 'maxConcurrentStreams' | 'maxStreamResetsPerSecond'>;
 
-/** The HTTP/1.1 headers timeout a terminating server was created with (enforced by the connection tracker). */
-export function headersTimeoutOf(server: http2.Http2SecureServer): number {
-  return headersTimeouts.get(server) ?? 10_000;
+const connectionLimits = new WeakMap<http2.Http2SecureServer, ConnectionLimits>();
+
+/** The limits a terminating server was created with. */
+export function connectionLimitsOf(server: http2.Http2SecureServer): ConnectionLimits {
+  const limits = connectionLimits.get(server);
+  if (!limits) throw new Error('not a terminating server');
+  return limits;
 }
 
 /** The server answers nothing until the caller attaches the pipeline's 'request' handler. */
@@ -82,13 +91,14 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
       handshakeTimeout: options.handshakeTimeoutMs,
       maxHeaderListPairs: options.maxHeaders,
       maxSessionMemory: 32,
-      settings: { maxConcurrentStreams: 128, maxHeaderListSize: options.maxHeaderBytes },
+      settings: { maxConcurrentStreams: options.maxConcurrentStreams, maxHeaderListSize: options.maxHeaderBytes },
       // Applies to the HTTP/1.1 connections of allowHTTP1 (llhttp answers 431 past it).
       maxHeaderSize: options.maxHeaderBytes,
     } as http2.SecureServerOptions,
   );
   server.on('clientError', answerParseError);
-  headersTimeouts.set(server, options.headersTimeoutMs);
+  const { headersTimeoutMs, maxConcurrentStreams, maxStreamResetsPerSecond } = options;
+  connectionLimits.set(server, { headersTimeoutMs, maxConcurrentStreams, maxStreamResetsPerSecond });
   if (options.clientAuth !== 'none') {
     server.on('secureConnection', (socket: TLSSocket) => {
       const verdict = judgePeer(socket, options.verifyPeer);
