@@ -59,7 +59,7 @@ interface Endpoint {
 }
 
 export function createAdminServer(config: AdminConfig | undefined, deps: AdminServerDeps): AdminServer {
-  const tokenDigest = config?.tokenFile !== undefined ? readToken(config.tokenFile) : undefined;
+  const tokenDigest = config?.tokenFile !== undefined ? readAdminToken(config.tokenFile) : undefined;
   const tls = config?.tls;
   const allowedIds = new Set(tls?.allowedSpiffeIds ?? []);
   const securedEnabled = tokenDigest !== undefined || tls !== undefined;
@@ -175,7 +175,8 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
   };
 }
 
-function readToken(file: string): Buffer {
+/** The admin token's digest; throws when the file holds no acceptable token (the config loader calls it too). */
+export function readAdminToken(file: string): Buffer {
   const token = readFileSync(file, 'utf8').trim();
   if (token.length < MIN_TOKEN_LENGTH) throw new Error(`admin.tokenFile: the token must be at least ${MIN_TOKEN_LENGTH} characters`);
   if (!BEARER.test(`Bearer ${token}`)) throw new Error('admin.tokenFile: the token must be a single RFC 6750 b64token (no spaces)');

@@ -1,15 +1,12 @@
-// Loads the gateway configuration: YAML -> JSON Schema (the TypeBox schema) -> semantic checks. Every issue is
+// Loads the gateway configuration: YAML -> JSON Schema (the TypeBox schema) -> compile checks (compile.ts). Every issue is
 // collected and reported at once with its file, JSON pointer and line, so a broken config is fixed in one pass.
 // Defaults are NOT filled in here (see defaults.ts): unset must stay distinguishable from the default.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import ipaddr from 'ipaddr.js';
 import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
-import { compilePolicies, PolicyCompileError } from '../../policies/compile.js';
-import { PolicyFileSchema } from '../../policies/schema.js';
-import type { Policy, PolicyFile } from '../../policies/schema.js';
-import { DEFAULTS } from './defaults.js';
+import { PolicyFileSchema, type PolicyFile } from '../../policies/schema.js';
+import { compileConfig, type PolicyRef } from './compile.js';
 import { ConfigSchema, type Config } from './schema.js';
 
 export interface ConfigIssue {
@@ -85,7 +82,7 @@ export function loadConfigText(text: string, file: string, vars?: Record<string,
     return abs;
   });
 
-  const policies: PolicyRef[] = (config.policies ?? []).map((policy, index) => ({ policy, src: main, index }));
+  const policies: PolicyRef<Source>[] = (config.policies ?? []).map((policy, index) => ({ policy, src: main, index }));
   const files = [file, ...(config.policyFiles ?? []).map((f) => displayName(f, file))];
   for (const policyFile of config.policyFiles ?? []) {
     if (unreadableFiles.has(policyFile)) continue;
@@ -95,10 +92,24 @@ export function loadConfigText(text: string, file: string, vars?: Record<string,
   }
   if (config.policyFiles) config.policies = policies.map((p) => p.policy);
 
-  checkSemantics(config, main, policies, issues);
+  compileConfig(config, main, policies, unreadableFiles, (pointer, message, src = main) => issues.push(at(src, pointer, message)));
   if (issues.length > 0) throw new ConfigError(sortIssues(issues, files));
   const read = [resolve(file), ...(config.policyFiles ?? [])];
   return { config, files: read, inputs: [...new Set([...read, ...inputs])] };
+}
+
+/**
+ * Every input file a config names that must exist, with the JSON pointer naming it, resolved against `file`'s
+ * folder (for tools and tests that provide the files).
+ */
+export function namedInputs(config: Config, file: string): { pointer: string; file: string }[] {
+  const inputs: { pointer: string; file: string }[] = [];
+  resolvePaths(structuredClone(config), (pointer, path, mustExist) => {
+    const abs = resolve(dirname(resolve(file)), path);
+    if (mustExist) inputs.push({ pointer, file: abs });
+    return abs;
+  });
+  return inputs;
 }
 
 /** Policy files are named in issues the way the main file was: relative to the working directory if it was. */
@@ -118,12 +129,6 @@ interface Source {
   doc: Document;
   lines: LineCounter;
   value: unknown;
-}
-
-interface PolicyRef {
-  policy: Policy;
-  src: Source;
-  index: number;
 }
 
 function parseYaml(text: string, file: string, issues: ConfigIssue[]): Source | undefined {
@@ -338,152 +343,6 @@ function fsReason(err: unknown): string {
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'EISDIR') return 'not a regular file';
   return err instanceof Error ? err.message : String(err);
-}
-
-function checkSemantics(config: Config, main: Source, policies: readonly PolicyRef[], issues: ConfigIssue[]): void {
-  const issue = (path: string, message: string, src = main) => issues.push(at(src, path, message));
-  const inMain = <T extends { name: string }>(items: readonly T[] | undefined, prefix: string) =>
-    (items ?? []).map((item, i) => ({ name: item.name, src: main, path: `${prefix}/${i}/name` }));
-
-  const hosts = config.listeners.flatMap((l, i) => l.hosts.map((h, j) => ({ host: h, path: `/listeners/${i}/hosts/${j}` })));
-  noDuplicates(inMain(config.listeners, '/listeners'), 'listener', issues);
-  noDuplicates(hosts.map(({ host, path }) => ({ name: host.name, src: main, path: `${path}/name` })), 'virtual host', issues);
-  noDuplicates(inMain(config.upstreams, '/upstreams'), 'upstream', issues);
-  noDuplicates(inMain(config.routes, '/routes'), 'route', issues);
-  noDuplicates(inMain(config.jwtProviders, '/jwtProviders'), 'JWT provider', issues);
-  noDuplicates(inMain(config.rateLimits, '/rateLimits'), 'rate limit', issues);
-  noDuplicates(policies.map(({ policy, src, index }) => ({ name: policy.name, src, path: `/policies/${index}/name` })), 'policy', issues);
-
-  const bound: { address: string; port: number; name: string }[] = [];
-  config.listeners.forEach((l, i) => {
-    const address = l.address ?? DEFAULTS.listenerAddress;
-    // Port 0 asks the OS for a free port, so such listeners never collide; a wildcard address collides with all.
-    const clash = bound.find((b) => l.port !== 0 && b.port === l.port && (b.address === address || WILDCARDS.has(b.address) || WILDCARDS.has(address)));
-    if (clash) issue(`/listeners/${i}/port`, `${address}:${l.port} is already used by listener "${clash.name}"`);
-    bound.push({ address, port: l.port, name: l.name });
-
-    const claimed = new Map<string, string>();
-    l.hosts.forEach((h, j) =>
-      h.hostnames.forEach((hostname, k) => {
-        const key = hostname.toLowerCase().replace(/\.$/, '');
-        const owner = claimed.get(key);
-        if (owner !== undefined) issue(`/listeners/${i}/hosts/${j}/hostnames/${k}`, `hostname "${hostname}" is already claimed by virtual host "${owner}" on this listener`);
-        else claimed.set(key, h.name);
-      }),
-    );
-  });
-
-  const upstreams = new Map(config.upstreams.map((u) => [u.name, u]));
-  const providers = new Set((config.jwtProviders ?? []).map((p) => p.name));
-  const vhosts = new Map(hosts.map(({ host }) => [host.name, host]));
-  const routes = new Set(config.routes.map((r) => r.name));
-  const rateLimits = new Set((config.rateLimits ?? []).map((l) => l.name));
-
-  for (const { host, path } of hosts) {
-    if (host.tls.mode === 'passthrough') {
-      const upstream = upstreams.get(host.tls.upstream);
-      if (!upstream) issue(`${path}/tls/upstream`, `no upstream named "${host.tls.upstream}"`);
-      else if (!upstream.url.startsWith('tcp://')) issue(`${path}/tls/upstream`, `passthrough upstream "${upstream.name}" must be tcp://host:port`);
-    } else if (host.tls.clientAuth !== undefined && host.tls.clientAuth !== 'none' && host.tls.clientCa === undefined && !config.mesh) {
-      issue(`${path}/tls/clientAuth`, 'client certificates are verified against the mesh trust bundle unless clientCa is set, and "mesh" is not configured');
-    }
-  }
-
-  config.routes.forEach((r, i) => {
-    const upstream = upstreams.get(r.upstream);
-    if (!upstream) issue(`/routes/${i}/upstream`, `no upstream named "${r.upstream}"`);
-    else if (!/^https?:\/\//.test(upstream.url)) issue(`/routes/${i}/upstream`, `upstream "${upstream.name}" is ${upstream.url}; an HTTP route needs an http:// or https:// upstream`);
-    r.jwtProviders?.forEach((p, k) => {
-      if (!providers.has(p)) issue(`/routes/${i}/jwtProviders/${k}`, `no JWT provider named "${p}"`);
-    });
-    if (r.rateLimit !== undefined && !rateLimits.has(r.rateLimit)) issue(`/routes/${i}/rateLimit`, `no rate limit named "${r.rateLimit}"`);
-    r.match.hosts?.forEach((h, k) => {
-      const host = vhosts.get(h);
-      if (!host) issue(`/routes/${i}/match/hosts/${k}`, `no virtual host named "${h}"`);
-      else if (host.tls.mode === 'passthrough') issue(`/routes/${i}/match/hosts/${k}`, `virtual host "${h}" passes TLS through; HTTP routes cannot match it`);
-    });
-  });
-
-  config.jwtProviders?.forEach((p, i) => {
-    const sources = (['jwksUri', 'jwks', 'jwksFile'] as const).filter((k) => p[k] !== undefined);
-    if (sources.length !== 1) issue(`/jwtProviders/${i}`, `needs exactly one of jwksUri, jwks, jwksFile (${sources.length === 0 ? 'none set' : `found ${sources.join(', ')}`})`);
-  });
-
-  config.upstreams.forEach((u, i) => {
-    if (u.url.startsWith('https://')) {
-      if ((u.tls?.mutual ?? DEFAULTS.upstreamMutualTls) && !config.mesh) {
-        const path = u.tls?.mutual === undefined ? `/upstreams/${i}/url` : `/upstreams/${i}/tls/mutual`;
-        issue(path, 'mutual TLS (the default for https upstreams) presents the gateway SVID, so "mesh" must be configured; or set tls.mutual: false');
-      }
-    } else {
-      for (const key of Object.keys(u.tls ?? {})) issue(`/upstreams/${i}/tls/${key}`, 'only applies to https:// upstreams');
-    }
-  });
-
-  if (config.admin?.tls && config.admin.tls.clientCa === undefined && !config.mesh) {
-    issue('/admin/tls', 'client certificates are verified against the mesh trust bundle unless clientCa is set, and "mesh" is not configured');
-  }
-
-  config.egress?.proxyAuthorization?.providers.forEach((name, i) => {
-    if (!providers.has(name)) issue(`/egress/proxyAuthorization/providers/${i}`, `no JWT provider named "${name}"`);
-  });
-
-  config.trustedProxies?.forEach((cidr, i) => {
-    if (!isAddressOrCidr(cidr)) issue(`/trustedProxies/${i}`, `"${cidr}" is not an IP address or CIDR block`);
-  });
-
-  for (const { policy, src, index } of policies) {
-    policy.routes?.forEach((r, k) => {
-      if (!routes.has(r)) issue(`/policies/${index}/routes/${k}`, `no route named "${r}"`, src);
-    });
-    for (const { pointer, message } of policyProblems(policy, index)) issue(pointer, message, src);
-  }
-}
-
-/**
- * What the policy compiler refuses beyond the schema (bad CIDRs, misplaced templates, unknown `when`
- * keys), located in the file that holds the policy. Each policy is compiled alone so that its problems'
- * `policies[0]…` paths map back to its own index.
- */
-function policyProblems(policy: Policy, index: number): { pointer: string; message: string }[] {
-  try {
-    compilePolicies([policy]);
-    return [];
-  } catch (err) {
-    if (!(err instanceof PolicyCompileError)) throw err;
-    return err.problems.map((problem) => {
-      const split = problem.indexOf(': ');
-      const path = split === -1 ? 'policies[0]' : problem.slice(0, split);
-      const pointer = path.replace(/^policies\[0\]/, `/policies/${index}`).replace(/\.([^.[]+)/g, '/$1').replace(/\[(\d+)\]/g, '/$1');
-      return { pointer, message: split === -1 ? problem : problem.slice(split + 2) };
-    });
-  }
-}
-
-const WILDCARDS = new Set(['0.0.0.0', '::', '::0']);
-
-function noDuplicates(items: readonly { name: string; src: Source; path: string }[], what: string, issues: ConfigIssue[]): void {
-  const seen = new Map<string, { src: Source; path: string }>();
-  for (const item of items) {
-    const first = seen.get(item.name);
-    if (!first) {
-      seen.set(item.name, item);
-      continue;
-    }
-    const where = first.src === item.src ? first.path : `${first.src.file} ${first.path}`;
-    issues.push(at(item.src, item.path, `duplicate ${what} name "${item.name}" (first defined at ${where})`));
-  }
-}
-
-function isAddressOrCidr(value: string): boolean {
-  // Four-part decimal only for IPv4: inet_aton forms such as `127.1` or `0x7f.1` are ambiguous across parsers,
-  // and a trust list is the wrong place for ambiguity.
-  return (
-    ipaddr.IPv4.isValidFourPartDecimal(value) ||
-    ipaddr.IPv4.isValidCIDRFourPartDecimal(value) ||
-    ipaddr.IPv6.isValid(value) ||
-    ipaddr.IPv6.isValidCIDR(value)
-  );
 }
 
 /** An issue at `pointer`, located at that node or, when it does not exist, at the nearest parent that does. */

@@ -60,12 +60,27 @@ const DEFAULTS = {
 };
 
 
+type EgressOriginate = NonNullable<EgressConfig['originate']>[number];
+
 interface Originate {
   port: number;
   tls: OriginationTls;
 }
 
-function exactHost(where: string, pattern: string): string {
+/** One `originate` entry as [host, how to originate]; throws on what the gateway cannot do (the loader calls it too). */
+export function compileOriginate(o: EgressOriginate, mesh: { certPem: string; keyPem: string } | undefined): [string, Originate] {
+  const host = exactHost('egress.originate', o.host);
+  if (o.tls.mutual && !mesh) throw new Error(`egress.originate[${o.host}]: mutual TLS needs the mesh SVID (mesh.svid)`);
+  const tls = {
+    serverName: o.tls.serverName ?? host,
+    ...(o.tls.ca !== undefined ? { ca: readFileSync(o.tls.ca) } : {}),
+    ...(o.tls.mutual && mesh ? { cert: mesh.certPem, key: mesh.keyPem } : {}),
+  };
+  return [host, { port: o.port ?? 443, tls }];
+}
+
+/** A `staticHosts` or `originate` host: an exact name, never a wildcard or an address. */
+export function exactHost(where: string, pattern: string): string {
   const canonical = pattern.startsWith('*.') ? undefined : canonicalHost(pattern);
   if (canonical === undefined || canonical.isIp) throw new Error(`${where}: ${JSON.stringify(pattern)} must be an exact host name`);
   return canonical.host;
@@ -98,19 +113,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     { ...config.addressGuard, staticHosts, dnsTimeoutMs: limits.dnsTimeoutMs },
     deps.lookup ? { lookup: deps.lookup } : {},
   );
-  const originate = new Map<string, Originate>();
-  for (const o of config.originate ?? []) {
-    const host = exactHost('egress.originate', o.host);
-    if (o.tls.mutual && !deps.mesh) throw new Error(`egress.originate[${o.host}]: mutual TLS needs the mesh SVID (mesh.svid)`);
-    originate.set(host, {
-      port: o.port ?? 443,
-      tls: {
-        serverName: o.tls.serverName ?? host,
-        ...(o.tls.ca !== undefined ? { ca: readFileSync(o.tls.ca) } : {}),
-        ...(o.tls.mutual && deps.mesh ? { cert: deps.mesh.certPem, key: deps.mesh.keyPem } : {}),
-      },
-    });
-  }
+  const originate = new Map((config.originate ?? []).map((o) => compileOriginate(o, deps.mesh)));
   const tunnels = createTunnelLimiter(limits.maxTunnelsPerIdentity);
   const connectionRate =
     limits.newConnectionsPerSecond === undefined

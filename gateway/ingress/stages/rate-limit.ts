@@ -90,10 +90,8 @@ export function createRateLimiter(limits: readonly RateLimitConfig[], redis: Red
   // every reload that changes the limits would leak one listener (and its limiter) per limit.
   const listenersBefore = new Set(process.listeners('message'));
   try {
-    for (const limit of limits) {
-      if (compiled.has(limit.name)) throw new Error(`rateLimits: duplicate name "${limit.name}"`);
-      compiled.set(limit.name, compileLimit(limit, store));
-    }
+    // Names are unique: the config loader checks that, with the place of both definitions.
+    for (const limit of limits) compiled.set(limit.name, compileLimit(limit, store));
   } catch (err) {
     store?.client.disconnect();
     throw err;
@@ -170,11 +168,17 @@ interface RedisStore {
   close(): Promise<void>;
 }
 
-function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
-  const url = config.url ?? (deps.env ?? process.env).PORTCULLIS_REDIS_URL;
+/** The Redis URL: `redis.url`, else `$PORTCULLIS_REDIS_URL`; throws when neither is a redis:// or rediss:// URL. */
+export function redisUrl(config: RedisConfig, env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const url = config.url ?? env.PORTCULLIS_REDIS_URL;
   if (url === undefined || !/^rediss?:\/\//.test(url)) {
-    throw new Error('redis: set redis.url or PORTCULLIS_REDIS_URL to a redis:// or rediss:// URL');
+    throw new Error('set redis.url or PORTCULLIS_REDIS_URL to a redis:// or rediss:// URL');
   }
+  return url;
+}
+
+function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
+  const url = redisUrl(config, deps.env);
   // Logged without its userinfo: the URL may carry the Redis password.
   const where = new URL(url).host;
   const client = new (loadRedis())(url, {

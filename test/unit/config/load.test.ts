@@ -1,12 +1,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureDevPki } from '../../../certs/dev-bootstrap.js';
+import { configFixtures } from '../../helpers/config-material.js';
 import { ConfigError, formatIssues, loadConfigFile, loadConfigText, type ConfigIssue } from '../../../gateway/config/load.js';
 
-const fixtures = fileURLToPath(new URL('../../fixtures/config/', import.meta.url));
+const fixtures = configFixtures();
 const fixture = (name: string) => join(fixtures, name);
 
 function issuesOf(load: () => unknown): ConfigIssue[] {
@@ -74,10 +76,10 @@ const cases: { fixture: string; issues: Expected[] }[] = [
   {
     fixture: 'bad-cidr.yaml',
     issues: [
-      ['bad-cidr.yaml', 4, 5, '/trustedProxies/1', '"10.0.0.0/33" is not an IP address or CIDR block'],
+      ['bad-cidr.yaml', 4, 5, '/trustedProxies/1', "'10.0.0.0/33' is not an IP address or CIDR"],
       // inet_aton shorthand is refused: parsers disagree on what it means.
-      ['bad-cidr.yaml', 5, 5, '/trustedProxies/2', '"192.168.1" is not an IP address or CIDR block'],
-      ['bad-cidr.yaml', 7, 5, '/trustedProxies/4', '"proxy.internal" is not an IP address or CIDR block'],
+      ['bad-cidr.yaml', 5, 5, '/trustedProxies/2', "'192.168.1' is not an IP address or CIDR"],
+      ['bad-cidr.yaml', 7, 5, '/trustedProxies/4', "'proxy.internal' is not an IP address or CIDR"],
     ],
   },
   {
@@ -120,9 +122,24 @@ const cases: { fixture: string; issues: Expected[] }[] = [
       ['semantic-errors.yaml', 17, 5, '/jwtProviders/0', 'needs exactly one of jwksUri, jwks, jwksFile (none set)'],
       ['semantic-errors.yaml', 19, 5, '/jwtProviders/1', 'needs exactly one of jwksUri, jwks, jwksFile (found jwksUri, jwksFile)'],
       ['semantic-errors.yaml', 26, 22, '/upstreams/0/tls/spiffeId', 'only applies to https:// upstreams'],
+      ['semantic-errors.yaml', 29, 5, '/upstreams/2', 'upstream secure: no CA bundle to verify it against (set tls.ca or mesh)'],
       ['semantic-errors.yaml', 30, 10, '/upstreams/2/url', 'mutual TLS (the default for https upstreams) presents the gateway SVID, so "mesh" must be configured; or set tls.mutual: false'],
       ['semantic-errors.yaml', 32, 35, '/routes/0/match/hosts/0', 'virtual host "db" passes TLS through; HTTP routes cannot match it'],
       ['semantic-errors.yaml', 32, 52, '/routes/0/upstream', 'upstream "pg" is tcp://127.0.0.1:5432; an HTTP route needs an http:// or https:// upstream'],
+    ],
+  },
+  {
+    // Passes the schema; refused by the components' own checks, which the loader runs.
+    fixture: 'compile-errors.yaml',
+    issues: [
+      ['compile-errors.yaml', 12, 24, '/listeners/0/hosts/0/tls/certificate', `${fixture('files/other-key.txt')} is not the private key of ${fixture('files/tls-cert.txt')}`],
+      ['compile-errors.yaml', 14, 21, '/listeners/0/hosts/0/tls/clientCa', `${fixture('files/not-pem.txt')}: no PEM certificate found`],
+      ['compile-errors.yaml', 16, 5, '/jwtProviders/0', `jwksFile ${fixture('files/rsa-jwks.json')}: no key can verify ES256, so every token would be refused`],
+      ['compile-errors.yaml', 25, 3, '/admin', '127.0.0.1:9901 is already used by listener "edge"'],
+      ['compile-errors.yaml', 25, 14, '/admin/tokenFile', 'the token must be at least 16 characters'],
+      ['compile-errors.yaml', 29, 7, '/egress/allow/0', 'needs hosts or cidrs'],
+      ['compile-errors.yaml', 30, 15, '/egress/allow/1/name', 'duplicate egress rule name "nowhere" (first defined at /egress/allow/0/name)'],
+      ['compile-errors.yaml', 32, 7, '/egress/staticHosts/0', '"*.example.com" must be an exact host name'],
     ],
   },
   {
@@ -286,8 +303,7 @@ describe('the embedded default config', () => {
   test('loads once the PKI files exist, with ports overridable', () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'portcullis-config-'));
     try {
-      mkdirSync(join(stateDir, 'pki'));
-      for (const f of pkiFiles) writeFileSync(join(stateDir, 'pki', f), 'placeholder');
+      ensureDevPki(stateDir, { trustDomain: 'portcullis.dev', hostnames: ['localhost'] });
 
       const { config, files } = loadConfigText(text, defaultYaml, { STATE_DIR: stateDir });
       assert.deepEqual(files, [defaultYaml]);
