@@ -8,6 +8,7 @@ import { requireCertificates } from '../../certs/pem.js';
 import { compilePolicies, PolicyCompileError } from '../../policies/compile.js';
 import type { Policy } from '../../policies/schema.js';
 import { ADMIN_DEFAULTS, readAdminToken } from '../admin/server.js';
+import { canonicalHostPattern } from '../core/net/host.js';
 import { compileOriginate, exactHost } from '../egress/server.js';
 import { compileAddressExceptions, createAddressGuard } from '../egress/stages/address-guard.js';
 import { createAllowlist } from '../egress/stages/allowlist.js';
@@ -96,7 +97,7 @@ function checkNames<S extends { file: string }>(config: Config, main: S, policie
     const claimed = new Map<string, string>();
     l.hosts.forEach((h, j) =>
       h.hostnames.forEach((hostname, k) => {
-        const key = hostname.toLowerCase().replace(/\.$/, '');
+        const key = canonicalHostPattern(hostname)?.host ?? hostname;
         const owner = claimed.get(key);
         if (owner !== undefined) report(`/listeners/${i}/hosts/${j}/hostnames/${k}`, `hostname "${hostname}" is already claimed by virtual host "${owner}" on this listener`);
         else claimed.set(key, h.name);

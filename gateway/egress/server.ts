@@ -16,7 +16,8 @@ import { GatewayError, toHttpResponse, toRawHttpResponse } from '../core/errors.
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { createRateLimiter, rateLimitHeaders } from '../ingress/stages/rate-limit.js';
-import { canonicalHost, formatAuthority, parseAuthority, type Destination } from './destination.js';
+import { canonicalHost } from '../core/net/host.js';
+import { formatAuthority, parseAuthority, type Destination } from './destination.js';
 import { createAddressGuard, type LookupFn } from './stages/address-guard.js';
 import { createAllowlist, type AllowlistDecision } from './stages/allowlist.js';
 import { createAudit, type EgressRecord, type ProxyType } from './stages/audit.js';

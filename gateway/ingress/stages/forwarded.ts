@@ -1,7 +1,7 @@
 // X-Forwarded-* and the client address. Incoming X-Forwarded-For is believed only when the TCP peer is
 // a configured trusted proxy (oauth2-proxy GHSA-7x63-xv5r-3p2x, Envoy CVE-2024-45806); the client is
 // then the right-most address that is not itself a trusted proxy. Otherwise the peer is the client.
-import { compileIpMatcher, parseIp, type IpAddress } from '../../../policies/match.js';
+import { compileIpMatcher, parseIp, type IpMatcher } from '../../core/net/ip.js';
 import type { OutgoingHeaders } from './sanitize-headers.js';
 
 /** Where a request came from, worked out once per request. */
@@ -19,7 +19,7 @@ export interface ForwardedStage {
 }
 
 /** The trusted-proxy matcher; each bad entry adds a `trustedProxies[i]: …` problem (the config loader locates them). */
-export function compileTrustedProxies(trustedProxies: readonly string[], problems: string[]): (ip: IpAddress) => boolean {
+export function compileTrustedProxies(trustedProxies: readonly string[], problems: string[]): IpMatcher {
   // The policy engine's matcher: compiled once, and fast on the per-request dotted-quad path.
   return compileIpMatcher(trustedProxies, 'trustedProxies', problems);
 }

@@ -76,10 +76,21 @@ const cases: { fixture: string; issues: Expected[] }[] = [
   {
     fixture: 'bad-cidr.yaml',
     issues: [
-      ['bad-cidr.yaml', 4, 5, '/trustedProxies/1', "'10.0.0.0/33' is not an IP address or CIDR"],
+      ['bad-cidr.yaml', 4, 5, '/trustedProxies/1', '"10.0.0.0/33" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
       // inet_aton shorthand is refused: parsers disagree on what it means.
-      ['bad-cidr.yaml', 5, 5, '/trustedProxies/2', "'192.168.1' is not an IP address or CIDR"],
-      ['bad-cidr.yaml', 7, 5, '/trustedProxies/4', "'proxy.internal' is not an IP address or CIDR"],
+      ['bad-cidr.yaml', 5, 5, '/trustedProxies/2', '"192.168.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['bad-cidr.yaml', 7, 5, '/trustedProxies/4', '"proxy.internal" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+    ],
+  },
+  {
+    fixture: 'ip-notations.yaml',
+    issues: [
+      ['ip-notations.yaml', 4, 18, '/trustedProxies/0', '"010.0.0.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 14, 70, '/policies/0/rules/0/from/0/source/ipBlocks/0', '"127.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 18, 7, '/egress/sourceIdentities/0', 'sourceIdentities[local]: "0x7f.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 20, 7, '/egress/allow/0', '"010.0.0.0/8" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 21, 17, '/egress/addressGuard', 'addressGuard: invalid address "127.1" (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 23, 7, '/egress/staticHosts/0', 'staticHosts[demo.internal]: invalid address 0x7f.0.0.1 (IPv4 as four decimal parts)'],
     ],
   },
   {
