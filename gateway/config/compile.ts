@@ -65,18 +65,16 @@ export function compileConfig<S extends { file: string }>(
 
 type Readable = (...files: (string | undefined)[]) => boolean;
 
-/**
- * Runs `check`, reporting what it throws at `pointer`; returns its result, or undefined when it threw. A component's
- * own `section.field[name]: ` prefix is dropped: the pointer says where, more exactly.
- */
+/** A component's own `section.field[name]: ` message prefix: the pointer says where, more exactly. */
+const COMPONENT_PREFIX = /^[A-Za-z]+(\.[A-Za-z]+|\[[^\]]*\])*: /;
+
+/** Runs `check`, reporting what it throws at `pointer` (without a COMPONENT_PREFIX); its result, or undefined. */
 function attempt<T, S>(report: Report<S>, pointer: string, check: () => T): T | undefined {
   try {
     return check();
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    const section = pointer.split('/')[1] ?? '';
-    const prefix = new RegExp(`^${section}(\\.[A-Za-z]+|\\[[^\\]]*\\])*: `);
-    report(pointer, message.replace(prefix, ''));
+    report(pointer, message.replace(COMPONENT_PREFIX, ''));
     return undefined;
   }
 }

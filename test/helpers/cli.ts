@@ -3,6 +3,8 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../gateway/cli.ts', import.meta.url));
+/** Resolved here, so the CLI also runs with a working directory outside the repository. */
+const TSX = import.meta.resolve('tsx');
 
 export interface CliResult {
   code: number;
@@ -15,7 +17,7 @@ export function portcullis(args: readonly string[], options: { cwd?: string; env
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', CLI, ...args],
+      ['--import', TSX, CLI, ...args],
       { cwd: options.cwd, env: options.env ?? process.env, timeout: options.timeoutMs ?? 30_000, encoding: 'utf8' },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;

@@ -87,10 +87,10 @@ const cases: { fixture: string; issues: Expected[] }[] = [
     issues: [
       ['ip-notations.yaml', 4, 18, '/trustedProxies/0', '"010.0.0.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
       ['ip-notations.yaml', 14, 70, '/policies/0/rules/0/from/0/source/ipBlocks/0', '"127.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
-      ['ip-notations.yaml', 18, 7, '/egress/sourceIdentities/0', 'sourceIdentities[local]: "0x7f.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 18, 7, '/egress/sourceIdentities/0', '"0x7f.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
       ['ip-notations.yaml', 20, 7, '/egress/allow/0', '"010.0.0.0/8" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
-      ['ip-notations.yaml', 21, 17, '/egress/addressGuard', 'addressGuard: invalid address "127.1" (IPv4 as four decimal parts)'],
-      ['ip-notations.yaml', 23, 7, '/egress/staticHosts/0', 'staticHosts[demo.internal]: invalid address 0x7f.0.0.1 (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 21, 17, '/egress/addressGuard', 'invalid address "127.1" (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 23, 7, '/egress/staticHosts/0', 'invalid address 0x7f.0.0.1 (IPv4 as four decimal parts)'],
     ],
   },
   {
