@@ -14,6 +14,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { spiffeIdFromCertificate } from '../../certs/spiffe-id.js';
+import { DEFAULTS } from '../config/defaults.js';
 import type { AdminConfig } from '../config/operations-schema.js';
 import { clientCertTlsOptions } from '../core/client-cert-tls.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
@@ -40,7 +41,6 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export const ADMIN_DEFAULTS = { address: '127.0.0.1', port: 9901 } as const;
 
 /** Log events of the admin plane. */
 
@@ -155,10 +155,10 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
 
   return {
     listen() {
-      const address = config?.address ?? ADMIN_DEFAULTS.address;
+      const address = config?.address ?? DEFAULTS.adminAddress;
       return new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(config?.port ?? ADMIN_DEFAULTS.port, address, () => {
+        server.listen(config?.port ?? DEFAULTS.adminPort, address, () => {
           server.off('error', reject);
           const port = (server.address() as { port: number }).port;
           deps.logger.info({ event: LOG_EVENTS.LISTENING, listener: 'admin', address, port, tls: tls !== undefined, securedEndpoints: securedEnabled });

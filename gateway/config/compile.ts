@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { requireCertificates } from '../../certs/pem.js';
 import { compilePolicies, PolicyCompileError } from '../../policies/compile.js';
 import type { Policy } from '../../policies/schema.js';
-import { ADMIN_DEFAULTS, readAdminToken } from '../admin/server.js';
+import { readAdminToken } from '../admin/server.js';
 import { canonicalHostPattern } from '../core/net/host.js';
 import { compileOriginate, exactHost } from '../egress/server.js';
 import { compileAddressExceptions, createAddressGuard } from '../egress/stages/address-guard.js';
@@ -178,9 +178,9 @@ const WILDCARDS = new Set(['0.0.0.0', '::', '::0']);
 function checkPorts<S>(config: Config, report: Report<S>): void {
   const sockets = [
     ...config.listeners.map((l, i) => ({ name: `listener "${l.name}"`, address: l.address ?? DEFAULTS.listenerAddress, port: l.port, path: `/listeners/${i}/port` })),
-    { name: 'the admin plane', address: config.admin?.address ?? ADMIN_DEFAULTS.address, port: config.admin?.port ?? ADMIN_DEFAULTS.port, path: config.admin?.port === undefined ? '/admin' : '/admin/port' },
+    { name: 'the admin plane', address: config.admin?.address ?? DEFAULTS.adminAddress, port: config.admin?.port ?? DEFAULTS.adminPort, path: config.admin?.port === undefined ? '/admin' : '/admin/port' },
     ...(config.egress
-      ? [{ name: 'the egress proxy', address: config.egress.listener.address ?? '127.0.0.1', port: config.egress.listener.port, path: '/egress/listener/port' }]
+      ? [{ name: 'the egress proxy', address: config.egress.listener.address ?? DEFAULTS.egressListenerAddress, port: config.egress.listener.port, path: '/egress/listener/port' }]
       : []),
   ];
   sockets.forEach((s, i) => {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { DEFAULTS } from '../config/defaults.js';
 import type { JwtProviderConfig } from '../config/schema.js';
 import type { EgressConfig } from '../config/egress-schema.js';
 import type { RedisConfig } from '../config/operations-schema.js';
@@ -51,14 +52,6 @@ export interface EgressServer {
 /** The one limit of the egress server's rate limiter. */
 const NEW_CONNECTIONS = 'egress-new-connections';
 
-const DEFAULTS = {
-  connectTimeoutMs: 10_000,
-  dnsTimeoutMs: 5_000,
-  idleTimeoutMs: 300_000,
-  firstBytesTimeoutMs: 10_000,
-  maxTunnelsPerIdentity: 256,
-  shutdownGraceMs: 10_000,
-};
 
 
 type EgressOriginate = NonNullable<EgressConfig['originate']>[number];
@@ -77,7 +70,7 @@ export function compileOriginate(o: EgressOriginate, mesh: { certPem: string; ke
     ...(o.tls.ca !== undefined ? { ca: readFileSync(o.tls.ca) } : {}),
     ...(o.tls.mutual && mesh ? { cert: mesh.certPem, key: mesh.keyPem } : {}),
   };
-  return [host, { port: o.port ?? 443, tls }];
+  return [host, { port: o.port ?? DEFAULTS.egressOriginatePort, tls }];
 }
 
 /** A `staticHosts` or `originate` host: an exact name, never a wildcard or an address. */
@@ -88,7 +81,7 @@ export function exactHost(where: string, pattern: string): string {
 }
 
 export function createEgressServer(config: EgressConfig, deps: EgressServerDeps): EgressServer {
-  const limits = { ...DEFAULTS, ...config.limits };
+  const limits = { ...DEFAULTS.egressLimits, ...config.limits };
   const now = deps.now ?? (() => performance.now());
   const identify = createIdentify({ ...(config.sourceIdentities ? { sourceIdentities: config.sourceIdentities } : {}) });
   const proxyToken = config.proxyAuthorization
@@ -135,13 +128,13 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
   const dialDeps = deps.connect ? { connect: deps.connect } : {};
 
   const serverOptions = {
-    maxHeaderSize: config.listener.maxHeaderBytes ?? 16_384,
-    headersTimeout: config.listener.headersTimeoutMs ?? 10_000,
+    maxHeaderSize: config.listener.maxHeaderBytes ?? DEFAULTS.egressMaxHeaderBytes,
+    headersTimeout: config.listener.headersTimeoutMs ?? DEFAULTS.egressHeadersTimeoutMs,
   };
   let server: Server;
   const tls = config.listener.tls;
   if (tls) {
-    const required = (tls.clientAuth ?? 'required') === 'required';
+    const required = (tls.clientAuth ?? DEFAULTS.egressClientAuth) === 'required';
     server = createHttpsServer({ ...serverOptions, ...clientCertTlsOptions('egress.listener.tls', tls, deps.mesh?.bundlePem, required) });
   } else {
     server = createHttpServer(serverOptions);
@@ -363,7 +356,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     listen() {
       return new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(config.listener.port, config.listener.address ?? '127.0.0.1', () => {
+        server.listen(config.listener.port, config.listener.address ?? DEFAULTS.egressListenerAddress, () => {
           server.off('error', reject);
           const addr = server.address();
           const port = typeof addr === 'object' && addr ? addr.port : config.listener.port;

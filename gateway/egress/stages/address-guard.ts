@@ -3,6 +3,7 @@
 // dial stage the address that was classified so a second lookup can never return something else (DNS rebinding).
 import { promises as dns } from 'node:dns';
 import ipaddr from 'ipaddr.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import { GatewayError } from '../../core/errors.js';
 import type { Destination } from '../destination.js';
 import { canonicalIp } from '../../core/net/host.js';
@@ -221,7 +222,7 @@ export function createAddressGuard(options: CreateAddressGuardOptions, deps: Add
     for (const a of addresses) if (parseIp(a) === undefined) throw new Error(`staticHosts[${host}]: invalid address ${a} (IPv4 as four decimal parts)`);
   }
   const lookup = deps.lookup ?? defaultLookup;
-  const dnsTimeoutMs = options.dnsTimeoutMs ?? 5_000;
+  const dnsTimeoutMs = options.dnsTimeoutMs ?? DEFAULTS.egressLimits.dnsTimeoutMs;
   const classify = (ip: string): AddressClassification => classifyAddress(ip, exceptions);
 
   async function lookupWithTimeout(host: string): Promise<readonly { address: string; family: number }[]> {

@@ -4,13 +4,12 @@
 // Order: global deny → rules that list the destination → `report` rules of the caller → default deny.
 // Global deny wins over everything, including a rule that names the host: unlike Smokescreen, where a role's own
 // `allowed_domains` beat `global_deny_list`, a deny here is a guarantee an allow elsewhere cannot undo.
+import { DEFAULTS } from '../../config/defaults.js';
 import type { EgressAllowRule, EgressDenyRule } from '../../config/egress-schema.js';
 import { canonicalHostPattern } from '../../core/net/host.js';
 import { ipMatcher, notAnIpOrCidr, parseCidr, parseIp, type IpMatcher, type IpRange } from '../../core/net/ip.js';
 import type { Destination } from '../destination.js';
 import type { Identity } from './identify.js';
-
-export const DEFAULT_PORTS: readonly number[] = [80, 443];
 
 export type AllowlistReason = 'allowed_by_rule' | 'report_would_deny' | 'denied_by_rule' | 'no_rule_matched';
 
@@ -101,7 +100,7 @@ export function createAllowlist(options: AllowlistOptions): Allowlist {
       name: unique(r.name),
       matchesIdentity: identities ? compileIdentities(where, identities) : () => true,
       dest: compileHosts(where, r.hosts, r.cidrs),
-      ports: r.ports ? new Set(r.ports) : identities ? new Set(DEFAULT_PORTS) : undefined,
+      ports: r.ports ? new Set(r.ports) : identities ? new Set(DEFAULTS.egressPorts) : undefined,
       report: 'mode' in r && r.mode === 'report',
     };
   };

@@ -58,8 +58,6 @@ export interface JwtAuthnOptions {
   tokenCacheSize?: number;
 }
 
-export const DEFAULT_TOKEN_CACHE_SIZE = 1000;
-
 /** Tokens above this are refused before any decoding: Envoy's jwt_max_token_size idea, sized for RSA-4096 + claims. */
 export const MAX_TOKEN_BYTES = 8192;
 
@@ -214,7 +212,7 @@ const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCooki
 
 export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
   const full: Required<JwtAuthnDeps> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
-  const cacheSize = options.tokenCacheSize ?? DEFAULT_TOKEN_CACHE_SIZE;
+  const cacheSize = options.tokenCacheSize ?? DEFAULTS.jwtTokenCacheSize;
   if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`tokenCacheSize must be a non-negative integer, got ${cacheSize}`);
   // Provider names are unique: the config loader checks that, with the place of both definitions.
   // Options are checked before any JWKS fetch starts; a bad static JWKS later closes the fetches already started.

@@ -27,6 +27,7 @@ import {
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
 import type { RequestAttributes } from '../../../policies/types.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import type { RateLimitConfig, RedisConfig } from '../../config/operations-schema.js';
 import { GatewayError } from '../../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../../core/log.js';
@@ -64,8 +65,6 @@ export interface RateLimiter {
   redisHealthy(): boolean;
   close(): Promise<void>;
 }
-
-export const REDIS_DEFAULTS = { keyPrefix: 'portcullis:', connectTimeoutMs: 1_000, commandTimeoutMs: 100 } as const;
 
 /** How long a worker waits for the primary's count; the primary only counts, so this is generous. */
 const CLUSTER_TIMEOUT_MS = 1_000;
@@ -185,8 +184,8 @@ function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
     // A command issued while disconnected fails at once (and the fallback decides) instead of waiting in a queue.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    connectTimeout: config.connectTimeoutMs ?? REDIS_DEFAULTS.connectTimeoutMs,
-    commandTimeout: config.commandTimeoutMs ?? REDIS_DEFAULTS.commandTimeoutMs,
+    connectTimeout: config.connectTimeoutMs ?? DEFAULTS.redisConnectTimeoutMs,
+    commandTimeout: config.commandTimeoutMs ?? DEFAULTS.redisCommandTimeoutMs,
   });
   let healthy = false;
   let outage = false;
@@ -213,7 +212,7 @@ function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
   client.on('close', () => down());
   return {
     client,
-    keyPrefix: config.keyPrefix ?? REDIS_DEFAULTS.keyPrefix,
+    keyPrefix: config.keyPrefix ?? DEFAULTS.redisKeyPrefix,
     healthy: () => healthy,
     async close() {
       closing = true;
@@ -228,7 +227,7 @@ function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
 
 function compileLimit(limit: RateLimitConfig, store: RedisStore | undefined): CompiledLimit {
   const [points, duration] = 'requestsPerSecond' in limit ? [limit.requestsPerSecond, 1] : [limit.requests, limit.perSeconds];
-  const failureMode = limit.failureMode ?? 'open';
+  const failureMode = limit.failureMode ?? DEFAULTS.rateLimitFailureMode;
   const build = (keyPrefix: string, pts: number, secs: number): RateLimiterAbstract => {
     if (!store) return inMemory(keyPrefix, pts, secs);
     return new RateLimiterRedis({
@@ -247,7 +246,7 @@ function compileLimit(limit: RateLimitConfig, store: RedisStore | undefined): Co
     points,
     failureMode,
     limiter: burst > 0 ? new BurstyRateLimiter(main, build(`rl:${limit.name}:burst`, burst, Math.max(BURST_WINDOW_SECONDS, duration))) : main,
-    key: compileKey(limit.key ?? 'client_ip'),
+    key: compileKey(limit.key ?? DEFAULTS.rateLimitKey),
   };
 }
 
