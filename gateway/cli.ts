@@ -154,8 +154,10 @@ async function run(args: string[]): Promise<number> {
   }
   const meshBundlePem = loaded.config.mesh ? fs.readFileSync(loaded.config.mesh.bundle, 'utf8') : undefined;
   const stopDev = loaded.config.dev ? await (dev ?? (await devMode())).startDevHelpers(loaded, stateDir, logger) : async () => {};
+  const configName = configFile ?? 'the embedded development config';
   if (workers > 1) {
     const code = await runPrimary({
+      failStart: (what, err) => reportStartFailure(configName, what, err),
       workers,
       load,
       initial: loaded,
@@ -167,7 +169,6 @@ async function run(args: string[]): Promise<number> {
     logger.flush();
     return code;
   }
-  const configName = configFile ?? 'the embedded development config';
   let gateway: Gateway;
   try {
     gateway = await startGateway(loaded.config, { logger });

@@ -73,15 +73,17 @@ routes: []
 admin: { address: 127.0.0.1, port: ${adminPort} }
 `;
 
-  for (const [what, listenerPort, adminPort] of [
-    ['the edge listener', 'port', 0],
-    ['the admin plane', 0, 'port'],
+  for (const [what, listenerPort, adminPort, workers] of [
+    ['the edge listener', 'port', 0, '1'],
+    ['the admin plane', 0, 'port', '1'],
+    ['the edge listener of two workers', 'port', 0, '2'],
+    ['the admin plane of two workers', 0, 'port', '2'],
   ] as const) {
     test(`${what} on a port in use: one line naming the config, exit 1`, async () => {
       const file = join(dir, `${what.replace(/ /g, '-')}.yaml`);
       writeFileSync(file, config(listenerPort === 'port' ? port : 0, adminPort === 'port' ? port : 0));
       assert.equal((await portcullis(['validate', file])).code, 0, 'the config itself is valid');
-      const { code, stderr } = await portcullis(['run', '-c', file], { timeoutMs: 20_000 });
+      const { code, stderr } = await portcullis(['run', '-c', file, '--workers', workers], { timeoutMs: 30_000 });
       assert.equal(code, 1);
       const lines = stderr.trim().split('\n');
       assert.equal(lines.length, 1, stderr);
