@@ -7,12 +7,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
-import { createAdminServer } from '../../../gateway/admin/server.js';
-import { startGateway } from '../../../gateway/app.js';
 import { loadConfigFile } from '../../../gateway/config/load.js';
-import { ConfigSchema, type Config } from '../../../gateway/config/schema.js';
-import { createLogger } from '../../../gateway/core/log.js';
+import { ConfigSchema } from '../../../gateway/config/schema.js';
 import { configFixtures } from '../../helpers/config-material.js';
+import { onFreePorts, startAndStop } from '../../helpers/start.js';
 
 /**
  * Fields read outside the gateway object, each with the file that reads it and the expression it reads it by
@@ -57,25 +55,8 @@ function recording<T extends object>(value: T, reads: Set<string>, path = ''): T
 test('every schema field is read by the gateway, or listed with the place that reads it', async () => {
   const { config } = loadConfigFile(join(configFixtures(), 'every-field.yaml'));
   const reads = new Set<string>();
-  const onFreePorts: Config = { ...config, listeners: config.listeners.map((l) => ({ ...l, port: 0 })), admin: { ...config.admin, port: 0 } };
-  if (onFreePorts.egress) onFreePorts.egress = { ...onFreePorts.egress, listener: { ...onFreePorts.egress.listener, port: 0 } };
-  const watched = recording(onFreePorts, reads);
-  const logger = createLogger('silent');
-  const gateway = await startGateway(watched, { logger, fetch: () => Promise.reject(new Error('no network in tests')) });
-  try {
-    const admin = createAdminServer(watched.admin, {
-      logger,
-      registry: gateway.metrics.registry,
-      ready: () => gateway.ready(),
-      reload: () => Promise.resolve({ ok: true }),
-      config: () => config,
-      meshBundlePem: readFileSync(config.mesh!.bundle, 'utf8'),
-    });
-    await admin.listen();
-    await admin.close();
-  } finally {
-    await gateway.close(0);
-  }
+  // Copied before it is watched: only what starting the gateway reads counts.
+  await startAndStop(recording(onFreePorts(config), reads));
 
   const leaves = schemaPaths(ConfigSchema);
   // A leaf counts as read when it, or a value inside it (an array item, a union branch's field), was read.

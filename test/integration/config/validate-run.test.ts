@@ -10,18 +10,15 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { ensureDevPki } from '../../../certs/dev-bootstrap.js';
-import { createAdminServer } from '../../../gateway/admin/server.js';
-import { startGateway } from '../../../gateway/app.js';
-import { loadConfigFile, namedInputs, type LoadedConfig } from '../../../gateway/config/load.js';
+import { loadConfigFile, namedInputs } from '../../../gateway/config/load.js';
 import type { Config } from '../../../gateway/config/schema.js';
 import { runValidate } from '../../../gateway/config/validate-command.js';
-import { createLogger } from '../../../gateway/core/log.js';
 import { loadDevConfig } from '../../../gateway/dev/dev-mode.js';
 import { portcullis } from '../../helpers/cli.js';
 import { configFixtures, writeMissingInputs } from '../../helpers/config-material.js';
+import { onFreePorts, startAndStop } from '../../helpers/start.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const logger = createLogger('silent');
 
 /** YAML blocks of the docs that are not gateway configs (or cannot be started here), each with the reason. */
 const NOT_STARTED: Record<string, string> = {
@@ -141,35 +138,6 @@ function cases(): Case[] {
   ];
 }
 
-/** Every socket on port 0: whether a config may bind its ports is `validate`'s question, and was answered. */
-function onFreePorts(config: Config): Config {
-  const copy = structuredClone(config);
-  for (const l of copy.listeners) l.port = 0;
-  copy.admin = { ...copy.admin, port: 0 };
-  if (copy.egress) copy.egress.listener.port = 0;
-  return copy;
-}
-
-/** Starts the gateway and its admin plane as `portcullis run` does, then stops them. No JWKS is fetched from outside. */
-async function startAndStop(loaded: LoadedConfig): Promise<void> {
-  const config = onFreePorts(loaded.config);
-  const gateway = await startGateway(config, { logger, fetch: () => Promise.reject(new Error('no network in tests')) });
-  try {
-    const admin = createAdminServer(config.admin, {
-      logger,
-      registry: gateway.metrics.registry,
-      ready: () => gateway.ready(),
-      reload: () => Promise.resolve({ ok: true }),
-      config: () => config,
-      ...(config.mesh ? { meshBundlePem: readFileSync(config.mesh.bundle, 'utf8') } : {}),
-    });
-    await admin.listen();
-    await admin.close();
-  } finally {
-    await gateway.close(0);
-  }
-}
-
 function validate(file: string): { code: number; out: string; err: string } {
   const out: string[] = [];
   const err: string[] = [];
@@ -189,7 +157,7 @@ describe('validate succeeds exactly when run starts', () => {
       const validated = validate(file);
       if (c.mustBeValid) assert.equal(validated.err, '', `${c.name} must be a valid config`);
       if (validated.code === 0) {
-        await startAndStop(loadConfigFile(file));
+        await startAndStop(onFreePorts(loadConfigFile(file).config));
         return;
       }
       const run = await portcullis(['run', '-c', file]);
@@ -201,7 +169,7 @@ describe('validate succeeds exactly when run starts', () => {
   test('the embedded default config', async () => {
     const stateDir = join(work, 'default-state');
     ensureDevPki(stateDir, { trustDomain: 'portcullis.dev', hostnames: ['localhost'] });
-    await startAndStop(loadDevConfig(stateDir));
+    await startAndStop(onFreePorts(loadDevConfig(stateDir).config));
   });
 
   test('every doc block not started is listed with a reason, and still exists', () => {
