@@ -1,13 +1,15 @@
 // Loads the gateway configuration: YAML -> JSON Schema (the TypeBox schema) -> compile checks (compile.ts). Every issue is
 // collected and reported at once with its file, JSON pointer and line, so a broken config is fixed in one pass.
 // Defaults are NOT filled in here (see defaults.ts): unset must stay distinguishable from the default.
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { Ajv, type ValidateFunction } from 'ajv';
 import { PolicyFileSchema, type PolicyFile } from '../../policies/schema.js';
 import { compileConfig, type PolicyRef } from './compile.js';
+import { fsReason, resolvePaths, unreadable } from './paths.js';
+import { humanize } from './schema-errors.js';
 import { ConfigSchema, type Config } from './schema.js';
+import { at, parseYaml, type Source } from './yaml-source.js';
 
 export interface ConfigIssue {
   file: string;
@@ -123,37 +125,6 @@ const ajv = new Ajv({ allErrors: true, strict: true, verbose: true });
 const validateConfig = ajv.compile(ConfigSchema);
 const validatePolicyFile = ajv.compile(PolicyFileSchema);
 
-/** A parsed YAML file: its plain value and what is needed to turn a JSON pointer into a line. */
-interface Source {
-  file: string;
-  doc: Document;
-  lines: LineCounter;
-  value: unknown;
-}
-
-function parseYaml(text: string, file: string, issues: ConfigIssue[]): Source | undefined {
-  const lines = new LineCounter();
-  // YAML 1.2 core schema (no `yes`/`on` booleans); uniqueKeys makes a duplicated key an error, not a silent override.
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    for (const e of doc.errors) {
-      const { line, col } = lines.linePos(e.pos[0]);
-      // Only a duplicate key sits in an intact structure; after a syntax error the tree is guesswork.
-      const duplicate = e.code === 'DUPLICATE_KEY';
-      const path = duplicate ? pathAt(doc.contents, e.pos[0], '') : '';
-      issues.push({ file, path, line, column: col, message: duplicate ? 'duplicate key' : e.message });
-    }
-    return undefined;
-  }
-  try {
-    return { file, doc, lines, value: doc.toJS() };
-  } catch (err) {
-    // toJS refuses alias bombs ("billion laughs") past its alias-count limit.
-    issues.push({ file, path: '', message: err instanceof Error ? err.message : String(err) });
-    return undefined;
-  }
-}
-
 function substitute(text: string, vars: Record<string, string>, file: string, issues: ConfigIssue[]): string {
   return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (ref, name: string, fallback: string | undefined, offset: number) => {
     const value = Object.hasOwn(vars, name) ? vars[name] : fallback;
@@ -171,220 +142,6 @@ function matchesSchema(validate: ValidateFunction, src: Source, issues: ConfigIs
   return false;
 }
 
-interface Finding {
-  path: string;
-  message: string;
-  /** Point at the key rather than its value (an unknown key has no meaningful value position). */
-  onKey?: boolean;
-}
-
-/**
- * Ajv reports every branch of a failed `anyOf` (TypeBox unions), which buries the one real mistake under
- * messages about branches the user never meant. Pick the branch that fits (by a `const` discriminator such
- * as `mode`, else the one of the right type with the fewest errors) and report only its errors; when no branch
- * fits better than another, list the choices instead.
- */
-function humanize(errors: readonly ErrorObject[]): Finding[] {
-  const owns = (a: ErrorObject, e: ErrorObject) =>
-    e !== a &&
-    e.schemaPath.startsWith(`${a.schemaPath}/`) &&
-    (e.instancePath === a.instancePath || e.instancePath.startsWith(`${a.instancePath}/`));
-  const unions = errors.filter((e) => e.keyword === 'anyOf');
-  const outer = unions.filter((a) => !unions.some((b) => owns(b, a)));
-  const findings = errors.filter((e) => e.keyword !== 'anyOf' && !outer.some((a) => owns(a, e))).map(describeError);
-  for (const a of outer) findings.push(...explainUnion(a, errors.filter((e) => owns(a, e))));
-  return findings;
-}
-
-function explainUnion(a: ErrorObject, inner: readonly ErrorObject[]): Finding[] {
-  const branches = a.schema as Record<string, unknown>[];
-  const choices = `must be one of: ${branches.map(describeSchema).join(', ')}`;
-  const branchErrors = (k: number) => inner.filter((e) => e.schemaPath.startsWith(`${a.schemaPath}/${k}/`));
-  if (branches.every((b) => 'const' in b)) return [{ path: a.instancePath, message: choices }];
-
-  const data = a.data;
-  const discriminator = isRecord(data) ? discriminatorOf(branches) : undefined;
-  if (isRecord(data) && discriminator !== undefined) {
-    const values = branches.map((b) => (b.properties as Record<string, { const: unknown }>)[discriminator]?.const);
-    const allowed = `one of: ${values.map((v) => JSON.stringify(v)).join(', ')}`;
-    if (!(discriminator in data)) return [{ path: a.instancePath, message: `missing required key "${discriminator}" (${allowed})` }];
-    const k = values.indexOf(data[discriminator]);
-    if (k < 0) return [{ path: `${a.instancePath}/${escapePointer(discriminator)}`, message: `must be ${allowed}` }];
-    return humanize(branchErrors(k));
-  }
-
-  const fitting = branches.map((b, k) => ({ k, count: branchErrors(k).length })).filter(({ k }) => typeFits(branches[k], data));
-  const fewest = Math.min(...fitting.map((f) => f.count));
-  const best = fitting.filter((f) => f.count === fewest);
-  if (best.length === 1 && best[0]) return humanize(branchErrors(best[0].k));
-  return [{ path: a.instancePath, message: choices }];
-}
-
-function discriminatorOf(branches: readonly Record<string, unknown>[]): string | undefined {
-  const first = branches[0]?.properties;
-  if (!isRecord(first)) return undefined;
-  return Object.keys(first).find((key) =>
-    branches.every((b) => isRecord(b.properties) && isRecord(b.properties[key]) && 'const' in b.properties[key]),
-  );
-}
-
-function describeError(e: ErrorObject): Finding {
-  const p = e.params as Record<string, unknown>;
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return { path: `${e.instancePath}/${escapePointer(String(p.additionalProperty))}`, message: `unknown key "${String(p.additionalProperty)}"`, onKey: true };
-    case 'required':
-      return { path: e.instancePath, message: `missing required key "${String(p.missingProperty)}"` };
-    case 'type':
-      return { path: e.instancePath, message: `must be ${String(p.type)}, not ${jsonType(e.data)}` };
-    case 'const':
-      return { path: e.instancePath, message: `must be ${JSON.stringify(p.allowedValue)}` };
-    case 'pattern': {
-      const description = e.parentSchema?.description;
-      return {
-        path: e.instancePath,
-        message: `${JSON.stringify(e.data)} does not match ${String(p.pattern)}${description ? ` (${String(description)})` : ''}`,
-      };
-    }
-    case 'minItems':
-      return { path: e.instancePath, message: `must have at least ${String(p.limit)} item${p.limit === 1 ? '' : 's'}` };
-    case 'minLength':
-      return { path: e.instancePath, message: p.limit === 1 ? 'must not be empty' : `must be at least ${String(p.limit)} characters` };
-    default:
-      return { path: e.instancePath, message: e.message ?? e.keyword };
-  }
-}
-
-function describeSchema(s: Record<string, unknown>): string {
-  if ('const' in s) return JSON.stringify(s.const);
-  if (s.type === 'object') {
-    const keys = Array.isArray(s.required) && s.required.length > 0 ? s.required : Object.keys(isRecord(s.properties) ? s.properties : {});
-    return `{${keys.join(', ')}}`;
-  }
-  return String(s.type);
-}
-
-function typeFits(schema: Record<string, unknown> | undefined, data: unknown): boolean {
-  const want = schema?.type;
-  const have = jsonType(data);
-  return want === undefined || want === have || (want === 'number' && have === 'integer');
-}
-
-function jsonType(data: unknown): string {
-  if (data === null) return 'null';
-  if (Array.isArray(data)) return 'array';
-  if (typeof data === 'number') return Number.isInteger(data) ? 'integer' : 'number';
-  return typeof data;
-}
-
-/**
- * Rewrites every file path in `config` through `named`: the one list of which fields are files. Outputs (the
- * state dir the dev bootstrap creates, the egress audit log) are resolved but need not exist yet.
- */
-function resolvePaths(config: Config, named: (pointer: string, path: string, mustExist: boolean) => string): void {
-  if (config.stateDir !== undefined) config.stateDir = named('/stateDir', config.stateDir, false);
-  if (config.mesh) {
-    config.mesh.svid.cert = named('/mesh/svid/cert', config.mesh.svid.cert, true);
-    config.mesh.svid.key = named('/mesh/svid/key', config.mesh.svid.key, true);
-    config.mesh.bundle = named('/mesh/bundle', config.mesh.bundle, true);
-    config.mesh.federatedBundles?.forEach((f, i) => {
-      f.bundle = named(`/mesh/federatedBundles/${i}/bundle`, f.bundle, true);
-    });
-  }
-  config.listeners.forEach((l, i) =>
-    l.hosts.forEach((h, j) => {
-      if (h.tls.mode !== 'terminate') return;
-      const at = `/listeners/${i}/hosts/${j}/tls`;
-      h.tls.certificate.cert = named(`${at}/certificate/cert`, h.tls.certificate.cert, true);
-      h.tls.certificate.key = named(`${at}/certificate/key`, h.tls.certificate.key, true);
-      if (h.tls.clientCa !== undefined) h.tls.clientCa = named(`${at}/clientCa`, h.tls.clientCa, true);
-    }),
-  );
-  config.jwtProviders?.forEach((p, i) => {
-    if (p.jwksFile !== undefined) p.jwksFile = named(`/jwtProviders/${i}/jwksFile`, p.jwksFile, true);
-  });
-  config.upstreams.forEach((u, i) => {
-    if (u.tls?.ca !== undefined) u.tls.ca = named(`/upstreams/${i}/tls/ca`, u.tls.ca, true);
-  });
-  if (config.policyFiles) config.policyFiles = config.policyFiles.map((f, i) => named(`/policyFiles/${i}`, f, true));
-  const egressTls = config.egress?.listener.tls;
-  if (egressTls) {
-    egressTls.certificate.cert = named('/egress/listener/tls/certificate/cert', egressTls.certificate.cert, true);
-    egressTls.certificate.key = named('/egress/listener/tls/certificate/key', egressTls.certificate.key, true);
-    if (egressTls.clientCa !== undefined) egressTls.clientCa = named('/egress/listener/tls/clientCa', egressTls.clientCa, true);
-  }
-  config.egress?.originate?.forEach((o, i) => {
-    if (o.tls.ca !== undefined) o.tls.ca = named(`/egress/originate/${i}/tls/ca`, o.tls.ca, true);
-  });
-  const audit = config.egress?.audit;
-  if (audit?.file !== undefined) audit.file = named('/egress/audit/file', audit.file, false);
-  const admin = config.admin;
-  if (admin?.tokenFile !== undefined) admin.tokenFile = named('/admin/tokenFile', admin.tokenFile, true);
-  if (admin?.tls) {
-    admin.tls.certificate.cert = named('/admin/tls/certificate/cert', admin.tls.certificate.cert, true);
-    admin.tls.certificate.key = named('/admin/tls/certificate/key', admin.tls.certificate.key, true);
-    if (admin.tls.clientCa !== undefined) admin.tls.clientCa = named('/admin/tls/clientCa', admin.tls.clientCa, true);
-  }
-}
-
-function unreadable(abs: string): string | undefined {
-  try {
-    if (!statSync(abs).isFile()) return 'not a regular file';
-    accessSync(abs, constants.R_OK);
-    return undefined;
-  } catch (err) {
-    return fsReason(err);
-  }
-}
-
-function fsReason(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'file not found';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'EISDIR') return 'not a regular file';
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** An issue at `pointer`, located at that node or, when it does not exist, at the nearest parent that does. */
-function at(src: Source, pointer: string, message: string, onKey = false): ConfigIssue {
-  let node: unknown = src.doc.contents;
-  let range = isNode(node) ? node.range : undefined;
-  const segments = pointer === '' ? [] : pointer.slice(1).split('/').map(unescapePointer);
-  for (const [n, segment] of segments.entries()) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === segment);
-      if (!pair) break;
-      node = pair.value;
-      const last = n === segments.length - 1;
-      range = (last && onKey) || !isNode(node) ? (isNode(pair.key) ? pair.key.range : range) : node.range;
-    } else if (isSeq(node)) {
-      node = node.items[Number(segment)];
-      if (!isNode(node)) break;
-      range = node.range;
-    } else {
-      break;
-    }
-  }
-  if (!range) return { file: src.file, path: pointer, message };
-  const { line, col } = src.lines.linePos(range[0]);
-  return { file: src.file, path: pointer, line, column: col, message };
-}
-
-/** The JSON pointer of the deepest node at `offset` (for YAML errors, which come with an offset only). */
-function pathAt(node: unknown, offset: number, path: string): string {
-  const within = (n: unknown) => isNode(n) && n.range !== undefined && n.range !== null && offset >= n.range[0] && offset < n.range[2];
-  if (isMap(node)) {
-    for (const pair of node.items) {
-      const key = isScalar(pair.key) ? `${path}/${escapePointer(String(pair.key.value))}` : path;
-      if (within(pair.key)) return key;
-      if (within(pair.value)) return pathAt(pair.value, offset, key);
-    }
-  } else if (isSeq(node)) {
-    for (const [i, item] of node.items.entries()) if (within(item)) return pathAt(item, offset, `${path}/${i}`);
-  }
-  return path;
-}
-
 /** Main file first, then policy files in the order named; within a file, in reading order. */
 function sortIssues(issues: readonly ConfigIssue[], files: readonly string[]): ConfigIssue[] {
   const last = Number.MAX_SAFE_INTEGER;
@@ -393,6 +150,3 @@ function sortIssues(issues: readonly ConfigIssue[], files: readonly string[]): C
   );
 }
 
-const escapePointer = (s: string) => s.replaceAll('~', '~0').replaceAll('/', '~1');
-const unescapePointer = (s: string) => s.replaceAll('~1', '/').replaceAll('~0', '~');
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
