@@ -4,16 +4,19 @@
 // `portcullis run` process with the same messages.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { ensureDevPki } from '../../../certs/dev-bootstrap.js';
-import { loadConfigFile, namedInputs } from '../../../gateway/config/load.js';
+import { startGateway } from '../../../gateway/app.js';
+import { formatIssues, loadConfigFile, namedInputs } from '../../../gateway/config/load.js';
 import type { Config } from '../../../gateway/config/schema.js';
 import { runValidate } from '../../../gateway/config/validate-command.js';
+import { createLogger } from '../../../gateway/core/log.js';
 import { loadDevConfig } from '../../../gateway/dev/dev-mode.js';
+import { createReloader } from '../../../gateway/reload.js';
 import { portcullis } from '../../helpers/cli.js';
 import { configFixtures, writeMissingInputs } from '../../helpers/config-material.js';
 import { onFreePorts, startAndStop } from '../../helpers/start.js';
@@ -170,6 +173,25 @@ describe('validate succeeds exactly when run starts', () => {
     const stateDir = join(work, 'default-state');
     ensureDevPki(stateDir, { trustDomain: 'portcullis.dev', hostnames: ['localhost'] });
     await startAndStop(onFreePorts(loadDevConfig(stateDir).config));
+  });
+
+  test('a reload refuses what validate refuses, with the same located issues, and keeps the running config', async () => {
+    const file = join(configFixtures(), 'reload.yaml');
+    copyFileSync(join(configFixtures(), 'good.yaml'), file);
+    const initial = loadConfigFile(file);
+    const logger = createLogger('silent');
+    const gateway = await startGateway(onFreePorts(initial.config), { logger, fetch: () => Promise.reject(new Error('no network in tests')) });
+    const reloader = createReloader({ load: () => loadConfigFile(file), gateway, initial, logger, watchIntervalMs: 0 });
+    try {
+      copyFileSync(join(configFixtures(), 'compile-errors.yaml'), file);
+      const result = reloader.reload('test');
+      assert.ok(!result.ok && typeof result.issues !== 'string');
+      assert.equal(`${formatIssues(result.issues)}\n`, validate(file).err);
+      assert.equal(gateway.runtime().config.listeners[0]?.name, 'edge');
+    } finally {
+      reloader.close();
+      await gateway.close(0);
+    }
   });
 
   test('every doc block not started is listed with a reason, and still exists', () => {
