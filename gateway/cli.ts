@@ -243,10 +243,7 @@ async function token(args: string[]): Promise<number> {
   const claims: Record<string, string> = {};
   for (const pair of values.claim ?? []) {
     const eq = pair.indexOf('=');
-    if (eq < 1) {
-      console.error(`--claim takes NAME=VALUE, got ${pair}`);
-      return 1;
-    }
+    if (eq < 1) throw new UsageError(`--claim takes NAME=VALUE, got ${pair}`, HELP.token);
     claims[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   const jwt = await dev.mintDevToken(path.join(stateDir, 'pki', 'jwt-signing-key.json'), {

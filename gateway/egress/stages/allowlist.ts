@@ -87,17 +87,12 @@ function compileIdentities(where: string, patterns: readonly string[]): (identit
 }
 
 export function createAllowlist(options: AllowlistOptions): Allowlist {
-  const names = new Set<string>();
-  const unique = (name: string): string => {
-    if (names.has(name)) throw new Error(`egress rule name ${JSON.stringify(name)} is used twice`);
-    names.add(name);
-    return name;
-  };
+  // Rule names are unique across allow and deny: the config loader checks that, with the place of both definitions.
   const compile = (kind: string, r: EgressAllowRule | EgressDenyRule, identities?: readonly string[]): CompiledRule => {
     const where = `egress.${kind}[${r.name}]`;
     if (!r.hosts?.length && !r.cidrs?.length) throw new Error(`${where}: needs hosts or cidrs`);
     return {
-      name: unique(r.name),
+      name: r.name,
       matchesIdentity: identities ? compileIdentities(where, identities) : () => true,
       dest: compileHosts(where, r.hosts, r.cidrs),
       ports: r.ports ? new Set(r.ports) : identities ? new Set(DEFAULTS.egressPorts) : undefined,
