@@ -52,6 +52,8 @@ Prints every problem as file:line:column: /path: reason and exits 1, or prints a
 Prints a development JWT signed by the embedded defaults' token issuer (state folder key).`,
 };
 
+const EMBEDDED_CONFIG = 'the embedded development config';
+
 /** Development mode is imported on demand: see dev/dev-mode.ts. */
 const devMode = () => import('./dev/dev-mode.js');
 
@@ -140,11 +142,12 @@ async function run(args: string[]): Promise<number> {
   const stateDir = path.resolve((values['state-dir']) ?? DEFAULTS.stateDir);
   const dev = configFile ? undefined : await devMode();
   const load = () => (dev ? dev.loadDevConfig(stateDir) : loadConfigFile(configFile!));
+  const configName = configFile ?? EMBEDDED_CONFIG;
   let loaded: LoadedConfig;
   try {
     loaded = load();
   } catch (err) {
-    return reportConfigError(err);
+    return reportConfigError(configName, err);
   }
   const logger = createLogger(loaded.config.log?.level ?? DEFAULTS.logLevel);
   if (isGatewayWorker()) {
@@ -153,8 +156,12 @@ async function run(args: string[]): Promise<number> {
     return code;
   }
   const meshBundlePem = loaded.config.mesh ? fs.readFileSync(loaded.config.mesh.bundle, 'utf8') : undefined;
-  const stopDev = loaded.config.dev ? await (dev ?? (await devMode())).startDevHelpers(loaded, stateDir, logger) : async () => {};
-  const configName = configFile ?? 'the embedded development config';
+  let stopDev = async () => {};
+  try {
+    if (loaded.config.dev) stopDev = await (dev ?? (await devMode())).startDevHelpers(loaded, stateDir, logger);
+  } catch (err) {
+    return reportStartFailure(configName, 'development helpers', err);
+  }
   if (workers > 1) {
     const code = await runPrimary({
       failStart: (what, err) => reportStartFailure(configName, what, err),
@@ -236,7 +243,7 @@ async function token(args: string[]): Promise<number> {
   try {
     loaded = dev.loadDevConfig(stateDir);
   } catch (err) {
-    return reportConfigError(err);
+    return reportConfigError(EMBEDDED_CONFIG, err);
   }
   const provider = loaded.config.jwtProviders?.[0];
   if (!provider) throw new Error('the embedded config has no token provider');
@@ -271,9 +278,9 @@ function reportStartFailure(configName: string, what: string, err: unknown): num
   return EXIT_FAILED;
 }
 
-function reportConfigError(err: unknown): number {
-  console.error(err instanceof ConfigError ? `invalid configuration:\n${err.message}` : `error: ${(err as Error).message}`);
-  return 1;
+function reportConfigError(configName: string, err: unknown): number {
+  console.error(err instanceof ConfigError ? `invalid configuration:\n${err.message}` : `portcullis: cannot load ${configName}: ${(err as Error).message}`);
+  return EXIT_FAILED;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === fs.realpathSync(process.argv[1])) {
