@@ -19,18 +19,20 @@ const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
  * answered the same by throwing and catching an error for every host name: ~30 µs, 8 % of a new tunnel's CPU.
  */
 const URL_IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
-const ASCII_NAME = /^[A-Za-z0-9.-]+$/;
-/** What the URL parser reads as a number, making the whole host an IPv4 candidate (URL Standard "ends in a number"). */
-const NUMERIC_LABEL = /^(?:\d+|0x[0-9a-f]*)$/i;
+/** Dot-separated LDH labels of 1–63 characters, none starting or ending with `-` (RFC 1035 §2.3.1, RFC 1123 §2.1). */
+const LDH_NAME = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
+/** A last label the URL parser reads as a number, making the host an IPv4 candidate (URL Standard "ends in a number"). */
+const NUMERIC_LAST_LABEL = /(?:^|\.)(?:\d+|0x[0-9a-f]*)$/i;
 
 /**
- * An ASCII name with no punycode label whose last label cannot be read as a number: the URL parser would only
- * lower-case it, so the fast path does that itself (a Host is checked per request). Anything else takes the parser.
+ * The canonical name of an ASCII LDH name with no punycode label and a last label that cannot be read as a number,
+ * or undefined for anything else. For these the URL parser would only lower-case the name, so the fast path does
+ * that itself: a Host is checked per request, and the parser costs about a microsecond.
  */
-function isPlainName(raw: string): boolean {
-  if (!ASCII_NAME.test(raw) || /xn--/i.test(raw)) return false;
+function plainName(raw: string): string | undefined {
   const name = raw.endsWith('.') ? raw.slice(0, -1) : raw;
-  return !NUMERIC_LABEL.test(name.slice(name.lastIndexOf('.') + 1));
+  if (name.length > 253 || !LDH_NAME.test(name) || NUMERIC_LAST_LABEL.test(name) || /xn--/i.test(name)) return undefined;
+  return name.toLowerCase();
 }
 
 /**
@@ -65,8 +67,10 @@ export function canonicalHost(raw: string): CanonicalHost | undefined {
     const ip = canonicalIp(inner);
     return ip !== undefined && ip.includes(':') ? { host: ip, isIp: true } : undefined;
   }
+  const plain = plainName(raw);
+  if (plain !== undefined) return { host: plain, isIp: false };
   if (raw.length === 0 || raw.length > 254 || FORBIDDEN_IN_NAME.test(raw)) return undefined;
-  const hostname = isPlainName(raw) ? raw.toLowerCase() : urlHostname(raw);
+  const hostname = urlHostname(raw);
   if (hostname === undefined) return undefined;
   if (URL_IPV4.test(hostname)) return { host: hostname, isIp: true };
   const name = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
