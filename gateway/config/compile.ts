@@ -8,6 +8,7 @@ import { requireCertificates } from '../../certs/pem.js';
 import { compilePolicies, PolicyCompileError } from '../../policies/compile.js';
 import type { Policy } from '../../policies/schema.js';
 import { readAdminToken } from '../admin/server.js';
+import { clientCertTlsOptions, type ClientCertTls } from '../core/client-cert-tls.js';
 import { canonicalHostPattern } from '../core/net/host.js';
 import { compileOriginate, exactHost } from '../egress/server.js';
 import { compileAddressExceptions, createAddressGuard } from '../egress/stages/address-guard.js';
@@ -160,9 +161,6 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
     }
   });
 
-  if (config.admin?.tls && config.admin.tls.clientCa === undefined && !config.mesh) {
-    report('/admin/tls', 'client certificates are verified against the mesh trust bundle unless clientCa is set, and "mesh" is not configured');
-  }
   config.egress?.proxyAuthorization?.providers.forEach((name, i) => {
     if (!providers.has(name)) report(`/egress/proxyAuthorization/providers/${i}`, `no JWT provider named "${name}"`);
   });
@@ -192,7 +190,7 @@ function checkPorts<S>(config: Config, report: Report<S>): void {
 const readPem = (file: string) => readFileSync(file, 'utf8');
 
 /** A certificate and its key as TLS will load them: both PEM, and the key the certificate's. */
-function checkKeyPair(certFile: string, keyFile: string): void {
+function checkKeyPair(certFile: string, keyFile: string): true {
   const cert = readPem(certFile);
   requireCertificates(cert, certFile);
   try {
@@ -201,11 +199,13 @@ function checkKeyPair(certFile: string, keyFile: string): void {
     const reason = (err as Error).message;
     throw new Error(/mismatch/i.test(reason) ? `${keyFile} is not the private key of ${certFile}` : `${certFile} / ${keyFile}: ${reason}`);
   }
+  return true;
 }
 
 /** A CA bundle: Node's TLS would silently ignore a file with no certificate in it and then trust nothing. */
-function checkBundle(file: string): void {
+function checkBundle(file: string): true {
   requireCertificates(readPem(file), file);
+  return true;
 }
 
 function checkMesh(config: Config): MeshTrust | undefined {
@@ -242,22 +242,24 @@ function checkAdmin<S>(config: Config, readable: Readable, report: Report<S>): v
   const admin = config.admin;
   const tokenFile = admin?.tokenFile;
   if (tokenFile !== undefined && readable(tokenFile)) attempt(report, '/admin/tokenFile', () => readAdminToken(tokenFile));
-  if (admin?.tls) checkClientCertTls(admin.tls, '/admin/tls', readable, report);
+  if (admin?.tls) checkClientCertTls(config, admin.tls, '/admin/tls', readable, report);
 }
 
-type ClientCertTlsConfig = { certificate: { cert: string; key: string }; clientCa?: string };
-
-function checkClientCertTls<S>(tls: ClientCertTlsConfig, at: string, readable: Readable, report: Report<S>): void {
+/** The admin plane's and the egress proxy's TLS, checked as `clientCertTlsOptions` builds it (client CA: its own or the mesh's). */
+function checkClientCertTls<S>(config: Config, tls: ClientCertTls, at: string, readable: Readable, report: Report<S>): void {
   const { cert, key } = tls.certificate;
-  if (readable(cert, key)) attempt(report, `${at}/certificate`, () => checkKeyPair(cert, key));
+  const pair = readable(cert, key) ? attempt(report, `${at}/certificate`, () => checkKeyPair(cert, key)) : undefined;
   const clientCa = tls.clientCa;
-  if (clientCa !== undefined && readable(clientCa)) attempt(report, `${at}/clientCa`, () => checkBundle(clientCa));
+  const ca = clientCa === undefined || !readable(clientCa) ? undefined : attempt(report, `${at}/clientCa`, () => checkBundle(clientCa));
+  if (pair === undefined || (clientCa !== undefined && ca === undefined) || !readable(config.mesh?.bundle)) return;
+  const meshBundlePem = config.mesh ? readPem(config.mesh.bundle) : undefined;
+  attempt(report, at, () => clientCertTlsOptions(at.slice(1).replaceAll('/', '.'), tls, meshBundlePem, false));
 }
 
 function checkEgress<S>(config: Config, readable: Readable, report: Report<S>): void {
   const egress = config.egress;
   if (!egress) return;
-  if (egress.listener.tls) checkClientCertTls(egress.listener.tls, '/egress/listener/tls', readable, report);
+  if (egress.listener.tls) checkClientCertTls(config, egress.listener.tls, '/egress/listener/tls', readable, report);
   // Rule by rule, so each problem points at its rule; names are checked for duplicates above.
   egress.deny?.forEach((rule, i) => attempt(report, `/egress/deny/${i}`, () => createAllowlist({ allow: [], deny: [rule] })));
   egress.allow.forEach((rule, i) => attempt(report, `/egress/allow/${i}`, () => createAllowlist({ allow: [rule] })));

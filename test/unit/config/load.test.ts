@@ -201,6 +201,26 @@ describe('union errors name the branch that was meant', () => {
   });
 });
 
+test('TLS listeners that ask for client certificates need a CA to check them: their own or the mesh bundle', () => {
+  const text = `version: v1
+listeners: []
+upstreams: []
+routes: []
+admin: { tls: { certificate: { cert: files/tls-cert.txt, key: files/tls-key.txt }, allowedSpiffeIds: ['spiffe://example.org/ops'] } }
+egress:
+  listener: { port: 3128, tls: { certificate: { cert: files/tls-cert.txt, key: files/tls-key.txt } } }
+  allow: []
+`;
+  const issues = issuesOf(() => loadConfigText(text, fixture('inline.yaml')));
+  assert.deepEqual(
+    issues.map((i) => [i.path, i.message]),
+    [
+      ['/admin/tls', 'clientCa or the mesh trust bundle is required'],
+      ['/egress/listener/tls', 'clientCa or the mesh trust bundle is required'],
+    ],
+  );
+});
+
 describe('loading a good config', () => {
   const { config, files } = loadConfigFile(fixture('good.yaml'));
 
