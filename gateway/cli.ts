@@ -139,9 +139,9 @@ async function run(args: string[]): Promise<number> {
     throw new UsageError((err as Error).message, HELP.run);
   }
   const configFile = values.config;
-  const stateDir = path.resolve((values['state-dir']) ?? DEFAULTS.stateDir);
+  const flagStateDir = path.resolve(values['state-dir'] ?? DEFAULTS.stateDir);
   const dev = configFile ? undefined : await devMode();
-  const load = () => (dev ? dev.loadDevConfig(stateDir) : loadConfigFile(configFile!));
+  const load = () => (dev ? dev.loadDevConfig(flagStateDir) : loadConfigFile(configFile!));
   const configName = configFile ?? EMBEDDED_CONFIG;
   let loaded: LoadedConfig;
   try {
@@ -149,6 +149,8 @@ async function run(args: string[]): Promise<number> {
   } catch (err) {
     return reportConfigError(configName, err);
   }
+  // --state-dir wins; else the config's stateDir (already absolute), else the default.
+  const stateDir = values['state-dir'] === undefined ? (loaded.config.stateDir ?? flagStateDir) : flagStateDir;
   const logger = createLogger(loaded.config.log?.level ?? DEFAULTS.logLevel);
   if (isGatewayWorker()) {
     const code = await runWorker({ load, initial: loaded, logger: logger.child({ worker: workerNumber(), pid: process.pid }) });

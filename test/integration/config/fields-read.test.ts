@@ -18,7 +18,7 @@ import { onFreePorts, startAndStop } from '../../helpers/start.js';
  */
 const READ_ELSEWHERE: Record<string, { file: string; reads: string } | { pending: string }> = {
   '.version': { file: 'gateway/config/schema.ts', reads: "version: Type.Literal('v1')" },
-  '.stateDir': { file: 'gateway/cli.ts', reads: 'DEFAULTS.stateDir' },
+  '.stateDir': { file: 'gateway/cli.ts', reads: 'loaded.config.stateDir' },
   '.log.level': { file: 'gateway/cli.ts', reads: 'loaded.config.log?.level' },
   '.reload.watchIntervalMs': { file: 'gateway/cli.ts', reads: 'loaded.config.reload?.watchIntervalMs' },
   '.policyFiles[]': { file: 'gateway/config/load.ts', reads: 'config.policyFiles' },
