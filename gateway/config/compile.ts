@@ -4,6 +4,7 @@
 // the components' own checks, called with the config and located at the config node they came from.
 import { createSecureContext } from 'node:tls';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { requireCertificates } from '../../certs/pem.js';
 import { compilePolicies, PolicyCompileError } from '../../policies/compile.js';
 import type { Policy } from '../../policies/schema.js';
@@ -19,7 +20,9 @@ import { checkJwtProvider } from '../ingress/stages/authn-jwt.js';
 import { compileTrustedProxies } from '../ingress/stages/forwarded.js';
 import { redisUrl } from '../ingress/stages/rate-limit.js';
 import { loadMeshTrust, type MeshTrust } from '../ingress/tls/mesh-trust.js';
+import { DEV_HELPERS_ADDRESS, devHelpersPlan } from '../dev/helpers-plan.js';
 import { DEFAULTS } from './defaults.js';
+import { unreadable } from './paths.js';
 import type { Config } from './schema.js';
 
 /** A policy and where it was read: the main config or one of its policy files (`S` is the loader's file handle). */
@@ -47,6 +50,7 @@ export function compileConfig<S extends { file: string }>(
   checkNames(config, main, policies, report);
   checkReferences(config, report);
   checkPorts(config, report);
+  checkDevHelpers(config, report);
   const mesh = config.mesh;
   const meshFiles = mesh ? [mesh.svid.cert, mesh.svid.key, mesh.bundle, ...(mesh.federatedBundles ?? []).map((f) => f.bundle)] : [];
   const trust = readable(...meshFiles) ? attempt(report, '/mesh', () => checkMesh(config)) : undefined;
@@ -168,8 +172,21 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '::0']);
 
+/** Where `run` keeps generated material when its --state-dir does not say otherwise. */
+const stateDirOf = (config: Config): string => config.stateDir ?? resolve(DEFAULTS.stateDir);
+
+/** The development helpers of a `dev` section read the development PKI that `portcullis run` without -c generates. */
+function checkDevHelpers<S>(config: Config, report: Report<S>): void {
+  const { backend, issuer } = devHelpersPlan(config, stateDirOf(config));
+  const files = [...(backend ? [backend.cert, backend.key] : []), ...(issuer ? [issuer.signingKeyFile] : [])];
+  for (const file of files) {
+    const problem = unreadable(file);
+    if (problem) report('/dev', `${file}: ${problem} (the development PKI, which portcullis run without -c generates)`);
+  }
+}
+
 /**
- * Every socket the gateway binds (listeners, the admin plane, the egress proxy) must be free of the others: a clash
+ * Every socket the gateway binds (listeners, the admin plane, the egress proxy, development helpers) must be free of the others: a clash
  * would otherwise surface only as EADDRINUSE at start. Port 0 asks the OS for a free port, so it never clashes; a
  * wildcard address clashes with every address on its port.
  */
@@ -180,6 +197,12 @@ function checkPorts<S>(config: Config, report: Report<S>): void {
     ...(config.egress
       ? [{ name: 'the egress proxy', address: config.egress.listener.address ?? DEFAULTS.egressListenerAddress, port: config.egress.listener.port, path: '/egress/listener/port' }]
       : []),
+    ...Object.entries(devHelpersPlan(config, stateDirOf(config))).map(([helper, { port }]) => ({
+      name: `the development ${helper === 'backend' ? 'demo backend' : 'token issuer'}`,
+      address: DEV_HELPERS_ADDRESS,
+      port,
+      path: `/dev/${helper === 'backend' ? 'demoBackendPort' : 'tokenIssuerPort'}`,
+    })),
   ];
   sockets.forEach((s, i) => {
     const clash = sockets.slice(0, i).find((b) => s.port !== 0 && b.port === s.port && (b.address === s.address || WILDCARDS.has(b.address) || WILDCARDS.has(s.address)));

@@ -22,8 +22,8 @@ const READ_ELSEWHERE: Record<string, { file: string; reads: string } | { pending
   '.log.level': { file: 'gateway/cli.ts', reads: 'loaded.config.log?.level' },
   '.reload.watchIntervalMs': { file: 'gateway/cli.ts', reads: 'loaded.config.reload?.watchIntervalMs' },
   '.policyFiles[]': { file: 'gateway/config/load.ts', reads: 'config.policyFiles' },
-  '.dev.demoBackendPort': { file: 'gateway/dev/dev-mode.ts', reads: 'dev?.demoBackendPort' },
-  '.dev.tokenIssuerPort': { file: 'gateway/dev/dev-mode.ts', reads: 'dev?.tokenIssuerPort' },
+  '.dev.demoBackendPort': { file: 'gateway/dev/helpers-plan.ts', reads: 'dev?.demoBackendPort' },
+  '.dev.tokenIssuerPort': { file: 'gateway/dev/helpers-plan.ts', reads: 'dev?.tokenIssuerPort' },
   '.listeners[].timeouts.requestMs': { pending: 'request timeouts are the request-lifecycle issue (#10), implemented by the lead' },
   '.upstreams[].timeoutMs': { pending: 'upstream timeouts are the request-lifecycle issue (#10), implemented by the lead' },
 };
