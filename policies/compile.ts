@@ -5,7 +5,6 @@ import type { Condition, Operation, Policy, Rule, Source } from './schema.js';
 import type { AuthzDecision, DecisionReason, DryRunMatch, PolicyAction, PolicyMatch } from './types.js';
 import {
   compileHostMatcher,
-  compileIpMatcher,
   compileMethodMatcher,
   compilePathMatcher,
   compilePortMatcher,
@@ -15,6 +14,7 @@ import {
   type Problems,
 } from './match.js';
 import type { RequestView } from './request-view.js';
+import { compileIpMatcher } from '../gateway/core/net/ip.js';
 
 export type Predicate = (view: RequestView) => boolean;
 

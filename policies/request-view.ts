@@ -2,7 +2,8 @@
 // principal, trust domain, parsed addresses) computed at most once per evaluation and only when a policy
 // asks for them.
 import type { RequestAttributes } from './types.js';
-import { parseIp, SPIFFE_SCHEME, type IpAddress } from './match.js';
+import { parseIp, type IpAddress } from '../gateway/core/net/ip.js';
+import { SPIFFE_SCHEME } from './match.js';
 
 export class RequestView {
   readonly req: RequestAttributes;

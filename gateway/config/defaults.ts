@@ -1,5 +1,8 @@
 // The secure defaults, in one place. Code reads `config.x ?? DEFAULTS.x`; the loader never writes them into the
 // config, because "unset" must stay distinguishable from "set to the default" in a config dump and on reload.
+// docs/configuration.md's Defaults table is checked against this one (test/unit/config/defaults.test.ts).
+import type { EgressConfig } from './egress-schema.js';
+import type { AdminConfig, RateLimitConfig, RedisConfig } from './operations-schema.js';
 import type { Config, JwtProviderConfig, ListenerConfig, UpstreamConfig, VirtualHostConfig } from './schema.js';
 
 type TerminateTls = Extract<VirtualHostConfig['tls'], { mode: 'terminate' }>;
@@ -7,6 +10,8 @@ type Timeouts = NonNullable<ListenerConfig['timeouts']>;
 type Limits = NonNullable<ListenerConfig['limits']>;
 type Algorithm = NonNullable<JwtProviderConfig['algorithms']>[number];
 type TokenHeader = NonNullable<JwtProviderConfig['fromHeaders']>[number];
+type EgressListener = EgressConfig['listener'];
+type EgressLimits = NonNullable<EgressConfig['limits']>;
 
 export interface Defaults {
   readonly listenerAddress: NonNullable<ListenerConfig['address']>;
@@ -39,6 +44,21 @@ export interface Defaults {
   readonly stateDir: NonNullable<Config['stateDir']>;
   readonly logLevel: NonNullable<NonNullable<Config['log']>['level']>;
   readonly watchIntervalMs: number;
+  readonly jwtTokenCacheSize: NonNullable<NonNullable<Config['jwtCache']>['maxEntries']>;
+  readonly adminAddress: NonNullable<AdminConfig['address']>;
+  readonly adminPort: NonNullable<AdminConfig['port']>;
+  readonly redisKeyPrefix: NonNullable<RedisConfig['keyPrefix']>;
+  readonly redisConnectTimeoutMs: NonNullable<RedisConfig['connectTimeoutMs']>;
+  readonly redisCommandTimeoutMs: NonNullable<RedisConfig['commandTimeoutMs']>;
+  readonly rateLimitKey: NonNullable<RateLimitConfig['key']>;
+  readonly rateLimitFailureMode: NonNullable<RateLimitConfig['failureMode']>;
+  readonly egressListenerAddress: NonNullable<EgressListener['address']>;
+  readonly egressMaxHeaderBytes: NonNullable<EgressListener['maxHeaderBytes']>;
+  readonly egressHeadersTimeoutMs: NonNullable<EgressListener['headersTimeoutMs']>;
+  readonly egressClientAuth: NonNullable<NonNullable<EgressListener['tls']>['clientAuth']>;
+  readonly egressPorts: readonly number[];
+  readonly egressOriginatePort: number;
+  readonly egressLimits: Readonly<Required<Omit<EgressLimits, 'maxBytesPerTunnel' | 'newConnectionsPerSecond'>>>;
 }
 
 export const DEFAULTS: Defaults = Object.freeze({
@@ -102,4 +122,46 @@ export const DEFAULTS: Defaults = Object.freeze({
   logLevel: 'info',
   /** Input files are polled each second: a rotated certificate is live within a second or two. */
   watchIntervalMs: 1_000,
+  /** Verified tokens remembered (LRU, never past `exp`): repeated tokens skip the signature check. */
+  jwtTokenCacheSize: 1000,
+  /** Health and metrics are unauthenticated, so the admin plane is reachable only from this machine unless told. */
+  adminAddress: '127.0.0.1',
+  /** Envoy's admin port. */
+  adminPort: 9901,
+  /** Several gateways or environments can share one Redis under different prefixes. */
+  redisKeyPrefix: 'portcullis:',
+  /** An unreachable Redis is noticed within a second, and the limits fall back per their failureMode. */
+  redisConnectTimeoutMs: 1_000,
+  /** A slow Redis must not add more than this to a request. */
+  redisCommandTimeoutMs: 100,
+  /** Counted per client address unless the limit says otherwise. */
+  rateLimitKey: 'client_ip',
+  /** While Redis is down each replica counts on its own rather than refusing every request. */
+  rateLimitFailureMode: 'open',
+  /** The egress proxy serves this machine's workloads unless it is told to listen wider. */
+  egressListenerAddress: '127.0.0.1',
+  /** Like the edge listeners. */
+  egressMaxHeaderBytes: 16_384,
+  /** Slowloris on the proxy port. */
+  egressHeadersTimeoutMs: 10_000,
+  /** A workload that reaches the TLS proxy port must present its SVID. */
+  egressClientAuth: 'required',
+  /** Web ports only, unless a rule lists others. */
+  egressPorts: Object.freeze([80, 443]),
+  /** TLS origination speaks HTTPS to the destination. */
+  egressOriginatePort: 443,
+  egressLimits: Object.freeze({
+    /** Destinations are outside the mesh and may be far away: longer than the upstream connect timeout. */
+    connectTimeoutMs: 10_000,
+    /** A hung resolver refuses the attempt instead of holding it. */
+    dnsTimeoutMs: 5_000,
+    /** Idle tunnels are closed after five minutes. */
+    idleTimeoutMs: 300_000,
+    /** A client that opens a tunnel and sends nothing is not holding a slot for long. */
+    firstBytesTimeoutMs: 10_000,
+    /** One workload cannot take every tunnel of the proxy. */
+    maxTunnelsPerIdentity: 256,
+    /** Open tunnels get this long to finish at shutdown, then they are cut. */
+    shutdownGraceMs: 10_000,
+  }),
 });

@@ -42,7 +42,7 @@ export const VirtualHostSchema = Obj({
 
 export const ListenerSchema = Obj({
   name: Name,
-  address: Type.Optional(Type.String({ default: '0.0.0.0' })),
+  address: Type.Optional(Type.String({ minLength: 1 })),
   port: Port,
   hosts: Type.Array(VirtualHostSchema, { minItems: 1 }),
   timeouts: Type.Optional(

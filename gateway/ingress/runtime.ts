@@ -187,7 +187,8 @@ function compileVirtualHost(
   return vhost;
 }
 
-function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: MeshTrust | undefined) {
+/** What an upstream's pool is built from; throws when its TLS cannot be set up (the config loader calls it too). */
+export function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: MeshTrust | undefined) {
   const origin = new URL(upstream.url);
   return {
     name: upstream.name,

@@ -58,8 +58,6 @@ export interface JwtAuthnOptions {
   tokenCacheSize?: number;
 }
 
-export const DEFAULT_TOKEN_CACHE_SIZE = 1000;
-
 /** Tokens above this are refused before any decoding: Envoy's jwt_max_token_size idea, sized for RSA-4096 + claims. */
 export const MAX_TOKEN_BYTES = 8192;
 
@@ -128,23 +126,22 @@ interface Verified {
 }
 
 function keySource(p: JwtProviderConfig, deps: Required<JwtAuthnDeps>): JwksSource {
-  const what = `jwtProviders.${p.name}`;
-  const given = [p.jwksUri, p.jwks, p.jwksFile].filter((x) => x !== undefined).length;
-  if (given !== 1) throw new Error(`${what}: set exactly one of jwksUri, jwks, jwksFile (got ${given})`);
-  if (p.jwksUri !== undefined) {
-    if (!/^https?:\/\//.test(p.jwksUri)) throw new Error(`${what}.jwksUri: must be an http(s) URL`);
-    return createRemoteJwksSource(
-      {
-        provider: p.name,
-        uri: p.jwksUri,
-        cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
-        cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
-        timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
-      },
-      deps,
-    );
-  }
-  const [text, where] = p.jwksFile !== undefined ? [readFileSync(p.jwksFile, 'utf8'), `${what}.jwksFile (${p.jwksFile})`] : [p.jwks, `${what}.jwks`];
+  if (p.jwksUri === undefined) return staticKeySource(p);
+  return createRemoteJwksSource(
+    {
+      provider: p.name,
+      uri: p.jwksUri,
+      cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
+      cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
+      timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
+    },
+    deps,
+  );
+}
+
+/** Inline or file keys: read and checked here, so a bad set fails at config time rather than on every token. */
+function staticKeySource(p: JwtProviderConfig): JwksSource {
+  const [text, where] = p.jwksFile !== undefined ? [readFileSync(p.jwksFile, 'utf8'), `jwksFile ${p.jwksFile}`] : [p.jwks, 'jwks'];
   let doc: unknown = text;
   if (typeof text === 'string') {
     try {
@@ -153,15 +150,27 @@ function keySource(p: JwtProviderConfig, deps: Required<JwtAuthnDeps>): JwksSour
       throw new Error(`${where}: not valid JSON: ${(err as Error).message}`);
     }
   }
-  return createStaticJwksSource(doc, where);
+  return createStaticJwksSource(doc, where, p.algorithms ?? DEFAULTS.jwtAlgorithms);
+}
+
+/**
+ * Every config-time check `createJwtAuthn` makes on one provider, without starting a JWKS fetch: the config loader
+ * runs it so that `validate` refuses what the gateway would. Messages are relative to the provider.
+ */
+export function checkJwtProvider(p: JwtProviderConfig): void {
+  compileProvider(p);
+  if (p.jwksUri === undefined) staticKeySource(p);
 }
 
 function compileProvider(p: JwtProviderConfig): Omit<Provider, 'source'> {
+  const given = (['jwksUri', 'jwks', 'jwksFile'] as const).filter((k) => p[k] !== undefined);
+  if (given.length !== 1) throw new Error(`needs exactly one of jwksUri, jwks, jwksFile (${given.length === 0 ? 'none set' : `found ${given.join(', ')}`})`);
+  if (p.jwksUri !== undefined && !/^https?:\/\//.test(p.jwksUri)) throw new Error('jwksUri must be an http(s) URL');
   const algorithms = p.algorithms ?? DEFAULTS.jwtAlgorithms;
   const bad = algorithms.filter((a) => !ASYMMETRIC_ALGORITHMS.has(a));
   // The schema already forbids them; checked again because an HMAC or `none` algorithm with a public key is
   // the algorithm-confusion attack (CVE-2015-9235), and config can reach us without the schema (tests, API).
-  if (bad.length > 0) throw new Error(`jwtProviders.${p.name}.algorithms: not allowed: ${bad.join(', ')}`);
+  if (bad.length > 0) throw new Error(`algorithms: not allowed: ${bad.join(', ')}`);
   const clockTolerance = p.clockSkewSeconds ?? DEFAULTS.jwtClockSkewSeconds;
   return {
     name: p.name,
@@ -203,19 +212,21 @@ const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCooki
 
 export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
   const full: Required<JwtAuthnDeps> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
-  const cacheSize = options.tokenCacheSize ?? DEFAULT_TOKEN_CACHE_SIZE;
+  const cacheSize = options.tokenCacheSize ?? DEFAULTS.jwtTokenCacheSize;
   if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`tokenCacheSize must be a non-negative integer, got ${cacheSize}`);
-  const names = new Set<string>();
-  for (const p of providers) {
-    if (names.has(p.name)) throw new Error(`jwtProviders: duplicate provider name ${p.name}`);
-    names.add(p.name);
-  }
-
+  // Provider names are unique: the config loader checks that, with the place of both definitions.
   // Options are checked before any JWKS fetch starts; a bad static JWKS later closes the fetches already started.
-  const compiled = providers.map((config) => ({ config, checked: compileProvider(config) }));
+  const inProvider = <T>(p: JwtProviderConfig, build: () => T): T => {
+    try {
+      return build();
+    } catch (err) {
+      throw new Error(`jwtProviders.${p.name}: ${(err as Error).message}`);
+    }
+  };
+  const compiled = providers.map((config) => ({ config, checked: inProvider(config, () => compileProvider(config)) }));
   const started: Provider[] = [];
   try {
-    for (const { config, checked } of compiled) started.push({ ...checked, source: keySource(config, full) });
+    for (const { config, checked } of compiled) started.push({ ...checked, source: inProvider(config, () => keySource(config, full)) });
   } catch (err) {
     for (const p of started) p.source.close();
     throw err;

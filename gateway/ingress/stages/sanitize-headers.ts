@@ -3,7 +3,7 @@
 // the gateway's own headers to that set, after hop-by-hop processing, so a client's `Connection:` list
 // can never remove them (CVE-2024-45410).
 import type { IncomingHttpHeaders } from 'node:http';
-import { connectionListed, HOP_BY_HOP_HEADERS } from '../../core/hop-by-hop.js';
+import { hopByHop } from '../../core/net/hop-by-hop.js';
 
 export type OutgoingHeaders = Record<string, string | string[]>;
 
@@ -29,19 +29,18 @@ export interface HeaderSanitizer {
  *   the route, so no route can receive a client-forged identity header.
  */
 export function createHeaderSanitizer(managed: readonly string[]): HeaderSanitizer {
-  const dropped = new Set<string>([...HOP_BY_HOP_HEADERS, ...GATEWAY_SET, 'host', ...managed.map((h) => h.toLowerCase())]);
+  const dropped = new Set<string>([...GATEWAY_SET, 'host', ...managed.map((h) => h.toLowerCase())]);
   return {
     sanitize(headers) {
       const out: OutgoingHeaders = {};
-      const listed = connectionListed(headers.connection);
+      const isHopByHop = hopByHop(headers.connection);
       for (const name in headers) {
         const value = headers[name];
-        if (value === undefined || dropped.has(name) || name.charCodeAt(0) === 58 /* ':' pseudo-header */) continue;
+        if (value === undefined || dropped.has(name) || isHopByHop(name) || name.charCodeAt(0) === 58 /* ':' pseudo-header */) continue;
         if (name.startsWith('x-portcullis-')) continue;
         // Dropped like nginx's default: `x_forwarded_for` reaches some frameworks as `x-forwarded-for`
         // (CVE-2025-64484), so no underscore spelling of any header may pass.
         if (name.includes('_')) continue;
-        if (listed?.has(name)) continue;
         out[name] = value;
       }
       // `TE: trailers` is the one hop-by-hop value that must pass: gRPC depends on it.

@@ -2,7 +2,7 @@
 // removed unless forwarded, claim and forwarded headers set, the normalized path), sent to the route's
 // upstream pool, and the answer streamed back.
 import { GatewayError } from '../../core/errors.js';
-import { HOP_BY_HOP_HEADERS } from '../../core/hop-by-hop.js';
+import { hopByHop } from '../../core/net/hop-by-hop.js';
 import type { Exchange, Request, Response } from '../exchange.js';
 import type { IngressRuntime } from '../runtime.js';
 import type { AuthnResult } from '../stages/authn-jwt.js';
@@ -78,9 +78,10 @@ function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: nu
       // Headers are set, not written: they leave with the first body byte or with the end, so an empty
       // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
       res.statusCode = statusCode;
+      const isHopByHop = hopByHop(headers.connection);
       for (const name in headers) {
         const value = headers[name];
-        if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) res.setHeader(name, value);
+        if (value !== undefined && !isHopByHop(name)) res.setHeader(name, value);
       }
       // A body that arrives whole (the common small answer) leaves with the headers and the end in one
       // write; HTTP/2 answers may still have trailers to come, so they always end explicitly.
