@@ -24,8 +24,7 @@ const READ_ELSEWHERE: Record<string, { file: string; reads: string } | { pending
   '.policyFiles[]': { file: 'gateway/config/load.ts', reads: 'config.policyFiles' },
   '.dev.demoBackendPort': { file: 'gateway/dev/helpers-plan.ts', reads: 'dev?.demoBackendPort' },
   '.dev.tokenIssuerPort': { file: 'gateway/dev/helpers-plan.ts', reads: 'dev?.tokenIssuerPort' },
-  '.listeners[].timeouts.requestMs': { pending: 'request timeouts are the request-lifecycle issue (#10), implemented by the lead' },
-  '.upstreams[].timeoutMs': { pending: 'upstream timeouts are the request-lifecycle issue (#10), implemented by the lead' },
+  '.shutdown.drainMs': { file: 'gateway/cli.ts', reads: 'config.shutdown?.drainMs' },
 };
 
 /** Every leaf path of the schema: `.a.b`, with `[]` for array items; both branches of a union. */
