@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
+import { eventually } from './egress/harness.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -84,7 +85,11 @@ describe('quickstart on the embedded defaults', () => {
     assert.equal(metadata.code, 'GW_EGRESS_DENIED');
     const status = await curl('-o', '/dev/null', '-w', '%{http_connect}', '-x', proxy, 'https://github.com/').catch((e: { stdout: string }) => e.stdout);
     assert.equal(status, '403');
-    const audit = fs.readFileSync(path.join(stateDir, 'egress-audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    // The audit file is written asynchronously: the refusal can reach curl before its record reaches the file.
+    const auditFile = path.join(stateDir, 'egress-audit.log');
+    const lines = () => fs.readFileSync(auditFile, 'utf8').trim().split('\n');
+    await eventually(() => fs.existsSync(auditFile) && lines().length >= 3);
+    const audit = lines().map((l) => JSON.parse(l));
     assert.deepEqual(audit.map((r) => [r.host, r.allow]), [['demo.internal', true], ['169.254.169.254', false], ['github.com', false]]);
   });
 
