@@ -67,8 +67,7 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
     refuse(res, err, ex);
   } finally {
     const seconds = (performance.now() - ex.started) / 1000;
-    deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds);
-    if (ex.code === 'GW_AUTHN_INVALID_TOKEN') deps.metrics?.jwtFailure('any', ex.reason ?? 'unknown');
+    deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
     logExchange(accessLog, ex, req, seconds);
     deps.connections?.requestEnded(connection);
   }

@@ -77,7 +77,7 @@ export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
 
   return {
     record(r) {
-      deps.metrics?.egress(r.host ?? '', r.allow ? 'allow' : 'deny');
+      deps.metrics?.egress(r.host ?? '', r.allow ? 'allow' : 'deny', r.code ?? 'ok', r.bytesUp ?? 0, r.bytesDown ?? 0);
       const line = { event: LOG_EVENTS.EGRESS_DECISION, ...r };
       const level = r.alert ? 'warn' : 'info';
       deps.logger[level](line, 'egress decision');
