@@ -11,6 +11,7 @@ import { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js
 import { DEFAULTS } from './config/defaults.js';
 import { runValidate } from './config/validate-command.js';
 import { createLogger } from './core/log.js';
+import { redactUrls } from './core/secrets.js';
 import { createReloader } from './reload.js';
 
 const HELP = {
@@ -217,7 +218,7 @@ function help(command: keyof typeof HELP): number {
 }
 
 function reportConfigError(err: unknown): number {
-  console.error(err instanceof ConfigError ? `invalid configuration:\n${err.message}` : `error: ${(err as Error).message}`);
+  console.error(redactUrls(err instanceof ConfigError ? `invalid configuration:\n${err.message}` : `error: ${(err as Error).message}`));
   return 1;
 }
 

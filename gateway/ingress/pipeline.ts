@@ -13,6 +13,7 @@ import type { Exchange, Request, Response } from './exchange.js';
 import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
+import { tlsOf, userAgentOf } from './access-fields.js';
 import { checkHost } from './stages/host-sni.js';
 import { normalizeRequestTarget } from './stages/normalize-path.js';
 import type { RequestHandler } from './tls/terminate.js';
@@ -52,6 +53,7 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
     path: undefined,
     route: undefined,
     upstream: undefined,
+    upstreamAddress: undefined,
     peer: undefined,
     principal: undefined,
     decision: undefined,
@@ -178,6 +180,7 @@ function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number
     path: ex.path,
     route: ex.route,
     upstream: ex.upstream,
+    upstreamAddress: ex.upstreamAddress,
     status: ex.status,
     code: ex.code,
     reason: ex.reason,
@@ -185,6 +188,8 @@ function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number
     peer: ex.peer,
     principal: ex.principal,
     remote: req.socket?.remoteAddress,
+    userAgent: userAgentOf(req),
+    tls: tlsOf(req),
     bytesIn: ex.bytesIn,
     bytesOut: ex.bytesOut,
     latencyMs: Math.round(seconds * 100_000) / 100,

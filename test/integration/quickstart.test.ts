@@ -100,8 +100,8 @@ describe('quickstart on the embedded defaults', () => {
     assert.match(await get('/readyz'), /200$/);
     const metrics = await get('/metrics');
     assert.match(metrics, /portcullis_requests_total\{route="public",status="200",code="ok"\} \d+/);
-    assert.match(metrics, /portcullis_egress_attempts_total\{destination="github.com",decision="deny"\} 1/);
-    assert.match(metrics, /portcullis_egress_attempts_total\{destination="demo.internal",decision="allow"\} 1/);
+    assert.match(metrics, /portcullis_egress_attempts_total\{destination="github.com",decision="deny",code="GW_EGRESS_DENIED"\} 1/);
+    assert.match(metrics, /portcullis_egress_attempts_total\{destination="demo.internal",decision="allow",code="ok"\} 1/);
     assert.match(await get('/config'), /(401|403|404)$/);
     assert.match(await get('/reload', '-X', 'POST'), /(401|403|404)$/);
   });

@@ -60,6 +60,8 @@ export interface UpstreamClient {
   readonly name: string;
   /** True when answers may end with trailers (HTTP/2, gRPC): the body must not be closed before them. */
   readonly trailers: boolean;
+  /** `host:port` of the origin, for the access log. */
+  readonly address: string;
   /** Resolves when the answer has ended; rejects on any failure, before or during it. */
   exchange(req: UpstreamRequest, sink: ResponseSink): Promise<void>;
   /** Lets in-flight requests finish, then closes the connections. */
@@ -93,6 +95,7 @@ function createHttp1Client(options: UpstreamClientOptions): UpstreamClient {
   });
   return {
     name: options.name,
+    address: options.origin.host,
     trailers: false,
     exchange(req, sink) {
       return new Promise((resolve, reject) => {
@@ -138,6 +141,7 @@ function createH2Client(options: UpstreamClientOptions): UpstreamClient {
   };
   return {
     name: options.name,
+    address: options.origin.host,
     trailers: true,
     exchange(req, sink) {
       return new Promise((resolve, reject) => {
