@@ -16,7 +16,7 @@ export interface Exchange {
   path?: string;
   route?: string;
   upstream?: string;
-  /** `host:port` the upstream pool connects to. */
+  /** The `host[:port]` the upstream pool connects to. */
   upstreamAddress?: string;
   peer?: string;
   principal?: string;

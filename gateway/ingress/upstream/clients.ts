@@ -60,7 +60,7 @@ export interface UpstreamClient {
   readonly name: string;
   /** True when answers may end with trailers (HTTP/2, gRPC): the body must not be closed before them. */
   readonly trailers: boolean;
-  /** `host:port` of the origin, for the access log. */
+  /** The origin's `host[:port]` as its URL gives it (no port when it is the scheme's default), for the access log. */
   readonly address: string;
   /** Resolves when the answer has ended; rejects on any failure, before or during it. */
   exchange(req: UpstreamRequest, sink: ResponseSink): Promise<void>;
