@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { createAdminServer, type AdminServer } from '../../../gateway/admin/server.js';
 import { PORTCULLIS_VERSION } from '../../../gateway/core/process-metrics.js';
@@ -37,6 +38,18 @@ function notTls(port: number): Promise<void> {
     const socket = net.connect(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\n\r\n'));
     socket.on('error', () => undefined);
     socket.on('close', () => resolve());
+  });
+}
+
+/** A TLS 1.2 client offering only a cipher the gateway does not (CBC, no forward secrecy): the handshake fails. */
+function weakCipherHandshake(port: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA', rejectUnauthorized: false });
+    socket.on('error', () => resolve());
+    socket.on('secureConnect', () => {
+      socket.destroy();
+      resolve();
+    });
   });
 }
 
@@ -97,6 +110,7 @@ describe('metrics of a real gateway after a scripted mix', () => {
     ];
     assert.deepEqual(statuses, [200, 200, 200, 403, 403, 401, 502]);
     await notTls(gw.port);
+    await weakCipherHandshake(gw.port);
     const egressPort = gw.gateway.ports.get('egress')!;
     assert.deepEqual(
       [await viaEgress(egressPort, `allowed.test:${plainPort}`), await viaEgress(egressPort, 'denied.test:80'), await viaEgress(egressPort, `dead.test:${deadPort}`)],
@@ -139,7 +153,13 @@ describe('metrics of a real gateway after a scripted mix', () => {
     assert.equal(s.get('portcullis_request_duration_seconds_count{route="public"}'), 2);
     assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="60",route="public"}'), 2);
     assert.ok(s.get('portcullis_response_bytes_total{route="public"}')! > 0);
-    assert.deepEqual(family('portcullis_tls_handshake_failures_total'), new Map([['portcullis_tls_handshake_failures_total{listener="edge",reason="not_tls"}', 1]]));
+    assert.deepEqual(
+      family('portcullis_tls_handshake_failures_total'),
+      new Map([
+        ['portcullis_tls_handshake_failures_total{listener="edge",reason="not_tls"}', 1],
+        ['portcullis_tls_handshake_failures_total{listener="edge",reason="no_shared_cipher"}', 1],
+      ]),
+    );
     assert.ok(s.has('portcullis_open_connections{listener="edge"}'));
   });
 
