@@ -1,5 +1,6 @@
-// Prometheus metrics: every metric name is declared here, once, on a registry owned by one gateway instance
-// (never prom-client's global one, so tests and several gateways in one process do not collide).
+// Prometheus metrics: every metric name is in METRIC_NAMES (the request and process ones come from their own files),
+// on a registry owned by one gateway instance (never prom-client's global one, so tests and several gateways in one
+// process do not collide). docs/operations.md lists each with its meaning.
 // Recorders are on the request path: label children are bound once and cached, so a call is a few Map
 // lookups and an increment, with no string building.
 import { AggregatorRegistry, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
