@@ -80,6 +80,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       },
       {
         logger: deps.logger,
+        metrics,
         resolveTarget: (listener, sni) => (sni ? current.listeners.get(listener)?.hosts.lookup(sni)?.target : undefined),
       },
     ),
@@ -87,6 +88,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   const egress = config.egress ? startEgress(config, deps, metrics) : undefined;
   const ports = new Map<string, number>();
   for (const listener of listeners) connections.trackListener(listener.server);
+  for (const [i, listener] of listeners.entries()) metrics.trackConnections(config.listeners[i]!.name, listener.server);
   try {
     for (const [i, listener] of listeners.entries()) {
       const address = await listener.listen();

@@ -12,6 +12,7 @@ import { DEFAULTS } from './config/defaults.js';
 import { runValidate } from './config/validate-command.js';
 import { createLogger, LOG_EVENTS } from './core/log.js';
 import { installProcessGuard } from './core/process-guard.js';
+import { redactUrls } from './core/secrets.js';
 import { createReloader } from './reload.js';
 
 const HELP = {
@@ -289,12 +290,12 @@ function help(command: keyof typeof HELP): number {
  * permission) are not bugs, so no stack trace; the error's code and message say what happened.
  */
 function reportStartFailure(configName: string, what: string, err: unknown): number {
-  console.error(`portcullis: cannot start ${what} with ${configName}: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(redactUrls(`portcullis: cannot start ${what} with ${configName}: ${err instanceof Error ? err.message : String(err)}`));
   return EXIT_FAILED;
 }
 
 function reportConfigError(configName: string, err: unknown): number {
-  console.error(err instanceof ConfigError ? `invalid configuration:\n${err.message}` : `portcullis: cannot load ${configName}: ${(err as Error).message}`);
+  console.error(redactUrls(err instanceof ConfigError ? `invalid configuration:\n${err.message}` : `portcullis: cannot load ${configName}: ${(err as Error).message}`));
   return EXIT_FAILED;
 }
 

@@ -15,11 +15,11 @@ import { createAdminServer } from './admin/server.js';
 import { startGateway, type Gateway } from './app.js';
 import { installProcessGuard } from './core/process-guard.js';
 import { DEFAULTS } from './config/defaults.js';
-import { ConfigError, type LoadedConfig } from './config/load.js';
+import type { LoadedConfig } from './config/load.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { aggregateWorkerMetrics, type WorkerMetrics } from './core/metrics.js';
 import { newTicketKeys } from './ingress/runtime.js';
-import { createReloader, type Reloader, type ReloadResult } from './reload.js';
+import { createReloader, rejectionIssues, type Reloader, type ReloadResult } from './reload.js';
 
 /** More workers than this is a typo, not a machine. */
 const MAX_WORKERS = 256;
@@ -190,7 +190,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     try {
       options.load();
     } catch (err) {
-      const issues = err instanceof ConfigError ? err.issues : (err as Error).message;
+      const issues = rejectionIssues(err);
       logger.error({ event: LOG_EVENTS.CONFIG_REJECTED, trigger, issues }, 'config rejected; every worker keeps the running config');
       return { ok: false, issues };
     }

@@ -176,7 +176,9 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
 
   function refusalRecord(base: ReturnType<typeof baseRecord>, err: GatewayError, extra: Partial<EgressRecord> = {}): EgressRecord {
     const { durationMs, ...rest } = base;
-    return { ...rest, allow: false, reason: err.reason ?? err.code, code: err.code, durationMs: durationMs(), ...extra };
+    // GW_UPSTREAM_* only arise after the policy allowed the attempt: it was allowed, and then the upstream failed.
+    const allow = err.code.startsWith('GW_UPSTREAM_');
+    return { ...rest, allow, reason: err.reason ?? err.code, code: err.code, durationMs: durationMs(), ...extra };
   }
 
   function writeRawResponse(socket: Socket, err: GatewayError, id: string): void {

@@ -9,6 +9,7 @@ import type { RequestAttributes } from '../../policies/types.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
+import { tlsOf, userAgentOf } from './access-fields.js';
 import type { ConnectionTracker } from './connections.js';
 import type { ServerResponse } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
@@ -60,6 +61,7 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
     path: undefined,
     route: undefined,
     upstream: undefined,
+    upstreamAddress: undefined,
     peer: undefined,
     principal: undefined,
     decision: undefined,
@@ -84,8 +86,7 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
     refuse(req, res, err, ex);
   } finally {
     const seconds = (performance.now() - ex.started) / 1000;
-    deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds);
-    if (ex.code === 'GW_AUTHN_INVALID_TOKEN') deps.metrics?.jwtFailure('any', ex.reason ?? 'unknown');
+    deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
     logExchange(accessLog, ex, req, seconds);
     deps.connections?.requestEnded(connection);
   }
@@ -223,6 +224,7 @@ function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number
     path: ex.path,
     route: ex.route,
     upstream: ex.upstream,
+    upstreamAddress: ex.upstreamAddress,
     status: ex.status,
     code: ex.code,
     reason: ex.reason,
@@ -230,6 +232,8 @@ function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number
     peer: ex.peer,
     principal: ex.principal,
     remote: req.socket?.remoteAddress,
+    userAgent: userAgentOf(req),
+    tls: tlsOf(req),
     bytesIn: ex.bytesIn,
     bytesOut: ex.bytesOut,
     latencyMs: Math.round(seconds * 100_000) / 100,

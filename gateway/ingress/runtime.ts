@@ -105,6 +105,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   }
   const jwt = createJwtAuthn(config.jwtProviders ?? [], config.jwtCache ? { tokenCacheSize: config.jwtCache.maxEntries } : {}, {
     logger: deps.logger,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });
   // A route's timeout defaults to its upstream's.
@@ -170,8 +171,11 @@ function compileVirtualHost(
     clientAuth,
     ...(clientAuth !== 'none' && clientCaPem ? { clientCaPem } : {}),
     ...(!host.tls.clientCa && trust ? { verifyPeer: trust.verifier() } : {}),
-    onPeerRefused: (reason, socket) =>
-      deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: listener.name, vhost: host.name, reason, peer: socket.remoteAddress }),
+    onPeerRefused: (reason, socket) => {
+      deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: listener.name, vhost: host.name, reason, peer: socket.remoteAddress });
+      deps.metrics?.tlsHandshakeFailure(listener.name, reason.toLowerCase());
+    },
+    onHandshakeFailed: (reason) => deps.metrics?.tlsHandshakeFailure(listener.name, reason),
     minVersion: host.tls.minVersion ?? DEFAULTS.tlsMinVersion,
     handshakeTimeoutMs: listener.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
     headersTimeoutMs: listener.timeouts?.headersMs ?? DEFAULTS.headersTimeoutMs,

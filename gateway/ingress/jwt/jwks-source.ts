@@ -10,6 +10,7 @@ import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { createLocalJWKSet, errors, type CryptoKey, type FlattenedJWSInput, type JSONWebKeySet, type JWK, type JWSHeaderParameters } from 'jose';
 import { DEFAULTS } from '../../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../../core/log.js';
+import { redactUrls } from '../../core/secrets.js';
 
 /** A JWKS larger than this is not a key set; reading it would only let the endpoint exhaust our memory. */
 export const JWKS_MAX_BYTES = 1_048_576;
@@ -158,6 +159,8 @@ async function readLimited(res: Response): Promise<string> {
 
 export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJwksDeps): JwksSource {
   const { provider, uri, timeoutMs } = options;
+  // What logs and status show of the URI and of fetch errors (which may quote it): no password, no query values.
+  const shownUri = redactUrls(uri);
   const cacheMs = options.cacheSeconds * 1000;
   const cooldownMs = options.cooldownSeconds * 1000;
   const { logger, now } = deps;
@@ -190,15 +193,15 @@ export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJ
       lastFetchAt = now();
       lastError = undefined;
       logger.info(
-        { event: LOG_EVENTS.JWKS_FETCH, provider, uri, keys: keyCount, ignoredKeys: checked.rejected.length, ms: Math.round(performance.now() - started) },
+        { event: LOG_EVENTS.JWKS_FETCH, provider, uri: shownUri, keys: keyCount, ignoredKeys: checked.rejected.length, ms: Math.round(performance.now() - started) },
         'JWKS fetched',
       );
     } catch (err) {
       const e = err as Error;
-      lastError = e.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : e.message;
+      lastError = e.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : redactUrls(e.message);
       if (closed.signal.aborted) return;
       logger.warn(
-        { event: LOG_EVENTS.JWKS_FETCH_FAILED, provider, uri, error: lastError, state: local ? 'stale' : 'empty', keys: keyCount },
+        { event: LOG_EVENTS.JWKS_FETCH_FAILED, provider, uri: shownUri, error: lastError, state: local ? 'stale' : 'empty', keys: keyCount },
         local ? 'JWKS fetch failed; serving the last good keys' : 'JWKS fetch failed; tokens of this provider are refused',
       );
     }

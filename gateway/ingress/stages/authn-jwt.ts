@@ -10,6 +10,7 @@ import { DEFAULTS } from '../../config/defaults.js';
 import type { JwtProviderConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import type { Metrics } from '../../core/metrics.js';
 import { compileClaimHeaders, toRequestAuth, type ClaimHeaders } from '../jwt/claims.js';
 import { createTokenExtractor } from '../jwt/extract.js';
 import {
@@ -26,7 +27,12 @@ export interface JwtAuthnDeps {
   logger: Logger;
   now?: () => number;
   fetch?: typeof globalThis.fetch;
+  /** Counts each refused token by provider and reason, here where the provider is known. */
+  metrics?: Pick<Metrics, 'jwtFailure'>;
 }
+
+/** The `provider` label of a token refused before any provider could be told from it. */
+export const UNKNOWN_PROVIDER = 'unknown';
 
 export interface AuthnInput {
   headers: IncomingHttpHeaders;
@@ -125,7 +131,7 @@ interface Verified {
   setHeaders: Readonly<Record<string, string>>;
 }
 
-function keySource(p: JwtProviderConfig, deps: Required<JwtAuthnDeps>): JwksSource {
+function keySource(p: JwtProviderConfig, deps: Required<Omit<JwtAuthnDeps, 'metrics'>>): JwksSource {
   if (p.jwksUri === undefined) return staticKeySource(p);
   return createRemoteJwksSource(
     {
@@ -206,12 +212,17 @@ async function verifyWith(token: string, p: Provider, now: number): Promise<JWTP
   }
 }
 
+/** The provider a token can only be for (a route or location that one provider reads), else `unknown`. */
+function soleProvider(providers: ReadonlySet<string>): string {
+  return providers.size === 1 ? providers.values().next().value! : UNKNOWN_PROVIDER;
+}
+
 const EMPTY: readonly string[] = Object.freeze([]);
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCookies: EMPTY, removeParams: EMPTY, setHeaders: NO_HEADERS });
 
 export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
-  const full: Required<JwtAuthnDeps> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
+  const full: Required<Omit<JwtAuthnDeps, 'metrics'>> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
   const cacheSize = options.tokenCacheSize ?? DEFAULTS.jwtTokenCacheSize;
   if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`tokenCacheSize must be a non-negative integer, got ${cacheSize}`);
   // Provider names are unique: the config loader checks that, with the place of both definitions.
@@ -238,50 +249,60 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   const cache = cacheSize > 0 ? createTokenCache<Verified>(cacheSize) : undefined;
   const managedHeaders = Object.freeze([...new Set(providers.flatMap((p) => (p.claimsToHeaders ?? []).map((m) => m.header.toLowerCase())))]);
 
+  /** Counted here, where the provider is known: the one that refused it, or the only one the token could be for. */
+  function refuse(reason: AuthnFailure, provider: string): GatewayError {
+    deps.metrics?.jwtFailure(provider, reason);
+    return invalid(reason);
+  }
+
   async function verify(token: string, allowed: ReadonlySet<string>, now: number): Promise<Verified> {
+    const only = soleProvider(allowed);
     const segments = token.split('.').length;
-    if (segments === 5) throw invalid('token_encrypted');
-    if (segments !== 3) throw invalid('token_malformed');
+    if (segments === 5) throw refuse('token_encrypted', only);
+    if (segments !== 3) throw refuse('token_malformed', only);
     let header: ReturnType<typeof decodeProtectedHeader>;
     let claims: JWTPayload;
     try {
       header = decodeProtectedHeader(token);
       claims = decodeJwt(token);
     } catch {
-      throw invalid('token_malformed');
+      throw refuse('token_malformed', only);
     }
     // Decided before any key lookup, so `none`/HS* tokens never cost a JWKS fetch (RFC 8725 §3.1).
-    if (typeof header.alg !== 'string' || !ASYMMETRIC_ALGORITHMS.has(header.alg)) throw invalid('alg_not_allowed');
+    if (typeof header.alg !== 'string' || !ASYMMETRIC_ALGORITHMS.has(header.alg)) throw refuse('alg_not_allowed', only);
     // We understand no JWS extension, so any `crit` must be refused (RFC 7515 §4.1.11).
-    if (header.crit !== undefined) throw invalid('crit_unsupported');
+    if (header.crit !== undefined) throw refuse('crit_unsupported', only);
     // The unverified `iss` only picks the provider; jwtVerify checks it again against the signed payload.
     const candidates = (typeof claims.iss === 'string' ? byIssuer.get(claims.iss) : undefined)?.filter((p) => allowed.has(p.name)) ?? [];
-    if (candidates.length === 0) throw invalid('issuer_unknown');
-    let first: AuthnFailure | undefined;
+    if (candidates.length === 0) throw refuse('issuer_unknown', only);
+    let first: { reason: AuthnFailure; provider: string } | undefined;
     for (const p of candidates) {
       if (!p.algorithms.has(header.alg)) {
-        first ??= 'alg_not_allowed';
+        first ??= { reason: 'alg_not_allowed', provider: p.name };
         continue;
       }
       try {
         const payload = await verifyWith(token, p, now);
         return { provider: p, auth: toRequestAuth(payload), setHeaders: p.claimHeaders(payload) };
       } catch (err) {
-        first ??= failureOf(err);
+        first ??= { reason: failureOf(err), provider: p.name };
       }
     }
-    throw invalid(first ?? 'issuer_unknown');
+    throw refuse(first?.reason ?? 'issuer_unknown', first?.provider ?? only);
   }
 
   return {
     async authenticate({ headers, rawHeaders, query, allowedProviders }) {
       const found = extract(headers, query, allowedProviders, rawHeaders);
       if (found.kind === 'none') return ANONYMOUS;
-      if (found.kind === 'multiple') throw multipleTokens();
-      if (found.kind === 'malformed') throw invalid('token_prefix_missing');
+      if (found.kind === 'multiple') {
+        deps.metrics?.jwtFailure(UNKNOWN_PROVIDER, 'multiple_tokens');
+        throw multipleTokens();
+      }
+      if (found.kind === 'malformed') throw refuse('token_prefix_missing', UNKNOWN_PROVIDER);
       const { token } = found;
       // Before any parsing: a huge token must cost nothing but this comparison.
-      if (token.length > MAX_TOKEN_BYTES) throw invalid('token_too_large');
+      if (token.length > MAX_TOKEN_BYTES) throw refuse('token_too_large', soleProvider(found.providers));
       const now = full.now();
       let verified = cache?.get(token, now);
       if (verified === undefined || !found.providers.has(verified.provider.name)) {

@@ -44,6 +44,8 @@ export interface TerminateOptions {
   /** SPIFFE checks (trust-domain isolation, revocation) on client certificates, at each handshake. */
   verifyPeer?: SpiffePeerVerifier;
   onPeerRefused?(reason: string, socket: TLSSocket): void;
+  /** A handshake that failed (no shared cipher or version, bad client certificate, timeout, reset). */
+  onHandshakeFailed?(reason: string): void;
 }
 
 export type RequestHandler = (
@@ -97,6 +99,7 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
     } as http2.SecureServerOptions,
   );
   server.on('clientError', answerParseError);
+  server.on('tlsClientError', (err: Error & { code?: string }) => options.onHandshakeFailed?.(handshakeFailureReason(err)));
   const { headersTimeoutMs, maxConcurrentStreams, maxStreamResetsPerSecond } = options;
   connectionLimits.set(server, { headersTimeoutMs, maxConcurrentStreams, maxStreamResetsPerSecond });
   if (options.clientAuth !== 'none') {
@@ -112,6 +115,15 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
   // With no 'timeout' listener Node destroys the idle HTTP/2 session or HTTP/1.1 socket itself.
   server.setTimeout(options.idleTimeoutMs);
   return server;
+}
+
+/**
+ * A short, stable name for a failed handshake, from Node's error code: `ERR_SSL_NO_SHARED_CIPHER` →
+ * `no_shared_cipher`, `ERR_TLS_HANDSHAKE_TIMEOUT` → `handshake_timeout`, `ECONNRESET` → `econnreset`. OpenSSL's
+ * reasons are a fixed list, so the label's values stay few.
+ */
+export function handshakeFailureReason(err: { code?: string }): string {
+  return (err.code ?? 'unknown').replace(/^ERR_(SSL_|TLS_)?/, '').toLowerCase();
 }
 
 /**

@@ -66,6 +66,8 @@ export interface UpstreamClient {
   readonly name: string;
   /** True when answers may end with trailers (HTTP/2, gRPC): the body must not be closed before them. */
   readonly trailers: boolean;
+  /** The origin's `host[:port]` as its URL gives it (no port when it is the scheme's default), for the access log. */
+  readonly address: string;
   /**
    * Resolves when the answer has ended; rejects on any failure, before or during it, with the signal's
    * reason once it is aborted. Waits for a free slot first (see admission.ts).
@@ -88,6 +90,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   const admission = createAdmission({ concurrency: options.connections, maxPending: options.maxPendingRequests });
   return {
     name: options.name,
+    address: options.origin.host,
     trailers: options.protocol === 'h2',
     admission,
     async exchange(req, sink) {

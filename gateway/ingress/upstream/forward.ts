@@ -33,6 +33,7 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   const client = rt.upstreams.get(route.upstream);
   if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
   ex.upstream = client.name;
+  ex.upstreamAddress = client.address;
   const headers = rt.sanitizer.sanitize(req.headers);
   for (const name of authn.removeHeaders) delete headers[name];
   if (authn.removeCookies.length > 0) removeCookies(headers, authn.removeCookies);

@@ -492,9 +492,9 @@ describe('Dockerfile', () => {
   const stages = instructions.filter((l) => /^FROM /i.test(l));
   const runtime = instructions.slice(instructions.lastIndexOf(stages.at(-1) as string));
 
-  test('is a multi-stage build on node 20 whose runtime stage copies only build results', () => {
+  test('is a multi-stage build on node 24 whose runtime stage copies only build results', () => {
     assert.ok(stages.length >= 2, 'multi-stage');
-    for (const from of stages) assert.match(from, /^FROM node:20-bookworm-slim\b/);
+    for (const from of stages) assert.match(from, /^FROM node:24-bookworm-slim\b/);
     assert.ok(instructions.some((l) => /^RUN npm ci\b(?!.*--omit=dev)/.test(l)), 'the build stage installs dev dependencies');
     assert.ok(instructions.some((l) => /^RUN npm run build\b/.test(l)));
     assert.ok(instructions.some((l) => /^RUN npm ci .*--omit=dev/.test(l)), 'production dependencies with --omit=dev');
