@@ -14,7 +14,6 @@ import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
-import { normalizeRequestTarget } from './stages/normalize-path.js';
 import type { RequestHandler } from './tls/terminate.js';
 import { forward } from './upstream/forward.js';
 
@@ -88,12 +87,11 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   ex.host = host;
 
   // 2. One normalized path for routing, policy and the upstream.
-  const target = normalizeRequestTarget(req.url ?? '');
-  if ('error' in target) throw new GatewayError(target.error, target.reason);
+  const target = rt.paths.normalize(req.url ?? '');
   ex.path = target.path;
 
-  // 3. Route.
-  const route = rt.routes.select(vhost.name, ex.method, target.path);
+  // 3. Route (which also refuses a path its case or normalization options do not accept).
+  const route = rt.routes.select(vhost.name, ex.method, target);
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   ex.route = route.name;
 
@@ -121,6 +119,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     remoteIp: forwarded.remoteIp,
     ...(peer ? { peerSpiffeId: peer } : {}),
     ...(authn.auth ? { auth: authn.auth } : {}),
+    ...(route.pathCase ? { pathCase: route.pathCase } : {}),
   });
   ex.decision = rt.authz.authorize(route.name, attributes, ex.id);
 
@@ -132,7 +131,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
 
   // 8. Upstream.
-  await forward(req, res, rt, { route, path: target.path, query: target.query, authn, host, forwarded, port: vhost.port }, ex);
+  await forward(req, res, rt, { route, path: target.forwardPath, query: target.query, authn, host, forwarded, port: vhost.port }, ex);
 }
 
 function requestAttributes(req: Request, fields: Omit<RequestAttributes, 'header'>): RequestAttributes {

@@ -17,6 +17,7 @@ import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
 import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
+import { createPathStage, type PathStage } from './stages/normalize-path.js';
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
@@ -44,6 +45,7 @@ export interface ListenerRuntime {
 export interface IngressRuntime {
   readonly config: Config;
   readonly listeners: ReadonlyMap<string, ListenerRuntime>;
+  readonly paths: PathStage;
   readonly routes: RouteTable;
   readonly upstreams: ReadonlyMap<string, UpstreamClient>;
   readonly jwt: JwtAuthn;
@@ -98,7 +100,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     logger: deps.logger,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });
-  const routeDefaults = { maxBodyBytes: DEFAULTS.routeMaxBodyBytes, timeoutMs: DEFAULTS.upstreamTimeoutMs };
+  const routeDefaults = { maxBodyBytes: DEFAULTS.routeMaxBodyBytes, timeoutMs: DEFAULTS.upstreamTimeoutMs, pathCase: config.pathCase };
   const clients = new Map(
     config.upstreams
       .filter((u) => !u.url.startsWith('tcp:'))
@@ -107,6 +109,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   return {
     config,
     listeners,
+    paths: createPathStage(config.routes),
     routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults))),
     upstreams: clients,
     jwt,

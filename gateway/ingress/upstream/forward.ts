@@ -29,7 +29,7 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   const client = rt.upstreams.get(route.upstream);
   if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
   ex.upstream = client.name;
-  const headers = rt.sanitizer.sanitize(req.headers);
+  const headers = rt.sanitizer.sanitize(req.headers, route.overrideHeaders);
   for (const name of authn.removeHeaders) delete headers[name];
   if (authn.removeCookies.length > 0) removeCookies(headers, authn.removeCookies);
   Object.assign(headers, authn.setHeaders);
