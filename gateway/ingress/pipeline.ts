@@ -111,7 +111,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   const forwarded = rt.forwarded.resolve(sourceIp, req.headers['x-forwarded-for']);
   const attributes = requestAttributes(req, {
     host,
-    method: ex.method,
+    method: route.effectiveMethod(ex.method, req.headers),
     path: target.path,
     port: vhost.port,
     sni: socket.servername || '',

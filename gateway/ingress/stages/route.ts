@@ -7,6 +7,7 @@
 // lesser route (`/api`) or a catch-all. Unless `pathCase` says otherwise, a route is selected by both
 // readings: the request goes to the route both agree on, to the folded match when no route matches as
 // written, and is refused (`path_case_ambiguous`) when the two readings pick different routes.
+import type { IncomingHttpHeaders } from 'node:http';
 import { RELAXED_REASONS, relaxationsOf, type NormalizedTarget } from '../../../policies/path.js';
 import type { RouteConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
@@ -32,6 +33,12 @@ export interface CompiledRoute {
   readonly overrideHeaders: ReadonlySet<string> | undefined;
   /** Host and method. */
   accepts(vhost: string, method: string): boolean;
+  /**
+   * The method the backend will execute, which is what policies must see: the value of a method-override
+   * header the route allows, else `method`. Throws on a malformed or conflicting override, or one the route's
+   * `match.methods` does not list.
+   */
+  effectiveMethod(method: string, headers: IncomingHttpHeaders): string;
   /** The path as the route's case rule reads it first (`lower` is `path` lower-cased). */
   matchesPath(path: string, lower: string): boolean;
   /** The path read with case folded, unless the route is `sensitive`. */
@@ -67,9 +74,32 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
     upperCaseInPath: route.match.path !== undefined && hasUpper('exact' in route.match.path ? route.match.path.exact : route.match.path.prefix),
     overrideHeaders: route.allowOverrideHeaders ? new Set<string>(route.allowOverrideHeaders) : undefined,
     accepts: (vhost: string, method: string) => (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)),
+    effectiveMethod: compileMethodOverride(route.allowOverrideHeaders, methods),
     matchesPath: pathCase === 'insensitive' ? (_: string, lower: string) => folded(lower) : (path: string) => exact(path),
     matchesFolded: pathCase === 'sensitive' ? (path: string) => exact(path) : (_: string, lower: string) => folded(lower),
   });
+}
+
+const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+const METHOD = /^[A-Z]{1,20}$/;
+
+function compileMethodOverride(allowed: readonly string[] | undefined, methods: ReadonlySet<string> | undefined): CompiledRoute['effectiveMethod'] {
+  const names = METHOD_OVERRIDE_HEADERS.filter((name) => allowed?.includes(name));
+  if (names.length === 0) return (method) => method;
+  return (method, headers) => {
+    let override: string | undefined;
+    for (const name of names) {
+      const value = headers[name];
+      if (value === undefined) continue;
+      // A repeated header arrives joined (`GET, DELETE`) and fails the pattern: which one would the backend take?
+      if (typeof value !== 'string' || !METHOD.test(value) || (override !== undefined && override !== value)) {
+        throw new GatewayError('GW_REQUEST_MALFORMED', 'method_override');
+      }
+      override = value;
+    }
+    if (override !== undefined && methods && !methods.has(override)) throw new GatewayError('GW_METHOD_NOT_ALLOWED', 'method_override');
+    return override ?? method;
+  };
 }
 
 function foldMatch(match: RouteConfig['match']['path']): RouteConfig['match']['path'] {

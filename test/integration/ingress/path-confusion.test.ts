@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { reachesPrefix } from '../../helpers/lenient-backend.js';
-import { ISSUER, startTestIngress, type Customize, type TestIngress } from '../../helpers/ingress.js';
+import { ISSUER, request, startTestIngress, type Customize, type TestIngress } from '../../helpers/ingress.js';
 
 const PROTECTED = ['/admin', '/api/internal'];
 
@@ -155,6 +155,40 @@ describe('no request-target reaches a protected prefix in any lenient reading', 
     }
     // Both outcomes occur: some spellings are safe to forward (e.g. a query after the path), most are refused.
     assert.ok(outcomes.forwarded! > 0 && outcomes['400']! > 0, JSON.stringify(outcomes));
+  });
+});
+
+describe('request-line override headers', () => {
+  let ing: TestIngress;
+  before(async () => {
+    ing = await startTestIngress((config, ctx) => {
+      hardConfig(config, ctx);
+      config.routes.unshift({
+        name: 'legacy',
+        match: { path: { prefix: '/legacy' }, methods: ['GET', 'POST'] },
+        upstream: 'echo',
+        allowOverrideHeaders: ['x-http-method-override'],
+      });
+      config.policies.push({ name: 'legacy', action: 'ALLOW', routes: ['legacy'], rules: [{ to: [{ operation: { methods: ['GET'] } }] }] });
+    });
+  });
+  after(() => ing.close());
+
+  test('are stripped on routes that do not allow them', async () => {
+    const headers = { 'x-original-url': '/admin', 'x-rewrite-url': '/admin', 'x-http-method-override': 'DELETE', 'x-forwarded-prefix': '/admin' };
+    const res = await request(ing.port, ing.caPem, { path: '/public/a', headers });
+    assert.equal(res.status, 200);
+    for (const name of Object.keys(headers)) assert.equal(res.json().headers[name], undefined, name);
+  });
+
+  test('an allowed method override is forwarded, and authorized as the method it names', async () => {
+    const get = await request(ing.port, ing.caPem, { path: '/legacy/a', method: 'POST', headers: { 'x-http-method-override': 'GET', 'x-original-url': '/admin' } });
+    assert.equal(get.status, 200);
+    assert.equal(get.json().headers['x-http-method-override'], 'GET');
+    assert.equal(get.json().headers['x-original-url'], undefined);
+    // The policy allows GET only: a GET overridden to POST is what the backend would execute, and is denied.
+    const post = await request(ing.port, ing.caPem, { path: '/legacy/a', headers: { 'x-http-method-override': 'POST' } });
+    assert.equal(post.status, 403);
   });
 });
 

@@ -97,3 +97,30 @@ table('without any opt-out, the strict default refuses before routing', selector
   ['/public/caf%c3%a9', 'GW_PATH_REJECTED encoded_non_ascii'],
   ['/public/%25', 'GW_PATH_REJECTED encoded_percent'],
 ]);
+
+describe('an allowed method override is the method policies see', () => {
+  const compiled = compileRoute(
+    { ...route('legacy', '/legacy', { allowOverrideHeaders: ['x-http-method-override', 'x-method-override'] }), match: { path: { prefix: '/legacy' }, methods: ['GET', 'POST', 'PUT'] } },
+    { maxBodyBytes: 1, timeoutMs: 1 },
+  );
+  const effective = (headers: Record<string, string>): string => {
+    try {
+      return compiled.effectiveMethod('POST', headers);
+    } catch (err) {
+      if (err instanceof GatewayError) return `${err.code} ${err.reason}`;
+      throw err;
+    }
+  };
+  const cases: [headers: Record<string, string>, expected: string][] = [
+    [{}, 'POST'],
+    [{ 'x-http-method-override': 'PUT' }, 'PUT'],
+    [{ 'x-http-method-override': 'PUT', 'x-method-override': 'PUT' }, 'PUT'],
+    [{ 'x-http-method-override': 'PUT', 'x-method-override': 'GET' }, 'GW_REQUEST_MALFORMED method_override'],
+    [{ 'x-http-method-override': 'put' }, 'GW_REQUEST_MALFORMED method_override'],
+    [{ 'x-http-method-override': 'GET, DELETE' }, 'GW_REQUEST_MALFORMED method_override'],
+    [{ 'x-http-method-override': 'DELETE' }, 'GW_METHOD_NOT_ALLOWED method_override'],
+    // Not allowed on this route: stripped by the sanitizer, and ignored here.
+    [{ 'x-http-method': 'DELETE' }, 'POST'],
+  ];
+  for (const [headers, expected] of cases) test(JSON.stringify(headers), () => assert.equal(effective(headers), expected));
+});
