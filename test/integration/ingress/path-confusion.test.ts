@@ -8,6 +8,7 @@
 // /api takes any token (the one every request here carries); and a catch-all public route that allows
 // anyone, so a spelling no other route matches still reaches the backend.
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { reachesPrefix } from '../../helpers/lenient-backend.js';
@@ -155,6 +156,60 @@ describe('no request-target reaches a protected prefix in any lenient reading', 
     }
     // Both outcomes occur: some spellings are safe to forward (e.g. a query after the path), most are refused.
     assert.ok(outcomes.forwarded! > 0 && outcomes['400']! > 0, JSON.stringify(outcomes));
+  });
+});
+
+/** Sends `GET <target>` as an HTTP/2 stream; a stream the server resets counts as status 0. */
+function sendH2(session: http2.ClientHttp2Session, target: string, token: string): Promise<Answer> {
+  return new Promise((resolve) => {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request({ ':path': target, ':method': 'GET', authorization: `Bearer ${token}` });
+    } catch {
+      resolve({ status: -1, body: '' }); // node:http2 itself refuses to send it
+      return;
+    }
+    let status = 0;
+    let body = '';
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    stream.on('close', () => resolve({ status, body }));
+    stream.on('error', () => undefined);
+    stream.end();
+  });
+}
+
+describe('the same targets over HTTP/2 (:path as written)', () => {
+  let ing: TestIngress;
+  let token: string;
+  let session: http2.ClientHttp2Session;
+  before(async () => {
+    ing = await startTestIngress(hardConfig);
+    token = await ing.jwks.sign({ sub: 'alice' });
+    session = http2.connect(`https://localhost:${ing.port}`, { ca: ing.caPem, servername: 'localhost', host: '127.0.0.1' } as http2.SecureClientSessionOptions);
+  });
+  after(async () => {
+    session.close();
+    await ing.close();
+  });
+
+  test('each is refused or forwarded as a path no lenient reading maps onto a protected prefix', async () => {
+    const outcomes: Record<string, number> = {};
+    for (const target of targets()) {
+      if (session.destroyed) session = http2.connect(`https://localhost:${ing.port}`, { ca: ing.caPem, servername: 'localhost', host: '127.0.0.1' } as http2.SecureClientSessionOptions);
+      const before = ing.upstream.hits;
+      const answer = await sendH2(session, target, token);
+      outcomes[answer.status] = (outcomes[answer.status] ?? 0) + 1;
+      if (answer.status !== 200) {
+        assert.ok(answer.status <= 0 || (answer.status >= 400 && answer.status < 500), `${JSON.stringify(target)} → ${answer.status}`);
+        assert.equal(ing.upstream.hits, before, `${JSON.stringify(target)} was refused but reached the upstream`);
+        continue;
+      }
+      const received = (JSON.parse(answer.body) as { path: string }).path;
+      const reading = reachesPrefix(received, PROTECTED);
+      assert.equal(reading, undefined, `${JSON.stringify(target)} was forwarded as ${received}, which a lenient backend reads as ${reading}`);
+    }
+    assert.ok(outcomes['400']! > 250, JSON.stringify(outcomes));
   });
 });
 
