@@ -1,7 +1,7 @@
 // Value matchers of the policy language, built once at config load. Each checks its values and reports
 // every problem to the caller's list, then returns a plain function the request path only calls: no regex,
 // no per-request parsing of policy values.
-import { isNormalizedPath } from '../gateway/ingress/stages/normalize-path.js';
+import { isNormalizedPath, type PathOptions } from './path.js';
 
 export type Matcher<T> = (value: T) => boolean;
 
@@ -109,7 +109,12 @@ export function compileMethodMatcher(values: readonly string[], at: string, prob
  * excluding some characters from a template segment was the CVE-2025-46821 bypass. One trailing slash on
  * the request is ignored by templates so `/users/{*}` also covers `/users/bob/`, which backends serve alike.
  */
-export function compilePathMatcher(values: readonly string[], at: string, problems: Problems): Matcher<string> {
+export function compilePathMatcher(
+  values: readonly string[],
+  at: string,
+  problems: Problems,
+  options: { caseInsensitive?: boolean } = {},
+): Matcher<string> {
   const plain: StringPattern[] = [];
   const templates: (readonly Segment[])[] = [];
   values.forEach((value, i) => {
@@ -131,6 +136,16 @@ export function compilePathMatcher(values: readonly string[], at: string, proble
       }
     }
   });
+  // Folded: the caller passes the path lower-cased (`RequestView.foldedPath`).
+  if (options.caseInsensitive !== true) return pathMatcher(plain, templates);
+  const lower = (s: Segment) => (typeof s === 'string' ? s.toLowerCase() : s);
+  return pathMatcher(
+    plain.map((p) => ({ ...p, text: p.text.toLowerCase() })),
+    templates.map((t) => Object.freeze(t.map(lower))),
+  );
+}
+
+function pathMatcher(plain: readonly StringPattern[], templates: readonly (readonly Segment[])[]): Matcher<string> {
   const matchPlain = plain.length > 0 ? buildStringMatcher(plain, false) : undefined;
   return (path) => {
     if (matchPlain?.(path)) return true;
@@ -150,10 +165,16 @@ function checkNormalized(value: string, pattern: StringPattern, where: string, p
     : pattern.kind === 'prefix' ? pattern.text + 'x'
     : pattern.kind === 'suffix' ? '/x' + pattern.text
     : '/';
-  if (!isNormalizedPath(probe, { escapedSlashes: 'keep' })) {
+  if (!isNormalizedPath(probe, POLICY_VALUE_READING)) {
     problems.push(`${where}: '${value}' is not a normalized path (no '//', '.' or '..' segments, no encoded unreserved characters, upper-case %XX) and would never match`);
   }
 }
+
+/**
+ * Policy values may name what any route's opt-outs let through (`%25`, folded UTF-8) and escaped slashes;
+ * never `;parameters`, which are not part of the matched path.
+ */
+const POLICY_VALUE_READING: PathOptions = Object.freeze({ escapedSlashes: 'keep', allowEncodedPercent: true, decodeUtf8: 'nfkc' });
 
 const ONE = Symbol('{*}');
 const MANY = Symbol('{**}');
@@ -182,7 +203,7 @@ function compileTemplate(value: string, where: string, problems: Problems): read
       // A star inside a templated path was matched inconsistently by Envoy (envoyproxy/envoy#39168).
       problems.push(`${where}: in a path template '*', '{' and '}' appear only as a whole '{*}' or '{**}' segment`);
       ok = false;
-    } else if (!isNormalizedPath('/' + s, { escapedSlashes: 'keep' })) {
+    } else if (!isNormalizedPath('/' + s, POLICY_VALUE_READING)) {
       problems.push(`${where}: segment '${s}' is not normalized and would never match`);
       ok = false;
     } else segments.push(s);

@@ -11,6 +11,7 @@ export class RequestView {
   #principal: string | null | undefined;
   #sourceAddr: IpAddress | null | undefined;
   #remoteAddr: IpAddress | null | undefined;
+  #foldedPath: string | undefined;
 
   constructor(req: RequestAttributes) {
     this.req = req;
@@ -26,6 +27,11 @@ export class RequestView {
         : null;
     }
     return this.#principal ?? undefined;
+  }
+
+  /** The path with ASCII letters lower-cased, for case-insensitive path rules. */
+  get foldedPath(): string {
+    return (this.#foldedPath ??= this.req.path.toLowerCase());
   }
 
   get trustDomain(): string | undefined {

@@ -137,6 +137,32 @@ export const UpstreamSchema = Obj({
   timeoutMs: Type.Optional(Millis),
 });
 
+/**
+ * ASCII letter case when routes and policies match paths. Unset: DENY `paths` (and ALLOW `notPaths`) fold
+ * case, routes and ALLOW `paths` do not, and a path that selects another route once folded is refused, so
+ * neither a case-folding backend (IIS, Express, some Spring setups) nor a case-sensitive one is exposed.
+ * `insensitive`: everything folds. `sensitive`: nothing folds (re-opens `/ADMIN` on case-folding backends).
+ */
+export const PathCaseSchema = Type.Union([Type.Literal('sensitive'), Type.Literal('insensitive')]);
+
+/**
+ * Request headers that make some frameworks serve another path or method than the request line names
+ * (Symfony/Zend `X-Original-URL`, `X-Rewrite-URL`; nginx `auth_request`'s `X-Original-URI`; Traefik's
+ * `X-Forwarded-Uri`; Spring's `X-Forwarded-Prefix`; method overrides of Express, Rails, ASP.NET, Google APIs).
+ * Stripped from every request unless the route lists the header in `allowOverrideHeaders`.
+ */
+export const REQUEST_LINE_OVERRIDE_HEADERS = [
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-uri',
+  'x-forwarded-uri',
+  'x-forwarded-path',
+  'x-forwarded-prefix',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+] as const;
+
 export const RouteSchema = Obj({
   name: Name,
   match: Obj({
@@ -154,6 +180,21 @@ export const RouteSchema = Obj({
   timeoutMs: Type.Optional(Millis),
   /** Name of a `rateLimits` entry applied to this route. */
   rateLimit: Type.Optional(Name),
+  /** Case in route and policy path matching for this route; overrides the top-level `pathCase`. */
+  pathCase: Type.Optional(PathCaseSchema),
+  /** Opt-outs from the strict path normalization, for backends that need them; each re-opens an attack class (docs/policies.md). */
+  pathNormalization: Type.Optional(
+    Obj({
+      /** `;parameters` on name segments: matched without them, forwarded with them (Java session IDs, matrix URIs). */
+      allowSemicolonParams: Type.Optional(Type.Boolean()),
+      /** `%25` accepted as data: re-opens double decoding. */
+      allowEncodedPercent: Type.Optional(Type.Boolean()),
+      /** `nfkc`: percent-encoded UTF-8 decoded, NFKC-folded, matched and forwarded folded; `reject` (default): 400. */
+      decodeUtf8: Type.Optional(Type.Union([Type.Literal('reject'), Type.Literal('nfkc')])),
+    }),
+  ),
+  /** Request-line override headers this route forwards (lower case); all others are stripped. */
+  allowOverrideHeaders: Type.Optional(Type.Array(Type.Union(REQUEST_LINE_OVERRIDE_HEADERS.map((h) => Type.Literal(h))))),
 });
 
 export const MeshIdentitySchema = Obj({
@@ -206,6 +247,8 @@ export const ConfigSchema = Obj({
   ),
   /** Peers whose X-Forwarded-* headers are believed. */
   trustedProxies: Type.Optional(Type.Array(Cidr)),
+  /** Case in route and policy path matching, for every route that does not set its own. */
+  pathCase: Type.Optional(PathCaseSchema),
   listeners: Type.Array(ListenerSchema),
   jwtProviders: Type.Optional(Type.Array(JwtProviderSchema)),
   /** Verified-token cache (Envoy's jwt_cache_config): entries never outlive the token's `exp`; 0 turns it off. */

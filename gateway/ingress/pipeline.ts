@@ -18,7 +18,6 @@ import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
-import { normalizeRequestTarget } from './stages/normalize-path.js';
 import type { RequestHandler } from './tls/terminate.js';
 import { forward } from './upstream/forward.js';
 
@@ -106,12 +105,11 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   ex.host = host;
 
   // 2. One normalized path for routing, policy and the upstream.
-  const target = normalizeRequestTarget(req.url ?? '');
-  if ('error' in target) throw new GatewayError(target.error, target.reason);
+  const target = rt.paths.normalize(req.url ?? '');
   ex.path = target.path;
 
-  // 3. Route.
-  const route = rt.routes.select(vhost.name, ex.method, target.path);
+  // 3. Route (which also refuses a path its case or normalization options do not accept).
+  const route = rt.routes.select(vhost.name, ex.method, target);
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   ex.route = route.name;
 
@@ -131,7 +129,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   const forwarded = rt.forwarded.resolve(sourceIp, req.headers['x-forwarded-for']);
   const attributes = requestAttributes(req, {
     host,
-    method: ex.method,
+    method: route.effectiveMethod(ex.method, req.headers),
     path: target.path,
     port: vhost.port,
     sni: socket.servername || '',
@@ -139,6 +137,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     remoteIp: forwarded.remoteIp,
     ...(peer ? { peerSpiffeId: peer } : {}),
     ...(authn.auth ? { auth: authn.auth } : {}),
+    ...(route.pathCase ? { pathCase: route.pathCase } : {}),
   });
   ex.decision = rt.authz.authorize(route.name, attributes, ex.id);
 
@@ -157,7 +156,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     rt,
     {
       route,
-      path: target.path,
+      path: target.forwardPath,
       query: target.query,
       authn,
       host,

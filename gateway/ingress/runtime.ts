@@ -17,6 +17,7 @@ import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
 import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
+import { createPathStage, type PathStage } from './stages/normalize-path.js';
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
@@ -46,6 +47,7 @@ export interface ListenerRuntime {
 export interface IngressRuntime {
   readonly config: Config;
   readonly listeners: ReadonlyMap<string, ListenerRuntime>;
+  readonly paths: PathStage;
   readonly routes: RouteTable;
   readonly upstreams: ReadonlyMap<string, UpstreamClient>;
   readonly jwt: JwtAuthn;
@@ -111,6 +113,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   // A route's timeout defaults to its upstream's.
   const routeDefaults = (r: RouteConfig) => ({
     maxBodyBytes: DEFAULTS.routeMaxBodyBytes,
+    pathCase: config.pathCase,
     timeoutMs: upstreams.get(r.upstream)?.timeoutMs ?? DEFAULTS.upstreamTimeoutMs,
   });
   const clients = new Map(
@@ -121,6 +124,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   return {
     config,
     listeners,
+    paths: createPathStage(config.routes),
     routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults(r)))),
     upstreams: clients,
     jwt,

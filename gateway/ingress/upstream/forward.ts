@@ -34,7 +34,7 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
   ex.upstream = client.name;
   ex.upstreamAddress = client.address;
-  const headers = rt.sanitizer.sanitize(req.headers);
+  const headers = rt.sanitizer.sanitize(req.headers, route.overrideHeaders);
   for (const name of authn.removeHeaders) delete headers[name];
   if (authn.removeCookies.length > 0) removeCookies(headers, authn.removeCookies);
   Object.assign(headers, authn.setHeaders);
