@@ -7,6 +7,9 @@
 //    open streams; an HTTP/1.1 connection between requests is closed, a busy one right after its
 //    response; one still handshaking gets to send its request and have it answered. Whatever is still
 //    open when the bound runs out is cut.
+//  - Retiring one listener (a reload removed it or moved it to another port), the same way for its connections
+//    only: its HTTP/1.1 connections answer their next response with `Connection: close`, HTTP/2 ones get GOAWAY,
+//    idle ones close at their idle timeout, and whatever is still open at the bound is cut.
 import type http2 from 'node:http2';
 import type { Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -16,6 +19,8 @@ import { answerAndClose, headersTimeoutOf } from './tls/terminate.js';
 interface Http1State {
   busy: boolean;
   served: number;
+  /** Its listener is retired: the connection closes after its current or next response. */
+  closing: boolean;
   idleSince: number;
   headersTimeoutMs: number;
 }
@@ -35,6 +40,8 @@ export interface ConnectionTracker {
   readonly draining: boolean;
   /** Resolves once every connection has closed, or after `ms` with the rest cut. */
   drain(ms: number): Promise<void>;
+  /** Drains the connections one listener accepted (it stopped accepting); resolves when they are gone or cut. */
+  retire(server: Server, ms: number): Promise<void>;
   /** Stops the sweep (tests that never drain). */
   close(): void;
 }
@@ -43,6 +50,10 @@ const SWEEP_MS = 250;
 
 export function createConnectionTracker(): ConnectionTracker {
   const sockets = new Set<Socket>();
+  const socketsOf = new Map<Server, Set<Socket>>();
+  // A TLS socket and the raw socket it wraps share their address pair; that is how a TLS connection is known to
+  // belong to a retired listener (Node has no public link from one to the other).
+  const retiring = new Set<string>();
   const sessions = new Set<http2.ServerHttp2Session>();
   const http1 = new Set<Tracked>();
   let inFlight = 0;
@@ -64,10 +75,16 @@ export function createConnectionTracker(): ConnectionTracker {
 
   return {
     trackListener(server) {
+      const own = new Set<Socket>();
+      socketsOf.set(server, own);
       server.on('connection', (socket: Socket) => {
         sockets.add(socket);
+        own.add(socket);
+        const key = connectionKey(socket);
         socket.once('close', () => {
           sockets.delete(socket);
+          own.delete(socket);
+          retiring.delete(key);
           if (draining && sockets.size === 0) allClosed?.();
         });
       });
@@ -76,16 +93,20 @@ export function createConnectionTracker(): ConnectionTracker {
       const headersTimeoutMs = headersTimeoutOf(server);
       server.on('secureConnection', (socket: Tracked) => {
         if (socket.alpnProtocol === 'h2') return;
-        socket[STATE] = { busy: false, served: 0, idleSince: Date.now(), headersTimeoutMs };
+        socket[STATE] = { busy: false, served: 0, idleSince: Date.now(), headersTimeoutMs, closing: retiring.has(connectionKey(socket)) };
         http1.add(socket);
         socket.once('close', () => http1.delete(socket));
+      });
+      // Runs before the pipeline's handler, while the response head is still unwritten.
+      server.prependListener('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+        if (req.httpVersionMajor === 1 && state(req.socket)?.closing) (res as unknown as { shouldKeepAlive: boolean }).shouldKeepAlive = false;
       });
       server.on('session', (session: http2.ServerHttp2Session) => {
         sessions.add(session);
         session.once('close', () => sessions.delete(session));
-        // A session that opened while draining was accepted before the listener closed: its first
-        // request is served, then it gets GOAWAY.
-        if (draining) session.once('stream', (stream: http2.ServerHttp2Stream) => stream.once('close', () => session.close()));
+        // A session that opened while draining (or on a retired listener) was accepted before the listener
+        // closed: its first request is served, then it gets GOAWAY.
+        if (draining || retiring.has(connectionKey(session.socket))) session.once('stream', (stream: http2.ServerHttp2Stream) => stream.once('close', () => session.close()));
       });
     },
     requestStarted(socket) {
@@ -100,7 +121,7 @@ export function createConnectionTracker(): ConnectionTracker {
       s.busy = false;
       s.served++;
       s.idleSince = Date.now();
-      if (draining) (socket as Tracked).end();
+      if (draining || s.closing) (socket as Tracked).end();
     },
     get inFlight() {
       return inFlight;
@@ -121,6 +142,28 @@ export function createConnectionTracker(): ConnectionTracker {
       for (const socket of sockets) socket.destroy();
       clearInterval(sweep);
     },
+    async retire(server, ms) {
+      const own = socketsOf.get(server) ?? new Set<Socket>();
+      socketsOf.delete(server);
+      if (own.size === 0) return;
+      for (const socket of own) retiring.add(connectionKey(socket));
+      for (const session of sessions) if (retiring.has(connectionKey(session.socket))) session.close();
+      for (const socket of http1) if (retiring.has(connectionKey(socket))) socket[STATE]!.closing = true;
+      await new Promise<void>((resolve) => {
+        const cut = setTimeout(resolve, ms).unref();
+        const check = () => {
+          if (own.size > 0) return;
+          clearTimeout(cut);
+          resolve();
+        };
+        for (const socket of own) socket.once('close', () => setImmediate(check));
+      });
+      for (const socket of own) socket.destroy();
+    },
     close: () => clearInterval(sweep),
   };
+}
+
+function connectionKey(socket: Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}|${socket.localPort}`;
 }

@@ -26,6 +26,11 @@ export interface JwtAuthnDeps {
   logger: Logger;
   now?: () => number;
   fetch?: typeof globalThis.fetch;
+  /**
+   * The authenticator this one replaces on reload: a remote JWKS whose endpoint and fetch settings did not change
+   * is taken over with its cached keys, so a reload during an IdP outage does not throw the last good keys away.
+   */
+  previous?: JwtAuthn;
 }
 
 export interface AuthnInput {
@@ -50,7 +55,10 @@ export interface JwtAuthn {
   readonly managedHeaders: readonly string[];
   ready(): Promise<void>;
   status(): Record<string, JwksStatus>;
-  close(): void;
+  /** Remote key sources by what they fetch (endpoint and settings), for the authenticator that replaces this one. */
+  readonly remoteSources: ReadonlyMap<string, JwksSource>;
+  /** Stops the key sources, except those `successor` took over. */
+  close(successor?: JwtAuthn): void;
 }
 
 export interface JwtAuthnOptions {
@@ -127,22 +135,24 @@ interface Verified {
   setHeaders: Readonly<Record<string, string>>;
 }
 
-function keySource(p: JwtProviderConfig, deps: Required<JwtAuthnDeps>): JwksSource {
+type SourceDeps = Required<Omit<JwtAuthnDeps, 'previous'>> & { previous?: JwtAuthn };
+
+/** A key source and, for a remote one, the fingerprint a later reload finds it by. */
+function keySource(p: JwtProviderConfig, deps: SourceDeps): { source: JwksSource; remoteKey?: string } {
   const what = `jwtProviders.${p.name}`;
   const given = [p.jwksUri, p.jwks, p.jwksFile].filter((x) => x !== undefined).length;
   if (given !== 1) throw new Error(`${what}: set exactly one of jwksUri, jwks, jwksFile (got ${given})`);
   if (p.jwksUri !== undefined) {
     if (!/^https?:\/\//.test(p.jwksUri)) throw new Error(`${what}.jwksUri: must be an http(s) URL`);
-    return createRemoteJwksSource(
-      {
-        provider: p.name,
-        uri: p.jwksUri,
-        cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
-        cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
-        timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
-      },
-      deps,
-    );
+    const options = {
+      provider: p.name,
+      uri: p.jwksUri,
+      cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
+      cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
+      timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
+    };
+    const remoteKey = JSON.stringify(options);
+    return { source: deps.previous?.remoteSources.get(remoteKey) ?? createRemoteJwksSource(options, deps), remoteKey };
   }
   const [text, where] = p.jwksFile !== undefined ? [readFileSync(p.jwksFile, 'utf8'), `${what}.jwksFile (${p.jwksFile})`] : [p.jwks, `${what}.jwks`];
   let doc: unknown = text;
@@ -153,7 +163,7 @@ function keySource(p: JwtProviderConfig, deps: Required<JwtAuthnDeps>): JwksSour
       throw new Error(`${where}: not valid JSON: ${(err as Error).message}`);
     }
   }
-  return createStaticJwksSource(doc, where);
+  return { source: createStaticJwksSource(doc, where) };
 }
 
 function compileProvider(p: JwtProviderConfig): Omit<Provider, 'source'> {
@@ -202,7 +212,12 @@ const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCookies: EMPTY, removeParams: EMPTY, setHeaders: NO_HEADERS });
 
 export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
-  const full: Required<JwtAuthnDeps> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
+  const full: SourceDeps = {
+    logger: deps.logger,
+    now: deps.now ?? Date.now,
+    fetch: deps.fetch ?? globalThis.fetch,
+    ...(deps.previous ? { previous: deps.previous } : {}),
+  };
   const cacheSize = options.tokenCacheSize ?? DEFAULT_TOKEN_CACHE_SIZE;
   if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`tokenCacheSize must be a non-negative integer, got ${cacheSize}`);
   const names = new Set<string>();
@@ -214,10 +229,20 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   // Options are checked before any JWKS fetch starts; a bad static JWKS later closes the fetches already started.
   const compiled = providers.map((config) => ({ config, checked: compileProvider(config) }));
   const started: Provider[] = [];
+  const remoteSources = new Map<string, JwksSource>();
+  const adopted = new Set(deps.previous?.remoteSources.values());
+  const closeSources = (keep: ReadonlySet<JwksSource>) => {
+    for (const p of started) if (!keep.has(p.source)) p.source.close();
+  };
   try {
-    for (const { config, checked } of compiled) started.push({ ...checked, source: keySource(config, full) });
+    for (const { config, checked } of compiled) {
+      const { source, remoteKey } = keySource(config, full);
+      started.push({ ...checked, source });
+      if (remoteKey !== undefined) remoteSources.set(remoteKey, source);
+    }
   } catch (err) {
-    for (const p of started) p.source.close();
+    // The sources taken over still belong to the running authenticator.
+    closeSources(adopted);
     throw err;
   }
 
@@ -290,8 +315,9 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
     managedHeaders,
     ready: () => Promise.all(started.map((p) => p.source.ready())).then(() => undefined),
     status: () => Object.fromEntries(started.map((p) => [p.name, p.source.status()])),
-    close() {
-      for (const p of started) p.source.close();
+    remoteSources,
+    close(successor) {
+      closeSources(new Set(successor?.remoteSources.values()));
     },
   };
 }

@@ -98,7 +98,7 @@ describe('certificate rotation without restarts', () => {
   let reloader: Reloader;
   before(async () => {
     ing = await startTestIngress();
-    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), gateway: ing.gateway, initial: ing.loaded, logger: ing.logger, watchIntervalMs: 50, settleMs: 50 });
+    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), parts: [ing.gateway], initial: ing.loaded, logger: ing.logger, watchIntervalMs: 50, settleMs: 50 });
   });
   after(async () => {
     reloader.close();
@@ -140,7 +140,7 @@ describe('config reload under load', () => {
   let reloader: Reloader;
   before(async () => {
     ing = await startTestIngress();
-    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), gateway: ing.gateway, initial: ing.loaded, logger: ing.logger, watchIntervalMs: 0 });
+    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), parts: [ing.gateway], initial: ing.loaded, logger: ing.logger, watchIntervalMs: 0 });
   });
   after(async () => {
     reloader.close();
@@ -161,7 +161,7 @@ describe('config reload under load', () => {
         next.policies.push({ name: `extra-${i}`, action: 'AUDIT', routes: ['public'], rules: [{}] });
         fs.writeFileSync(ing.configFile, stringify(next));
       }
-      const result = reloader.reload('test');
+      const result = await reloader.reload('test');
       if (result.ok) applied++;
       else refused++;
       await trafficSince(load, load.sent, 8);
