@@ -21,11 +21,15 @@ interface Http1State {
   served: number;
   /** Its listener is retired: the connection closes after its current or next response. */
   closing: boolean;
+  /** The response being written, so a retirement can still announce `Connection: close` in it. */
+  response?: KeepAlive;
   idleSince: number;
   headersTimeoutMs: number;
 }
 
 const STATE = Symbol('portcullis.http1');
+/** http.ServerResponse's switch for the `Connection` header it writes (the HTTP/2 compat types do not show it). */
+type KeepAlive = { shouldKeepAlive: boolean; readonly headersSent: boolean };
 type Tracked = TLSSocket & { [STATE]?: Http1State };
 
 export interface ConnectionTracker {
@@ -99,7 +103,10 @@ export function createConnectionTracker(): ConnectionTracker {
       });
       // Runs before the pipeline's handler, while the response head is still unwritten.
       server.prependListener('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-        if (req.httpVersionMajor === 1 && state(req.socket)?.closing) (res as unknown as { shouldKeepAlive: boolean }).shouldKeepAlive = false;
+        const s = req.httpVersionMajor === 1 ? state(req.socket) : undefined;
+        if (!s) return;
+        s.response = res as unknown as KeepAlive;
+        if (s.closing) s.response.shouldKeepAlive = false;
       });
       server.on('session', (session: http2.ServerHttp2Session) => {
         sessions.add(session);
@@ -119,6 +126,7 @@ export function createConnectionTracker(): ConnectionTracker {
       const s = state(socket);
       if (!s) return;
       s.busy = false;
+      s.response = undefined;
       s.served++;
       s.idleSince = Date.now();
       if (draining || s.closing) (socket as Tracked).end();
@@ -148,7 +156,12 @@ export function createConnectionTracker(): ConnectionTracker {
       if (own.size === 0) return;
       for (const socket of own) retiring.add(connectionKey(socket));
       for (const session of sessions) if (retiring.has(connectionKey(session.socket))) session.close();
-      for (const socket of http1) if (retiring.has(connectionKey(socket))) socket[STATE]!.closing = true;
+      for (const socket of http1) {
+        if (!retiring.has(connectionKey(socket))) continue;
+        const s = socket[STATE]!;
+        s.closing = true;
+        if (s.busy && s.response && !s.response.headersSent) s.response.shouldKeepAlive = false;
+      }
       await new Promise<void>((resolve) => {
         const cut = setTimeout(resolve, ms).unref();
         const check = () => {
