@@ -37,13 +37,13 @@ export interface Gateway extends Reloadable {
    * `prepare` is the first half of it, for a caller that commits other parts (the admin plane) in the same step.
    */
   reload(config: Config): Promise<void>;
-  /** Stops accepting, lets in-flight requests finish (up to `drainMs`), then closes everything. */
+  /** Stops accepting, lets in-flight requests finish (up to `drainMs`), then cuts what is left and closes everything. */
   close(drainMs?: number): Promise<void>;
 }
 
 export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
   const ticketKeys = deps.ticketKeys ?? newTicketKeys();
-  const connections = createConnectionTracker();
+  const connections = createConnectionTracker({ logger: deps.logger });
   let listening = false;
   const metrics = deps.metrics ?? createMetrics();
   const limiters = createLimiterCache(deps.logger, metrics);
@@ -97,6 +97,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     logger: deps.logger,
     connections,
     drainMs: DEFAULTS.requestTimeoutMs,
+    metrics,
     resolveTarget: (listener, sni) => (sni ? current.listeners.get(listener)?.hosts.lookup(sni)?.target : undefined),
   });
   // Built first, bound second: a config whose runtime cannot be built never costs a socket. Parts added here are
@@ -131,13 +132,13 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     async reload(next) {
       (await prepare(next)).commit();
     },
-    async close(drainMs = 10_000) {
-      deps.logger.info({ event: LOG_EVENTS.SHUTDOWN, inFlight: connections.inFlight });
+    async close(drainMs = current.config.shutdown?.drainMs ?? DEFAULTS.drainMs) {
+      deps.logger.info({ event: LOG_EVENTS.SHUTDOWN, inFlight: connections.inFlight, drainMs });
       const stopped = listeners.close();
       await connections.drain(drainMs);
       clearInterval(jwksStates);
-      await Promise.all([stopped, egress?.close()]);
-      await current.close();
+      // Past the drain every client connection is gone; nothing left upstream may keep the process alive.
+      await Promise.all([stopped, egress?.close(), current.destroy()]);
       await limiters.close();
     },
   };

@@ -14,13 +14,14 @@ import { Registry } from 'prom-client';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import { createAdminServer } from './admin/server.js';
 import { startGateway, type Gateway } from './app.js';
+import { installProcessGuard } from './core/process-guard.js';
 import { DEFAULTS } from './config/defaults.js';
 import { ConfigError, type LoadedConfig } from './config/load.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { aggregateWorkerMetrics, createReloadMetrics, type WorkerMetrics } from './core/metrics.js';
 import type { Reloadable } from './core/reloadable.js';
 import { newTicketKeys } from './ingress/runtime.js';
-import { createReloader, issuesOf, type ReloadResult } from './reload.js';
+import { createReloader, rejectionIssues, type ReloadResult } from './reload.js';
 
 /** More workers than this is a typo, not a machine. */
 const MAX_WORKERS = 256;
@@ -36,7 +37,11 @@ const ASK_TIMEOUT_MS = { ready: 2_000, metrics: 2_000, config: 2_000, reload: 10
 
 type Question = { question: 'ready' | 'metrics' | 'config' | 'reload' };
 type ToWorker = { portcullis: 'init'; ticketKeys: string } | ({ portcullis: 'ask'; id: number } & Question) | { portcullis: 'shutdown' };
-type ToPrimary = { portcullis: 'hello' } | { portcullis: 'started'; ports: [string, number][] } | { portcullis: 'answer'; id: number; value: unknown };
+type ToPrimary =
+  | { portcullis: 'hello' }
+  | { portcullis: 'started'; ports: [string, number][] }
+  | { portcullis: 'failed'; message: string }
+  | { portcullis: 'answer'; id: number; value: unknown };
 
 function isMessage<T extends { portcullis: string }>(msg: unknown): msg is T {
   return typeof msg === 'object' && msg !== null && typeof (msg as { portcullis?: unknown }).portcullis === 'string';
@@ -67,6 +72,8 @@ export interface PrimaryOptions {
   meshBundlePem?: string;
   /** Called once every worker listens, with the ports they listen on. */
   onListening?(ports: ReadonlyMap<string, number>): void;
+  /** Reports that the gateway (`what`) could not start, once for the machine; returns the exit code. */
+  failStart(what: string, err: unknown): number;
 }
 
 interface Slot {
@@ -95,6 +102,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   let stopping = false;
   let booting = true;
   let ports: Map<string, number> | undefined;
+  /** Why the first worker that failed at boot failed (each worker fails the same way; one report is enough). */
+  let bootFailure: string | undefined;
   let settleBoot!: (ok: boolean) => void;
   const booted = new Promise<boolean>((resolve) => (settleBoot = resolve));
 
@@ -134,7 +143,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
       slot.startedAt = Date.now();
       ports ??= new Map(msg.ports);
       if (booting && slots.every((s) => s.started)) settleBoot(true);
-    }
+    } else if (msg.portcullis === 'failed') bootFailure ??= msg.message;
   });
   cluster.on('exit', (worker, code, signal) => {
     const slot = slotOf.get(worker);
@@ -171,9 +180,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
 
   for (const slot of slots) fork(slot);
   if (!(await booted)) {
-    logger.fatal('a worker failed to start; stopping the others');
+    logger.fatal({ error: bootFailure }, 'a worker failed to start; stopping the others');
     await stopWorkers();
-    return 1;
+    return options.failStart('gateway', new Error(bootFailure ?? 'a worker exited while starting'));
   }
   booting = false;
   options.onListening?.(ports!);
@@ -235,10 +244,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   try {
     await admin.listen();
   } catch (err) {
-    logger.fatal({ err }, 'admin plane failed to start');
     reloader.close();
     await stopWorkers();
-    return 1;
+    return options.failStart('admin plane', err);
   }
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
@@ -315,9 +323,14 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   process.send!({ portcullis: 'hello' } satisfies ToPrimary);
 
   try {
-    running = { gateway: await startGateway(initial.config, { logger, ticketKeys: await init }) };
+    const gateway = await startGateway(initial.config, { logger, ticketKeys: await init });
+    installProcessGuard(logger, gateway.metrics);
+    running = { gateway };
   } catch (err) {
-    logger.fatal({ err }, 'gateway failed to start');
+    // The primary reports it, once for all workers; a user error (a port in use) needs no stack trace.
+    const message = err instanceof Error ? err.message : String(err);
+    logger.fatal({ error: message }, 'gateway failed to start');
+    if (process.connected) process.send!({ portcullis: 'failed', message } satisfies ToPrimary);
     detach();
     return 1;
   }
@@ -336,6 +349,6 @@ async function reloadWorker(gateway: Gateway, load: () => LoadedConfig): Promise
     await gateway.reload(loaded.config);
     return { ok: true };
   } catch (err) {
-    return { ok: false, issues: issuesOf(err, loaded) };
+    return { ok: false, issues: rejectionIssues(err, loaded) };
   }
 }

@@ -11,8 +11,20 @@ import { configHash } from './config/hash.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import type { ReloadMetrics } from './core/metrics.js';
 import { ReloadRefused, prepareAll, type Reloadable } from './core/reloadable.js';
+import { redactUrls } from './core/secrets.js';
 
 export type ReloadResult = { ok: true; hash?: string } | { ok: false; issues: readonly ConfigIssue[] | string };
+
+/**
+ * Why a config was refused, as logged and answered to `/reload`: issue messages quote the offending value, which
+ * may be a URL with a password (`redis.url`) or a token in its query; those are redacted.
+ */
+export function rejectionIssues(err: unknown, loaded?: LoadedConfig): readonly ConfigIssue[] | string {
+  if (err instanceof ConfigError) return err.issues.map((issue) => ({ ...issue, message: redactUrls(issue.message) }));
+  // A refusal that names its config field (a port that cannot be bound) is located like a load issue.
+  if (err instanceof ReloadRefused && loaded) return [{ file: loaded.files[0]!, path: err.path, message: redactUrls(err.message) }];
+  return redactUrls(err instanceof Error ? err.message : String(err));
+}
 
 export interface Reloader {
   reload(trigger: string): Promise<ReloadResult>;
@@ -67,7 +79,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
       loaded = options.load();
       (await prepareAll(options.parts, loaded.config)).commit();
     } catch (err) {
-      const issues = issuesOf(err, loaded);
+      const issues = rejectionIssues(err, loaded);
       options.metrics?.reload('rejected');
       logger.error({ event: LOG_EVENTS.CONFIG_REJECTED, trigger, issues }, 'config rejected; the running config stays');
       return { ok: false, issues };
@@ -96,11 +108,4 @@ export function createReloader(options: ReloaderOptions): Reloader {
       watched = [];
     },
   };
-}
-
-/** Located issues where the refusal names a config field; the message alone otherwise. */
-export function issuesOf(err: unknown, loaded?: LoadedConfig): readonly ConfigIssue[] | string {
-  if (err instanceof ConfigError) return err.issues;
-  if (err instanceof ReloadRefused && loaded) return [{ file: loaded.files[0]!, path: err.path, message: err.message }];
-  return (err as Error).message;
 }

@@ -17,6 +17,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { spiffeIdFromCertificate } from '../../certs/spiffe-id.js';
+import { DEFAULTS } from '../config/defaults.js';
 import type { Config } from '../config/schema.js';
 import type { AdminConfig } from '../config/operations-schema.js';
 import { clientCertTlsOptions } from '../core/client-cert-tls.js';
@@ -47,7 +48,6 @@ export interface AdminServer extends Reloadable {
   close(): Promise<void>;
 }
 
-export const ADMIN_DEFAULTS = { address: '127.0.0.1', port: 9901 } as const;
 
 /** Log events of the admin plane. */
 
@@ -77,7 +77,7 @@ interface AdminAuth {
 }
 
 function compileAuth(config: AdminConfig | undefined, meshBundlePem: string | undefined): AdminAuth {
-  const tokenDigest = config?.tokenFile !== undefined ? readToken(config.tokenFile) : undefined;
+  const tokenDigest = config?.tokenFile !== undefined ? readAdminToken(config.tokenFile) : undefined;
   const tls = config?.tls;
   const tlsOptions = tls ? clientCertTlsOptions('admin.tls', tls, meshBundlePem, false) : undefined;
   return { tokenDigest, tls, tlsOptions, allowedIds: new Set(tls?.allowedSpiffeIds ?? []), securedEnabled: tokenDigest !== undefined || tls !== undefined };
@@ -182,7 +182,7 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
     const serverOptions = { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 8192 };
     // Health probes and scrapers connect without a certificate; the secured endpoints check it themselves.
     const server = auth.tlsOptions ? createHttpsServer({ ...serverOptions, ...auth.tlsOptions }, onRequest) : createHttpServer(serverOptions, onRequest);
-    const plane: Plane = { server, address: admin?.address ?? ADMIN_DEFAULTS.address, port: admin?.port ?? ADMIN_DEFAULTS.port, auth };
+    const plane: Plane = { server, address: admin?.address ?? DEFAULTS.adminAddress, port: admin?.port ?? DEFAULTS.adminPort, auth };
     return plane;
   }
 
@@ -213,8 +213,8 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
     const current = live;
     // A reload that races the start (a file changed at once) must not bind a second plane beside the first.
     if (!current.server.listening) throw new ReloadRefused('/admin', 'the admin plane is not listening yet');
-    const address = next.admin?.address ?? ADMIN_DEFAULTS.address;
-    const port = next.admin?.port ?? ADMIN_DEFAULTS.port;
+    const address = next.admin?.address ?? DEFAULTS.adminAddress;
+    const port = next.admin?.port ?? DEFAULTS.adminPort;
     const samePort = address === current.address && port === current.port;
     if (samePort && (auth.tls !== undefined) === (current.auth.tls !== undefined)) {
       return {
@@ -259,7 +259,8 @@ function closePlane(plane: Plane, graceMs = 0): Promise<void> {
   return closed;
 }
 
-function readToken(file: string): Buffer {
+/** The admin token's digest; throws when the file holds no acceptable token (the config loader calls it too). */
+export function readAdminToken(file: string): Buffer {
   const token = readFileSync(file, 'utf8').trim();
   if (token.length < MIN_TOKEN_LENGTH) throw new Error(`admin.tokenFile: the token must be at least ${MIN_TOKEN_LENGTH} characters`);
   if (!BEARER.test(`Bearer ${token}`)) throw new Error('admin.tokenFile: the token must be a single RFC 6750 b64token (no spaces)');

@@ -8,6 +8,7 @@ import type { Config, ListenerConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { ReloadRefused, type PreparedChange, type Reloadable } from '../core/reloadable.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 import type { ConnectionTracker } from './connections.js';
 import { createEdgeListener, type EdgeListener, type ListenerDeps, type ListenerOptions } from './listener.js';
 
@@ -15,6 +16,7 @@ export interface ListenerSetDeps {
   logger: Logger;
   connections: ConnectionTracker;
   resolveTarget: ListenerDeps['resolveTarget'];
+  metrics?: Pick<Metrics, 'tlsHandshakeFailure' | 'trackConnections'>;
   /** How long connections of a retired socket may take to finish before they are cut. */
   drainMs: number;
 }
@@ -87,7 +89,10 @@ export function createListenerSet(deps: ListenerSetDeps): ListenerSet {
             deps.logger.info({ event: LOG_EVENTS.LISTENING, listener: b.name, address: b.address.address, port: b.address.port });
           }
           for (const b of active.values()) ports.delete(b.name);
-          for (const b of next.values()) ports.set(b.name, b.address.port);
+          for (const b of next.values()) {
+            ports.set(b.name, b.address.port);
+            deps.metrics?.trackConnections(b.name, b.listener.server);
+          }
           active = next;
         },
         abort: async () => void (await Promise.all(opened.map((b) => b.listener.close()))),
