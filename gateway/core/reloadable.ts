@@ -44,8 +44,3 @@ export async function prepareAll(parts: readonly Reloadable[], config: Config): 
     abort: async () => void (await Promise.all(prepared.map((p) => p.abort()))),
   };
 }
-
-/** Applies a config to every part, whole or not at all. */
-export async function applyWhole(parts: readonly Reloadable[], config: Config): Promise<void> {
-  (await prepareAll(parts, config)).commit();
-}
