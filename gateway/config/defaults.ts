@@ -1,6 +1,6 @@
 // The secure defaults, in one place. Code reads `config.x ?? DEFAULTS.x`; the loader never writes them into the
 // config, because "unset" must stay distinguishable from "set to the default" in a config dump and on reload.
-import type { Config, JwtProviderConfig, ListenerConfig, UpstreamConfig, VirtualHostConfig } from './schema.js';
+import type { Config, JwtProviderConfig, ListenerConfig, RouteConfig, UpstreamConfig, VirtualHostConfig } from './schema.js';
 
 type TerminateTls = Extract<VirtualHostConfig['tls'], { mode: 'terminate' }>;
 type Timeouts = NonNullable<ListenerConfig['timeouts']>;
@@ -25,6 +25,8 @@ export interface Defaults {
   readonly jwksCacheSeconds: NonNullable<JwtProviderConfig['jwksCacheSeconds']>;
   readonly jwksCooldownSeconds: NonNullable<JwtProviderConfig['jwksCooldownSeconds']>;
   readonly jwksTimeoutMs: NonNullable<JwtProviderConfig['jwksTimeoutMs']>;
+  readonly jwtRequireExpiration: NonNullable<JwtProviderConfig['requireExpiration']>;
+  readonly routeAuthentication: NonNullable<RouteConfig['authentication']>;
   readonly upstreamProtocol: NonNullable<UpstreamConfig['protocol']>;
   readonly upstreamMutualTls: boolean;
   readonly upstreamConnections: NonNullable<UpstreamConfig['connections']>;
@@ -68,6 +70,10 @@ export const DEFAULTS: Defaults = Object.freeze({
   jwksCooldownSeconds: 30,
   /** A hung JWKS endpoint must not stall requests for longer than this. */
   jwksTimeoutMs: 5_000,
+  /** Envoy's require_expiration: a token without `exp` would stay valid for as long as its key is published. */
+  jwtRequireExpiration: true,
+  /** Istio semantics: no token is anonymous and the policy decides; `required` answers 401 with a challenge instead. */
+  routeAuthentication: 'optional',
   /** HTTP/1.1 unless the upstream is declared h2 (gRPC needs it). */
   upstreamProtocol: 'http1',
   /** Zero trust: https upstreams get the gateway's SVID, so backends can authenticate the gateway. */

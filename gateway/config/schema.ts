@@ -68,6 +68,13 @@ export const ClaimHeaderSchema = Obj({
   claim: Type.String({ minLength: 1 }),
 });
 
+export const RequiredClaimSchema = Obj({
+  /** Claim name, nested with dots (`a.b.c`). */
+  claim: Type.String({ minLength: 1 }),
+  /** Accepted values (compared as text); unset means any value, as long as the claim is present. */
+  values: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
+});
+
 export const JwtProviderSchema = Obj({
   name: Name,
   issuer: Type.String({ minLength: 1 }),
@@ -100,6 +107,10 @@ export const JwtProviderSchema = Obj({
   /** Minimum interval between refetches triggered by an unknown `kid`. */
   jwksCooldownSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
   jwksTimeoutMs: Type.Optional(Millis),
+  /** Refuse tokens without `exp` (Envoy's require_expiration); default true, since such a token never expires. */
+  requireExpiration: Type.Optional(Type.Boolean()),
+  /** Claims every token of this provider must carry; with `values`, the claim (or one element of an array claim) must be one of them. */
+  requiredClaims: Type.Optional(Type.Array(RequiredClaimSchema)),
 });
 
 export const UpstreamSchema = Obj({
@@ -137,6 +148,11 @@ export const RouteSchema = Obj({
   upstream: Name,
   /** JWT providers whose tokens this route accepts; unset means all providers. */
   jwtProviders: Type.Optional(Type.Array(Name)),
+  /**
+   * `required`: a request without a valid token is answered 401 with a `WWW-Authenticate: Bearer` challenge before
+   * authorization runs. `optional` (default, Istio semantics): it goes on anonymous and the policy decides (403).
+   */
+  authentication: Type.Optional(Type.Union([Type.Literal('required'), Type.Literal('optional')])),
   maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
   timeoutMs: Type.Optional(Millis),
   /** Name of a `rateLimits` entry applied to this route. */

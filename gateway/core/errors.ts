@@ -7,6 +7,7 @@ export const ERRORS = {
   GW_PATH_REJECTED: { status: 400, message: 'request path rejected' },
   GW_AUTHN_INVALID_TOKEN: { status: 401, message: 'invalid token' },
   GW_AUTHN_MULTIPLE_TOKENS: { status: 401, message: 'more than one token in request' },
+  GW_AUTHN_REQUIRED: { status: 401, message: 'authentication required' },
   GW_AUTHN_CLIENT_CERT: { status: 403, message: 'client certificate rejected' },
   GW_AUTHZ_DENIED: { status: 403, message: 'access denied' },
   GW_ROUTE_NOT_FOUND: { status: 404, message: 'no route' },

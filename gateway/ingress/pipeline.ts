@@ -97,7 +97,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   ex.route = route.name;
 
-  // 4. Authentication: the mTLS peer, then the token (a missing token is anonymous; the policy decides).
+  // 4. Authentication: the mTLS peer, then the token (a missing token is anonymous and the policy decides, unless
+  //    the route requires authentication: then it is a 401 here, before authorization).
   const peer = vhost.clientAuth === 'none' ? undefined : peerSpiffeId(socket);
   if (peer) ex.peer = peer;
   const authn = await rt.jwt.authenticate({
@@ -105,6 +106,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     rawHeaders: req.rawHeaders,
     query: target.query.length > 1 ? target.query.slice(1) : '',
     ...(route.jwtProviders ? { allowedProviders: route.jwtProviders } : {}),
+    required: route.authenticationRequired,
   });
   if (authn.auth) ex.principal = authn.auth.principal;
 

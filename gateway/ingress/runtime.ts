@@ -98,7 +98,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     logger: deps.logger,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });
-  const routeDefaults = { maxBodyBytes: DEFAULTS.routeMaxBodyBytes, timeoutMs: DEFAULTS.upstreamTimeoutMs };
+  const routeDefaults = { maxBodyBytes: DEFAULTS.routeMaxBodyBytes, timeoutMs: DEFAULTS.upstreamTimeoutMs, authentication: DEFAULTS.routeAuthentication };
   const clients = new Map(
     config.upstreams
       .filter((u) => !u.url.startsWith('tcp:'))

@@ -7,6 +7,8 @@ export interface CompiledRoute {
   readonly name: string;
   readonly upstream: string;
   readonly jwtProviders: ReadonlySet<string> | undefined;
+  /** `authentication: required`: no token is a 401 before authorization runs. */
+  readonly authenticationRequired: boolean;
   readonly maxBodyBytes: number;
   readonly timeoutMs: number;
   /** Name of the rate limit applied after authorization, if any. */
@@ -18,7 +20,10 @@ export interface RouteTable {
   select(vhost: string, method: string, path: string): CompiledRoute | undefined;
 }
 
-export function compileRoute(route: RouteConfig, defaults: { maxBodyBytes: number; timeoutMs: number }): CompiledRoute {
+export function compileRoute(
+  route: RouteConfig,
+  defaults: { maxBodyBytes: number; timeoutMs: number; authentication: NonNullable<RouteConfig['authentication']> },
+): CompiledRoute {
   const hosts = route.match.hosts ? new Set(route.match.hosts) : undefined;
   const methods = route.match.methods ? new Set(route.match.methods) : undefined;
   const matchPath = compilePathMatch(route.match.path);
@@ -26,6 +31,7 @@ export function compileRoute(route: RouteConfig, defaults: { maxBodyBytes: numbe
     name: route.name,
     upstream: route.upstream,
     jwtProviders: route.jwtProviders ? new Set(route.jwtProviders) : undefined,
+    authenticationRequired: (route.authentication ?? defaults.authentication) === 'required',
     maxBodyBytes: route.maxBodyBytes ?? defaults.maxBodyBytes,
     timeoutMs: route.timeoutMs ?? defaults.timeoutMs,
     rateLimit: route.rateLimit,

@@ -31,6 +31,8 @@ test('the secure defaults', () => {
       jwksCacheSeconds: 600,
       jwksCooldownSeconds: 30,
       jwksTimeoutMs: 5_000,
+      jwtRequireExpiration: true,
+      routeAuthentication: 'optional',
       upstreamProtocol: 'http1',
       upstreamMutualTls: true,
       upstreamConnections: 64,
