@@ -21,6 +21,7 @@ export const ERRORS = {
   GW_RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },
   GW_HEADERS_TOO_LARGE: { status: 431, message: 'request headers too large' },
   GW_INTERNAL: { status: 500, message: 'internal error' },
+  GW_TRANSFER_CODING_UNSUPPORTED: { status: 501, message: 'transfer coding not implemented' },
   GW_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable' },
   GW_UPSTREAM_IDENTITY: { status: 502, message: 'upstream identity verification failed' },
   GW_UNAVAILABLE: { status: 503, message: 'service unavailable' },

@@ -1,5 +1,5 @@
 // THE stage order of an ingress request; nothing else decides it. Request down:
-//   host/SNI check → path normalization → route → authn (mTLS peer, JWT) → authz → limits → upstream
+//   HTTP/1 framing → host/SNI check → path normalization → route → authn (mTLS peer, JWT) → authz → limits → upstream
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
 import { randomUUID } from 'node:crypto';
@@ -14,6 +14,7 @@ import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
+import { checkHttp1Framing } from './stages/http1-framing.js';
 import { normalizeRequestTarget } from './stages/normalize-path.js';
 import type { RequestHandler } from './tls/terminate.js';
 import { forward } from './upstream/forward.js';
@@ -75,6 +76,8 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
 }
 
 async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, ex: Exchange): Promise<void> {
+  // 0. Framing first and synchronously: a refusal must land before llhttp emits the connection's next request.
+  checkHttp1Framing(req);
   const socket = req.socket as TLSSocket;
   const listener = rt.listeners.get(vhost.listener);
   if (!listener) throw new GatewayError('GW_UNAVAILABLE', 'listener_removed');

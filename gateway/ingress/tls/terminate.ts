@@ -83,10 +83,12 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
       maxHeaderListPairs: options.maxHeaders,
       maxSessionMemory: 32,
       settings: { maxConcurrentStreams: 128, maxHeaderListSize: options.maxHeaderBytes },
-      // Applies to the HTTP/1.1 connections of allowHTTP1 (llhttp answers 431 past it).
-      maxHeaderSize: options.maxHeaderBytes,
     } as http2.SecureServerOptions,
   );
+  // The HTTP/1.1 side of allowHTTP1 reads these from the server object, not from the options: unset, the parser
+  // would follow a process-wide --insecure-http-parser (every llhttp leniency on, the smuggling classes reopened)
+  // and --max-http-header-size.
+  Object.assign(server, { insecureHTTPParser: false, maxHeaderSize: options.maxHeaderBytes });
   server.on('clientError', answerParseError);
   headersTimeouts.set(server, options.headersTimeoutMs);
   if (options.clientAuth !== 'none') {
