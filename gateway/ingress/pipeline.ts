@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { RequestAttributes } from '../../policies/types.js';
-import { GatewayError, toHttpResponse } from '../core/errors.js';
+import { GatewayError, isGrpcContentType, toGrpcResponse, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ConnectionTracker } from './connections.js';
@@ -65,7 +65,7 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
   try {
     await proxy(req, res, vhost, rt, ex);
   } catch (err) {
-    refuse(res, err, ex);
+    refuse(res, err, ex, isGrpcContentType(req.headers['content-type']));
   } finally {
     const seconds = (performance.now() - ex.started) / 1000;
     deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds);
@@ -161,8 +161,8 @@ function requestAttributes(req: Request, fields: Omit<RequestAttributes, 'header
   };
 }
 
-function refuse(res: Response, err: unknown, ex: Exchange): void {
-  const response = toHttpResponse(err, ex.id);
+function refuse(res: Response, err: unknown, ex: Exchange, grpc: boolean): void {
+  const response = grpc ? toGrpcResponse(err, ex.id) : toHttpResponse(err, ex.id);
   ex.status = response.status;
   ex.code = err instanceof GatewayError ? err.code : 'GW_INTERNAL';
   if (err instanceof GatewayError && err.reason) ex.reason = err.reason;
@@ -170,8 +170,11 @@ function refuse(res: Response, err: unknown, ex: Exchange): void {
     res.destroy();
     return;
   }
-  res.writeHead(response.status, response.headers);
-  res.end(response.body);
+  // Set, not written: an empty body then leaves as one HEADERS frame with END_STREAM (gRPC trailers-only).
+  res.statusCode = response.status;
+  for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
+  if (response.body === '') res.end();
+  else res.end(response.body);
 }
 
 function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number): void {
