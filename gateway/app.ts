@@ -80,7 +80,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       },
       {
         logger: deps.logger,
-        resolveTarget: (listener, sni) => (sni ? current.listeners.get(listener)?.hosts.lookup(sni)?.target : undefined),
+        resolveTarget: (listener, sni) => current.listeners.get(listener)?.hostForSni(sni)?.target,
       },
     ),
   );

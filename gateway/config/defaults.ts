@@ -1,9 +1,10 @@
 // The secure defaults, in one place. Code reads `config.x ?? DEFAULTS.x`; the loader never writes them into the
 // config, because "unset" must stay distinguishable from "set to the default" in a config dump and on reload.
-import type { Config, JwtProviderConfig, ListenerConfig, RouteConfig, UpstreamConfig, VirtualHostConfig } from './schema.js';
+import { TLS12_CIPHERS, type Config, type JwtProviderConfig, type ListenerConfig, type RouteConfig, type UpstreamConfig, type VirtualHostConfig } from './schema.js';
 
 type TerminateTls = Extract<VirtualHostConfig['tls'], { mode: 'terminate' }>;
 type Timeouts = NonNullable<ListenerConfig['timeouts']>;
+type ListenerTls = NonNullable<ListenerConfig['tls']>;
 type Limits = NonNullable<ListenerConfig['limits']>;
 type Algorithm = NonNullable<JwtProviderConfig['algorithms']>[number];
 type TokenHeader = NonNullable<JwtProviderConfig['fromHeaders']>[number];
@@ -12,6 +13,8 @@ export interface Defaults {
   readonly listenerAddress: NonNullable<ListenerConfig['address']>;
   readonly tlsMinVersion: NonNullable<TerminateTls['minVersion']>;
   readonly clientAuth: NonNullable<TerminateTls['clientAuth']>;
+  readonly tls12Ciphers: Readonly<NonNullable<ListenerTls['ciphers']>>;
+  readonly tlsCurves: Readonly<NonNullable<ListenerTls['curves']>>;
   readonly handshakeTimeoutMs: NonNullable<Timeouts['handshakeMs']>;
   readonly headersTimeoutMs: NonNullable<Timeouts['headersMs']>;
   readonly requestTimeoutMs: NonNullable<Timeouts['requestMs']>;
@@ -44,6 +47,10 @@ export const DEFAULTS: Defaults = Object.freeze({
   tlsMinVersion: 'TLSv1.2',
   /** Client certificates are opt-in per virtual host: most edge clients (browsers, CLIs) have none. */
   clientAuth: 'none',
+  /** Mozilla "intermediate" TLS 1.2 suites (ECDHE + AEAD: forward secrecy, no CBC), in its order of preference. */
+  tls12Ciphers: Object.freeze([...TLS12_CIPHERS]),
+  /** Mozilla "intermediate" groups: X25519 first, then the NIST curves most clients have. */
+  tlsCurves: Object.freeze(['X25519', 'P-256', 'P-384'] as const),
   /** A peer that has not finished its TLS handshake in 10 s is holding a socket for nothing. */
   handshakeTimeoutMs: 10_000,
   /** Slowloris: headers trickled byte by byte must not hold a connection open (Node's own default is 60 s). */

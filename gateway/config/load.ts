@@ -10,7 +10,7 @@ import { compilePolicies, PolicyCompileError } from '../../policies/compile.js';
 import { PolicyFileSchema } from '../../policies/schema.js';
 import type { Policy, PolicyFile } from '../../policies/schema.js';
 import { DEFAULTS } from './defaults.js';
-import { ConfigSchema, type Config } from './schema.js';
+import { ConfigSchema, certificateList, type Config } from './schema.js';
 
 export interface ConfigIssue {
   file: string;
@@ -290,8 +290,12 @@ function resolvePaths(config: Config, named: (pointer: string, path: string, mus
     l.hosts.forEach((h, j) => {
       if (h.tls.mode !== 'terminate') return;
       const at = `/listeners/${i}/hosts/${j}/tls`;
-      h.tls.certificate.cert = named(`${at}/certificate/cert`, h.tls.certificate.cert, true);
-      h.tls.certificate.key = named(`${at}/certificate/key`, h.tls.certificate.key, true);
+      const list = Array.isArray(h.tls.certificate);
+      certificateList(h.tls.certificate).forEach((c, k) => {
+        const where = list ? `${at}/certificate/${k}` : `${at}/certificate`;
+        c.cert = named(`${where}/cert`, c.cert, true);
+        c.key = named(`${where}/key`, c.key, true);
+      });
       if (h.tls.clientCa !== undefined) h.tls.clientCa = named(`${at}/clientCa`, h.tls.clientCa, true);
     }),
   );
@@ -361,6 +365,9 @@ function checkSemantics(config: Config, main: Source, policies: readonly PolicyR
     const clash = bound.find((b) => l.port !== 0 && b.port === l.port && (b.address === address || WILDCARDS.has(b.address) || WILDCARDS.has(address)));
     if (clash) issue(`/listeners/${i}/port`, `${address}:${l.port} is already used by listener "${clash.name}"`);
     bound.push({ address, port: l.port, name: l.name });
+    if (l.defaultHost !== undefined && !l.hosts.some((h) => h.name === l.defaultHost)) {
+      issue(`/listeners/${i}/defaultHost`, `no virtual host named "${l.defaultHost}" on this listener`);
+    }
 
     const claimed = new Map<string, string>();
     l.hosts.forEach((h, j) =>

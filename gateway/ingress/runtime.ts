@@ -8,7 +8,7 @@ import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
 import { compilePolicies } from '../../policies/compile.js';
-import type { Config, ListenerConfig, UpstreamConfig, VirtualHostConfig } from '../config/schema.js';
+import { certificateList, type Config, type ListenerConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
@@ -37,6 +37,8 @@ export interface ListenerRuntime {
   readonly port: number;
   /** SNI and Host → virtual host of this listener. */
   readonly hosts: HostIndex<VirtualHost>;
+  /** The virtual host a TLS connection goes to: the one its SNI names, or `defaultHost` when it sent none. */
+  hostForSni(sni: string | undefined): VirtualHost | undefined;
   /** Header fields a request may carry (HTTP/2 enforces it in nghttp2; HTTP/1.1 in the pipeline). */
   readonly maxHeaders: number;
 }
@@ -87,10 +89,13 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       if (vhost.target.kind === 'terminate') terminatingServers.push(vhost.target.server as http2.Http2SecureServer);
       return vhost;
     });
+    const hosts = createHostIndex(listener.hosts.map((h, i) => ({ hostnames: h.hostnames, value: vhosts[i]! })));
+    const defaultHost = defaultHostOf(listener, vhosts);
     listeners.set(listener.name, {
       name: listener.name,
       port: listener.port,
-      hosts: createHostIndex(listener.hosts.map((h, i) => ({ hostnames: h.hostnames, value: vhosts[i]! }))),
+      hosts,
+      hostForSni: (sni) => (sni ? hosts.lookup(sni) : defaultHost),
       maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
     });
   }
@@ -126,6 +131,13 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   };
 }
 
+function defaultHostOf(listener: ListenerConfig, vhosts: readonly VirtualHost[]): VirtualHost | undefined {
+  if (listener.defaultHost === undefined) return undefined;
+  const vhost = vhosts.find((v) => v.name === listener.defaultHost);
+  if (!vhost) throw new Error(`listener ${listener.name}: defaultHost "${listener.defaultHost}" is not one of its virtual hosts`);
+  return vhost;
+}
+
 function compileVirtualHost(
   config: Config,
   listener: ListenerConfig,
@@ -148,8 +160,9 @@ function compileVirtualHost(
   // An explicit clientCa is a plain CA (no SPIFFE rules); otherwise the mesh bundles and their rules apply.
   const clientCaPem = host.tls.clientCa ? readPem(host.tls.clientCa) : trust?.caPem;
   const server = createTerminatingServer({
-    certPem: readPem(host.tls.certificate.cert),
-    keyPem: readPem(host.tls.certificate.key),
+    certificates: servingCertificates(host.name, certificateList(host.tls.certificate)),
+    ciphers: listener.tls?.ciphers ?? DEFAULTS.tls12Ciphers,
+    curves: listener.tls?.curves ?? DEFAULTS.tlsCurves,
     clientAuth,
     ...(clientAuth !== 'none' && clientCaPem ? { clientCaPem } : {}),
     ...(!host.tls.clientCa && trust ? { verifyPeer: trust.verifier() } : {}),
@@ -166,6 +179,21 @@ function compileVirtualHost(
   const vhost: VirtualHost = { ...base, clientAuth, target: { kind: 'terminate', vhost: host.name, server } };
   server.on('request', deps.handlerFor(vhost));
   return vhost;
+}
+
+/**
+ * Reads a host's certificates; two of one key type are refused, because OpenSSL would silently keep only the last
+ * (it holds one certificate per key type and picks among types by the client's signature algorithms).
+ */
+function servingCertificates(vhost: string, files: readonly { cert: string; key: string }[]): { certPem: string; keyPem: string }[] {
+  const seen = new Set<string>();
+  return files.map(({ cert, key }) => {
+    const certPem = readPem(cert);
+    const type = new X509Certificate(certPem).publicKey.asymmetricKeyType ?? 'unknown';
+    if (seen.has(type)) throw new Error(`virtual host ${vhost}: two certificates with ${type} keys; give one per key type (e.g. one RSA, one ECDSA)`);
+    seen.add(type);
+    return { certPem, keyPem: readPem(key) };
+  });
 }
 
 function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: MeshTrust | undefined) {
@@ -203,7 +231,11 @@ function spiffeVerifier(spiffeId: string, caPem: string, trust: MeshTrust | unde
 function ownCertificates(config: Config): { name: string; notAfter: Date }[] {
   const files = [
     ...config.listeners.flatMap((l) =>
-      l.hosts.flatMap((h) => (h.tls.mode === 'terminate' ? [{ name: `${l.name}/${h.name}`, file: h.tls.certificate.cert }] : [])),
+      l.hosts.flatMap((h) =>
+        h.tls.mode === 'terminate'
+          ? certificateList(h.tls.certificate).map((c, i, all) => ({ name: `${l.name}/${h.name}${all.length > 1 ? `#${i}` : ''}`, file: c.cert }))
+          : [],
+      ),
     ),
     ...(config.mesh ? [{ name: 'mesh-svid', file: config.mesh.svid.cert }] : []),
   ];
