@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULTS } from '../../../gateway/config/defaults.js';
+import { TLS12_CIPHERS } from '../../../gateway/config/schema.js';
 
 test('defaults are frozen all the way down', () => {
   assert.ok(Object.isFrozen(DEFAULTS));
@@ -13,19 +14,12 @@ test('defaults are frozen all the way down', () => {
 
 test('the secure defaults', () => {
   assert.deepEqual(
-    { ...DEFAULTS, jwtAlgorithms: undefined, jwtFromHeaders: undefined },
+    { ...DEFAULTS, jwtAlgorithms: undefined, jwtFromHeaders: undefined, tls12Ciphers: undefined },
     {
       listenerAddress: '0.0.0.0',
       tlsMinVersion: 'TLSv1.2',
       clientAuth: 'none',
-      tls12Ciphers: [
-        'ECDHE-ECDSA-AES128-GCM-SHA256',
-        'ECDHE-RSA-AES128-GCM-SHA256',
-        'ECDHE-ECDSA-AES256-GCM-SHA384',
-        'ECDHE-RSA-AES256-GCM-SHA384',
-        'ECDHE-ECDSA-CHACHA20-POLY1305',
-        'ECDHE-RSA-CHACHA20-POLY1305',
-      ],
+      tls12Ciphers: undefined,
       tlsCurves: ['X25519', 'P-256', 'P-384'],
       handshakeTimeoutMs: 10_000,
       headersTimeoutMs: 10_000,
@@ -52,6 +46,9 @@ test('the secure defaults', () => {
       logLevel: 'info',
     },
   );
+  // Every TLS 1.2 suite the schema allows, and each one forward-secret (ECDHE) and AEAD (GCM or ChaCha20-Poly1305).
+  assert.deepEqual(DEFAULTS.tls12Ciphers, TLS12_CIPHERS);
+  assert.ok(DEFAULTS.tls12Ciphers.length === 6 && DEFAULTS.tls12Ciphers.every((c) => /^ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/.test(c)));
   // Key confusion (CVE-2015-9235): no HMAC and no `none` among the accepted algorithms by default.
   assert.ok(DEFAULTS.jwtAlgorithms.every((a) => !a.startsWith('HS') && (a as string) !== 'none'));
 });
