@@ -57,7 +57,16 @@ describe('gRPC through terminate mode with a JWT', () => {
         protocol: 'h2',
         tls: { spiffeId: `spiffe://${pki.trustDomain}/ns/grpc/sa/echo` },
       });
-      config.routes.unshift({ name: 'grpc', match: { path: { prefix: '/portcullis.test.Echo' }, methods: ['POST'] }, upstream: 'grpc' });
+      // Not h2: closing an h2 upstream client whose connect failed never resolves (upstream/clients.ts close()
+      // waits on session.close of a destroyed session), which would hang this suite's teardown.
+      config.upstreams.push({ name: 'grpc-down', url: 'https://127.0.0.1:1', tls: { spiffeId: `spiffe://${pki.trustDomain}/ns/grpc/sa/echo` } });
+      config.rateLimits = [{ name: 'one', requests: 1, perSeconds: 3600, key: 'header:x-limit-key' }];
+      config.routes.unshift(
+        { name: 'grpc', match: { path: { prefix: '/portcullis.test.Echo' }, methods: ['POST'] }, upstream: 'grpc' },
+        { name: 'grpc-down', match: { path: { prefix: '/portcullis.test.Down' } }, upstream: 'grpc-down' },
+        { name: 'grpc-limited', match: { path: { prefix: '/portcullis.test.Limited' } }, upstream: 'grpc', rateLimit: 'one' },
+      );
+      config.policies.push({ name: 'grpc-open', action: 'ALLOW', routes: ['grpc-down', 'grpc-limited'], rules: [{}] });
       config.policies.push({ name: 'grpc', action: 'ALLOW', routes: ['grpc'], rules: [{ from: [{ source: { requestPrincipals: ['https://issuer.test/*'] } }] }] });
     });
     const Client = grpc.makeGenericClientConstructor(EchoService, 'Echo');
@@ -105,16 +114,28 @@ describe('gRPC through terminate mode with a JWT', () => {
     assert.match(String(err?.metadata.get('www-authenticate')[0]), /^Bearer realm="portcullis", error="invalid_token"/);
   });
 
-  test('a method no route matches is UNIMPLEMENTED (12)', async () => {
+  const unary = async (path: string, md = new grpc.Metadata()) => {
     const other = new grpc.Client(`127.0.0.1:${ing.port}`, grpc.credentials.createSsl(Buffer.from(ing.caPem)), {
       'grpc.ssl_target_name_override': 'localhost',
       'grpc.default_authority': 'localhost',
     });
-    const err = await new Promise<grpc.ServiceError | null>((resolve) =>
-      other.makeUnaryRequest('/nowhere.Svc/M', json.serialize, json.deserialize, {}, (e) => resolve(e)),
-    );
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => other.makeUnaryRequest(path, json.serialize, json.deserialize, {}, md, (e) => resolve(e)));
     other.close();
-    assert.equal(err?.code, grpc.status.UNIMPLEMENTED);
+    return err;
+  };
+
+  test('a method no route matches is UNIMPLEMENTED (12)', async () => {
+    assert.equal((await unary('/nowhere.Svc/M'))?.code, grpc.status.UNIMPLEMENTED);
+  });
+
+  test('an unreachable upstream is UNAVAILABLE (14); a rate-limited call is RESOURCE_EXHAUSTED (8)', async () => {
+    assert.equal((await unary('/portcullis.test.Down/M'))?.code, grpc.status.UNAVAILABLE);
+    const md = new grpc.Metadata();
+    md.set('x-limit-key', `k-${Date.now()}`);
+    await unary('/portcullis.test.Limited/M', md);
+    const limited = await unary('/portcullis.test.Limited/M', md);
+    assert.equal(limited?.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(limited?.details, 'rate limit exceeded: one');
   });
 
   test('on the wire: HTTP 200, trailers-only (one HEADERS frame with END_STREAM), grpc-status and grpc-message', async () => {
