@@ -147,3 +147,20 @@ describe('HTTP/1 message framing (RFC 9112 §6)', () => {
     await refused(`GET /public/a HTTP/1.1\r\n${H}X-A: a\x00b\r\n\r\n`, 400);
   });
 });
+
+describe('listener limits reach the HTTP/1.1 parser', () => {
+  let ing: TestIngress;
+  before(async () => {
+    ing = await startTestIngress((config) => {
+      config.listeners[0].limits = { maxHeaderBytes: 2048 };
+    });
+  });
+  after(() => ing.close());
+
+  test('limits.maxHeaderBytes below the process default is enforced on HTTP/1.1 (431), not only on HTTP/2', async () => {
+    const hits = ing.upstream.hits;
+    const { text } = await raw(ing.port, ing.caPem, `GET /public/a HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(4096)}\r\n\r\n`);
+    assert.deepEqual(statuses(text), [431]);
+    assert.equal(ing.upstream.hits, hits);
+  });
+});
