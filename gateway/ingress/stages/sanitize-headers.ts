@@ -19,6 +19,13 @@ const GATEWAY_SET = [
   'x-request-id',
 ];
 
+/**
+ * `Expect: 100-continue` is answered by the gateway's own server (Node sends the 100 before the pipeline runs), so
+ * the expectation is met on this hop; forwarded, undici refuses the request outright (UND_ERR_NOT_SUPPORTED, a 502
+ * for every `curl -H 'Expect: 100-continue'`) and other clients would wait for a second 100 (RFC 9110 §10.1.1).
+ */
+const ANSWERED_HERE = ['expect'];
+
 export interface HeaderSanitizer {
   /** Returns the headers to forward; `host` and pseudo-headers are left for the route stage to set. */
   sanitize(headers: IncomingHttpHeaders): OutgoingHeaders;
@@ -29,7 +36,7 @@ export interface HeaderSanitizer {
  *   the route, so no route can receive a client-forged identity header.
  */
 export function createHeaderSanitizer(managed: readonly string[]): HeaderSanitizer {
-  const dropped = new Set<string>([...HOP_BY_HOP_HEADERS, ...GATEWAY_SET, 'host', ...managed.map((h) => h.toLowerCase())]);
+  const dropped = new Set<string>([...HOP_BY_HOP_HEADERS, ...GATEWAY_SET, ...ANSWERED_HERE, 'host', ...managed.map((h) => h.toLowerCase())]);
   return {
     sanitize(headers) {
       const out: OutgoingHeaders = {};

@@ -142,6 +142,17 @@ describe('HTTP/1 message framing (RFC 9112 §6)', () => {
     await refused(`GET /public/a HTTP/1.1\r\n Host: localhost\r\n\r\n`, 400);
   });
 
+  test('RFC 9110 §10.1.1: Expect: 100-continue is met by the gateway (100, then the answer) and not forwarded', async () => {
+    const hits = ing.upstream.hits;
+    const { text } = await raw(ing.port, ing.caPem, `POST /public/a HTTP/1.1\r\n${H}Content-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nabc`);
+    assert.deepEqual(statuses(text), [100, 200], text.slice(0, 300));
+    const final = text.slice(text.indexOf('HTTP/1.1 200'));
+    const echoed = JSON.parse(final.slice(final.indexOf('\r\n\r\n') + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, ''));
+    assert.equal(echoed.body, 'abc');
+    assert.equal(echoed.headers.expect, undefined);
+    assert.equal(ing.upstream.hits, hits + 1);
+  });
+
   test('§2.2: a bare CR or a NUL in a field value is 400', async () => {
     await refused(`GET /public/a HTTP/1.1\r\n${H}X-A: a\rb\r\n\r\n`, 400);
     await refused(`GET /public/a HTTP/1.1\r\n${H}X-A: a\x00b\r\n\r\n`, 400);
