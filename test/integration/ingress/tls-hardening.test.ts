@@ -74,6 +74,9 @@ describe('ingress TLS hardening', () => {
     const out = await sClient(ing.port, ['-tls1_2', '-servername', 'localhost', '-CAfile', caFile], ['R\n', 'GET /public/after HTTP/1.1\r\nHost: localhost\r\n\r\n']);
     assert.match(out, /Verify return code: 0 \(ok\)/, 'the first handshake succeeded');
     assert.match(out, /RENEGOTIATING/);
+    const after = out.slice(out.indexOf('RENEGOTIATING'));
+    assert.doesNotMatch(after, /depth=|verify return/, 'no second handshake completed');
+    assert.match(after, /error|closed/, 'the gateway ended the connection');
     assert.doesNotMatch(out, /HTTP\/1\.1 200/, 'no request was served after the renegotiation attempt');
     assert.ok(!ing.logs.some((l) => l.path === '/public/after'));
   });
