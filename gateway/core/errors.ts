@@ -3,10 +3,11 @@
 import { STATUS_CODES } from 'node:http';
 
 /**
- * gRPC status codes (grpc/grpc doc/statuscodes.md) a refusal can map to: INVALID_ARGUMENT 3, DEADLINE_EXCEEDED 4,
- * PERMISSION_DENIED 7, RESOURCE_EXHAUSTED 8, UNIMPLEMENTED 12, INTERNAL 13, UNAVAILABLE 14, UNAUTHENTICATED 16.
+ * gRPC status codes (grpc/grpc doc/statuscodes.md) a refusal can map to: CANCELLED 1, INVALID_ARGUMENT 3,
+ * DEADLINE_EXCEEDED 4, PERMISSION_DENIED 7, RESOURCE_EXHAUSTED 8, UNIMPLEMENTED 12, INTERNAL 13, UNAVAILABLE 14,
+ * UNAUTHENTICATED 16.
  */
-type GrpcStatus = 3 | 4 | 7 | 8 | 12 | 13 | 14 | 16;
+type GrpcStatus = 1 | 3 | 4 | 7 | 8 | 12 | 13 | 14 | 16;
 
 // Each code's HTTP status and, for gRPC requests, its gRPC status: UNIMPLEMENTED for "no such method" follows
 // gRPC's own HTTP-to-gRPC mapping of 404; UNAVAILABLE tells the client a retry elsewhere may succeed.
@@ -23,16 +24,21 @@ export const ERRORS = {
   GW_EGRESS_ADDRESS_BLOCKED: { status: 403, message: 'destination address blocked', grpc: 7 },
   GW_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed', grpc: 12 },
   GW_EGRESS_NO_IDENTITY: { status: 407, message: 'proxy authentication required', grpc: 16 },
-  GW_REQUEST_TIMEOUT: { status: 408, message: 'request headers not received in time', grpc: 4 },
+  GW_REQUEST_TIMEOUT: { status: 408, message: 'request not received in time', grpc: 4 },
   GW_BODY_TOO_LARGE: { status: 413, message: 'request body too large', grpc: 8 },
   GW_HOST_MISDIRECTED: { status: 421, message: 'misdirected request: host does not match TLS server name', grpc: 3 },
   GW_RATE_LIMITED: { status: 429, message: 'rate limit exceeded', grpc: 8 },
   GW_HEADERS_TOO_LARGE: { status: 431, message: 'request headers too large', grpc: 8 },
+  // Never sent (the client is gone): nginx's 499, so access logs and metrics tell a cancel from a failure.
+  GW_CLIENT_CANCELLED: { status: 499, message: 'client closed request', grpc: 1 },
   GW_INTERNAL: { status: 500, message: 'internal error', grpc: 13 },
   GW_TRANSFER_CODING_UNSUPPORTED: { status: 501, message: 'transfer coding not implemented', grpc: 12 },
   GW_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable', grpc: 14 },
   GW_UPSTREAM_IDENTITY: { status: 502, message: 'upstream identity verification failed', grpc: 14 },
+  // The upstream failed after the answer had started: the client sees a reset, never a clean end.
+  GW_UPSTREAM_TRUNCATED: { status: 502, message: 'upstream response truncated', grpc: 14 },
   GW_UNAVAILABLE: { status: 503, message: 'service unavailable', grpc: 14 },
+  GW_UPSTREAM_OVERLOADED: { status: 503, message: 'upstream overloaded', grpc: 14 },
   GW_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timed out', grpc: 4 },
 } as const satisfies Record<string, { status: number; message: string; grpc: GrpcStatus }>;
 

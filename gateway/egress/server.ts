@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { DEFAULTS } from '../config/defaults.js';
 import type { JwtProviderConfig } from '../config/schema.js';
 import type { EgressConfig } from '../config/egress-schema.js';
 import type { RedisConfig } from '../config/operations-schema.js';
@@ -16,7 +17,8 @@ import { GatewayError, toHttpResponse, toRawHttpResponse } from '../core/errors.
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { createRateLimiter, rateLimitHeaders } from '../ingress/stages/rate-limit.js';
-import { canonicalHost, formatAuthority, parseAuthority, type Destination } from './destination.js';
+import { canonicalHost } from '../core/net/host.js';
+import { formatAuthority, parseAuthority, type Destination } from './destination.js';
 import { createAddressGuard, type LookupFn } from './stages/address-guard.js';
 import { createAllowlist, type AllowlistDecision } from './stages/allowlist.js';
 import { createAudit, type EgressRecord, type ProxyType } from './stages/audit.js';
@@ -50,29 +52,36 @@ export interface EgressServer {
 /** The one limit of the egress server's rate limiter. */
 const NEW_CONNECTIONS = 'egress-new-connections';
 
-const DEFAULTS = {
-  connectTimeoutMs: 10_000,
-  dnsTimeoutMs: 5_000,
-  idleTimeoutMs: 300_000,
-  firstBytesTimeoutMs: 10_000,
-  maxTunnelsPerIdentity: 256,
-  shutdownGraceMs: 10_000,
-};
 
+
+type EgressOriginate = NonNullable<EgressConfig['originate']>[number];
 
 interface Originate {
   port: number;
   tls: OriginationTls;
 }
 
-function exactHost(where: string, pattern: string): string {
+/** One `originate` entry as [host, how to originate]; throws on what the gateway cannot do (the loader calls it too). */
+export function compileOriginate(o: EgressOriginate, mesh: { certPem: string; keyPem: string } | undefined): [string, Originate] {
+  const host = exactHost('egress.originate', o.host);
+  if (o.tls.mutual && !mesh) throw new Error(`egress.originate[${o.host}]: mutual TLS needs the mesh SVID (mesh.svid)`);
+  const tls = {
+    serverName: o.tls.serverName ?? host,
+    ...(o.tls.ca !== undefined ? { ca: readFileSync(o.tls.ca) } : {}),
+    ...(o.tls.mutual && mesh ? { cert: mesh.certPem, key: mesh.keyPem } : {}),
+  };
+  return [host, { port: o.port ?? DEFAULTS.egressOriginatePort, tls }];
+}
+
+/** A `staticHosts` or `originate` host: an exact name, never a wildcard or an address. */
+export function exactHost(where: string, pattern: string): string {
   const canonical = pattern.startsWith('*.') ? undefined : canonicalHost(pattern);
   if (canonical === undefined || canonical.isIp) throw new Error(`${where}: ${JSON.stringify(pattern)} must be an exact host name`);
   return canonical.host;
 }
 
 export function createEgressServer(config: EgressConfig, deps: EgressServerDeps): EgressServer {
-  const limits = { ...DEFAULTS, ...config.limits };
+  const limits = { ...DEFAULTS.egressLimits, ...config.limits };
   const now = deps.now ?? (() => performance.now());
   const identify = createIdentify({ ...(config.sourceIdentities ? { sourceIdentities: config.sourceIdentities } : {}) });
   const proxyToken = config.proxyAuthorization
@@ -98,19 +107,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     { ...config.addressGuard, staticHosts, dnsTimeoutMs: limits.dnsTimeoutMs },
     deps.lookup ? { lookup: deps.lookup } : {},
   );
-  const originate = new Map<string, Originate>();
-  for (const o of config.originate ?? []) {
-    const host = exactHost('egress.originate', o.host);
-    if (o.tls.mutual && !deps.mesh) throw new Error(`egress.originate[${o.host}]: mutual TLS needs the mesh SVID (mesh.svid)`);
-    originate.set(host, {
-      port: o.port ?? 443,
-      tls: {
-        serverName: o.tls.serverName ?? host,
-        ...(o.tls.ca !== undefined ? { ca: readFileSync(o.tls.ca) } : {}),
-        ...(o.tls.mutual && deps.mesh ? { cert: deps.mesh.certPem, key: deps.mesh.keyPem } : {}),
-      },
-    });
-  }
+  const originate = new Map((config.originate ?? []).map((o) => compileOriginate(o, deps.mesh)));
   const tunnels = createTunnelLimiter(limits.maxTunnelsPerIdentity);
   const connectionRate =
     limits.newConnectionsPerSecond === undefined
@@ -131,13 +128,13 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
   const dialDeps = deps.connect ? { connect: deps.connect } : {};
 
   const serverOptions = {
-    maxHeaderSize: config.listener.maxHeaderBytes ?? 16_384,
-    headersTimeout: config.listener.headersTimeoutMs ?? 10_000,
+    maxHeaderSize: config.listener.maxHeaderBytes ?? DEFAULTS.egressMaxHeaderBytes,
+    headersTimeout: config.listener.headersTimeoutMs ?? DEFAULTS.egressHeadersTimeoutMs,
   };
   let server: Server;
   const tls = config.listener.tls;
   if (tls) {
-    const required = (tls.clientAuth ?? 'required') === 'required';
+    const required = (tls.clientAuth ?? DEFAULTS.egressClientAuth) === 'required';
     server = createHttpsServer({ ...serverOptions, ...clientCertTlsOptions('egress.listener.tls', tls, deps.mesh?.bundlePem, required) });
   } else {
     server = createHttpServer(serverOptions);
@@ -179,7 +176,9 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
 
   function refusalRecord(base: ReturnType<typeof baseRecord>, err: GatewayError, extra: Partial<EgressRecord> = {}): EgressRecord {
     const { durationMs, ...rest } = base;
-    return { ...rest, allow: false, reason: err.reason ?? err.code, code: err.code, durationMs: durationMs(), ...extra };
+    // GW_UPSTREAM_* only arise after the policy allowed the attempt: it was allowed, and then the upstream failed.
+    const allow = err.code.startsWith('GW_UPSTREAM_');
+    return { ...rest, allow, reason: err.reason ?? err.code, code: err.code, durationMs: durationMs(), ...extra };
   }
 
   function writeRawResponse(socket: Socket, err: GatewayError, id: string): void {
@@ -359,7 +358,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     listen() {
       return new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(config.listener.port, config.listener.address ?? '127.0.0.1', () => {
+        server.listen(config.listener.port, config.listener.address ?? DEFAULTS.egressListenerAddress, () => {
           server.off('error', reject);
           const addr = server.address();
           const port = typeof addr === 'object' && addr ? addr.port : config.listener.port;

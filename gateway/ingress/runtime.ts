@@ -8,7 +8,7 @@ import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
 import { compilePolicies } from '../../policies/compile.js';
-import { certificateList, type Config, type ListenerConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
+import { certificateList, type Config, type ListenerConfig, type RouteConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
@@ -17,6 +17,7 @@ import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
 import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
+import { createPathStage, type PathStage } from './stages/normalize-path.js';
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
@@ -41,11 +42,14 @@ export interface ListenerRuntime {
   hostForSni(sni: string | undefined): VirtualHost | undefined;
   /** Header fields a request may carry (HTTP/2 enforces it in nghttp2; HTTP/1.1 in the pipeline). */
   readonly maxHeaders: number;
+  /** Bounds on a request's life once the pipeline has it (see docs/operations.md, Timeouts). */
+  readonly timeouts: { readonly requestMs: number; readonly bodyIdleMs: number; readonly writeIdleMs: number };
 }
 
 export interface IngressRuntime {
   readonly config: Config;
   readonly listeners: ReadonlyMap<string, ListenerRuntime>;
+  readonly paths: PathStage;
   readonly routes: RouteTable;
   readonly upstreams: ReadonlyMap<string, UpstreamClient>;
   readonly jwt: JwtAuthn;
@@ -58,6 +62,8 @@ export interface IngressRuntime {
   readonly certificates: readonly { name: string; notAfter: Date }[];
   /** Releases pools and JWKS timers once no request uses this runtime any more. */
   close(): Promise<void>;
+  /** Cuts the pools with whatever still runs on them (the end of a shutdown drain). */
+  destroy(): Promise<void>;
 }
 
 export interface RuntimeDeps {
@@ -97,13 +103,24 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       hosts,
       hostForSni: (sni) => (sni ? hosts.lookup(sni) : defaultHost),
       maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
+      timeouts: Object.freeze({
+        requestMs: listener.timeouts?.requestMs ?? DEFAULTS.requestTimeoutMs,
+        bodyIdleMs: listener.timeouts?.bodyIdleMs ?? DEFAULTS.bodyIdleTimeoutMs,
+        writeIdleMs: listener.timeouts?.writeIdleMs ?? DEFAULTS.writeIdleTimeoutMs,
+      }),
     });
   }
   const jwt = createJwtAuthn(config.jwtProviders ?? [], config.jwtCache ? { tokenCacheSize: config.jwtCache.maxEntries } : {}, {
     logger: deps.logger,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });
-  const routeDefaults = { maxBodyBytes: DEFAULTS.routeMaxBodyBytes, timeoutMs: DEFAULTS.upstreamTimeoutMs, authentication: DEFAULTS.routeAuthentication };
+  // A route's timeout defaults to its upstream's.
+  const routeDefaults = (r: RouteConfig) => ({
+    maxBodyBytes: DEFAULTS.routeMaxBodyBytes,
+    pathCase: config.pathCase,
+    timeoutMs: upstreams.get(r.upstream)?.timeoutMs ?? DEFAULTS.upstreamTimeoutMs,
+  });
   const clients = new Map(
     config.upstreams
       .filter((u) => !u.url.startsWith('tcp:'))
@@ -112,7 +129,8 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   return {
     config,
     listeners,
-    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults))),
+    paths: createPathStage(config.routes),
+    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults(r)))),
     upstreams: clients,
     jwt,
     authz: createAuthzStage(compilePolicies(config.policies ?? [], { routes: config.routes.map((r) => r.name) }), {
@@ -124,6 +142,10 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     sanitizer: createHeaderSanitizer(jwt.managedHeaders),
     forwarded: createForwardedStage(config.trustedProxies ?? []),
     terminatingServers,
+    async destroy() {
+      jwt.close();
+      await Promise.all([...clients.values()].map((c) => c.destroy()));
+    },
     async close() {
       jwt.close();
       await Promise.all([...clients.values()].map((c) => c.close()));
@@ -166,14 +188,19 @@ function compileVirtualHost(
     clientAuth,
     ...(clientAuth !== 'none' && clientCaPem ? { clientCaPem } : {}),
     ...(!host.tls.clientCa && trust ? { verifyPeer: trust.verifier() } : {}),
-    onPeerRefused: (reason, socket) =>
-      deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: listener.name, vhost: host.name, reason, peer: socket.remoteAddress }),
+    onPeerRefused: (reason, socket) => {
+      deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: listener.name, vhost: host.name, reason, peer: socket.remoteAddress });
+      deps.metrics?.tlsHandshakeFailure(listener.name, reason.toLowerCase());
+    },
+    onHandshakeFailed: (reason) => deps.metrics?.tlsHandshakeFailure(listener.name, reason),
     minVersion: host.tls.minVersion ?? DEFAULTS.tlsMinVersion,
     handshakeTimeoutMs: listener.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
     headersTimeoutMs: listener.timeouts?.headersMs ?? DEFAULTS.headersTimeoutMs,
     idleTimeoutMs: listener.timeouts?.idleMs ?? DEFAULTS.idleTimeoutMs,
     maxHeaderBytes: listener.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
     maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
+    maxConcurrentStreams: listener.limits?.maxConcurrentStreams ?? DEFAULTS.maxConcurrentStreams,
+    maxStreamResetsPerSecond: listener.limits?.maxStreamResetsPerSecond ?? DEFAULTS.maxStreamResetsPerSecond,
     ticketKeys: deps.ticketKeys,
   });
   const vhost: VirtualHost = { ...base, clientAuth, target: { kind: 'terminate', vhost: host.name, server } };
@@ -183,9 +210,10 @@ function compileVirtualHost(
 
 /**
  * Reads a host's certificates; two of one key type are refused, because OpenSSL would silently keep only the last
- * (it holds one certificate per key type and picks among types by the client's signature algorithms).
+ * (it holds one certificate per key type and picks among types by the client's signature algorithms). The config
+ * loader calls it too.
  */
-function servingCertificates(vhost: string, files: readonly { cert: string; key: string }[]): { certPem: string; keyPem: string }[] {
+export function servingCertificates(vhost: string, files: readonly { cert: string; key: string }[]): { certPem: string; keyPem: string }[] {
   const seen = new Set<string>();
   return files.map(({ cert, key }) => {
     const certPem = readPem(cert);
@@ -196,13 +224,15 @@ function servingCertificates(vhost: string, files: readonly { cert: string; key:
   });
 }
 
-function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: MeshTrust | undefined) {
+/** What an upstream's pool is built from; throws when its TLS cannot be set up (the config loader calls it too). */
+export function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: MeshTrust | undefined) {
   const origin = new URL(upstream.url);
   return {
     name: upstream.name,
     origin,
     protocol: upstream.protocol ?? DEFAULTS.upstreamProtocol,
     connections: upstream.connections ?? DEFAULTS.upstreamConnections,
+    maxPendingRequests: upstream.maxPendingRequests ?? DEFAULTS.upstreamMaxPendingRequests,
     connectTimeoutMs: upstream.connectTimeoutMs ?? DEFAULTS.upstreamConnectTimeoutMs,
     ...(origin.protocol === 'https:' ? { tls: upstreamTls(config, upstream, origin, trust) } : {}),
   };

@@ -62,7 +62,7 @@ export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
   // Async writes keep the request path off the disk; close() flushes them so an accepted connection is never
   // missing from the file after a graceful shutdown.
   const destination = options.file ? pino.destination({ dest: options.file, sync: false, mkdir: true }) : undefined;
-  const fileLog = destination ? createLogger('info', destination, { isoTime: true }) : undefined;
+  const fileLog = destination ? createLogger('info', destination) : undefined;
   let closed = false;
   let ready = false;
   let failed = false;
@@ -77,7 +77,7 @@ export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
 
   return {
     record(r) {
-      deps.metrics?.egress(r.host ?? '', r.allow ? 'allow' : 'deny');
+      deps.metrics?.egress(r.host ?? '', r.allow ? 'allow' : 'deny', r.code ?? 'ok', r.bytesUp ?? 0, r.bytesDown ?? 0);
       const line = { event: LOG_EVENTS.EGRESS_DECISION, ...r };
       const level = r.alert ? 'warn' : 'info';
       deps.logger[level](line, 'egress decision');

@@ -3,11 +3,11 @@
 // (origination). The original host name is kept for SNI, certificate verification and the Host header.
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, checkServerIdentity, type TLSSocket } from 'node:tls';
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { GatewayError } from '../../core/errors.js';
 import { looksLikeTls, parseClientHello } from '../../ingress/tls/client-hello.js';
 import type { Destination } from '../destination.js';
-import { connectionListed, HOP_BY_HOP_HEADERS } from '../../core/hop-by-hop.js';
+import { endToEndHeaders } from '../../core/net/hop-by-hop.js';
 
 export type ConnectFn = (options: { host: string; port: number; family: 4 | 6; allowHalfOpen: boolean }) => Socket;
 
@@ -138,17 +138,6 @@ export function originateTls(socket: Socket, tls: OriginationTls, timeoutMs: num
       resolve(secure);
     });
   });
-}
-
-/** Copies headers minus hop-by-hop fields and every field the `Connection` header lists. */
-export function endToEndHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const listed = connectionListed(headers.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || listed?.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
 }
 
 export interface ForwardResult {

@@ -10,7 +10,7 @@ import type { JwtProviderConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { createJwtAuthn } from '../../ingress/stages/authn-jwt.js';
-import { inRanges, parseCidr, parseIp, unmapped } from '../ip.js';
+import { ipMatcher, notAnIpOrCidr, parseCidr, parseIp, type IpRange } from '../../core/net/ip.js';
 
 export type Identity =
   | { kind: 'spiffe'; principal: string }
@@ -70,11 +70,13 @@ export function createIdentify(options: IdentifyOptions, deps: IdentifyDeps = {}
     if (name === ANONYMOUS.principal) throw new Error('sourceIdentities: "anonymous" is reserved');
     return {
       name,
-      ranges: cidrs.map((c) => {
-        const range = parseCidr(c);
-        if (range === undefined) throw new Error(`sourceIdentities[${name}]: invalid cidr ${JSON.stringify(c)}`);
-        return range;
-      }),
+      matches: ipMatcher(
+        cidrs.map((c): IpRange => {
+          const range = parseCidr(c);
+          if (range === undefined) throw new Error(`sourceIdentities[${name}]: ${notAnIpOrCidr(c)}`);
+          return range;
+        }),
+      ),
     };
   });
 
@@ -86,11 +88,10 @@ export function createIdentify(options: IdentifyOptions, deps: IdentifyDeps = {}
       if (socket.getPeerCertificate()?.raw !== undefined) return ANONYMOUS;
     }
     if (sources.length === 0) return ANONYMOUS;
-    const remote = socket.remoteAddress === undefined ? undefined : parseIp(socket.remoteAddress);
-    if (remote === undefined) return ANONYMOUS;
-    // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`.
-    const ip = unmapped(remote);
-    const match = sources.find((s) => inRanges(ip, s.ranges));
+    // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`, which parseIp reads as the IPv4 address.
+    const ip = socket.remoteAddress === undefined ? undefined : parseIp(socket.remoteAddress);
+    if (ip === undefined) return ANONYMOUS;
+    const match = sources.find((s) => s.matches(ip));
     return match ? { kind: 'source', principal: match.name } : ANONYMOUS;
   };
 }
