@@ -98,7 +98,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     connections,
     drainMs: DEFAULTS.requestTimeoutMs,
     metrics,
-    resolveTarget: (listener, sni) => (sni ? current.listeners.get(listener)?.hosts.lookup(sni)?.target : undefined),
+    resolveTarget: (listener, sni) => current.listeners.get(listener)?.hostForSni(sni)?.target,
   });
   // Built first, bound second: a config whose runtime cannot be built never costs a socket. Parts added here are
   // prepared in this order and committed together.
