@@ -5,6 +5,7 @@ import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
+import { createTracing, type Tracing } from './core/tracing.js';
 import { createEgressServer, type EgressServer } from './egress/server.js';
 import { createConnectionTracker } from './ingress/connections.js';
 import { createEdgeListener, type EdgeListener } from './ingress/listener.js';
@@ -43,6 +44,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   let listening = false;
   const metrics = deps.metrics ?? createMetrics();
   const limiters = createLimiterCache(deps.logger, metrics);
+  const tracers = createTracingCache(deps.logger);
 
   const handlerFor = createPipeline({
     logger: deps.logger,
@@ -57,6 +59,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       ticketKeys,
       metrics,
       rateLimiter: limiters.for(cfg),
+      tracing: tracers.for(cfg),
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
     });
     for (const { name, notAfter } of rt.certificates) metrics.certificateExpiry(name, notAfter);
@@ -85,7 +88,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       },
     ),
   );
-  const egress = config.egress ? startEgress(config, deps, metrics) : undefined;
+  const egress = config.egress ? startEgress(config, deps, metrics, () => current.tracing) : undefined;
   const ports = new Map<string, number>();
   for (const listener of listeners) connections.trackListener(listener.server);
   for (const [i, listener] of listeners.entries()) metrics.trackConnections(config.listeners[i]!.name, listener.server);
@@ -101,7 +104,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     clearInterval(jwksStates);
     await Promise.all([...listeners.map((l) => l.close()), egress?.close()]);
     await current.close();
-    await limiters.close();
+    await Promise.all([limiters.close(), tracers.close()]);
     throw err;
   }
 
@@ -124,17 +127,19 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       clearInterval(jwksStates);
       // Past the drain every client connection is gone; nothing left upstream may keep the process alive.
       await Promise.all([stopped, egress?.close(), current.destroy()]);
-      await limiters.close();
+      // After the egress audit's last records, so their spans are in the final export.
+      await Promise.all([limiters.close(), tracers.close()]);
     },
   };
 }
 
 /** The egress proxy runs in the same process when the config has an `egress` section. */
-function startEgress(config: Config, deps: GatewayDeps, metrics: Metrics): EgressServer {
+function startEgress(config: Config, deps: GatewayDeps, metrics: Metrics, tracing: () => Tracing): EgressServer {
   const mesh = config.mesh;
   return createEgressServer(config.egress!, {
     logger: deps.logger,
     metrics,
+    tracing,
     ...(config.jwtProviders ? { jwtProviders: config.jwtProviders } : {}),
     ...(config.redis ? { redis: config.redis } : {}),
     ...(mesh
@@ -167,5 +172,26 @@ function createLimiterCache(logger: Logger, metrics: Metrics) {
       return limiter;
     },
     close: async () => limiter?.close(),
+  };
+}
+
+/**
+ * The tracer provider (its queue, its exporter's connections) is rebuilt only when `tracing` changes; the one it
+ * replaces exports what it still holds once in-flight requests have ended their spans.
+ */
+function createTracingCache(logger: Logger) {
+  let key: string | undefined;
+  let tracing: Tracing | undefined;
+  return {
+    for(config: Config): Tracing {
+      const next = JSON.stringify(config.tracing ?? null);
+      if (tracing && next === key) return tracing;
+      const previous = tracing;
+      tracing = createTracing(config.tracing, logger);
+      key = next;
+      if (previous) setTimeout(() => void previous.shutdown(), DEFAULTS.requestTimeoutMs).unref();
+      return tracing;
+    },
+    close: async () => tracing?.shutdown(),
   };
 }

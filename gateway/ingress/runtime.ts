@@ -19,6 +19,7 @@ import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
 import { createPathStage, type PathStage } from './stages/normalize-path.js';
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
+import type { Tracing } from '../core/tracing.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
 import { loadMeshTrust, type MeshTrust } from './tls/mesh-trust.js';
@@ -56,6 +57,7 @@ export interface IngressRuntime {
   readonly forwarded: ForwardedStage;
   readonly terminatingServers: readonly http2.Http2SecureServer[];
   readonly rateLimiter: RateLimiter;
+  readonly tracing: Tracing;
   /** The gateway's own certificates (listener certificates, SVID), for readiness and expiry metrics. */
   readonly certificates: readonly { name: string; notAfter: Date }[];
   /** Releases pools and JWKS timers once no request uses this runtime any more. */
@@ -73,6 +75,8 @@ export interface RuntimeDeps {
   fetch?: typeof globalThis.fetch;
   /** Lives across reloads (its counts must survive them); owned by the caller. */
   rateLimiter: RateLimiter;
+  /** Lives across reloads that leave `tracing` as it was; owned by the caller. */
+  tracing: Tracing;
   metrics?: Metrics;
 }
 
@@ -133,6 +137,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
     }),
     rateLimiter: deps.rateLimiter,
+    tracing: deps.tracing,
     certificates: ownCertificates(config),
     sanitizer: createHeaderSanitizer(jwt.managedHeaders),
     forwarded: createForwardedStage(config.trustedProxies ?? []),
