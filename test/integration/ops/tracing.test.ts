@@ -256,6 +256,15 @@ describe('tracing off (the default)', () => {
     assert.equal(collector.requests, 0);
     assert.equal(gw.gateway.runtime().tracing.enabled, false);
   });
+
+  test('a reload that turns tracing on applies to the next request', async () => {
+    gw.gateway.reload({ ...gw.loaded.config, tracing: { enabled: true, endpoint: collector.url } });
+    const traceId = hex(16);
+    const r = await request(gw.port, gw.caPem, { headers: { traceparent: `00-${traceId}-${hex(8)}-01`, 'x-request-id': 'after-reload' } });
+    const [span] = await collector.waitForSpans(1);
+    assert.equal(span!.attributes['portcullis.request_id'], 'after-reload');
+    assert.equal(r.json().headers.traceparent, `00-${traceId}-${span!.spanId}-01`);
+  });
 });
 
 describe('egress attempts are traced', () => {
