@@ -14,29 +14,42 @@ process.env.OTEL_BSP_SCHEDULE_DELAY = '20';
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 const SERVER = 2;
 
+/** Each expected attribute, `undefined` meaning absent. */
+function assertAttributes(span: ReceivedSpan, expected: Record<string, string | number | undefined>): void {
+  for (const [key, value] of Object.entries(expected)) assert.equal(span.attributes[key], value, key);
+}
+
 function accessLines(gw: TestIngress): Record<string, unknown>[] {
   return gw.logs.filter((l) => l.event === 'REQUEST');
 }
 
-describe('tracing on: one server span per request, the gateway span as the upstream parent', () => {
-  let collector: OtlpReceiver;
-  let gw: TestIngress;
-
+/**
+ * Registers the suite's hooks: a receiver (a black hole with `respond: false`) and a gateway whose config gets
+ * `tracing(receiverUrl)`, or no `tracing` section when it returns undefined.
+ */
+function tracedIngress(tracing: (url: string) => Record<string, unknown> | undefined, respond = true): { collector: OtlpReceiver; gw: TestIngress } {
+  const ctx = {} as { collector: OtlpReceiver; gw: TestIngress };
   before(async () => {
-    collector = await startOtlpReceiver();
-    gw = await startTestIngress((config) => {
-      config.tracing = { enabled: true, endpoint: collector.url, serviceName: 'edge-test' };
+    ctx.collector = await startOtlpReceiver({ respond });
+    const section = tracing(ctx.collector.url);
+    ctx.gw = await startTestIngress((config) => {
+      if (section) config.tracing = section;
     });
   });
   after(async () => {
-    await gw.close();
-    await collector.close();
+    await ctx.gw.close();
+    await ctx.collector.close();
   });
+  return ctx;
+}
+
+describe('tracing on: one server span per request, the gateway span as the upstream parent', () => {
+  const ctx = tracedIngress((endpoint) => ({ enabled: true, endpoint, serviceName: 'edge-test' }));
 
   const spanOf = async (requestId: string): Promise<ReceivedSpan> => {
     const deadline = Date.now() + 5_000;
     for (;;) {
-      const found = collector.spans.filter((s) => s.attributes['portcullis.request_id'] === requestId);
+      const found = ctx.collector.spans.filter((s) => s.attributes['portcullis.request_id'] === requestId);
       if (found.length > 0) {
         assert.equal(found.length, 1, 'one span per request');
         return found[0]!;
@@ -49,7 +62,7 @@ describe('tracing on: one server span per request, the gateway span as the upstr
   test('W3C traceparent: the span is its child, and the upstream sees the gateway span as parent', async () => {
     const traceId = hex(16);
     const clientSpan = hex(8);
-    const r = await request(gw.port, gw.caPem, {
+    const r = await request(ctx.gw.port, ctx.gw.caPem, {
       path: '/public/hello?x=1',
       headers: { traceparent: `00-${traceId}-${clientSpan}-01`, tracestate: 'vendor=abc', 'x-request-id': 'trace-w3c', 'user-agent': 'tracing-test' },
     });
@@ -62,34 +75,35 @@ describe('tracing on: one server span per request, the gateway span as the upstr
     assert.equal(span.serviceName, 'edge-test');
     assert.deepEqual(span.events, ['authenticated', 'authorized', 'forwarding', 'upstream_response']);
     assert.equal(span.statusCode, 0);
-    const a = span.attributes;
-    assert.equal(a['http.request.method'], 'GET');
-    assert.equal(a['url.path'], '/public/hello');
-    assert.equal(a['url.scheme'], 'https');
-    assert.equal(a['server.address'], 'localhost');
-    assert.equal(a['http.response.status_code'], 200);
-    assert.equal(a['network.protocol.version'], '1.1');
-    assert.equal(a['client.address'], '127.0.0.1');
-    assert.equal(a['user_agent.original'], 'tracing-test');
-    assert.equal(a['portcullis.route'], 'public');
-    assert.equal(a['portcullis.upstream'], 'echo');
-    assert.equal(a['portcullis.decision'], 'allow');
-    assert.equal(a['portcullis.policy'], 'public');
-    assert.equal(a['portcullis.rule'], 'rules[0]');
-    assert.equal(a['error.type'], undefined);
+    assertAttributes(span, {
+      'http.request.method': 'GET',
+      'url.path': '/public/hello',
+      'url.scheme': 'https',
+      'server.address': 'localhost',
+      'http.response.status_code': 200,
+      'network.protocol.version': '1.1',
+      'client.address': '127.0.0.1',
+      'user_agent.original': 'tracing-test',
+      'portcullis.route': 'public',
+      'portcullis.upstream': 'echo',
+      'portcullis.decision': 'allow',
+      'portcullis.policy': 'public',
+      'portcullis.rule': 'rules[0]',
+      'error.type': undefined,
+    });
     // The upstream's parent is the gateway's span, not the client's; the client's trace state goes along.
     const upstream = r.json().headers;
     assert.equal(upstream.traceparent, `00-${traceId}-${span.spanId}-01`);
     assert.equal(upstream.tracestate, 'vendor=abc');
     assert.equal(upstream.b3, `${traceId}-${span.spanId}-1`);
-    const line = accessLines(gw).find((l) => l.requestId === 'trace-w3c');
+    const line = accessLines(ctx.gw).find((l) => l.requestId === 'trace-w3c');
     assert.equal(line?.traceId, traceId);
   });
 
   test('B3 single header: accepted as the parent; the client span does not reach the upstream', async () => {
     const traceId = hex(16);
     const clientSpan = hex(8);
-    const r = await request(gw.port, gw.caPem, { headers: { b3: `${traceId}-${clientSpan}-1`, 'x-request-id': 'trace-b3-single' } });
+    const r = await request(ctx.gw.port, ctx.gw.caPem, { headers: { b3: `${traceId}-${clientSpan}-1`, 'x-request-id': 'trace-b3-single' } });
     const span = await spanOf('trace-b3-single');
     assert.equal(span.traceId, traceId);
     assert.equal(span.parentSpanId, clientSpan);
@@ -101,7 +115,7 @@ describe('tracing on: one server span per request, the gateway span as the upstr
   test('B3 multi header: accepted as the parent; the x-b3-* headers are replaced, not passed on', async () => {
     const traceId = hex(16);
     const clientSpan = hex(8);
-    const r = await request(gw.port, gw.caPem, {
+    const r = await request(ctx.gw.port, ctx.gw.caPem, {
       headers: { 'x-b3-traceid': traceId, 'x-b3-spanid': clientSpan, 'x-b3-sampled': '1', 'x-request-id': 'trace-b3-multi' },
     });
     const span = await spanOf('trace-b3-multi');
@@ -114,17 +128,17 @@ describe('tracing on: one server span per request, the gateway span as the upstr
   });
 
   test('no incoming context: a new root trace, in the span, the upstream header and the access line', async () => {
-    const r = await request(gw.port, gw.caPem, { headers: { 'x-request-id': 'trace-root' } });
+    const r = await request(ctx.gw.port, ctx.gw.caPem, { headers: { 'x-request-id': 'trace-root' } });
     const span = await spanOf('trace-root');
     assert.equal(span.parentSpanId, undefined);
     assert.match(span.traceId, /^[0-9a-f]{32}$/);
     assert.equal(r.json().headers.traceparent, `00-${span.traceId}-${span.spanId}-01`);
-    assert.equal(accessLines(gw).find((l) => l.requestId === 'trace-root')?.traceId, span.traceId);
+    assert.equal(accessLines(ctx.gw).find((l) => l.requestId === 'trace-root')?.traceId, span.traceId);
   });
 
   test('a malformed traceparent is ignored: a new trace, never the client value', async () => {
     const bad = `00-${'0'.repeat(32)}-${hex(8)}-01`;
-    const r = await request(gw.port, gw.caPem, { headers: { traceparent: bad, 'x-request-id': 'trace-bad' } });
+    const r = await request(ctx.gw.port, ctx.gw.caPem, { headers: { traceparent: bad, 'x-request-id': 'trace-bad' } });
     const span = await spanOf('trace-bad');
     assert.equal(span.parentSpanId, undefined);
     assert.notEqual(r.json().headers.traceparent, bad);
@@ -132,24 +146,25 @@ describe('tracing on: one server span per request, the gateway span as the upstr
 
   test('a denial: decision, policy and rule, status and error code on the span; no later stage event', async () => {
     const traceId = hex(16);
-    const r = await request(gw.port, gw.caPem, { path: '/admin/users', headers: { traceparent: `00-${traceId}-${hex(8)}-01`, 'x-request-id': 'trace-deny' } });
+    const r = await request(ctx.gw.port, ctx.gw.caPem, { path: '/admin/users', headers: { traceparent: `00-${traceId}-${hex(8)}-01`, 'x-request-id': 'trace-deny' } });
     assert.equal(r.status, 403);
     const span = await spanOf('trace-deny');
     assert.equal(span.traceId, traceId);
     assert.deepEqual(span.events, ['authenticated']);
     assert.equal(span.statusCode, 0, 'a 4xx is the client error, not the server span error');
-    const a = span.attributes;
-    assert.equal(a['http.response.status_code'], 403);
-    assert.equal(a['error.type'], 'GW_AUTHZ_DENIED');
-    assert.equal(a['portcullis.decision'], 'deny');
-    assert.equal(a['portcullis.decision.reason'], 'denied_by_policy');
-    assert.equal(a['portcullis.policy'], 'admin-deny');
-    assert.equal(a['portcullis.rule'], 'rules[0]');
-    assert.equal(accessLines(gw).find((l) => l.requestId === 'trace-deny')?.traceId, traceId);
+    assertAttributes(span, {
+      'http.response.status_code': 403,
+      'error.type': 'GW_AUTHZ_DENIED',
+      'portcullis.decision': 'deny',
+      'portcullis.decision.reason': 'denied_by_policy',
+      'portcullis.policy': 'admin-deny',
+      'portcullis.rule': 'rules[0]',
+    });
+    assert.equal(accessLines(ctx.gw).find((l) => l.requestId === 'trace-deny')?.traceId, traceId);
   });
 
   test('a request refused before routing still has its span (404, no route)', async () => {
-    const r = await request(gw.port, gw.caPem, { path: '/nowhere', headers: { 'x-request-id': 'trace-404' } });
+    const r = await request(ctx.gw.port, ctx.gw.caPem, { path: '/nowhere', headers: { 'x-request-id': 'trace-404' } });
     assert.equal(r.status, 404);
     const span = await spanOf('trace-404');
     assert.equal(span.attributes['error.type'], 'GW_ROUTE_NOT_FOUND');
@@ -158,110 +173,80 @@ describe('tracing on: one server span per request, the gateway span as the upstr
 });
 
 describe('sampling: parent-based ratio', () => {
-  let collector: OtlpReceiver;
-  let gw: TestIngress;
-
-  before(async () => {
-    collector = await startOtlpReceiver();
-    gw = await startTestIngress((config) => {
-      config.tracing = { enabled: true, endpoint: collector.url, samplingRatio: 0 };
-    });
-  });
-  after(async () => {
-    await gw.close();
-    await collector.close();
-  });
+  const ctx = tracedIngress((endpoint) => ({ enabled: true, endpoint, samplingRatio: 0 }));
 
   test('ratio 0: a new trace is not recorded, but it is still propagated (unsampled) and logged', async () => {
-    const r = await request(gw.port, gw.caPem, { headers: { 'x-request-id': 'unsampled' } });
+    const r = await request(ctx.gw.port, ctx.gw.caPem, { headers: { 'x-request-id': 'unsampled' } });
     const traceparent = r.json().headers.traceparent as string;
     assert.match(traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
-    assert.equal(accessLines(gw).find((l) => l.requestId === 'unsampled')?.traceId, traceparent.split('-')[1]);
+    assert.equal(accessLines(ctx.gw).find((l) => l.requestId === 'unsampled')?.traceId, traceparent.split('-')[1]);
     // A sampled parent is followed whatever the ratio; its span arriving shows the unsampled one would have too.
     const traceId = hex(16);
-    await request(gw.port, gw.caPem, { headers: { traceparent: `00-${traceId}-${hex(8)}-01`, 'x-request-id': 'sampled-parent' } });
-    const spans = await collector.waitForSpans(1);
+    await request(ctx.gw.port, ctx.gw.caPem, { headers: { traceparent: `00-${traceId}-${hex(8)}-01`, 'x-request-id': 'sampled-parent' } });
+    const spans = await ctx.collector.waitForSpans(1);
     assert.deepEqual(spans.map((s) => s.attributes['portcullis.request_id']), ['sampled-parent']);
     assert.equal(spans[0]!.traceId, traceId);
   });
 
   test('an unsampled parent is followed too: nothing recorded, flags 00 passed on', async () => {
     const traceId = hex(16);
-    const r = await request(gw.port, gw.caPem, { headers: { traceparent: `00-${traceId}-${hex(8)}-00`, 'x-request-id': 'unsampled-parent' } });
+    const r = await request(ctx.gw.port, ctx.gw.caPem, { headers: { traceparent: `00-${traceId}-${hex(8)}-00`, 'x-request-id': 'unsampled-parent' } });
     assert.match(r.json().headers.traceparent as string, new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
     await new Promise((resolve) => setTimeout(resolve, 200));
-    assert.ok(!collector.spans.some((s) => s.traceId === traceId));
+    assert.ok(!ctx.collector.spans.some((s) => s.traceId === traceId));
   });
 });
 
 describe('an unreachable collector never slows requests', () => {
-  let blackHole: OtlpReceiver;
-  let gw: TestIngress;
-
-  before(async () => {
-    blackHole = await startOtlpReceiver({ respond: false });
-    gw = await startTestIngress((config) => {
-      config.tracing = { enabled: true, endpoint: blackHole.url };
-    });
-  });
-  after(async () => {
-    await gw.close();
-    await blackHole.close();
-  });
+  const ctx = tracedIngress((endpoint) => ({ enabled: true, endpoint }), false);
 
   test('40 requests while every export hangs: each answered fast, the exports were attempted', async () => {
     const slowest = { ms: 0 };
     for (let i = 0; i < 40; i++) {
       const t0 = performance.now();
-      const r = await request(gw.port, gw.caPem, { headers: { traceparent: `00-${hex(16)}-${hex(8)}-01` } });
+      const r = await request(ctx.gw.port, ctx.gw.caPem, { headers: { traceparent: `00-${hex(16)}-${hex(8)}-01` } });
       assert.equal(r.status, 200);
       slowest.ms = Math.max(slowest.ms, performance.now() - t0);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    assert.ok(blackHole.requests > 0, 'the exporter did try the collector');
+    assert.ok(ctx.collector.requests > 0, 'the exporter did try the collector');
     // A hanging export (its timeout is 10 s) is never waited for by a request.
     assert.ok(slowest.ms < 1_000, `slowest request ${slowest.ms} ms`);
   });
 });
 
 describe('tracing off (the default)', () => {
-  let collector: OtlpReceiver;
-  let gw: TestIngress;
   const saved = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
-
-  before(async () => {
-    collector = await startOtlpReceiver();
-    // OTEL_* variables configure tracing; they never turn it on.
-    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = collector.url.replace('/v1/traces', '');
-    gw = await startTestIngress();
+  // OTEL_* variables configure tracing; they never turn it on.
+  const ctx = tracedIngress((endpoint) => {
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint.replace('/v1/traces', '');
+    return undefined;
   });
-  after(async () => {
+  after(() => {
     if (saved === undefined) delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
     else process.env.OTEL_EXPORTER_OTLP_ENDPOINT = saved;
-    await gw.close();
-    await collector.close();
   });
 
   test('trace headers pass through unchanged, no trace id is logged, no span is exported', async () => {
     const traceparent = `00-${hex(16)}-${hex(8)}-01`;
     const b3 = `${hex(16)}-${hex(8)}-1`;
-    const r = await request(gw.port, gw.caPem, { headers: { traceparent, tracestate: 'a=b', b3, 'x-request-id': 'off' } });
+    const r = await request(ctx.gw.port, ctx.gw.caPem, { headers: { traceparent, tracestate: 'a=b', b3, 'x-request-id': 'off' } });
     const upstream = r.json().headers;
     assert.equal(upstream.traceparent, traceparent);
     assert.equal(upstream.tracestate, 'a=b');
     assert.equal(upstream.b3, b3);
-    const line = accessLines(gw).find((l) => l.requestId === 'off');
+    const line = accessLines(ctx.gw).find((l) => l.requestId === 'off');
     assert.ok(line && !('traceId' in line));
     await new Promise((resolve) => setTimeout(resolve, 200));
-    assert.equal(collector.requests, 0);
-    assert.equal(gw.gateway.runtime().tracing.enabled, false);
+    assert.equal(ctx.collector.requests, 0);
+    assert.equal(ctx.gw.gateway.runtime().tracing.enabled, false);
   });
 
   test('a reload that turns tracing on applies to the next request', async () => {
-    gw.gateway.reload({ ...gw.loaded.config, tracing: { enabled: true, endpoint: collector.url } });
+    ctx.gw.gateway.reload({ ...ctx.gw.loaded.config, tracing: { enabled: true, endpoint: ctx.collector.url } });
     const traceId = hex(16);
-    const r = await request(gw.port, gw.caPem, { headers: { traceparent: `00-${traceId}-${hex(8)}-01`, 'x-request-id': 'after-reload' } });
-    const [span] = await collector.waitForSpans(1);
+    const r = await request(ctx.gw.port, ctx.gw.caPem, { headers: { traceparent: `00-${traceId}-${hex(8)}-01`, 'x-request-id': 'after-reload' } });
+    const [span] = await ctx.collector.waitForSpans(1);
     assert.equal(span!.attributes['portcullis.request_id'], 'after-reload');
     assert.equal(r.json().headers.traceparent, `00-${traceId}-${span!.spanId}-01`);
   });
