@@ -3,6 +3,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http2 from 'node:http2';
 import { createTracing } from '../../../gateway/core/tracing.js';
 import { request, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../helpers/otlp-receiver.js';
@@ -161,6 +162,23 @@ describe('tracing on: one server span per request, the gateway span as the upstr
       'portcullis.rule': 'rules[0]',
     });
     assert.equal(accessLines(ctx.gw).find((l) => l.requestId === 'trace-deny')?.traceId, traceId);
+  });
+
+  test('HTTP/2: the same span and the same propagation', async () => {
+    const traceId = hex(16);
+    const session = http2.connect(`https://localhost:${ctx.gw.port}`, { ca: ctx.gw.caPem, host: '127.0.0.1' } as http2.SecureClientSessionOptions);
+    try {
+      const stream = session.request({ ':path': '/public/h2', traceparent: `00-${traceId}-${hex(8)}-01`, 'x-request-id': 'trace-h2' });
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      const echoed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { headers: Record<string, string> };
+      const span = await spanOf('trace-h2');
+      assert.equal(span.traceId, traceId);
+      assert.equal(span.attributes['network.protocol.version'], '2.0');
+      assert.equal(echoed.headers.traceparent, `00-${traceId}-${span.spanId}-01`);
+    } finally {
+      session.close();
+    }
   });
 
   test('a request refused before routing still has its span (404, no route)', async () => {
