@@ -261,12 +261,16 @@ describe('tracing off (the default)', () => {
   });
 
   test('a reload that turns tracing on applies to the next request', async () => {
-    ctx.gw.gateway.reload({ ...ctx.gw.loaded.config, tracing: { enabled: true, endpoint: ctx.collector.url } });
+    await ctx.gw.gateway.reload({ ...ctx.gw.loaded.config, tracing: { enabled: true, endpoint: ctx.collector.url } });
     const traceId = hex(16);
     const r = await request(ctx.gw.port, ctx.gw.caPem, { headers: { traceparent: `00-${traceId}-${hex(8)}-01`, 'x-request-id': 'after-reload' } });
     const [span] = await ctx.collector.waitForSpans(1);
     assert.equal(span!.attributes['portcullis.request_id'], 'after-reload');
     assert.equal(r.json().headers.traceparent, `00-${traceId}-${span!.spanId}-01`);
+    // A reload that leaves `tracing` as it is keeps the running tracer (its queue, its exporter).
+    const running = ctx.gw.gateway.runtime().tracing;
+    await ctx.gw.gateway.reload({ ...ctx.gw.loaded.config, tracing: { enabled: true, endpoint: ctx.collector.url } });
+    assert.equal(ctx.gw.gateway.runtime().tracing, running);
   });
 });
 
