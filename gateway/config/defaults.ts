@@ -2,7 +2,7 @@
 // config, because "unset" must stay distinguishable from "set to the default" in a config dump and on reload.
 // docs/configuration.md's Defaults table is checked against this one (test/unit/config/defaults.test.ts).
 import type { EgressConfig } from './egress-schema.js';
-import type { AdminConfig, RateLimitConfig, RedisConfig } from './operations-schema.js';
+import type { AdminConfig, RateLimitConfig, RedisConfig, TracingConfig } from './operations-schema.js';
 import { TLS12_CIPHERS, type Config, type JwtProviderConfig, type ListenerConfig, type RouteConfig, type UpstreamConfig, type VirtualHostConfig } from './schema.js';
 
 type TerminateTls = Extract<VirtualHostConfig['tls'], { mode: 'terminate' }>;
@@ -57,6 +57,8 @@ export interface Defaults {
   readonly redisCommandTimeoutMs: NonNullable<RedisConfig['commandTimeoutMs']>;
   readonly rateLimitKey: NonNullable<RateLimitConfig['key']>;
   readonly rateLimitFailureMode: NonNullable<RateLimitConfig['failureMode']>;
+  readonly tracingSamplingRatio: NonNullable<TracingConfig['samplingRatio']>;
+  readonly tracingServiceName: NonNullable<TracingConfig['serviceName']>;
   readonly egressListenerAddress: NonNullable<EgressListener['address']>;
   readonly egressMaxHeaderBytes: NonNullable<EgressListener['maxHeaderBytes']>;
   readonly egressHeadersTimeoutMs: NonNullable<EgressListener['headersTimeoutMs']>;
@@ -151,6 +153,10 @@ export const DEFAULTS: Defaults = Object.freeze({
   rateLimitKey: 'client_ip',
   /** While Redis is down each replica counts on its own rather than refusing every request. */
   rateLimitFailureMode: 'open',
+  /** OpenTelemetry's own default (`parentbased_always_on`): when tracing is on, every new trace is recorded. */
+  tracingSamplingRatio: 1,
+  /** What the spans' `service.name` says when neither the file nor `OTEL_SERVICE_NAME` names the service. */
+  tracingServiceName: 'portcullis',
   /** The egress proxy serves this machine's workloads unless it is told to listen wider. */
   egressListenerAddress: '127.0.0.1',
   /** Like the edge listeners. */

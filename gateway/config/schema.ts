@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Cidr, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
 import { PolicySchema } from '../../policies/schema.js';
 import { EgressSchema } from './egress-schema.js';
-import { AdminSchema, RateLimitSchema, RedisSchema } from './operations-schema.js';
+import { AdminSchema, RateLimitSchema, RedisSchema, TracingSchema } from './operations-schema.js';
 
 const Hostname = Type.String({
   minLength: 1,
@@ -321,6 +321,8 @@ export const ConfigSchema = Obj({
   /** Shared state for rate limits across replicas. */
   redis: Type.Optional(RedisSchema),
   rateLimits: Type.Optional(Type.Array(RateLimitSchema)),
+  /** OpenTelemetry tracing of ingress requests and egress attempts; off unless `enabled`. */
+  tracing: Type.Optional(TracingSchema),
   /** The egress forward proxy (CONNECT and absolute-form HTTP). */
   egress: Type.Optional(EgressSchema),
   shutdown: Type.Optional(

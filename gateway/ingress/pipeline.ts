@@ -80,6 +80,7 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
     status: undefined,
     bytesIn: 0,
     bytesOut: 0,
+    trace: rt.tracing.start(req),
   };
   // The request's life: aborted when its client leaves (HTTP/1 close, RST_STREAM) or a deadline runs out,
   // which stops its upstream request at once and frees its place in the upstream's queue.
@@ -98,6 +99,7 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
     const seconds = (performance.now() - ex.started) / 1000;
     deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
     logExchange(accessLog, ex, req, seconds);
+    ex.trace.end(ex);
     deps.connections?.requestEnded(connection);
   }
 }
@@ -138,6 +140,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     required: route.authenticationRequired,
   });
   if (authn.auth) ex.principal = authn.auth.principal;
+  ex.trace.stage('authenticated');
 
   // 5. Authorization.
   const sourceIp = socket.remoteAddress ?? '';
@@ -154,7 +157,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     ...(authn.auth ? { auth: authn.auth } : {}),
     ...(route.pathCase ? { pathCase: route.pathCase } : {}),
   });
-  ex.decision = rt.authz.authorize(route.name, attributes, ex.id);
+  rt.authz.authorize(route.name, attributes, ex);
+  ex.trace.stage('authorized');
 
   // 6. Rate limit, keyed by what authentication established.
   if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes);
@@ -165,6 +169,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
 
   // 8. Upstream, unless the client has already gone (a stream reset while the stages ran is never sent).
   life.signal.throwIfAborted();
+  ex.trace.stage('forwarding');
   await forward(
     req,
     res,
@@ -235,6 +240,7 @@ function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number
   logger.info({
     event: LOG_EVENTS.REQUEST,
     requestId: ex.id,
+    traceId: ex.trace.traceId,
     proto: req.httpVersion,
     method: ex.method,
     host: ex.host,

@@ -19,6 +19,7 @@ import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
 import { createPathStage, type PathStage } from './stages/normalize-path.js';
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
+import type { Tracing } from '../core/tracing.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
 import { loadMeshTrust, type MeshTrust } from './tls/mesh-trust.js';
@@ -58,6 +59,7 @@ export interface IngressRuntime {
   readonly forwarded: ForwardedStage;
   readonly terminatingServers: readonly http2.Http2SecureServer[];
   readonly rateLimiter: RateLimiter;
+  readonly tracing: Tracing;
   /** The gateway's own certificates (listener certificates, SVID), for readiness and expiry metrics. */
   readonly certificates: readonly { name: string; notAfter: Date }[];
   /** Upstream pools by everything they were built from, for the runtime that replaces this one. */
@@ -80,6 +82,8 @@ export interface RuntimeDeps {
   fetch?: typeof globalThis.fetch;
   /** Lives across reloads (its counts must survive them); owned by the caller. */
   rateLimiter: RateLimiter;
+  /** Shared with the previous runtime when `tracing` did not change; shut down by the last runtime that uses it. */
+  tracing: Tracing;
   metrics?: Metrics;
   /** The runtime being replaced: its upstream pools and remote JWKS that did not change are taken over. */
   previous?: IngressRuntime;
@@ -151,6 +155,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
     }),
     rateLimiter: deps.rateLimiter,
+    tracing: deps.tracing,
     certificates: ownCertificates(config),
     sanitizer: createHeaderSanitizer(jwt.managedHeaders),
     forwarded: createForwardedStage(config.trustedProxies ?? []),
@@ -163,7 +168,10 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     async close(other) {
       jwt.close(other?.jwt);
       const kept = new Set(other?.pools.values());
-      await Promise.all([...pools.values()].filter((c) => !kept.has(c)).map((c) => c.close()));
+      await Promise.all([
+        ...[...pools.values()].filter((c) => !kept.has(c)).map((c) => c.close()),
+        other?.tracing === deps.tracing ? undefined : deps.tracing.shutdown(),
+      ]);
     },
   };
 }

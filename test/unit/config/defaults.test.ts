@@ -67,6 +67,8 @@ const DOC_ROWS: Record<Exclude<keyof Defaults, 'egressLimits'>, string> & Record
   redisCommandTimeoutMs: '`redis.commandTimeoutMs`',
   rateLimitKey: 'rate limit `key`',
   rateLimitFailureMode: 'rate limit `failureMode`',
+  tracingSamplingRatio: '`tracing.samplingRatio`',
+  tracingServiceName: '`tracing.serviceName`',
   egressListenerAddress: '`egress.listener.address`',
   egressMaxHeaderBytes: '`egress.listener.maxHeaderBytes`',
   egressHeadersTimeoutMs: '`egress.listener.headersTimeoutMs`',
