@@ -5,7 +5,8 @@ import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
-import { createEgressServer, type EgressServer } from './egress/server.js';
+import { egressRateLimits } from './egress/runtime.js';
+import { createEgressServer, type EgressBuildInputs } from './egress/server.js';
 import { createConnectionTracker } from './ingress/connections.js';
 import { createEdgeListener, type EdgeListener } from './ingress/listener.js';
 import { createPipeline } from './ingress/pipeline.js';
@@ -84,7 +85,11 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       },
     ),
   );
-  const egress = config.egress ? startEgress(config, deps, metrics) : undefined;
+  /** What each egress build takes from the rest of the gateway: the SVID read again, the shared JWT service and limiter. */
+  const egressInputs = (cfg: Config, rt: IngressRuntime): EgressBuildInputs => ({ mesh: readMesh(cfg), jwt: rt.jwt, limiter: limiters.for(cfg) });
+  const egress = config.egress
+    ? createEgressServer(config.egress, { logger: deps.logger, metrics, ...egressInputs(config, current) })
+    : undefined;
   const ports = new Map<string, number>();
   for (const listener of listeners) connections.trackListener(listener.server);
   try {
@@ -109,8 +114,19 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     runtime: () => current,
     ready: () => listening && !connections.draining && current.certificates.every((c) => c.notAfter.getTime() > Date.now()),
     reload(next) {
+      if (Boolean(next.egress) !== Boolean(egress)) throw new Error('egress: adding or removing the section takes effect on restart only');
       const previous = current;
-      current = build(next);
+      const candidate = build(next);
+      // Both runtimes are built before either is swapped in: a reload that cannot be applied whole changes nothing.
+      let nextEgress;
+      try {
+        nextEgress = egress && next.egress ? egress.build(next.egress, egressInputs(next, candidate)) : undefined;
+      } catch (err) {
+        void candidate.close();
+        throw err;
+      }
+      current = candidate;
+      if (nextEgress) egress?.apply(nextEgress);
       void current.jwt.ready();
       // Requests that started on the previous runtime may still be on their way to its pools.
       setTimeout(() => void previous.close(), DEFAULTS.requestTimeoutMs).unref();
@@ -127,24 +143,15 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   };
 }
 
-/** The egress proxy runs in the same process when the config has an `egress` section. */
-function startEgress(config: Config, deps: GatewayDeps, metrics: Metrics): EgressServer {
+/** The mesh SVID and trust bundle, read at each build so a rotated SVID is used after the next reload. */
+function readMesh(config: Config): EgressBuildInputs['mesh'] {
   const mesh = config.mesh;
-  return createEgressServer(config.egress!, {
-    logger: deps.logger,
-    metrics,
-    ...(config.jwtProviders ? { jwtProviders: config.jwtProviders } : {}),
-    ...(config.redis ? { redis: config.redis } : {}),
-    ...(mesh
-      ? {
-          mesh: {
-            certPem: fs.readFileSync(mesh.svid.cert, 'utf8'),
-            keyPem: fs.readFileSync(mesh.svid.key, 'utf8'),
-            bundlePem: fs.readFileSync(mesh.bundle, 'utf8'),
-          },
-        }
-      : {}),
-  });
+  if (!mesh) return undefined;
+  return {
+    certPem: fs.readFileSync(mesh.svid.cert, 'utf8'),
+    keyPem: fs.readFileSync(mesh.svid.key, 'utf8'),
+    bundlePem: fs.readFileSync(mesh.bundle, 'utf8'),
+  };
 }
 
 /**
@@ -156,10 +163,12 @@ function createLimiterCache(logger: Logger, metrics: Metrics) {
   let limiter: RateLimiter | undefined;
   return {
     for(config: Config): RateLimiter {
-      const next = JSON.stringify([config.rateLimits ?? [], config.redis ?? null]);
+      // One limiter, one Redis client, for ingress limits and the egress new-connection rate alike.
+      const limits = [...(config.rateLimits ?? []), ...egressRateLimits(config.egress)];
+      const next = JSON.stringify([limits, config.redis ?? null]);
       if (limiter && next === key) return limiter;
       const previous = limiter;
-      limiter = createRateLimiter(config.rateLimits ?? [], config.redis, { logger, metrics });
+      limiter = createRateLimiter(limits, config.redis, { logger, metrics });
       key = next;
       if (previous) setTimeout(() => void previous.close(), DEFAULTS.requestTimeoutMs).unref();
       return limiter;

@@ -1,5 +1,6 @@
 // The secure defaults, in one place. Code reads `config.x ?? DEFAULTS.x`; the loader never writes them into the
 // config, because "unset" must stay distinguishable from "set to the default" in a config dump and on reload.
+import type { EgressConfig } from './egress-schema.js';
 import type { Config, JwtProviderConfig, ListenerConfig, UpstreamConfig, VirtualHostConfig } from './schema.js';
 
 type TerminateTls = Extract<VirtualHostConfig['tls'], { mode: 'terminate' }>;
@@ -33,6 +34,23 @@ export interface Defaults {
   readonly stateDir: NonNullable<Config['stateDir']>;
   readonly logLevel: NonNullable<NonNullable<Config['log']>['level']>;
   readonly watchIntervalMs: number;
+  readonly egress: EgressDefaults;
+}
+
+type EgressLimits = NonNullable<EgressConfig['limits']>;
+type EgressListener = EgressConfig['listener'];
+
+export interface EgressDefaults {
+  readonly listenerAddress: NonNullable<EgressListener['address']>;
+  readonly clientAuth: 'optional' | 'required';
+  readonly connectTimeoutMs: NonNullable<EgressLimits['connectTimeoutMs']>;
+  readonly dnsTimeoutMs: NonNullable<EgressLimits['dnsTimeoutMs']>;
+  readonly idleTimeoutMs: NonNullable<EgressLimits['idleTimeoutMs']>;
+  readonly firstBytesTimeoutMs: NonNullable<EgressLimits['firstBytesTimeoutMs']>;
+  readonly maxTunnelsPerIdentity: NonNullable<EgressLimits['maxTunnelsPerIdentity']>;
+  readonly maxTunnelsPerSource: NonNullable<EgressLimits['maxTunnelsPerSource']>;
+  readonly shutdownGraceMs: NonNullable<EgressLimits['shutdownGraceMs']>;
+  readonly originatePort: number;
 }
 
 export const DEFAULTS: Defaults = Object.freeze({
@@ -84,4 +102,30 @@ export const DEFAULTS: Defaults = Object.freeze({
   logLevel: 'info',
   /** Input files are polled each second: a rotated certificate is live within a second or two. */
   watchIntervalMs: 1_000,
+  egress: Object.freeze({
+    /** A forward proxy is reachable from other hosts only when the config says so. */
+    listenerAddress: '127.0.0.1',
+    /** The TLS proxy listener exists to identify workloads by their SVID: no certificate, no handshake. */
+    clientAuth: 'required',
+    /** Internet destinations are slower than mesh upstreams; still bounded so a black hole costs 10 s, not minutes. */
+    connectTimeoutMs: 10_000,
+    /** A resolver that does not answer must not hold a tunnel slot for long. */
+    dnsTimeoutMs: 5_000,
+    /** Long-lived tunnels (database, streaming) are normal; five silent minutes are not. */
+    idleTimeoutMs: 300_000,
+    /** A CONNECT client has this long after the 200 to send its ClientHello (or first bytes). */
+    firstBytesTimeoutMs: 10_000,
+    /** Concurrent upstream connections of one identity: enough for a busy service, bounded for a runaway one. */
+    maxTunnelsPerIdentity: 256,
+    /**
+     * Concurrent upstream connections of one source address among callers identified by address or not at all:
+     * a quarter of an identity's budget, so one pod behind a shared source identity (or one anonymous caller)
+     * cannot starve the others.
+     */
+    maxTunnelsPerSource: 64,
+    /** Open tunnels get as long as ingress requests to finish on shutdown. */
+    shutdownGraceMs: 10_000,
+    /** `originate` sends the request to the HTTPS port unless told otherwise. */
+    originatePort: 443,
+  }),
 });

@@ -19,6 +19,8 @@ export const ERRORS = {
   GW_HOST_MISDIRECTED: { status: 421, message: 'misdirected request: host does not match TLS server name' },
   GW_RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },
   GW_HEADERS_TOO_LARGE: { status: 431, message: 'request headers too large' },
+  // Never sent (the client is gone): nginx's 499, so access logs and metrics tell a cancel from a failure.
+  GW_CLIENT_CANCELLED: { status: 499, message: 'client closed request' },
   GW_INTERNAL: { status: 500, message: 'internal error' },
   GW_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable' },
   GW_UPSTREAM_IDENTITY: { status: 502, message: 'upstream identity verification failed' },

@@ -45,7 +45,7 @@ test('CONNECT secure.test with SNI evil.test: tunnel cut, upstream never sees a 
   assert.equal(fronting?.reason, 'sni_mismatch');
   assert.equal(fronting?.sni, 'evil.test');
   assert.equal(fronting?.host, 'secure.test');
-  assert.equal(fronting?.bytesUp, 0);
+  assert.equal(fronting?.bytesIn, 0);
   assert.equal(fronting?.alert, true);
   assert.equal(honest?.allow, true);
   assert.equal(honest?.sni, 'secure.test');

@@ -9,33 +9,38 @@ import { createLogger, LOG_EVENTS, type Logger } from '../../core/log.js';
 import type { Metrics } from '../../core/metrics.js';
 import type { Identity } from './identify.js';
 
-export type ProxyType = 'connect' | 'http' | 'originate';
+/** `unparsed`: a request Node's HTTP parser refused before it had a method. */
+export type ProxyType = 'connect' | 'http' | 'originate' | 'unparsed';
 
+/** Field names as in the ingress access line (`requestId`, `remote`, `bytesIn`, `bytesOut`, `durationMs`). */
 export interface EgressRecord {
-  id: string;
+  requestId: string;
   identity: string;
   identityKind: Identity['kind'];
   proxyType: ProxyType;
-  inboundRemoteAddr: string | undefined;
+  /** The caller's address. */
+  remote: string | undefined;
   /** As the client asked for it, canonicalized; undefined when the request was too malformed to say. */
   host: string | undefined;
   port: number | undefined;
   /** The address dialled (or the blocked one that caused the refusal). */
   address?: string;
   allow: boolean;
-  /** `allowed_by_rule`, `no_rule_matched`, an address class (`loopback`, …), `sni_mismatch`, … */
+  /** Snake case: `allowed_by_rule`, `no_rule_matched`, an address class (`loopback`, …), `sni_mismatch`, … */
   reason: string;
   /** The error code the client saw, for refusals. */
   code?: string;
   rule?: string;
   wouldDeny?: boolean;
   sni?: string;
-  /** How a tunnel ended (`closed`, `idle_timeout`, `shutdown`, …). */
+  /** How a tunnel ended (`closed`, `idle_timeout`, `shutdown`, `revoked`, …). */
   end?: string;
   /** Upstream response status of a forwarded HTTP request. */
   status?: number;
-  bytesUp?: number;
-  bytesDown?: number;
+  /** Client → upstream. */
+  bytesIn?: number;
+  /** Upstream → client. */
+  bytesOut?: number;
   durationMs: number;
   /** Set on records that need a human: byte budget exceeded, SNI mismatch. */
   alert?: boolean;

@@ -45,8 +45,20 @@ export interface AuthnResult {
   setHeaders: Readonly<Record<string, string>>;
 }
 
+/** A token verified by one of the allowed providers. */
+export interface VerifiedToken {
+  auth: RequestAuth;
+  provider: string;
+}
+
 export interface JwtAuthn {
   authenticate(input: AuthnInput): Promise<AuthnResult>;
+  /**
+   * Verifies a token the caller extracted itself (the egress proxy reads `Proxy-Authorization`) with the same
+   * providers, key fetchers and cache; throws GW_AUTHN_INVALID_TOKEN like `authenticate`.
+   */
+  verifyToken(token: string, allowedProviders: ReadonlySet<string>): Promise<VerifiedToken>;
+  readonly providerNames: ReadonlySet<string>;
   readonly managedHeaders: readonly string[];
   ready(): Promise<void>;
   status(): Record<string, JwksStatus>;
@@ -262,21 +274,25 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
     throw invalid(first ?? 'issuer_unknown');
   }
 
+  async function verifyCached(token: string, allowed: ReadonlySet<string>): Promise<Verified> {
+    // Before any parsing: a huge token must cost nothing but this comparison.
+    if (token.length > MAX_TOKEN_BYTES) throw invalid('token_too_large');
+    const now = full.now();
+    let verified = cache?.get(token, now);
+    if (verified === undefined || !allowed.has(verified.provider.name)) {
+      verified = await verify(token, allowed, now);
+      cache?.set(token, verified, now, typeof verified.auth.claims.exp === 'number' ? verified.auth.claims.exp : undefined);
+    }
+    return verified;
+  }
+
   return {
     async authenticate({ headers, rawHeaders, query, allowedProviders }) {
       const found = extract(headers, query, allowedProviders, rawHeaders);
       if (found.kind === 'none') return ANONYMOUS;
       if (found.kind === 'multiple') throw multipleTokens();
       if (found.kind === 'malformed') throw invalid('token_prefix_missing');
-      const { token } = found;
-      // Before any parsing: a huge token must cost nothing but this comparison.
-      if (token.length > MAX_TOKEN_BYTES) throw invalid('token_too_large');
-      const now = full.now();
-      let verified = cache?.get(token, now);
-      if (verified === undefined || !found.providers.has(verified.provider.name)) {
-        verified = await verify(token, found.providers, now);
-        cache?.set(token, verified, now, typeof verified.auth.claims.exp === 'number' ? verified.auth.claims.exp : undefined);
-      }
+      const verified = await verifyCached(found.token, found.providers);
       const strip = !verified.provider.forward;
       return {
         auth: verified.auth,
@@ -287,6 +303,11 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
         setHeaders: verified.setHeaders,
       };
     },
+    async verifyToken(token, allowedProviders) {
+      const verified = await verifyCached(token, allowedProviders);
+      return { auth: verified.auth, provider: verified.provider.name };
+    },
+    providerNames: names,
     managedHeaders,
     ready: () => Promise.all(started.map((p) => p.source.ready())).then(() => undefined),
     status: () => Object.fromEntries(started.map((p) => [p.name, p.source.status()])),

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endToEndHeaders } from '../../../../gateway/egress/stages/dial.js';
+import { endToEndHeaders } from '../../../gateway/egress/forward-http.js';
 
 test('endToEndHeaders drops hop-by-hop fields, Connection-listed fields and Proxy-Authorization', () => {
   const out = endToEndHeaders({
