@@ -1,0 +1,125 @@
+// Egress policy is part of the reloaded config (issue #11): a revoked rule refuses new tunnels and requests after
+// one reload (SIGHUP and the admin endpoint both call the reloader used here), open tunnels continue unless
+// `egress.reload.cutRevokedTunnels` asks to cut them, and a reload whose egress part cannot be built changes nothing.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { parse, stringify } from 'yaml';
+import { loadConfigFile } from '../../../gateway/config/load.js';
+import { createReloader, type Reloader } from '../../../gateway/reload.js';
+import { startTestIngress, type TestIngress } from '../../helpers/ingress.js';
+import { connectRequest, curl, eventually, rawRequest, startHttpUpstream, type RawResponse, type Upstream } from './harness.js';
+
+type Config = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+describe('egress reload', () => {
+  let up: Upstream;
+  let ing: TestIngress;
+  let reloader: Reloader;
+  let proxyPort: number;
+  let auditFile: string;
+
+  const grant = (port: number) => ({ name: 'up', identities: ['local'], hosts: ['up.test'], ports: [port] });
+
+  before(async () => {
+    up = await startHttpUpstream('partner');
+    ing = await startTestIngress((config, { dir }) => {
+      auditFile = `${dir}/egress-audit.jsonl`;
+      config.egress = {
+        listener: { address: '127.0.0.1', port: 0 },
+        sourceIdentities: [{ name: 'local', cidrs: ['127.0.0.1'] }],
+        allow: [grant(up.port)],
+        staticHosts: [{ host: 'up.test', addresses: ['127.0.0.1'] }],
+        addressGuard: { allowAddresses: ['127.0.0.1'] },
+        audit: { file: auditFile },
+      };
+    });
+    proxyPort = ing.gateway.ports.get('egress')!;
+    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), gateway: ing.gateway, initial: ing.loaded, logger: ing.logger, watchIntervalMs: 0 });
+  });
+  after(async () => {
+    reloader.close();
+    await ing.close();
+    await up.close();
+  });
+
+  /** Rewrites the config file through `edit` and reloads as SIGHUP would. */
+  const reloadWith = (edit: (config: Config) => void) => {
+    const config = parse(fs.readFileSync(ing.configFile, 'utf8')) as Config;
+    edit(config);
+    fs.writeFileSync(ing.configFile, stringify(config));
+    return reloader.reload('sighup');
+  };
+  const viaCurl = () => curl(['-s', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${proxyPort}`, `http://up.test:${up.port}/`]);
+  const tunnel = () => rawRequest(proxyPort, connectRequest(`up.test:${up.port}`));
+  /** One request through an open tunnel; resolves with the answer, or 'closed'. */
+  const through = (t: RawResponse) =>
+    new Promise<string>((resolve) => {
+      t.socket.once('data', (c: Buffer) => resolve(c.toString()));
+      t.socket.once('close', () => resolve('closed'));
+      t.socket.write('GET / HTTP/1.1\r\nHost: up.test\r\n\r\n');
+    });
+  const records = () =>
+    fs
+      .readFileSync(auditFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  test('a revoked rule refuses new tunnels and requests after one reload; an open tunnel continues by default', async () => {
+    assert.equal((await viaCurl()).stdout, '200');
+    const open = await tunnel();
+    assert.equal(open.status, 200);
+    assert.match(await through(open), /hello from partner/);
+
+    assert.deepEqual(reloadWith((c) => (c.egress.allow = [])), { ok: true });
+    assert.equal((await viaCurl()).stdout, '403');
+    const refused = await tunnel();
+    assert.equal(refused.status, 403);
+    assert.equal(refused.headers['x-portcullis-code'], 'GW_EGRESS_DENIED');
+    assert.match(await through(open), /hello from partner/, 'the tunnel opened before the reload still works');
+    open.socket.destroy();
+  });
+
+  test('with reload.cutRevokedTunnels, tunnels the new config refuses are cut and audited as revoked', async () => {
+    assert.deepEqual(
+      reloadWith((c) => {
+        c.egress.allow = [grant(up.port)];
+        c.egress.reload = { cutRevokedTunnels: true };
+      }),
+      { ok: true },
+    );
+    const open = await tunnel();
+    assert.equal(open.status, 200);
+    assert.match(await through(open), /hello from partner/);
+    const closed = new Promise<void>((resolve) => open.socket.once('close', () => resolve()));
+    assert.deepEqual(reloadWith((c) => (c.egress.allow = [])), { ok: true });
+    await closed;
+    await eventually(() => records().some((r) => r.end === 'revoked'));
+    const cut = records().find((r) => r.end === 'revoked');
+    assert.equal(cut?.host, 'up.test');
+    assert.equal(cut?.proxyType, 'connect');
+  });
+
+  test('a reload whose egress part cannot be built is refused whole: the old ingress and egress runtimes stay', async () => {
+    assert.deepEqual(reloadWith((c) => (c.egress.allow = [grant(up.port)])), { ok: true });
+    const ingressBefore = ing.gateway.runtime();
+    const result = reloadWith((c) => {
+      c.routes.push({ name: 'extra', match: { path: { prefix: '/extra' } }, upstream: 'echo' });
+      c.egress.allow = [];
+      // Passes the schema, fails the egress build: static hosts are exact names.
+      c.egress.staticHosts.push({ host: '*.wild.test', addresses: ['127.0.0.1'] });
+    });
+    assert.equal(result.ok, false);
+    assert.equal(ing.gateway.runtime(), ingressBefore, 'the ingress runtime was not swapped');
+    assert.equal((await viaCurl()).stdout, '200', 'the egress rule revoked by the refused config still applies');
+    assert.deepEqual(reloadWith((c) => c.egress.staticHosts.pop()), { ok: true });
+  });
+
+  test('a listener change needs a restart: the reload is refused with a message saying so', () => {
+    const result = reloadWith((c) => (c.egress.listener.port = 1));
+    assert.equal(result.ok, false);
+    assert.match(String(!result.ok && result.issues), /egress\.listener.*restart/);
+    reloadWith((c) => (c.egress.listener.port = 0));
+  });
+});
