@@ -235,6 +235,8 @@ export function serverLookup(options: ResolverOptions): LookupFn {
   };
 }
 
+const dnsTimeout = (): GatewayError => new GatewayError('GW_UPSTREAM_TIMEOUT', 'dns_timeout');
+
 type LookupOutcome = { addresses: readonly string[] } | { error: GatewayError };
 
 export function createAddressGuard(options: CreateAddressGuardOptions, deps: AddressGuardDeps = {}): AddressGuard {
@@ -249,12 +251,14 @@ export function createAddressGuard(options: CreateAddressGuardOptions, deps: Add
   async function lookupWithTimeout(host: string): Promise<LookupOutcome> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<LookupOutcome>((resolve) => {
-      timer = setTimeout(() => resolve({ error: new GatewayError('GW_UPSTREAM_TIMEOUT', 'dns_timeout') }), options.dnsTimeoutMs);
+      timer = setTimeout(() => resolve({ error: dnsTimeout() }), options.dnsTimeoutMs);
     });
     const answer = lookup(host).then(
       (found): LookupOutcome => ({ addresses: found.map((a) => a.address) }),
-      // Fail closed: a name that does not resolve is not reachable (Smokescreen: DNS failure → deny).
-      (): LookupOutcome => ({ error: new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'dns_failed') }),
+      // Fail closed: a name that does not resolve is not reachable (Smokescreen: DNS failure → deny). A configured
+      // resolver's own per-query timeout is a timeout too.
+      (err: NodeJS.ErrnoException): LookupOutcome =>
+        err.code === dns.TIMEOUT ? { error: dnsTimeout() } : { error: new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'dns_failed') },
     );
     try {
       return await Promise.race([answer, timeout]);
