@@ -11,7 +11,7 @@ import { createConnectionTracker } from './ingress/connections.js';
 import { createEdgeListener, type EdgeListener } from './ingress/listener.js';
 import { createPipeline } from './ingress/pipeline.js';
 import { buildRuntime, newTicketKeys, type IngressRuntime } from './ingress/runtime.js';
-import { createRateLimiter, type RateLimiter } from './ingress/stages/rate-limit.js';
+import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.js';
 
 export interface GatewayDeps {
   logger: Logger;

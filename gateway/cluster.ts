@@ -1,7 +1,7 @@
 // Multi-process mode (`portcullis run --workers N`): a primary process and N workers, each a whole gateway on the
 // same config, sharing the listening sockets through node:cluster. The primary serves no traffic: it forks and
 // restarts workers, counts the in-memory rate limits for all of them (rate-limiter-flexible's cluster master, see
-// ingress/stages/rate-limit.ts), runs the admin plane (metrics aggregated over the workers, readiness = every worker
+// limits/rate-limiter.ts), runs the admin plane (metrics aggregated over the workers, readiness = every worker
 // ready), validates reloads once and broadcasts them, and turns SIGTERM into an orderly drain of every worker.
 //
 // Per worker, as with replicas: the verified-token cache, upstream pools, listener `maxConnections` and the egress

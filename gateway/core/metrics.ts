@@ -3,7 +3,7 @@
 // Recorders are on the request path: label children are bound once and cached, so a call is a few Map
 // lookups and an increment, with no string building.
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { JwksState } from '../ingress/jwt/jwks-source.js';
+import type { JwksState } from '../jwt/jwks-source.js';
 
 export interface MetricsOptions {
   /**

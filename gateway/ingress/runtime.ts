@@ -12,10 +12,10 @@ import type { Config, ListenerConfig, UpstreamConfig, VirtualHostConfig } from '
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import type { RateLimiter } from './stages/rate-limit.js';
+import type { RateLimiter } from '../limits/rate-limiter.js';
 import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
-import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
+import { createJwtAuthn, type JwtAuthn } from '../jwt/verifier.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';

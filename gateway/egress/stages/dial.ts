@@ -2,7 +2,7 @@
 // and inspect the first bytes of a CONNECT tunnel before any of them is forwarded.
 import { connect as netConnect, type Socket } from 'node:net';
 import { GatewayError } from '../../core/errors.js';
-import { looksLikeTls, parseClientHello } from '../../ingress/tls/client-hello.js';
+import { looksLikeTls, parseClientHello } from '../../tls/client-hello.js';
 import type { Destination } from '../destination.js';
 
 export type ConnectFn = (options: { host: string; port: number; family: 4 | 6; allowHalfOpen: boolean }) => Socket;

@@ -8,7 +8,7 @@ import { TLSSocket } from 'node:tls';
 import { spiffeIdFromCertificate } from '../../../certs/spiffe-id.js';
 import { GatewayError } from '../../core/errors.js';
 import { countHeader } from '../../core/raw-headers.js';
-import type { JwtAuthn } from '../../ingress/stages/authn-jwt.js';
+import type { JwtAuthn } from '../../jwt/verifier.js';
 import { inRanges, parseCidr, parseIp, unmapped } from '../ip.js';
 
 export type Identity =

@@ -14,8 +14,8 @@ import type { EgressConfig } from '../../../gateway/config/egress-schema.js';
 import type { JwtProviderConfig } from '../../../gateway/config/schema.js';
 import { egressRateLimits } from '../../../gateway/egress/runtime.js';
 import { createEgressServer, type EgressServerDeps } from '../../../gateway/egress/server.js';
-import { createJwtAuthn } from '../../../gateway/ingress/stages/authn-jwt.js';
-import { createRateLimiter } from '../../../gateway/ingress/stages/rate-limit.js';
+import { createJwtAuthn } from '../../../gateway/jwt/verifier.js';
+import { createRateLimiter } from '../../../gateway/limits/rate-limiter.js';
 import { testPki } from '../../helpers/pki.js';
 
 export const silentLogger = createLogger('silent');

@@ -26,11 +26,11 @@ import {
   RateLimiterRes,
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
-import type { RequestAttributes } from '../../../policies/types.js';
-import type { RateLimitConfig, RedisConfig } from '../../config/operations-schema.js';
-import { GatewayError } from '../../core/errors.js';
-import { LOG_EVENTS, type Logger } from '../../core/log.js';
-import type { Metrics } from '../../core/metrics.js';
+import type { RequestAttributes } from '../../policies/types.js';
+import type { RateLimitConfig, RedisConfig } from '../config/operations-schema.js';
+import { GatewayError } from '../core/errors.js';
+import { LOG_EVENTS, type Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 
 export interface RateLimitResult {
   allowed: boolean;

@@ -5,13 +5,13 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import type { RequestAuth } from '../../../policies/types.js';
-import { DEFAULTS } from '../../config/defaults.js';
-import type { JwtProviderConfig } from '../../config/schema.js';
-import { GatewayError } from '../../core/errors.js';
-import type { Logger } from '../../core/log.js';
-import { compileClaimHeaders, toRequestAuth, type ClaimHeaders } from '../jwt/claims.js';
-import { createTokenExtractor } from '../jwt/extract.js';
+import type { RequestAuth } from '../../policies/types.js';
+import { DEFAULTS } from '../config/defaults.js';
+import type { JwtProviderConfig } from '../config/schema.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { compileClaimHeaders, toRequestAuth, type ClaimHeaders } from './claims.js';
+import { createTokenExtractor } from './extract.js';
 import {
   ASYMMETRIC_ALGORITHMS,
   JwksUnavailableError,
@@ -19,8 +19,8 @@ import {
   createStaticJwksSource,
   type JwksSource,
   type JwksStatus,
-} from '../jwt/jwks-source.js';
-import { createTokenCache } from '../jwt/token-cache.js';
+} from './jwks-source.js';
+import { createTokenCache } from './token-cache.js';
 
 export interface JwtAuthnDeps {
   logger: Logger;
