@@ -4,7 +4,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProxyAgent, request } from 'undici';
 import { testPki } from '../../helpers/pki.js';
-import { connectRequest, curl, localGrant, rawRequest, startHttpUpstream, startProxy, startTlsUpstream, tempDir, type Proxy, type TempDir, type TlsUpstream, type Upstream } from './harness.js';
+import { connectRequest, curl, localGrant, rawRequest, startHttpUpstream, startProxy, startTlsUpstream, tempDir, type Proxy, type TempDir, type TlsUpstream, type Upstream, type RawResponse } from './harness.js';
 
 describe('egress forward proxy', () => {
   let dir: TempDir;
@@ -161,6 +161,37 @@ describe('egress limits', () => {
       assert.equal(third.status, 200);
       third.socket.destroy();
     } finally {
+      await proxy.close();
+      await up.close();
+      dir.remove();
+    }
+  });
+
+  test('one source cannot starve the others: anonymous callers are also limited per source address (#10)', async () => {
+    const dir = tempDir();
+    const up = await startHttpUpstream();
+    const proxy = await startProxy(dir, {
+      allow: [{ name: 'up', identities: ['anonymous'], hosts: ['up.test'], ports: [up.port] }],
+      staticHosts: [{ host: 'up.test', addresses: ['127.0.0.1'] }],
+      addressGuard: { allowAddresses: ['127.0.0.1'] },
+      limits: { maxTunnelsPerIdentity: 3, maxTunnelsPerSource: 2 },
+    });
+    const open = (source: string) => rawRequest(proxy.port, connectRequest(`up.test:${up.port}`), source);
+    const tunnels: RawResponse[] = [];
+    try {
+      for (let i = 0; i < 2; i++) tunnels.push(await open('127.0.0.1'));
+      assert.deepEqual(tunnels.map((t) => t.status), [200, 200]);
+      const greedy = await open('127.0.0.1');
+      assert.equal(greedy.status, 429);
+      assert.match(greedy.body, /"reason":"too_many_tunnels_from_source"/);
+      const other = await open('127.0.0.2');
+      assert.equal(other.status, 200, 'another source still gets a tunnel');
+      tunnels.push(other);
+      const overIdentity = await open('127.0.0.2');
+      assert.equal(overIdentity.status, 429);
+      assert.match(overIdentity.body, /"reason":"too_many_tunnels"/, 'the identity budget still bounds them all');
+    } finally {
+      for (const t of tunnels) t.socket.destroy();
       await proxy.close();
       await up.close();
       dir.remove();

@@ -170,10 +170,13 @@ export interface RawResponse {
   socket: Socket;
 }
 
-/** Writes `request` to the proxy and reads one response head (and, for refusals, the body until close). */
-export function rawRequest(port: number, request: string): Promise<RawResponse> {
+/**
+ * Writes `request` to the proxy and reads one response head (and, for refusals, the body until close).
+ * `localAddress` picks the client's source address (127.0.0.2 is as local as 127.0.0.1).
+ */
+export function rawRequest(port: number, request: string, localAddress?: string): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
     let buf = Buffer.alloc(0);
     let done = false;
     const finish = (): void => {
