@@ -206,6 +206,7 @@ function ownCertificates(config: Config): { name: string; notAfter: Date }[] {
       l.hosts.flatMap((h) => (h.tls.mode === 'terminate' ? [{ name: `${l.name}/${h.name}`, file: h.tls.certificate.cert }] : [])),
     ),
     ...(config.mesh ? [{ name: 'mesh-svid', file: config.mesh.svid.cert }] : []),
+    ...(config.egress?.listener.tls ? [{ name: 'egress', file: config.egress.listener.tls.certificate.cert }] : []),
   ];
   return files.map(({ name, file }) => ({ name, notAfter: new Date(new X509Certificate(readPem(file)).validTo) }));
 }

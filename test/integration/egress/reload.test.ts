@@ -123,3 +123,19 @@ describe('egress reload', () => {
     reloadWith((c) => (c.egress.listener.port = 0));
   });
 });
+
+test('the TLS proxy listener certificate counts in readiness and the expiry metric', async () => {
+  const ing = await startTestIngress((config) => {
+    config.egress = {
+      listener: { address: '127.0.0.1', port: 0, tls: { certificate: { cert: 'server.pem', key: 'server-key.pem' }, clientCa: 'ca.pem' } },
+      allow: [],
+    };
+  });
+  try {
+    assert.ok(ing.gateway.runtime().certificates.some((c) => c.name === 'egress'));
+    assert.match(await ing.gateway.metrics.registry.metrics(), /portcullis_certificate_expiry_seconds\{[^}]*egress[^}]*\}/);
+    assert.equal(ing.gateway.ready(), true);
+  } finally {
+    await ing.close();
+  }
+});
