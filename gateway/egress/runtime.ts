@@ -173,7 +173,7 @@ export function buildEgressRuntime(config: EgressConfig, deps: EgressRuntimeDeps
   const tls = config.listener.tls
     ? clientCertTlsOptions('egress.listener.tls', config.listener.tls, deps.mesh?.bundlePem, listener.requireCertificate)
     : undefined;
-  const bySource = createIdentify({ sourceIdentities: config.sourceIdentities ?? [] });
+  const byCertificateOrSource = createIdentify({ sourceIdentities: config.sourceIdentities ?? [] });
   let byToken: ReturnType<typeof createProxyTokenIdentify> | undefined;
   if (config.proxyAuthorization) {
     if (!deps.jwt) throw new Error('egress.proxyAuthorization: needs the gateway JWT providers');
@@ -207,9 +207,9 @@ export function buildEgressRuntime(config: EgressConfig, deps: EgressRuntimeDeps
     tls,
     limits: Object.freeze(limits),
     async identify(socket: Socket, headers: IncomingHttpHeaders, rawHeaders: readonly string[]): Promise<Identity> {
-      const byCertificate = bySource(socket);
-      if (byCertificate.kind === 'spiffe' || !byToken) return byCertificate;
-      return (await byToken(headers, rawHeaders)) ?? byCertificate;
+      const fromSocket = byCertificateOrSource(socket);
+      if (fromSocket.kind === 'spiffe' || !byToken) return fromSocket;
+      return (await byToken(headers, rawHeaders)) ?? fromSocket;
     },
     allowlist,
     guard,
