@@ -8,7 +8,8 @@ import { parse, stringify } from 'yaml';
 import { loadConfigFile } from '../../../gateway/config/load.js';
 import { createReloader, type Reloader } from '../../../gateway/reload.js';
 import { startTestIngress, type TestIngress } from '../../helpers/ingress.js';
-import { connectRequest, curl, eventually, rawRequest, startHttpUpstream, type RawResponse, type Upstream } from './harness.js';
+import { testPki } from '../../helpers/pki.js';
+import { connectRequest, curl, eventually, localGrant, rawRequest, startHttpUpstream, startTlsUpstream, type RawResponse, type Upstream } from './harness.js';
 
 type Config = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -137,5 +138,30 @@ test('the TLS proxy listener certificate counts in readiness and the expiry metr
     assert.equal(ing.gateway.ready(), true);
   } finally {
     await ing.close();
+  }
+});
+
+test('originate mutual presents the mesh SVID read at each build: a rotated SVID after one reload', async () => {
+  const upstream = await startTlsUpstream();
+  const ing = await startTestIngress((config) => {
+    config.egress = {
+      listener: { address: '127.0.0.1', port: 0 },
+      ...localGrant('secure.test', upstream.port),
+      originate: [{ host: 'secure.test', port: upstream.port, tls: { ca: 'ca.pem', mutual: true } }],
+    };
+  });
+  const reloader = createReloader({ load: () => loadConfigFile(ing.configFile), gateway: ing.gateway, initial: ing.loaded, logger: ing.logger, watchIntervalMs: 0 });
+  const viaProxy = async () => (await curl(['-x', `http://127.0.0.1:${ing.gateway.ports.get('egress')}`, 'http://secure.test/'])).stdout;
+  try {
+    assert.equal(await viaProxy(), `tls hello; client=URI:spiffe://${ing.trustDomain}/ns/portcullis/sa/gateway`);
+    const rotated = testPki().issue({ spiffeId: `spiffe://${ing.trustDomain}/ns/portcullis/sa/gateway-rotated` });
+    ing.writeFile('svid.pem', rotated.certPem);
+    ing.writeFile('svid-key.pem', rotated.keyPem);
+    assert.deepEqual(reloader.reload('file_change'), { ok: true });
+    assert.equal(await viaProxy(), `tls hello; client=URI:spiffe://${ing.trustDomain}/ns/portcullis/sa/gateway-rotated`);
+  } finally {
+    reloader.close();
+    await ing.close();
+    await upstream.close();
   }
 });
