@@ -5,6 +5,7 @@ import { DEFAULTS } from '../../../gateway/config/defaults.js';
 test('defaults are frozen all the way down', () => {
   assert.ok(Object.isFrozen(DEFAULTS));
   assert.ok(Object.isFrozen(DEFAULTS.jwtAlgorithms));
+  assert.ok(Object.isFrozen(DEFAULTS.egress));
   assert.ok(DEFAULTS.jwtFromHeaders.every((h) => Object.isFrozen(h)) && Object.isFrozen(DEFAULTS.jwtFromHeaders));
   assert.throws(() => {
     (DEFAULTS as { maxHeaders: number }).maxHeaders = 1_000;
@@ -39,6 +40,18 @@ test('the secure defaults', () => {
       watchIntervalMs: 1_000,
       stateDir: '.portcullis',
       logLevel: 'info',
+      egress: {
+        listenerAddress: '127.0.0.1',
+        clientAuth: 'required',
+        connectTimeoutMs: 10_000,
+        dnsTimeoutMs: 5_000,
+        idleTimeoutMs: 300_000,
+        firstBytesTimeoutMs: 10_000,
+        maxTunnelsPerIdentity: 256,
+        maxTunnelsPerSource: 64,
+        shutdownGraceMs: 10_000,
+        originatePort: 443,
+      },
     },
   );
   // Key confusion (CVE-2015-9235): no HMAC and no `none` among the accepted algorithms by default.
