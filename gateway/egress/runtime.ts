@@ -14,7 +14,7 @@ import { GatewayError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { JwtAuthn } from '../jwt/verifier.js';
-import { rateLimitHeaders, type RateLimiter } from '../limits/rate-limiter.js';
+import { hashKey, rateLimitHeaders, type RateLimiter } from '../limits/rate-limiter.js';
 import { canonicalHost } from './destination.js';
 import { createAddressGuard, type AddressGuard, type LookupFn } from './stages/address-guard.js';
 import { createAllowlist, type Allowlist } from './stages/allowlist.js';
@@ -154,8 +154,9 @@ function connectionRate(config: EgressConfig, limiter: RateLimiter | undefined):
   if (config.limits?.newConnectionsPerSecond === undefined) return async () => undefined;
   if (!limiter) throw new Error('egress.limits.newConnectionsPerSecond: needs the gateway rate limiter');
   return async (identity, source) => {
-    // Anonymous callers are counted by source address, so one of them cannot use up everyone's budget.
-    const key = identity.kind === 'anonymous' ? `anonymous@${source}` : identity.principal;
+    // Anonymous callers are counted by source address, so one of them cannot use up everyone's budget. Hashed like
+    // every limiter key: a principal is caller-influenced text of any length, never a raw Redis key.
+    const key = hashKey('egress', identity.kind === 'anonymous' ? `anonymous@${source}` : identity.principal);
     try {
       const result = await limiter.check(NEW_CONNECTIONS_LIMIT, key);
       return result.allowed ? undefined : new GatewayError('GW_RATE_LIMITED', 'too_many_new_connections', rateLimitHeaders(result));
