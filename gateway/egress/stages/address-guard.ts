@@ -224,7 +224,11 @@ const systemLookup: LookupFn = (hostname) => dns.lookup(hostname, { all: true, v
  */
 export function serverLookup(options: ResolverOptions): LookupFn {
   const resolver = new dns.Resolver({ timeout: options.timeoutMs, tries: 1 });
-  resolver.setServers([...options.servers]);
+  try {
+    resolver.setServers([...options.servers]);
+  } catch (err) {
+    throw new Error(`egress.resolver.servers: ${err instanceof Error ? err.message : String(err)}`);
+  }
   return async (hostname) => {
     const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);
     if (v4.status === 'rejected' && v6.status === 'rejected') throw v4.reason;

@@ -152,4 +152,8 @@ describe('createAddressGuard.resolve', () => {
     const r3 = await empty.resolve(name('empty.example'));
     assert.ok(!r3.allowed);
   });
+
+  test('a resolver server that is not an address fails at build, naming the field', () => {
+    assert.throws(() => createAddressGuard({ dnsTimeoutMs: 5_000, resolver: { servers: ['dns.example'], timeoutMs: 1_000 } }), /egress\.resolver\.servers/);
+  });
 });
