@@ -3,7 +3,7 @@
 // compiled runtime on reload (runtime.ts) and closes. Each attempt keeps the runtime it started on; a reload applies
 // to the next attempt, and optionally cuts open tunnels the new config no longer allows.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { EgressConfig } from '../config/egress-schema.js';
@@ -49,7 +49,8 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
   let current = buildEgressRuntime(config, { ...deps, tunnels });
   const { listener } = current;
   const options = { maxHeaderSize: listener.maxHeaderBytes, headersTimeout: listener.headersTimeoutMs };
-  const server: Server = current.tls ? createHttpsServer({ ...options, ...current.tls }) : createHttpServer(options);
+  const tlsServer = current.tls ? createHttpsServer({ ...options, ...current.tls }) : undefined;
+  const server: Server = tlsServer ?? createHttpServer(options);
 
   let closing = false;
   /** Attempts in flight, so shutdown can wait for them and a reload can find the ones it revoked. */
@@ -118,7 +119,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       const old = current;
       current = rt;
       // New handshakes get the new certificate and client CA; open connections keep theirs.
-      if (rt.tls) (server as HttpsServer).setSecureContext(rt.tls);
+      if (rt.tls) tlsServer?.setSecureContext(rt.tls);
       if (rt.cutRevokedTunnels) {
         for (const flight of active.values()) if (!stillAllowed(rt, flight.attempt)) flight.cut('revoked');
       }
