@@ -3,7 +3,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError, toRawHttpResponse } from '../core/errors.js';
-import { attemptRecord, decide, refusalRecord, type InFlight } from './decide.js';
+import { attemptRecord, decide, endedEarlyError, refusalRecord, type InFlight } from './decide.js';
 import { parseAuthority } from './destination.js';
 import { connectTcp, inspectFirstBytes } from './stages/dial.js';
 import { openTunnel } from './tunnel.js';
@@ -30,7 +30,7 @@ export async function handleConnect(flight: InFlight, req: IncomingMessage, sock
     const upstream = dialled.socket;
     if (socket.destroyed) {
       upstream.destroy();
-      return refuseOnSocket(flight, socket, new GatewayError('GW_CLIENT_CANCELLED', 'client_gone'));
+      return refuseOnSocket(flight, socket, endedEarlyError(flight) ?? new GatewayError('GW_CLIENT_CANCELLED', 'client_gone'));
     }
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     const tunnel = openTunnel(socket, upstream, { idleTimeoutMs: rt.limits.idleTimeoutMs, maxBytes: rt.limits.maxBytesPerTunnel });

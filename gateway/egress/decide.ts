@@ -132,4 +132,19 @@ export interface InFlight {
   readonly attempt: Attempt;
   /** Ends the attempt now (shutdown, or a reload that revoked it); replaced once a tunnel is open. */
   cut: (end: TunnelEnd) => void;
+  /** Why the server ended it early, for the record of an attempt cut before its tunnel opened. */
+  endedBy?: 'shutdown' | 'revoked';
+}
+
+/** Ends an attempt in flight for the server's reason, whatever stage it is at. */
+export function endEarly(flight: InFlight, why: 'shutdown' | 'revoked'): void {
+  flight.endedBy ??= why;
+  flight.cut(why);
+}
+
+/** The refusal to record for an attempt the server ended before it completed, so it is not filed as a failure. */
+export function endedEarlyError(flight: InFlight): GatewayError | undefined {
+  if (flight.endedBy === 'revoked') return new GatewayError('GW_EGRESS_DENIED', 'revoked');
+  if (flight.endedBy === 'shutdown') return new GatewayError('GW_UNAVAILABLE', 'shutting_down');
+  return undefined;
 }

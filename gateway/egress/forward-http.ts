@@ -8,7 +8,7 @@ import { checkServerIdentity, connect as tlsConnect, type TLSSocket } from 'node
 import { DEFAULTS } from '../config/defaults.js';
 import { connectionListed, HOP_BY_HOP_HEADERS } from '../core/hop-by-hop.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
-import { attemptRecord, decide, refusalRecord, type InFlight } from './decide.js';
+import { attemptRecord, decide, endedEarlyError, refusalRecord, type InFlight } from './decide.js';
 import { formatAuthority, parseAuthority, type Destination } from './destination.js';
 import type { Originate } from './runtime.js';
 import type { EgressRecord } from './stages/audit.js';
@@ -72,7 +72,7 @@ export async function handleRequest(flight: InFlight, req: IncomingMessage, res:
     const hostHeader = leaving.port === defaultPort ? formatAuthority(leaving).replace(/:\d+$/, '') : formatAuthority(leaving);
     const result = await forwardHttp(req, res, dialled.socket, { path, hostHeader }, rt.limits.idleTimeoutMs);
     const counts = { bytesIn: result.bytesUp, bytesOut: result.bytesDown };
-    if (result.error) return refuseResponse(flight, res, result.error, counts);
+    if (result.error) return refuseResponse(flight, res, endedEarlyError(flight) ?? result.error, counts);
     rt.audit.record(
       attemptRecord(rt, attempt, {
         sni: origination?.tls.serverName,

@@ -10,7 +10,7 @@ import type { EgressConfig } from '../config/egress-schema.js';
 import { GatewayError, type ErrorCode } from '../core/errors.js';
 import { LOG_EVENTS } from '../core/log.js';
 import { handleConnect, refuseOnSocket } from './connect.js';
-import { newAttempt, stillAllowed, type InFlight } from './decide.js';
+import { endEarly, newAttempt, stillAllowed, type InFlight } from './decide.js';
 import { handleRequest, refuseResponse } from './forward-http.js';
 import { buildEgressRuntime, type EgressRuntime, type EgressRuntimeDeps } from './runtime.js';
 import { createTunnelLimiter } from './tunnel.js';
@@ -121,7 +121,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       // New handshakes get the new certificate and client CA; open connections keep theirs.
       if (rt.tls) tlsServer?.setSecureContext(rt.tls);
       if (rt.cutRevokedTunnels) {
-        for (const flight of active.values()) if (!stillAllowed(rt, flight.attempt)) flight.cut('revoked');
+        for (const flight of active.values()) if (!stillAllowed(rt, flight.attempt)) endEarly(flight, 'revoked');
       }
       retire(old);
     },
@@ -135,7 +135,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       server.closeIdleConnections();
       const grace = new Promise<void>((resolve) => setTimeout(resolve, current.limits.shutdownGraceMs).unref());
       await Promise.race([Promise.allSettled([...active.keys()]), grace]);
-      for (const flight of active.values()) flight.cut('shutdown');
+      for (const flight of active.values()) endEarly(flight, 'shutdown');
       await Promise.allSettled([...active.keys()]);
       server.closeAllConnections();
       await stopped;

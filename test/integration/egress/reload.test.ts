@@ -3,6 +3,8 @@
 // `egress.reload.cutRevokedTunnels` asks to cut them, and a reload whose egress part cannot be built changes nothing.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { loadConfigFile } from '../../../gateway/config/load.js';
@@ -100,6 +102,35 @@ describe('egress reload', () => {
     const cut = records().find((r) => r.end === 'revoked');
     assert.equal(cut?.host, 'up.test');
     assert.equal(cut?.proxyType, 'connect');
+  });
+
+  test('with reload.cutRevokedTunnels, a forwarded request in progress is cut too, audited as revoked', async () => {
+    let received!: () => void;
+    const arrived = new Promise<void>((resolve) => (received = resolve));
+    const slow = http.createServer(() => received()); // never answers
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const slowPort = (slow.address() as AddressInfo).port;
+    try {
+      const slowGrant = { name: 'slow', identities: ['local'], hosts: ['slow.test'], ports: [slowPort] };
+      assert.deepEqual(
+        reloadWith((c) => {
+          c.egress.allow = [grant(up.port), slowGrant];
+          c.egress.staticHosts.push({ host: 'slow.test', addresses: ['127.0.0.1'] });
+        }),
+        { ok: true },
+      );
+      const answer = rawRequest(proxyPort, `GET http://slow.test:${slowPort}/ HTTP/1.1\r\nHost: slow.test:${slowPort}\r\n\r\n`).catch(() => undefined);
+      await arrived;
+      assert.deepEqual(reloadWith((c) => (c.egress.allow = [grant(up.port)])), { ok: true });
+      await answer;
+      await eventually(() => records().some((r) => r.host === 'slow.test'));
+      const cut = records().find((r) => r.host === 'slow.test');
+      assert.equal(cut?.reason, 'revoked');
+      assert.equal(cut?.code, 'GW_EGRESS_DENIED');
+    } finally {
+      slow.closeAllConnections();
+      await new Promise((resolve) => slow.close(resolve));
+    }
   });
 
   test('a reload whose egress part cannot be built is refused whole: the old ingress and egress runtimes stay', async () => {
