@@ -168,7 +168,7 @@ function connectionRate(config: EgressConfig, limiter: RateLimiter | undefined):
   };
 }
 
-/** Compiles the egress section; throws with the config path on anything it cannot use. Opens the audit file. */
+/** Compiles the egress section; throws with the config path on anything it cannot use. Reads files, writes none. */
 export function buildEgressRuntime(config: EgressConfig, deps: EgressRuntimeDeps): EgressRuntime {
   const listener = listenerShape(config);
   const tls = config.listener.tls
@@ -196,7 +196,6 @@ export function buildEgressRuntime(config: EgressConfig, deps: EgressRuntimeDeps
   const allowlist = createAllowlist({ allow: config.allow, deny: config.deny });
   const originate = compileOriginate(config, deps.mesh);
   const overConnectionRate = connectionRate(config, deps.limiter);
-  // Last: the only step with a side effect (opening the file), after everything that can fail.
   const auditFile = config.audit?.file;
   const audit =
     deps.previous && deps.previous.auditFile === auditFile

@@ -23,14 +23,12 @@ export type EgressBuildInputs = Pick<EgressRuntimeDeps, 'mesh' | 'jwt' | 'limite
 export interface EgressServer {
   listen(): Promise<{ port: number }>;
   /**
-   * Compiles a new egress config for this server without applying it; throws (changing nothing) when it cannot be
-   * built or would need the listener re-bound. Pair with `apply` or `discard`.
+   * Compiles a new egress config for this server without applying it (no side effect: a runtime that is never
+   * applied is simply dropped); throws when it cannot be built or would need the listener re-bound.
    */
   build(config: EgressConfig, inputs: EgressBuildInputs): EgressRuntime;
   /** New attempts use `rt` from now on; with `reload.cutRevokedTunnels`, open ones it would refuse are cut. */
   apply(rt: EgressRuntime): void;
-  /** Releases a runtime from `build` that will not be applied (another part of the reload failed). */
-  discard(rt: EgressRuntime): void;
   runtime(): EgressRuntime;
   /** Stops accepting, lets open tunnels finish up to `shutdownGraceMs`, cuts the rest, flushes the audit file. */
   close(): Promise<void>;
@@ -110,7 +108,6 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     build(next, inputs) {
       const rt = buildEgressRuntime(next, { ...deps, ...inputs, tunnels, previous: current });
       if (!isDeepStrictEqual(rt.listener, listener)) {
-        if (rt.audit !== current.audit) void rt.audit.close();
         throw new Error('egress.listener: address, port, TLS on/off, clientAuth, maxHeaderBytes and headersTimeoutMs change only on restart');
       }
       return rt;
@@ -124,9 +121,6 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
         for (const flight of active.values()) if (!stillAllowed(rt, flight.attempt)) endEarly(flight, 'revoked');
       }
       retire(old);
-    },
-    discard(rt) {
-      if (rt.audit !== current.audit) void rt.audit.close();
     },
     runtime: () => current,
     async close() {

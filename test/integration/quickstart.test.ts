@@ -84,7 +84,11 @@ describe('quickstart on the embedded defaults', () => {
     assert.equal(metadata.code, 'GW_EGRESS_DENIED');
     const status = await curl('-o', '/dev/null', '-w', '%{http_connect}', '-x', proxy, 'https://github.com/').catch((e: { stdout: string }) => e.stdout);
     assert.equal(status, '403');
-    const audit = fs.readFileSync(path.join(stateDir, 'egress-audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    // The gateway writes its audit file asynchronously: the last record may land just after curl has its answer.
+    const auditFile = path.join(stateDir, 'egress-audit.log');
+    const lines = () => (fs.existsSync(auditFile) ? fs.readFileSync(auditFile, 'utf8').trim().split('\n').filter(Boolean) : []);
+    for (const until = Date.now() + 2_000; lines().length < 3 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    const audit = lines().map((l) => JSON.parse(l));
     assert.deepEqual(audit.map((r) => [r.host, r.allow]), [['demo.internal', true], ['169.254.169.254', false], ['github.com', false]]);
   });
 

@@ -63,22 +63,31 @@ export interface Audit {
   close(): Promise<void>;
 }
 
+/**
+ * The file is opened with the first record, not here: building a runtime (at start, at every reload, in `validate`)
+ * has no side effect, and a runtime that is never used never touches the disk.
+ */
 export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
-  // Async writes keep the request path off the disk; close() flushes them so an accepted connection is never
-  // missing from the file after a graceful shutdown.
-  const destination = options.file ? pino.destination({ dest: options.file, sync: false, mkdir: true }) : undefined;
-  const fileLog = destination ? createLogger('info', destination, { isoTime: true }) : undefined;
+  let destination: ReturnType<typeof pino.destination> | undefined;
+  let fileLog: Logger | undefined;
   let closed = false;
   let ready = false;
   let failed = false;
-  destination?.once('ready', () => {
-    ready = true;
-  });
-  // The process log still has every record; a broken file sink must not take the gateway down.
-  destination?.on('error', (err) => {
-    failed = true;
-    deps.logger.error({ event: LOG_EVENTS.EGRESS_DECISION, err, file: options.file }, 'egress audit file failed');
-  });
+
+  function open(file: string): Logger {
+    // Async writes keep the request path off the disk; close() flushes them so an accepted connection is never
+    // missing from the file after a graceful shutdown.
+    destination = pino.destination({ dest: file, sync: false, mkdir: true });
+    destination.once('ready', () => {
+      ready = true;
+    });
+    // The process log still has every record; a broken file sink must not take the gateway down.
+    destination.on('error', (err) => {
+      failed = true;
+      deps.logger.error({ event: LOG_EVENTS.EGRESS_DECISION, err, file }, 'egress audit file failed');
+    });
+    return createLogger('info', destination, { isoTime: true });
+  }
 
   return {
     record(r) {
@@ -86,16 +95,20 @@ export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
       const line = { event: LOG_EVENTS.EGRESS_DECISION, ...r };
       const level = r.alert ? 'warn' : 'info';
       deps.logger[level](line, 'egress decision');
-      if (!closed && !failed) fileLog?.[level](line, 'egress decision');
+      if (closed || failed || options.file === undefined) return;
+      fileLog ??= open(options.file);
+      fileLog[level](line, 'egress decision');
     },
     async close() {
-      if (closed || failed || !destination) return;
       closed = true;
+      if (failed || !destination) return;
+      const open = destination;
+      destination = undefined;
       // flushSync throws while the file is still being opened.
-      if (!ready) await once(destination, 'ready');
-      destination.flushSync();
-      const finished = once(destination, 'close');
-      destination.end();
+      if (!ready) await once(open, 'ready');
+      open.flushSync();
+      const finished = once(open, 'close');
+      open.end();
       await finished;
     },
   };
