@@ -58,7 +58,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
 
   const track = (flight: InFlight, run: (flight: InFlight) => Promise<void>): void => {
     const done: Promise<void> = run(flight)
-      .catch((err: unknown) => deps.logger.error({ event: LOG_EVENTS.EGRESS_DECISION, requestId: flight.attempt.requestId, err }, 'egress handler failed'))
+      .catch((err: unknown) => deps.logger.error({ event: LOG_EVENTS.EGRESS_HANDLER_FAILED, requestId: flight.attempt.requestId, err }, 'egress handler failed'))
       .finally(() => active.delete(done));
     active.set(done, flight);
   };

@@ -84,7 +84,7 @@ export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
     // The process log still has every record; a broken file sink must not take the gateway down.
     destination.on('error', (err) => {
       failed = true;
-      deps.logger.error({ event: LOG_EVENTS.EGRESS_DECISION, err, file }, 'egress audit file failed');
+      deps.logger.error({ event: LOG_EVENTS.AUDIT_SINK_FAILED, err, file }, 'egress audit file failed');
     });
     return createLogger('info', destination, { isoTime: true });
   }
