@@ -148,11 +148,14 @@ describe('egress reload', () => {
     assert.deepEqual(reloadWith((c) => c.egress.staticHosts.pop()), { ok: true });
   });
 
-  test('a listener change needs a restart: the reload is refused with a message saying so', () => {
+  test('a listener change, or removing the section, needs a restart: the reload is refused with a message saying so', () => {
     const result = reloadWith((c) => (c.egress.listener.port = 1));
     assert.equal(result.ok, false);
     assert.match(String(!result.ok && result.issues), /egress\.listener.*restart/);
     reloadWith((c) => (c.egress.listener.port = 0));
+    const removed = reloadWith((c) => delete c.egress);
+    assert.equal(removed.ok, false);
+    assert.match(String(!removed.ok && removed.issues), /egress: adding or removing the section takes effect on restart only/);
   });
 });
 
