@@ -11,6 +11,7 @@ import { createConnectionTracker } from './ingress/connections.js';
 import { createEdgeListener, type EdgeListener } from './ingress/listener.js';
 import { createPipeline } from './ingress/pipeline.js';
 import { buildRuntime, newTicketKeys, type IngressRuntime } from './ingress/runtime.js';
+import { createJwksSourcePool } from './jwt/source-pool.js';
 import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.js';
 
 export interface GatewayDeps {
@@ -44,6 +45,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   let listening = false;
   const metrics = deps.metrics ?? createMetrics();
   const limiters = createLimiterCache(deps.logger, metrics);
+  const jwksSources = createJwksSourcePool();
 
   const handlerFor = createPipeline({
     logger: deps.logger,
@@ -58,6 +60,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       ticketKeys,
       metrics,
       rateLimiter: limiters.for(cfg),
+      jwksSources,
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
     });
     for (const { name, notAfter } of rt.certificates) metrics.certificateExpiry(name, notAfter);

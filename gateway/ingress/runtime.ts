@@ -15,6 +15,7 @@ import type { Metrics } from '../core/metrics.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
 import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
+import type { JwksSourcePool } from '../jwt/source-pool.js';
 import { createJwtAuthn, type JwtAuthn } from '../jwt/verifier.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
@@ -67,6 +68,8 @@ export interface RuntimeDeps {
   fetch?: typeof globalThis.fetch;
   /** Lives across reloads (its counts must survive them); owned by the caller. */
   rateLimiter: RateLimiter;
+  /** Remote JWKS sources kept across reloads for providers configured the same way; owned by the caller. */
+  jwksSources?: JwksSourcePool;
   metrics?: Metrics;
 }
 
@@ -97,6 +100,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   const jwt = createJwtAuthn(config.jwtProviders ?? [], config.jwtCache ? { tokenCacheSize: config.jwtCache.maxEntries } : {}, {
     logger: deps.logger,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    sources: deps.jwksSources,
   });
   const routeDefaults = { maxBodyBytes: DEFAULTS.routeMaxBodyBytes, timeoutMs: DEFAULTS.upstreamTimeoutMs };
   const clients = new Map(

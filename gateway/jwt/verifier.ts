@@ -20,12 +20,15 @@ import {
   type JwksSource,
   type JwksStatus,
 } from './jwks-source.js';
+import type { JwksSourcePool } from './source-pool.js';
 import { createTokenCache } from './token-cache.js';
 
 export interface JwtAuthnDeps {
   logger: Logger;
   now?: () => number;
   fetch?: typeof globalThis.fetch;
+  /** Remote key sources shared with the services built before and after this one (kept across reloads). */
+  sources?: JwksSourcePool;
 }
 
 export interface AuthnInput {
@@ -139,22 +142,21 @@ interface Verified {
   setHeaders: Readonly<Record<string, string>>;
 }
 
-function keySource(p: JwtProviderConfig, deps: Required<JwtAuthnDeps>): JwksSource {
+function keySource(p: JwtProviderConfig, deps: Required<Omit<JwtAuthnDeps, 'sources'>>, sources: JwksSourcePool | undefined): JwksSource {
   const what = `jwtProviders.${p.name}`;
   const given = [p.jwksUri, p.jwks, p.jwksFile].filter((x) => x !== undefined).length;
   if (given !== 1) throw new Error(`${what}: set exactly one of jwksUri, jwks, jwksFile (got ${given})`);
   if (p.jwksUri !== undefined) {
     if (!/^https?:\/\//.test(p.jwksUri)) throw new Error(`${what}.jwksUri: must be an http(s) URL`);
-    return createRemoteJwksSource(
-      {
-        provider: p.name,
-        uri: p.jwksUri,
-        cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
-        cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
-        timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
-      },
-      deps,
-    );
+    const options = {
+      provider: p.name,
+      uri: p.jwksUri,
+      cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
+      cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
+      timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
+    };
+    const create = () => createRemoteJwksSource(options, deps);
+    return sources ? sources.acquire(JSON.stringify(options), create) : create();
   }
   const [text, where] = p.jwksFile !== undefined ? [readFileSync(p.jwksFile, 'utf8'), `${what}.jwksFile (${p.jwksFile})`] : [p.jwks, `${what}.jwks`];
   let doc: unknown = text;
@@ -214,7 +216,7 @@ const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCookies: EMPTY, removeParams: EMPTY, setHeaders: NO_HEADERS });
 
 export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
-  const full: Required<JwtAuthnDeps> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
+  const full: Required<Omit<JwtAuthnDeps, 'sources'>> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
   const cacheSize = options.tokenCacheSize ?? DEFAULT_TOKEN_CACHE_SIZE;
   if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`tokenCacheSize must be a non-negative integer, got ${cacheSize}`);
   const names = new Set<string>();
@@ -227,7 +229,7 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   const compiled = providers.map((config) => ({ config, checked: compileProvider(config) }));
   const started: Provider[] = [];
   try {
-    for (const { config, checked } of compiled) started.push({ ...checked, source: keySource(config, full) });
+    for (const { config, checked } of compiled) started.push({ ...checked, source: keySource(config, full, deps.sources) });
   } catch (err) {
     for (const p of started) p.source.close();
     throw err;
