@@ -148,6 +148,23 @@ describe('egress reload', () => {
     assert.deepEqual(reloadWith((c) => c.egress.staticHosts.pop()), { ok: true });
   });
 
+  test('a changed audit.file gets the records of new attempts; the old file keeps what it had', async () => {
+    const movedTo = `${auditFile}.moved`;
+    const before = records().length;
+    assert.deepEqual(
+      reloadWith((c) => {
+        c.egress.allow = [grant(up.port)];
+        c.egress.audit.file = movedTo;
+      }),
+      { ok: true },
+    );
+    assert.equal((await viaCurl()).stdout, '200');
+    const moved = () => (fs.existsSync(movedTo) ? fs.readFileSync(movedTo, 'utf8').split('\n').filter(Boolean) : []);
+    await eventually(() => moved().length === 1);
+    assert.equal(records().length, before);
+    assert.deepEqual(reloadWith((c) => (c.egress.audit.file = auditFile)), { ok: true });
+  });
+
   test('a listener change, or removing the section, needs a restart: the reload is refused with a message saying so', () => {
     const result = reloadWith((c) => (c.egress.listener.port = 1));
     assert.equal(result.ok, false);
