@@ -17,6 +17,12 @@ export function refuseOnSocket(flight: InFlight, socket: Socket, err: GatewayErr
 export async function handleConnect(flight: InFlight, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
   const { rt, attempt } = flight;
   socket.on('error', () => undefined);
+  // A client that closes (or half-closes) while the attempt is decided and dialled has gone: no tunnel for it.
+  let gone = false;
+  const leave = (): void => {
+    gone = true;
+  };
+  socket.once('end', leave).once('close', leave);
   const decision = await decide(rt, attempt, {
     socket,
     headers: req.headers,
@@ -28,7 +34,8 @@ export async function handleConnect(flight: InFlight, req: IncomingMessage, sock
     const dialled = await connectTcp({ address: decision.address, family: decision.family, port: decision.target.dest.port }, rt.limits.connectTimeoutMs, rt.dial);
     if ('error' in dialled) return refuseOnSocket(flight, socket, dialled.error);
     const upstream = dialled.socket;
-    if (socket.destroyed) {
+    socket.off('end', leave).off('close', leave);
+    if (gone || socket.destroyed) {
       upstream.destroy();
       return refuseOnSocket(flight, socket, endedEarlyError(flight) ?? new GatewayError('GW_CLIENT_CANCELLED', 'client_gone'));
     }

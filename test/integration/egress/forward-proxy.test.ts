@@ -2,9 +2,11 @@
 // The upstreams are reachable only because `allowAddresses: [127.0.0.1]` opens the loopback address explicitly.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect, Socket } from 'node:net';
 import { ProxyAgent, request } from 'undici';
+import type { ConnectFn } from '../../../gateway/egress/stages/dial.js';
 import { testPki } from '../../helpers/pki.js';
-import { connectRequest, curl, localGrant, rawRequest, startHttpUpstream, startProxy, startTlsUpstream, tempDir, type Proxy, type TempDir, type TlsUpstream, type Upstream, type RawResponse } from './harness.js';
+import { connectRequest, curl, eventually, localGrant, rawRequest, startHttpUpstream, startProxy, startTlsUpstream, tempDir, type Proxy, type TempDir, type TlsUpstream, type Upstream, type RawResponse } from './harness.js';
 
 describe('egress forward proxy', () => {
   let dir: TempDir;
@@ -248,4 +250,30 @@ describe('egress limits', () => {
     assert.equal(tunnel?.alert, true);
     assert.equal(tunnel?.level, 'warn');
   });
+});
+
+test('a client that leaves while its tunnel is being dialled is audited as client_gone (499), not as a malformed request', async () => {
+  const dir = tempDir();
+  const up = await startHttpUpstream();
+  // Dials the checked address, but only after the client has gone.
+  const slowConnect: ConnectFn = (options) => {
+    const socket = new Socket({ allowHalfOpen: options.allowHalfOpen });
+    setTimeout(() => socket.connect({ host: options.host, port: options.port, family: options.family }), 200);
+    return socket;
+  };
+  const proxy = await startProxy(dir, localGrant('up.test', up.port), { connect: slowConnect });
+  try {
+    const client = connect(proxy.port, '127.0.0.1', () => client.write(connectRequest(`up.test:${up.port}`)));
+    client.on('error', () => undefined);
+    setTimeout(() => client.destroy(), 50);
+    await eventually(() => proxy.records().length > 0);
+    const [record] = proxy.records();
+    assert.equal(record?.code, 'GW_CLIENT_CANCELLED');
+    assert.equal(record?.reason, 'client_gone');
+    assert.equal(record?.allow, false);
+  } finally {
+    await proxy.close();
+    await up.close();
+    dir.remove();
+  }
 });
