@@ -74,8 +74,8 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     if (closing) return refuseResponse(flight, res, shuttingDown());
     track(flight, (f) => handleRequest(f, req, res));
   });
-  // Requests the parser refuses (raw UTF-8, `#`, `\`, NUL in the target, oversized heads, slow heads) never become
-  // an attempt; they are answered and audited here, so no refusal is missing from the trail.
+  // Requests the parser refuses (raw UTF-8 or NUL in the target, oversized or slow heads) never become an attempt;
+  // they are answered and audited here, so no refusal is missing from the trail.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) return socket.destroy();
     const flight: InFlight = { rt: current, attempt: newAttempt(current, 'unparsed', socket), cut: () => socket.destroy() };
@@ -85,7 +85,8 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
   /** Closes `old`'s audit sink once nothing that started on it can still write (unless the new runtime kept it). */
   function retire(old: EgressRuntime): void {
     if (old.audit === current.audit) return;
-    const pending = [...active].filter(([, f]) => f.rt === old).map(([done]) => done);
+    // Every attempt writing to that sink, including those of older runtimes that shared it.
+    const pending = [...active].filter(([, f]) => f.rt.audit === old.audit).map(([done]) => done);
     const closed: Promise<void> = Promise.allSettled(pending)
       .then(() => old.audit.close())
       .finally(() => retiring.delete(closed));
