@@ -34,6 +34,9 @@ export interface EgressServer {
   close(): Promise<void>;
 }
 
+/** How often Node looks for connections past the headers deadline. */
+const HEADERS_CHECK_MS = 1_000;
+
 /** Node's parser error → the refusal the client gets; reasons are the parser's code in snake case (`invalid_url`). */
 function parserRefusal(err: NodeJS.ErrnoException): GatewayError {
   const code: ErrorCode =
@@ -46,7 +49,13 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
   const tunnels = createTunnelLimiter();
   let current = buildEgressRuntime(config, { ...deps, tunnels });
   const { listener } = current;
-  const options = { maxHeaderSize: listener.maxHeaderBytes, headersTimeout: listener.headersTimeoutMs };
+  const options = {
+    maxHeaderSize: listener.maxHeaderBytes,
+    headersTimeout: listener.headersTimeoutMs,
+    // Node checks the headers deadline on this interval (30 s by default): without it a slow head lives up to 30 s
+    // past the configured timeout.
+    connectionsCheckingInterval: Math.min(HEADERS_CHECK_MS, listener.headersTimeoutMs),
+  };
   const tlsServer = current.tls ? createHttpsServer({ ...options, ...current.tls }) : undefined;
   const server: Server = tlsServer ?? createHttpServer(options);
 

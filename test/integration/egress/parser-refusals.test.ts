@@ -14,7 +14,7 @@ describe('requests the HTTP parser refuses', () => {
   before(async () => {
     dir = tempDir();
     up = await startHttpUpstream();
-    proxy = await startProxy(dir, { ...localGrant('up.test', up.port), listener: { maxHeaderBytes: 1024 } });
+    proxy = await startProxy(dir, { ...localGrant('up.test', up.port), listener: { maxHeaderBytes: 1024, headersTimeoutMs: 500 } });
   });
   after(async () => {
     await proxy.close();
@@ -43,5 +43,15 @@ describe('requests the HTTP parser refuses', () => {
       assert.equal(record?.remote, '127.0.0.1');
     });
   }
+  test('a head not complete within headersTimeoutMs: 408 at the deadline, audited', async () => {
+    const started = Date.now();
+    const r = await rawRequest(proxy.port, 'GET http://up.test/ HTTP/1.1\r\nHost: up.test\r\n');
+    assert.equal(r.status, 408);
+    assert.ok(Date.now() - started < 2_000, `answered after ${Date.now() - started} ms`);
+    const { requestId } = JSON.parse(r.body) as { requestId: string };
+    await eventually(() => proxy.records().some((rec) => rec.requestId === requestId));
+    assert.equal(proxy.records().find((rec) => rec.requestId === requestId)?.reason, 'headers_timeout');
+  });
+
   test('nothing reached the upstream', () => assert.equal(up.connections, 0));
 });
