@@ -50,6 +50,7 @@ export async function handleConnect(flight: InFlight, req: IncomingMessage, sock
     rt.audit.record(
       attemptRecord(rt, attempt, {
         sni: verdict.sni,
+        detail: verdict.ok ? undefined : verdict.detail,
         allow: !fronting,
         reason: fronting ? 'sni_mismatch' : (attempt.decision?.reason ?? 'allowed_by_rule'),
         end: stats.end,

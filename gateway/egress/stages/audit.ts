@@ -33,6 +33,8 @@ export interface EgressRecord {
   rule?: string;
   wouldDeny?: boolean;
   sni?: string;
+  /** Why a ClientHello was refused as malformed (the parser's error). */
+  detail?: string;
   /** How a tunnel ended (`closed`, `idle_timeout`, `shutdown`, `revoked`, …). */
   end?: string;
   /** Upstream response status of a forwarded HTTP request. */

@@ -44,7 +44,8 @@ export function connectTcp(target: DialTarget, timeoutMs: number, deps: DialDeps
 }
 
 export type FirstBytesVerdict =
-  | { ok: true; head: Buffer; sni?: string; tls: boolean }
+  | { ok: true; head: Buffer; sni?: string }
+  /** `detail`: the ClientHello parser's error, when the hello was malformed. */
   | { ok: false; end: 'sni_mismatch' | 'first_bytes_timeout' | 'client_error'; sni?: string; detail?: string };
 
 /**
@@ -68,7 +69,7 @@ export function inspectFirstBytes(client: Socket, dest: Destination, initial: Bu
     const decide = (): boolean => {
       if (buffered.length === 0) return false;
       if (!looksLikeTls(buffered)) {
-        finish({ ok: true, head: buffered, tls: false });
+        finish({ ok: true, head: buffered });
         return true;
       }
       const hello = parseClientHello(buffered);
@@ -80,7 +81,7 @@ export function inspectFirstBytes(client: Socket, dest: Destination, initial: Bu
       if (hello.sni !== undefined && hello.sni !== dest.host) {
         finish({ ok: false, end: 'sni_mismatch', sni: hello.sni });
       } else {
-        finish({ ok: true, head: buffered, tls: true, ...(hello.sni !== undefined ? { sni: hello.sni } : {}) });
+        finish({ ok: true, head: buffered, ...(hello.sni !== undefined ? { sni: hello.sni } : {}) });
       }
       return true;
     };
