@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1
 # Portcullis container image. Three stages: `build` compiles TypeScript with the dev toolchain, `deps` installs the
 # production dependencies alone, and the runtime stage gets only those two results, so neither the compiler nor the
-# sources nor npm itself ship. Base images are tags; pin them by digest (node:20-bookworm-slim@sha256:...) in release
+# sources nor npm itself ship. Base images are tags; pin them by digest (node:24-bookworm-slim@sha256:...) in release
 # builds so a rebuild cannot silently change the base.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -14,13 +14,13 @@ COPY policies ./policies
 COPY certs ./certs
 RUN npm run build
 
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
 # No production dependency has an install script (only dev ones do), so none may run here.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 # Nothing installs packages at run time; removing the package managers removes their CVEs from the image.
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \

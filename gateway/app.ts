@@ -35,13 +35,13 @@ export interface Gateway {
   ready(): boolean;
   /** Swaps in a new config; throws (and keeps the current one) if it cannot be built. */
   reload(config: Config): void;
-  /** Stops accepting, lets in-flight requests finish (up to `drainMs`), then closes everything. */
+  /** Stops accepting, lets in-flight requests finish (up to `drainMs`), then cuts what is left and closes everything. */
   close(drainMs?: number): Promise<void>;
 }
 
 export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
   const ticketKeys = deps.ticketKeys ?? newTicketKeys();
-  const connections = createConnectionTracker();
+  const connections = createConnectionTracker({ logger: deps.logger });
   let listening = false;
   const metrics = deps.metrics ?? createMetrics();
   const limiters = createLimiterCache(deps.logger, metrics);
@@ -84,6 +84,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       },
       {
         logger: deps.logger,
+        metrics,
         resolveTarget: (listener, sni) => (sni ? current.listeners.get(listener)?.hosts.lookup(sni)?.target : undefined),
       },
     ),
@@ -95,6 +96,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     : undefined;
   const ports = new Map<string, number>();
   for (const listener of listeners) connections.trackListener(listener.server);
+  for (const [i, listener] of listeners.entries()) metrics.trackConnections(config.listeners[i]!.name, listener.server);
   try {
     for (const [i, listener] of listeners.entries()) {
       const address = await listener.listen();
@@ -134,13 +136,13 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       // Requests that started on the previous runtime may still be on their way to its pools.
       setTimeout(() => void previous.close(), DEFAULTS.requestTimeoutMs).unref();
     },
-    async close(drainMs = 10_000) {
-      deps.logger.info({ event: LOG_EVENTS.SHUTDOWN, inFlight: connections.inFlight });
+    async close(drainMs = current.config.shutdown?.drainMs ?? DEFAULTS.drainMs) {
+      deps.logger.info({ event: LOG_EVENTS.SHUTDOWN, inFlight: connections.inFlight, drainMs });
       const stopped = Promise.all(listeners.map((l) => l.close()));
       await connections.drain(drainMs);
       clearInterval(jwksStates);
-      await Promise.all([stopped, egress?.close()]);
-      await current.close();
+      // Past the drain every client connection is gone; nothing left upstream may keep the process alive.
+      await Promise.all([stopped, egress?.close(), current.destroy()]);
       await limiters.close();
     },
   };

@@ -3,20 +3,23 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createAdminServer } from './admin/server.js';
 import { startGateway, type Gateway } from './app.js';
 import { isGatewayWorker, parseWorkers, runPrimary, runWorker, workerNumber } from './cluster.js';
 import { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js';
 import { DEFAULTS } from './config/defaults.js';
 import { runValidate } from './config/validate-command.js';
-import { createLogger } from './core/log.js';
+import { createLogger, LOG_EVENTS } from './core/log.js';
+import { installProcessGuard } from './core/process-guard.js';
+import { redactUrls } from './core/secrets.js';
 import { createReloader } from './reload.js';
 
 const HELP = {
   main: `portcullis — zero-trust security gateway
 
 Usage: portcullis <command> [options]
+       portcullis --version
 
 Commands:
   run       start the gateway (embedded development defaults when no -c is given)
@@ -39,19 +42,48 @@ process). In-memory rate limits hold for the whole machine; the admin plane aggr
 
 Reloads: SIGHUP re-reads the config; an invalid one is refused and the running config stays.
 Shutdown: SIGTERM/SIGINT stop accepting, finish in-flight requests, flush logs and exit 0.`,
-  validate: `Usage: portcullis validate -c CONFIG
+  validate: `Usage: portcullis validate CONFIG
+       portcullis validate -c CONFIG
 
-Validates the config and the policy files it includes against the schema and cross-references.
+Checks the config and the policy files it includes exactly as 'run' does before it starts: the schema,
+cross-references, the files it names (certificates match their keys, bundles are PEM, JWKS files have a
+key for the provider's algorithms, the admin token) and port collisions.
 Prints every problem as file:line:column: /path: reason and exits 1, or prints a summary and exits 0.`,
   token: `Usage: portcullis token [--sub SUBJECT] [--claim NAME=VALUE]... [--ttl SECONDS] [--state-dir DIR]
 
 Prints a development JWT signed by the embedded defaults' token issuer (state folder key).`,
 };
 
+const EMBEDDED_CONFIG = 'the embedded development config';
+
 /** Development mode is imported on demand: see dev/dev-mode.ts. */
 const devMode = () => import('./dev/dev-mode.js');
 
+/** Exit codes: 1 for a config or start-up failure, 2 for a command line that is not understood (as getopt tools do). */
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+/** A command line we do not understand: answered with the usage and exit code 2, never a stack trace. */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage: string,
+  ) {
+    super(message);
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  try {
+    return await dispatch(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`portcullis: ${err.message}\n\n${err.usage}`);
+    return EXIT_USAGE;
+  }
+}
+
+async function dispatch(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'run':
@@ -62,43 +94,65 @@ export async function main(argv: string[]): Promise<number> {
       return token(rest);
     case 'certs':
       return (await import('../certs/cli.js')).runCertsCli(rest);
+    case '-v':
+    case '--version':
+      console.log(version());
+      return 0;
     case undefined:
+      console.error(HELP.main);
+      return EXIT_USAGE;
     case '-h':
     case '--help':
     case 'help':
       console.log(HELP.main);
-      return command === undefined ? 1 : 0;
+      return 0;
     default:
-      console.error(`unknown command: ${command}\n\n${HELP.main}`);
-      return 1;
+      throw new UsageError(`unknown command: ${command}`, HELP.main);
+  }
+}
+
+/** The package version, from the package.json above this file (the source tree or dist/). */
+function version(): string {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+  }
+  return 'unknown';
+}
+
+/** node:util's parseArgs, strict: an unknown option or one missing its value is a UsageError. */
+function parseCommandLine<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, command: keyof typeof HELP, allowPositionals = false) {
+  try {
+    return parseArgs({ args, options: { ...HELP_OPTION, ...options }, allowPositionals, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message, HELP[command]);
   }
 }
 
 const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
 
 async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { ...HELP_OPTION, config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, workers: { type: 'string' } },
-  });
+  const { values } = parseCommandLine(args, { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, workers: { type: 'string' } }, 'run');
   if (values.help) return help('run');
   let workers: number;
   try {
     workers = parseWorkers(values.workers);
   } catch (err) {
-    console.error((err as Error).message);
-    return 1;
+    throw new UsageError((err as Error).message, HELP.run);
   }
   const configFile = values.config;
-  const stateDir = path.resolve((values['state-dir']) ?? DEFAULTS.stateDir);
+  const flagStateDir = path.resolve(values['state-dir'] ?? DEFAULTS.stateDir);
   const dev = configFile ? undefined : await devMode();
-  const load = () => (dev ? dev.loadDevConfig(stateDir) : loadConfigFile(configFile!));
+  const load = () => (dev ? dev.loadDevConfig(flagStateDir) : loadConfigFile(configFile!));
+  const configName = configFile ?? EMBEDDED_CONFIG;
   let loaded: LoadedConfig;
   try {
     loaded = load();
   } catch (err) {
-    return reportConfigError(err);
+    return reportConfigError(configName, err);
   }
+  // --state-dir wins; else the config's stateDir (already absolute), else the default.
+  const stateDir = values['state-dir'] === undefined ? (loaded.config.stateDir ?? flagStateDir) : flagStateDir;
   const logger = createLogger(loaded.config.log?.level ?? DEFAULTS.logLevel);
   if (isGatewayWorker()) {
     const code = await runWorker({ load, initial: loaded, logger: logger.child({ worker: workerNumber(), pid: process.pid }) });
@@ -106,9 +160,15 @@ async function run(args: string[]): Promise<number> {
     return code;
   }
   const meshBundlePem = loaded.config.mesh ? fs.readFileSync(loaded.config.mesh.bundle, 'utf8') : undefined;
-  const stopDev = loaded.config.dev ? await (dev ?? (await devMode())).startDevHelpers(loaded, stateDir, logger) : async () => {};
+  let stopDev = async () => {};
+  try {
+    if (loaded.config.dev) stopDev = await (dev ?? (await devMode())).startDevHelpers(loaded, stateDir, logger);
+  } catch (err) {
+    return reportStartFailure(configName, 'development helpers', err);
+  }
   if (workers > 1) {
     const code = await runPrimary({
+      failStart: (what, err) => reportStartFailure(configName, what, err),
       workers,
       load,
       initial: loaded,
@@ -124,10 +184,10 @@ async function run(args: string[]): Promise<number> {
   try {
     gateway = await startGateway(loaded.config, { logger });
   } catch (err) {
-    logger.fatal({ err }, 'gateway failed to start');
     await stopDev();
-    return 1;
+    return reportStartFailure(configName, 'gateway', err);
   }
+  installProcessGuard(logger, gateway.metrics);
   if (dev) dev.printDevBanner(gateway.ports, stateDir, loaded);
   const reloader = createReloader({
     load,
@@ -145,41 +205,53 @@ async function run(args: string[]): Promise<number> {
     config: () => gateway.runtime().config,
     ...(meshBundlePem !== undefined ? { meshBundlePem } : {}),
   });
-  await admin.listen();
+  try {
+    await admin.listen();
+  } catch (err) {
+    // Without its admin plane the gateway has no readiness probe and no drain: it must not serve.
+    reloader.close();
+    await gateway.close(0);
+    await stopDev();
+    return reportStartFailure(configName, 'admin plane', err);
+  }
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   reloader.close();
+  const drainMs = gateway.runtime().config.shutdown?.drainMs ?? DEFAULTS.drainMs;
+  // gateway.close() cuts whatever the drain leaves; should anything still hang on, the process ends anyway.
+  const watchdog = setTimeout(() => {
+    logger.error({ event: LOG_EVENTS.SHUTDOWN, drainMs }, 'shutdown did not finish after the drain; exiting');
+    logger.flush();
+    process.exit(1);
+  }, drainMs + SHUTDOWN_GRACE_MS);
   // The admin plane stays up while draining, so readiness reports 503 until the end.
-  await gateway.close();
+  await gateway.close(drainMs);
   await admin.close();
   await stopDev();
   await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  clearTimeout(watchdog);
   return 0;
 }
 
+/** How long closing may take past the drain (pools, admin plane, log flush) before the process just exits. */
+const SHUTDOWN_GRACE_MS = 1_000;
+
 async function validate(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...HELP_OPTION, config: { type: 'string', short: 'c' } } });
+  const { values, positionals } = parseCommandLine(args, { config: { type: 'string', short: 'c' } }, 'validate', true);
   if (values.help) return help('validate');
-  if (!values.config) {
-    console.error(`validate needs -c CONFIG\n\n${HELP.validate}`);
-    return 1;
-  }
-  return runValidate(values.config, process.stdout, process.stderr);
+  const files = [...(values.config !== undefined ? [values.config] : []), ...positionals];
+  if (files.length !== 1) throw new UsageError(files.length === 0 ? 'validate needs a CONFIG file' : 'validate takes one CONFIG file', HELP.validate);
+  return runValidate(files[0]!, process.stdout, process.stderr);
 }
 
 async function token(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine(
     args,
-    options: {
-    ...HELP_OPTION,
-    sub: { type: 'string' },
-    claim: { type: 'string', multiple: true },
-    ttl: { type: 'string' },
-    'state-dir': { type: 'string' },
-    },
-  });
+    { sub: { type: 'string' }, claim: { type: 'string', multiple: true }, ttl: { type: 'string' }, 'state-dir': { type: 'string' } },
+    'token',
+  );
   if (values.help) return help('token');
   const stateDir = path.resolve((values['state-dir']) ?? DEFAULTS.stateDir);
   const dev = await devMode();
@@ -187,17 +259,14 @@ async function token(args: string[]): Promise<number> {
   try {
     loaded = dev.loadDevConfig(stateDir);
   } catch (err) {
-    return reportConfigError(err);
+    return reportConfigError(EMBEDDED_CONFIG, err);
   }
   const provider = loaded.config.jwtProviders?.[0];
   if (!provider) throw new Error('the embedded config has no token provider');
   const claims: Record<string, string> = {};
   for (const pair of values.claim ?? []) {
     const eq = pair.indexOf('=');
-    if (eq < 1) {
-      console.error(`--claim takes NAME=VALUE, got ${pair}`);
-      return 1;
-    }
+    if (eq < 1) throw new UsageError(`--claim takes NAME=VALUE, got ${pair}`, HELP.token);
     claims[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   const jwt = await dev.mintDevToken(path.join(stateDir, 'pki', 'jwt-signing-key.json'), {
@@ -216,9 +285,18 @@ function help(command: keyof typeof HELP): number {
   return 0;
 }
 
-function reportConfigError(err: unknown): number {
-  console.error(err instanceof ConfigError ? `invalid configuration:\n${err.message}` : `error: ${(err as Error).message}`);
-  return 1;
+/**
+ * A gateway that cannot start says so in one line naming its config and exits 1. User errors (a port in use, a
+ * permission) are not bugs, so no stack trace; the error's code and message say what happened.
+ */
+function reportStartFailure(configName: string, what: string, err: unknown): number {
+  console.error(redactUrls(`portcullis: cannot start ${what} with ${configName}: ${err instanceof Error ? err.message : String(err)}`));
+  return EXIT_FAILED;
+}
+
+function reportConfigError(configName: string, err: unknown): number {
+  console.error(redactUrls(err instanceof ConfigError ? `invalid configuration:\n${err.message}` : `portcullis: cannot load ${configName}: ${(err as Error).message}`));
+  return EXIT_FAILED;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === fs.realpathSync(process.argv[1])) {

@@ -13,12 +13,13 @@ import { Registry } from 'prom-client';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import { createAdminServer } from './admin/server.js';
 import { startGateway, type Gateway } from './app.js';
+import { installProcessGuard } from './core/process-guard.js';
 import { DEFAULTS } from './config/defaults.js';
-import { ConfigError, type LoadedConfig } from './config/load.js';
+import type { LoadedConfig } from './config/load.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { aggregateWorkerMetrics, type WorkerMetrics } from './core/metrics.js';
 import { newTicketKeys } from './ingress/runtime.js';
-import { createReloader, type Reloader, type ReloadResult } from './reload.js';
+import { createReloader, rejectionIssues, type Reloader, type ReloadResult } from './reload.js';
 
 /** More workers than this is a typo, not a machine. */
 const MAX_WORKERS = 256;
@@ -34,7 +35,11 @@ const ASK_TIMEOUT_MS = { ready: 2_000, metrics: 2_000, config: 2_000, reload: 10
 
 type Question = { question: 'ready' | 'metrics' | 'config' } | { question: 'reload'; trigger: string };
 type ToWorker = { portcullis: 'init'; ticketKeys: string } | ({ portcullis: 'ask'; id: number } & Question) | { portcullis: 'shutdown' };
-type ToPrimary = { portcullis: 'hello' } | { portcullis: 'started'; ports: [string, number][] } | { portcullis: 'answer'; id: number; value: unknown };
+type ToPrimary =
+  | { portcullis: 'hello' }
+  | { portcullis: 'started'; ports: [string, number][] }
+  | { portcullis: 'failed'; message: string }
+  | { portcullis: 'answer'; id: number; value: unknown };
 
 function isMessage<T extends { portcullis: string }>(msg: unknown): msg is T {
   return typeof msg === 'object' && msg !== null && typeof (msg as { portcullis?: unknown }).portcullis === 'string';
@@ -65,6 +70,8 @@ export interface PrimaryOptions {
   meshBundlePem?: string;
   /** Called once every worker listens, with the ports they listen on. */
   onListening?(ports: ReadonlyMap<string, number>): void;
+  /** Reports that the gateway (`what`) could not start, once for the machine; returns the exit code. */
+  failStart(what: string, err: unknown): number;
 }
 
 interface Slot {
@@ -93,6 +100,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   let stopping = false;
   let booting = true;
   let ports: Map<string, number> | undefined;
+  /** Why the first worker that failed at boot failed (each worker fails the same way; one report is enough). */
+  let bootFailure: string | undefined;
   let settleBoot!: (ok: boolean) => void;
   const booted = new Promise<boolean>((resolve) => (settleBoot = resolve));
 
@@ -132,7 +141,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
       slot.startedAt = Date.now();
       ports ??= new Map(msg.ports);
       if (booting && slots.every((s) => s.started)) settleBoot(true);
-    }
+    } else if (msg.portcullis === 'failed') bootFailure ??= msg.message;
   });
   cluster.on('exit', (worker, code, signal) => {
     const slot = slotOf.get(worker);
@@ -169,9 +178,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
 
   for (const slot of slots) fork(slot);
   if (!(await booted)) {
-    logger.fatal('a worker failed to start; stopping the others');
+    logger.fatal({ error: bootFailure }, 'a worker failed to start; stopping the others');
     await stopWorkers();
-    return 1;
+    return options.failStart('gateway', new Error(bootFailure ?? 'a worker exited while starting'));
   }
   booting = false;
   options.onListening?.(ports!);
@@ -181,7 +190,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     try {
       options.load();
     } catch (err) {
-      const issues = err instanceof ConfigError ? err.issues : (err as Error).message;
+      const issues = rejectionIssues(err);
       logger.error({ event: LOG_EVENTS.CONFIG_REJECTED, trigger, issues }, 'config rejected; every worker keeps the running config');
       return { ok: false, issues };
     }
@@ -221,9 +230,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   try {
     await admin.listen();
   } catch (err) {
-    logger.fatal({ err }, 'admin plane failed to start');
     await stopWorkers();
-    return 1;
+    return options.failStart('admin plane', err);
   }
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
@@ -300,6 +308,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
 
   try {
     const gateway = await startGateway(initial.config, { logger, ticketKeys: await init });
+    installProcessGuard(logger, gateway.metrics);
     running = {
       gateway,
       reloader: createReloader({
@@ -311,7 +320,10 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
       }),
     };
   } catch (err) {
-    logger.fatal({ err }, 'gateway failed to start');
+    // The primary reports it, once for all workers; a user error (a port in use) needs no stack trace.
+    const message = err instanceof Error ? err.message : String(err);
+    logger.fatal({ error: message }, 'gateway failed to start');
+    if (process.connected) process.send!({ portcullis: 'failed', message } satisfies ToPrimary);
     detach();
     return 1;
   }

@@ -8,8 +8,18 @@ import fs from 'node:fs';
 import type { Gateway } from './app.js';
 import { ConfigError, type ConfigIssue, type LoadedConfig } from './config/load.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
+import { redactUrls } from './core/secrets.js';
 
 export type ReloadResult = { ok: true } | { ok: false; issues: readonly ConfigIssue[] | string };
+
+/**
+ * Why a config was refused, as logged and answered to `/reload`: issue messages quote the offending value, which
+ * may be a URL with a password (`redis.url`) or a token in its query; those are redacted.
+ */
+export function rejectionIssues(err: unknown): readonly ConfigIssue[] | string {
+  if (err instanceof ConfigError) return err.issues.map((issue) => ({ ...issue, message: redactUrls(issue.message) }));
+  return redactUrls(err instanceof Error ? err.message : String(err));
+}
 
 export interface Reloader {
   reload(trigger: string): ReloadResult;
@@ -56,7 +66,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
       loaded = options.load();
       options.gateway.reload(loaded.config);
     } catch (err) {
-      const issues = err instanceof ConfigError ? err.issues : (err as Error).message;
+      const issues = rejectionIssues(err);
       logger.error({ event: LOG_EVENTS.CONFIG_REJECTED, trigger, issues }, 'config rejected; the running config stays');
       return { ok: false, issues };
     }

@@ -5,7 +5,6 @@ import type { Condition, Operation, Policy, Rule, Source } from './schema.js';
 import type { AuthzDecision, DecisionReason, DryRunMatch, PolicyAction, PolicyMatch } from './types.js';
 import {
   compileHostMatcher,
-  compileIpMatcher,
   compileMethodMatcher,
   compilePathMatcher,
   compilePortMatcher,
@@ -15,6 +14,7 @@ import {
   type Problems,
 } from './match.js';
 import type { RequestView } from './request-view.js';
+import { compileIpMatcher } from '../gateway/core/net/ip.js';
 
 export type Predicate = (view: RequestView) => boolean;
 
@@ -111,7 +111,7 @@ export function compilePolicies(policies: readonly Policy[], options: CompileOpt
       const name = rule.name ?? `rules[${j}]`;
       if (ruleNames.has(name)) problems.push(`${at}.rules[${j}].name: duplicate rule name '${name}'`);
       ruleNames.add(name);
-      return { name, matches: compileRule(rule, `${at}.rules[${j}]`, problems) };
+      return { name, matches: compileRule(rule, `${at}.rules[${j}]`, problems, policy.action === 'DENY') };
     });
     return { policy, dryRun, rules };
   });
@@ -175,16 +175,19 @@ function dryRunResult(policy: string, action: PolicyAction, rule: string): DryRu
 
 // --- rules -------------------------------------------------------------------------------------------
 
-/** Istio: `from` (any source) AND `to` (any operation) AND every `when`; an empty rule matches everything. */
-function compileRule(rule: Rule, at: string, problems: Problems): Predicate {
+/**
+ * Istio: `from` (any source) AND `to` (any operation) AND every `when`; an empty rule matches everything.
+ * `denying`: the rule belongs to a DENY policy (it decides which way path case fails closed).
+ */
+function compileRule(rule: Rule, at: string, problems: Problems, denying: boolean): Predicate {
   const parts: Predicate[] = [];
   if (rule.from !== undefined) {
     if (rule.from.length === 0) problems.push(`${at}.from: empty list; omit 'from' to match any source`);
-    else parts.push(any(rule.from.map((f, i) => compileFields(f.source, SOURCE_FIELDS, `${at}.from[${i}].source`, problems))));
+    else parts.push(any(rule.from.map((f, i) => compileFields(f.source, SOURCE_FIELDS, `${at}.from[${i}].source`, problems, denying))));
   }
   if (rule.to !== undefined) {
     if (rule.to.length === 0) problems.push(`${at}.to: empty list; omit 'to' to match any operation`);
-    else parts.push(any(rule.to.map((t, i) => compileFields(t.operation, OPERATION_FIELDS, `${at}.to[${i}].operation`, problems))));
+    else parts.push(any(rule.to.map((t, i) => compileFields(t.operation, OPERATION_FIELDS, `${at}.to[${i}].operation`, problems, denying))));
   }
   if (rule.when !== undefined) {
     if (rule.when.length === 0) problems.push(`${at}.when: empty list; omit 'when' for no condition`);
@@ -229,7 +232,7 @@ function isList<T>(value: T | readonly T[]): value is readonly T[] {
   return Array.isArray(value);
 }
 
-type FieldCompiler = (values: readonly (string | number)[], at: string, problems: Problems, negated: boolean) => Predicate;
+type FieldCompiler = (values: readonly (string | number)[], at: string, problems: Problems, negated: boolean, denying: boolean) => Predicate;
 const asStrings = (values: readonly (string | number)[]) => values as readonly string[];
 
 const SOURCE_FIELDS: Readonly<Record<string, FieldCompiler>> = {
@@ -244,9 +247,29 @@ const SOURCE_FIELDS: Readonly<Record<string, FieldCompiler>> = {
 const OPERATION_FIELDS: Readonly<Record<string, FieldCompiler>> = {
   hosts: (v, at, p, neg) => field((r) => r.req.host, compileHostMatcher(asStrings(v), at, p), neg),
   methods: (v, at, p, neg) => field((r) => r.req.method, compileMethodMatcher(asStrings(v), at, p), neg),
-  paths: (v, at, p, neg) => field((r) => r.req.path, compilePathMatcher(asStrings(v), at, p), neg),
+  paths: (v, at, p, neg, denying) => pathField(asStrings(v), at, p, neg, denying),
   ports: (v, at, p, neg) => field((r) => r.req.port, compilePortMatcher(v, at, p), neg),
 };
+
+/**
+ * Paths compare case as the route says (`RequestAttributes.pathCase`). Unset, the rule fails closed under
+ * both readings: a DENY's `paths` and an ALLOW's `notPaths` fold case (so `/ADMIN` is denied wherever a
+ * backend may fold it onto `/admin`), a DENY's `notPaths` and an ALLOW's `paths` do not (so `/API` is never
+ * allowed as `/api` on a backend that keeps them apart). An ALLOW then matches only what it matches in both
+ * readings, and a DENY whatever it matches in either.
+ */
+function pathField(values: readonly string[], at: string, problems: Problems, negated: boolean, denying: boolean): Predicate {
+  const asWritten = compilePathMatcher(values, at, problems);
+  // The values were checked by the first compile; a second report would only repeat its problems.
+  const folded = compilePathMatcher(values, at, [], { caseInsensitive: true });
+  const foldByDefault = denying !== negated;
+  return (view) => {
+    const mode = view.req.pathCase;
+    const fold = mode === undefined ? foldByDefault : mode === 'insensitive';
+    const hit = fold ? folded(view.foldedPath) : asWritten(view.req.path);
+    return negated ? !hit : hit;
+  };
+}
 
 /** Fields of one source or operation, ANDed. Unknown fields fail the config (CVE-2022-21679). */
 function compileFields(
@@ -254,6 +277,7 @@ function compileFields(
   fields: Readonly<Record<string, FieldCompiler>>,
   at: string,
   problems: Problems,
+  denying: boolean,
 ): Predicate {
   const parts: Predicate[] = [];
   for (const [key, values] of Object.entries(object) as [string, readonly (string | number)[] | undefined][]) {
@@ -263,7 +287,7 @@ function compileFields(
     const compile = Object.hasOwn(fields, base) ? fields[base] : undefined;
     if (compile === undefined) problems.push(`${at}.${key}: unknown field`);
     else if (!Array.isArray(values) || values.length === 0) problems.push(`${at}.${key}: must be a non-empty list; omit it to match anything`);
-    else parts.push(compile(values, `${at}.${key}`, problems, negated));
+    else parts.push(compile(values, `${at}.${key}`, problems, negated, denying));
   }
   return all(parts);
 }

@@ -1,8 +1,7 @@
 // Value matchers of the policy language, built once at config load. Each checks its values and reports
 // every problem to the caller's list, then returns a plain function the request path only calls: no regex,
 // no per-request parsing of policy values.
-import ipaddr from 'ipaddr.js';
-import { isNormalizedPath } from '../gateway/ingress/stages/normalize-path.js';
+import { isNormalizedPath, type PathOptions } from './path.js';
 
 export type Matcher<T> = (value: T) => boolean;
 
@@ -110,7 +109,12 @@ export function compileMethodMatcher(values: readonly string[], at: string, prob
  * excluding some characters from a template segment was the CVE-2025-46821 bypass. One trailing slash on
  * the request is ignored by templates so `/users/{*}` also covers `/users/bob/`, which backends serve alike.
  */
-export function compilePathMatcher(values: readonly string[], at: string, problems: Problems): Matcher<string> {
+export function compilePathMatcher(
+  values: readonly string[],
+  at: string,
+  problems: Problems,
+  options: { caseInsensitive?: boolean } = {},
+): Matcher<string> {
   const plain: StringPattern[] = [];
   const templates: (readonly Segment[])[] = [];
   values.forEach((value, i) => {
@@ -132,6 +136,16 @@ export function compilePathMatcher(values: readonly string[], at: string, proble
       }
     }
   });
+  // Folded: the caller passes the path lower-cased (`RequestView.foldedPath`).
+  if (options.caseInsensitive !== true) return pathMatcher(plain, templates);
+  const lower = (s: Segment) => (typeof s === 'string' ? s.toLowerCase() : s);
+  return pathMatcher(
+    plain.map((p) => ({ ...p, text: p.text.toLowerCase() })),
+    templates.map((t) => Object.freeze(t.map(lower))),
+  );
+}
+
+function pathMatcher(plain: readonly StringPattern[], templates: readonly (readonly Segment[])[]): Matcher<string> {
   const matchPlain = plain.length > 0 ? buildStringMatcher(plain, false) : undefined;
   return (path) => {
     if (matchPlain?.(path)) return true;
@@ -151,10 +165,16 @@ function checkNormalized(value: string, pattern: StringPattern, where: string, p
     : pattern.kind === 'prefix' ? pattern.text + 'x'
     : pattern.kind === 'suffix' ? '/x' + pattern.text
     : '/';
-  if (!isNormalizedPath(probe, { escapedSlashes: 'keep' })) {
+  if (!isNormalizedPath(probe, POLICY_VALUE_READING)) {
     problems.push(`${where}: '${value}' is not a normalized path (no '//', '.' or '..' segments, no encoded unreserved characters, upper-case %XX) and would never match`);
   }
 }
+
+/**
+ * Policy values may name what any route's opt-outs let through (`%25`, folded UTF-8) and escaped slashes;
+ * never `;parameters`, which are not part of the matched path.
+ */
+const POLICY_VALUE_READING: PathOptions = Object.freeze({ escapedSlashes: 'keep', allowEncodedPercent: true, decodeUtf8: 'nfkc' });
 
 const ONE = Symbol('{*}');
 const MANY = Symbol('{**}');
@@ -183,7 +203,7 @@ function compileTemplate(value: string, where: string, problems: Problems): read
       // A star inside a templated path was matched inconsistently by Envoy (envoyproxy/envoy#39168).
       problems.push(`${where}: in a path template '*', '{' and '}' appear only as a whole '{*}' or '{**}' segment`);
       ok = false;
-    } else if (!isNormalizedPath('/' + s, { escapedSlashes: 'keep' })) {
+    } else if (!isNormalizedPath('/' + s, POLICY_VALUE_READING)) {
       problems.push(`${where}: segment '${s}' is not normalized and would never match`);
       ok = false;
     } else segments.push(s);
@@ -218,92 +238,4 @@ export function compilePortMatcher(values: readonly (string | number)[], at: str
     else ports.add(port);
   });
   return (port) => ports.has(port);
-}
-
-/**
- * CIDRs or single addresses, IPv4 and IPv6. IPv4 must be four-part decimal: ipaddr.js also accepts `010.1`
- * style forms that other tools read as octal or as a different address. IPv4-mapped IPv6 ranges
- * (`::ffff:10.0.0.0/104`) are stored as IPv4 so they match however the socket reports the peer.
- */
-export function compileIpMatcher(values: readonly string[], at: string, problems: Problems): Matcher<IpAddress> {
-  const v4: { network: number; mask: number }[] = [];
-  const v6: [ipaddr.IPv6, number][] = [];
-  values.forEach((value, i) => {
-    const range = parseRange(value);
-    if (range === undefined) problems.push(`${at}[${i}]: '${value}' is not an IP address or CIDR`);
-    else if (typeof range[0] === 'number') {
-      const mask = range[1] === 0 ? 0 : (~0 << (32 - range[1])) >>> 0;
-      v4.push({ network: (range[0] & mask) >>> 0, mask });
-    } else v6.push([range[0], range[1]]);
-  });
-  return (addr) => {
-    if (typeof addr === 'number') {
-      for (const r of v4) if ((addr & r.mask) >>> 0 === r.network) return true;
-    } else {
-      for (const r of v6) if (addr.match(r)) return true;
-    }
-    return false;
-  };
-}
-
-function parseRange(value: string): [IpAddress, number] | undefined {
-  const slash = value.indexOf('/');
-  const address = slash === -1 ? value : value.slice(0, slash);
-  const addr = parseIp(address);
-  if (addr === undefined || (typeof addr !== 'number' && addr.zoneId !== undefined)) return undefined;
-  const max = typeof addr === 'number' ? 32 : 128;
-  if (slash === -1) return [addr, max];
-  const suffix = value.slice(slash + 1);
-  if (!/^[0-9]{1,3}$/.test(suffix)) return undefined;
-  // A mapped range counts its prefix over 128 bits; 96 of them are the `::ffff:` part.
-  const bits = typeof addr === 'number' && address.includes(':') ? Number(suffix) - 96 : Number(suffix);
-  return bits >= 0 && bits <= max ? [addr, bits] : undefined;
-}
-
-/** IPv4 as an unsigned 32-bit number, IPv6 as parsed by ipaddr.js. */
-export type IpAddress = number | ipaddr.IPv6;
-
-const MAPPED_PREFIX = '::ffff:';
-
-/**
- * Parses an address, unwrapping IPv4-mapped IPv6 (`::ffff:10.0.0.1`, how a dual-stack socket reports IPv4
- * peers); `undefined` when it is not one. Dotted quads are parsed by hand because this runs per request
- * and ipaddr.js (like net.BlockList) costs microseconds per call; everything else goes to ipaddr.js.
- */
-export function parseIp(value: string): IpAddress | undefined {
-  const quad = parseDottedQuad(value, 0);
-  if (quad !== undefined) return quad;
-  if (value.length > MAPPED_PREFIX.length && value.slice(0, MAPPED_PREFIX.length).toLowerCase() === MAPPED_PREFIX) {
-    const mapped = parseDottedQuad(value, MAPPED_PREFIX.length);
-    if (mapped !== undefined) return mapped;
-  }
-  if (!ipaddr.IPv6.isValid(value)) return undefined;
-  const v6 = ipaddr.IPv6.parse(value);
-  if (!v6.isIPv4MappedAddress()) return v6;
-  const [a, b, c, d] = v6.toIPv4Address().octets as [number, number, number, number];
-  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
-}
-
-/** Strict `a.b.c.d` from `start` to the end: decimal 0–255, no leading zeros (no octal readings). */
-function parseDottedQuad(value: string, start: number): number | undefined {
-  let result = 0;
-  let part = 0;
-  let digits = 0;
-  let parts = 0;
-  for (let i = start; i <= value.length; i++) {
-    const c = i === value.length ? 0x2e : value.charCodeAt(i);
-    if (c === 0x2e) {
-      if (digits === 0 || parts === 4) return undefined;
-      result = result * 256 + part;
-      parts++;
-      part = 0;
-      digits = 0;
-    } else if (c >= 0x30 && c <= 0x39) {
-      if (digits > 0 && part === 0) return undefined;
-      part = part * 10 + (c - 0x30);
-      if (part > 255) return undefined;
-      digits++;
-    } else return undefined;
-  }
-  return parts === 4 ? result : undefined;
 }

@@ -2,7 +2,8 @@
 // principal, trust domain, parsed addresses) computed at most once per evaluation and only when a policy
 // asks for them.
 import type { RequestAttributes } from './types.js';
-import { parseIp, SPIFFE_SCHEME, type IpAddress } from './match.js';
+import { parseIp, type IpAddress } from '../gateway/core/net/ip.js';
+import { SPIFFE_SCHEME } from './match.js';
 
 export class RequestView {
   readonly req: RequestAttributes;
@@ -10,6 +11,7 @@ export class RequestView {
   #principal: string | null | undefined;
   #sourceAddr: IpAddress | null | undefined;
   #remoteAddr: IpAddress | null | undefined;
+  #foldedPath: string | undefined;
 
   constructor(req: RequestAttributes) {
     this.req = req;
@@ -25,6 +27,11 @@ export class RequestView {
         : null;
     }
     return this.#principal ?? undefined;
+  }
+
+  /** The path with ASCII letters lower-cased, for case-insensitive path rules. */
+  get foldedPath(): string {
+    return (this.#foldedPath ??= this.req.path.toLowerCase());
   }
 
   get trustDomain(): string | undefined {

@@ -32,7 +32,10 @@ export const OperationSchema = Type.Object(
     notHosts: Type.Optional(StringList),
     methods: Type.Optional(StringList),
     notMethods: Type.Optional(StringList),
-    /** Normalized path, query and fragment removed. Exact, `prefix*`, `*suffix`, `*` (any). */
+    /**
+     * Normalized path, query and fragment removed. Exact, `prefix*`, `*suffix`, `*` (any), or a template.
+     * Letter case as the route's `pathCase` says; by default DENY `paths` / ALLOW `notPaths` ignore case.
+     */
     paths: Type.Optional(StringList),
     notPaths: Type.Optional(StringList),
     ports: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }))),

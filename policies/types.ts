@@ -17,6 +17,11 @@ export interface RequestAttributes {
   method: string;
   /** Normalized path without query or fragment: the same path that is forwarded. */
   path: string;
+  /**
+   * How `paths`/`notPaths` compare ASCII case for the request's route (`pathCase`). Unset: fail closed under
+   * either reading: DENY `paths` and ALLOW `notPaths` fold case, DENY `notPaths` and ALLOW `paths` do not.
+   */
+  pathCase?: 'sensitive' | 'insensitive';
   /** The listener port the connection arrived on. */
   port: number;
   /** SNI the TLS connection was made for ('' when none). */

@@ -14,6 +14,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { spiffeIdFromCertificate } from '../../certs/spiffe-id.js';
+import { DEFAULTS } from '../config/defaults.js';
 import type { AdminConfig } from '../config/operations-schema.js';
 import { clientCertTlsOptions } from '../core/client-cert-tls.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
@@ -40,7 +41,6 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export const ADMIN_DEFAULTS = { address: '127.0.0.1', port: 9901 } as const;
 
 /** Log events of the admin plane. */
 
@@ -59,7 +59,7 @@ interface Endpoint {
 }
 
 export function createAdminServer(config: AdminConfig | undefined, deps: AdminServerDeps): AdminServer {
-  const tokenDigest = config?.tokenFile !== undefined ? readToken(config.tokenFile) : undefined;
+  const tokenDigest = config?.tokenFile !== undefined ? readAdminToken(config.tokenFile) : undefined;
   const tls = config?.tls;
   const allowedIds = new Set(tls?.allowedSpiffeIds ?? []);
   const securedEnabled = tokenDigest !== undefined || tls !== undefined;
@@ -155,10 +155,10 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
 
   return {
     listen() {
-      const address = config?.address ?? ADMIN_DEFAULTS.address;
+      const address = config?.address ?? DEFAULTS.adminAddress;
       return new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(config?.port ?? ADMIN_DEFAULTS.port, address, () => {
+        server.listen(config?.port ?? DEFAULTS.adminPort, address, () => {
           server.off('error', reject);
           const port = (server.address() as { port: number }).port;
           deps.logger.info({ event: LOG_EVENTS.LISTENING, listener: 'admin', address, port, tls: tls !== undefined, securedEndpoints: securedEnabled });
@@ -175,7 +175,8 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
   };
 }
 
-function readToken(file: string): Buffer {
+/** The admin token's digest; throws when the file holds no acceptable token (the config loader calls it too). */
+export function readAdminToken(file: string): Buffer {
   const token = readFileSync(file, 'utf8').trim();
   if (token.length < MIN_TOKEN_LENGTH) throw new Error(`admin.tokenFile: the token must be at least ${MIN_TOKEN_LENGTH} characters`);
   if (!BEARER.test(`Bearer ${token}`)) throw new Error('admin.tokenFile: the token must be a single RFC 6750 b64token (no spaces)');

@@ -1,6 +1,8 @@
 // The secure defaults, in one place. Code reads `config.x ?? DEFAULTS.x`; the loader never writes them into the
 // config, because "unset" must stay distinguishable from "set to the default" in a config dump and on reload.
+// docs/configuration.md's Defaults table is checked against this one (test/unit/config/defaults.test.ts).
 import type { EgressConfig } from './egress-schema.js';
+import type { AdminConfig, RateLimitConfig, RedisConfig } from './operations-schema.js';
 import type { Config, JwtProviderConfig, ListenerConfig, UpstreamConfig, VirtualHostConfig } from './schema.js';
 
 type TerminateTls = Extract<VirtualHostConfig['tls'], { mode: 'terminate' }>;
@@ -8,6 +10,8 @@ type Timeouts = NonNullable<ListenerConfig['timeouts']>;
 type Limits = NonNullable<ListenerConfig['limits']>;
 type Algorithm = NonNullable<JwtProviderConfig['algorithms']>[number];
 type TokenHeader = NonNullable<JwtProviderConfig['fromHeaders']>[number];
+type EgressListener = EgressConfig['listener'];
+type EgressLimits = NonNullable<EgressConfig['limits']>;
 
 export interface Defaults {
   readonly listenerAddress: NonNullable<ListenerConfig['address']>;
@@ -16,7 +20,13 @@ export interface Defaults {
   readonly handshakeTimeoutMs: NonNullable<Timeouts['handshakeMs']>;
   readonly headersTimeoutMs: NonNullable<Timeouts['headersMs']>;
   readonly requestTimeoutMs: NonNullable<Timeouts['requestMs']>;
+  readonly bodyIdleTimeoutMs: NonNullable<Timeouts['bodyIdleMs']>;
+  readonly writeIdleTimeoutMs: NonNullable<Timeouts['writeIdleMs']>;
   readonly idleTimeoutMs: NonNullable<Timeouts['idleMs']>;
+  readonly maxConcurrentStreams: NonNullable<Limits['maxConcurrentStreams']>;
+  readonly maxStreamResetsPerSecond: NonNullable<Limits['maxStreamResetsPerSecond']>;
+  readonly upstreamMaxPendingRequests: NonNullable<UpstreamConfig['maxPendingRequests']>;
+  readonly drainMs: number;
   readonly maxHeaderBytes: NonNullable<Limits['maxHeaderBytes']>;
   readonly maxHeaders: NonNullable<Limits['maxHeaders']>;
   readonly routeMaxBodyBytes: number;
@@ -34,23 +44,21 @@ export interface Defaults {
   readonly stateDir: NonNullable<Config['stateDir']>;
   readonly logLevel: NonNullable<NonNullable<Config['log']>['level']>;
   readonly watchIntervalMs: number;
-  readonly egress: EgressDefaults;
-}
-
-type EgressLimits = NonNullable<EgressConfig['limits']>;
-type EgressListener = EgressConfig['listener'];
-
-export interface EgressDefaults {
-  readonly listenerAddress: NonNullable<EgressListener['address']>;
-  readonly clientAuth: 'optional' | 'required';
-  readonly connectTimeoutMs: NonNullable<EgressLimits['connectTimeoutMs']>;
-  readonly dnsTimeoutMs: NonNullable<EgressLimits['dnsTimeoutMs']>;
-  readonly idleTimeoutMs: NonNullable<EgressLimits['idleTimeoutMs']>;
-  readonly firstBytesTimeoutMs: NonNullable<EgressLimits['firstBytesTimeoutMs']>;
-  readonly maxTunnelsPerIdentity: NonNullable<EgressLimits['maxTunnelsPerIdentity']>;
-  readonly maxTunnelsPerSource: NonNullable<EgressLimits['maxTunnelsPerSource']>;
-  readonly shutdownGraceMs: NonNullable<EgressLimits['shutdownGraceMs']>;
-  readonly originatePort: number;
+  readonly jwtTokenCacheSize: NonNullable<NonNullable<Config['jwtCache']>['maxEntries']>;
+  readonly adminAddress: NonNullable<AdminConfig['address']>;
+  readonly adminPort: NonNullable<AdminConfig['port']>;
+  readonly redisKeyPrefix: NonNullable<RedisConfig['keyPrefix']>;
+  readonly redisConnectTimeoutMs: NonNullable<RedisConfig['connectTimeoutMs']>;
+  readonly redisCommandTimeoutMs: NonNullable<RedisConfig['commandTimeoutMs']>;
+  readonly rateLimitKey: NonNullable<RateLimitConfig['key']>;
+  readonly rateLimitFailureMode: NonNullable<RateLimitConfig['failureMode']>;
+  readonly egressListenerAddress: NonNullable<EgressListener['address']>;
+  readonly egressMaxHeaderBytes: NonNullable<EgressListener['maxHeaderBytes']>;
+  readonly egressHeadersTimeoutMs: NonNullable<EgressListener['headersTimeoutMs']>;
+  readonly egressClientAuth: NonNullable<NonNullable<EgressListener['tls']>['clientAuth']>;
+  readonly egressPorts: readonly number[];
+  readonly egressOriginatePort: number;
+  readonly egressLimits: Readonly<Required<Omit<EgressLimits, 'maxBytesPerTunnel' | 'newConnectionsPerSecond'>>>;
 }
 
 export const DEFAULTS: Defaults = Object.freeze({
@@ -66,8 +74,20 @@ export const DEFAULTS: Defaults = Object.freeze({
   headersTimeoutMs: 10_000,
   /** Caps a whole request (slow bodies included) so one client cannot pin a worker indefinitely. */
   requestTimeoutMs: 30_000,
+  /** A body that stops arriving is a slowloris on the body: the same bound as for headers. */
+  bodyIdleTimeoutMs: 10_000,
+  /** A client that reads nothing for 30 s holds an upstream connection for nothing (nginx's send_timeout is 60 s). */
+  writeIdleTimeoutMs: 30_000,
   /** Keep-alive connections with no request in flight are closed after a minute. */
   idleTimeoutMs: 60_000,
+  /** nginx's default; bounds the work one HTTP/2 connection can have in the pipeline at once. */
+  maxConcurrentStreams: 128,
+  /** A browser cancels a few streams per page; hundreds per second is the Rapid Reset attack (CVE-2023-44487). */
+  maxStreamResetsPerSecond: 200,
+  /** Beyond the pool, a bounded wait: an overloaded upstream answers 503 at once instead of growing a queue. */
+  upstreamMaxPendingRequests: 256,
+  /** SIGTERM: accepted requests get 10 s to finish (Kubernetes' grace period is 30 s), then the rest is cut. */
+  drainMs: 10_000,
   /** 16 KiB like Node's default: larger header blocks are almost always abuse (answered 431). */
   maxHeaderBytes: 16_384,
   /** Bounds per-request header parsing work; 100 is Envoy's default too. */
@@ -102,30 +122,51 @@ export const DEFAULTS: Defaults = Object.freeze({
   logLevel: 'info',
   /** Input files are polled each second: a rotated certificate is live within a second or two. */
   watchIntervalMs: 1_000,
-  egress: Object.freeze({
-    /** A forward proxy is reachable from other hosts only when the config says so. */
-    listenerAddress: '127.0.0.1',
-    /** The TLS proxy listener exists to identify workloads by their SVID: no certificate, no handshake. */
-    clientAuth: 'required',
-    /** Internet destinations are slower than mesh upstreams; still bounded so a black hole costs 10 s, not minutes. */
+  /** Verified tokens remembered (LRU, never past `exp`): repeated tokens skip the signature check. */
+  jwtTokenCacheSize: 1000,
+  /** Health and metrics are unauthenticated, so the admin plane is reachable only from this machine unless told. */
+  adminAddress: '127.0.0.1',
+  /** Envoy's admin port. */
+  adminPort: 9901,
+  /** Several gateways or environments can share one Redis under different prefixes. */
+  redisKeyPrefix: 'portcullis:',
+  /** An unreachable Redis is noticed within a second, and the limits fall back per their failureMode. */
+  redisConnectTimeoutMs: 1_000,
+  /** A slow Redis must not add more than this to a request. */
+  redisCommandTimeoutMs: 100,
+  /** Counted per client address unless the limit says otherwise. */
+  rateLimitKey: 'client_ip',
+  /** While Redis is down each replica counts on its own rather than refusing every request. */
+  rateLimitFailureMode: 'open',
+  /** The egress proxy serves this machine's workloads unless it is told to listen wider. */
+  egressListenerAddress: '127.0.0.1',
+  /** Like the edge listeners. */
+  egressMaxHeaderBytes: 16_384,
+  /** Slowloris on the proxy port. */
+  egressHeadersTimeoutMs: 10_000,
+  /** A workload that reaches the TLS proxy port must present its SVID. */
+  egressClientAuth: 'required',
+  /** Web ports only, unless a rule lists others. */
+  egressPorts: Object.freeze([80, 443]),
+  /** TLS origination speaks HTTPS to the destination. */
+  egressOriginatePort: 443,
+  egressLimits: Object.freeze({
+    /** Destinations are outside the mesh and may be far away: longer than the upstream connect timeout. */
     connectTimeoutMs: 10_000,
-    /** A resolver that does not answer must not hold a tunnel slot for long. */
+    /** A hung resolver refuses the attempt instead of holding it. */
     dnsTimeoutMs: 5_000,
-    /** Long-lived tunnels (database, streaming) are normal; five silent minutes are not. */
+    /** Idle tunnels are closed after five minutes. */
     idleTimeoutMs: 300_000,
-    /** A CONNECT client has this long after the 200 to send its ClientHello (or first bytes). */
+    /** A client that opens a tunnel and sends nothing is not holding a slot for long. */
     firstBytesTimeoutMs: 10_000,
-    /** Concurrent upstream connections of one identity: enough for a busy service, bounded for a runaway one. */
+    /** One workload cannot take every tunnel of the proxy. */
     maxTunnelsPerIdentity: 256,
     /**
-     * Concurrent upstream connections of one source address among callers identified by address or not at all:
-     * a quarter of an identity's budget, so one pod behind a shared source identity (or one anonymous caller)
-     * cannot starve the others.
+     * Among callers identified by address or not at all, one source address gets a quarter of an identity's
+     * budget, so one pod behind a shared source identity (or one anonymous caller) cannot starve the others.
      */
     maxTunnelsPerSource: 64,
-    /** Open tunnels get as long as ingress requests to finish on shutdown. */
+    /** Open tunnels get this long to finish at shutdown, then they are cut. */
     shutdownGraceMs: 10_000,
-    /** `originate` sends the request to the HTTPS port unless told otherwise. */
-    originatePort: 443,
   }),
 });

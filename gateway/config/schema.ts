@@ -42,14 +42,19 @@ export const VirtualHostSchema = Obj({
 
 export const ListenerSchema = Obj({
   name: Name,
-  address: Type.Optional(Type.String({ default: '0.0.0.0' })),
+  address: Type.Optional(Type.String({ minLength: 1 })),
   port: Port,
   hosts: Type.Array(VirtualHostSchema, { minItems: 1 }),
   timeouts: Type.Optional(
     Obj({
       handshakeMs: Type.Optional(Millis),
       headersMs: Type.Optional(Millis),
+      /** The whole request, head and body, must have arrived within this (else 408). */
       requestMs: Type.Optional(Millis),
+      /** Longest pause between two chunks of a request body (else 408). */
+      bodyIdleMs: Type.Optional(Millis),
+      /** Longest a client may leave the answer unread before it is cut and the upstream released. */
+      writeIdleMs: Type.Optional(Millis),
       idleMs: Type.Optional(Millis),
     }),
   ),
@@ -58,6 +63,10 @@ export const ListenerSchema = Obj({
       maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_048_576 })),
       maxHeaders: Type.Optional(Type.Integer({ minimum: 8, maximum: 1000 })),
       maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
+      /** HTTP/2: streams open at once per connection, counting requests still in the pipeline after a reset. */
+      maxConcurrentStreams: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+      /** HTTP/2: stream resets per connection per second before it gets GOAWAY (Rapid Reset). */
+      maxStreamResetsPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     }),
   ),
 });
@@ -119,10 +128,40 @@ export const UpstreamSchema = Obj({
       serverName: Type.Optional(Type.String({ minLength: 1 })),
     }),
   ),
+  /** HTTP/1.1: pool connections; h2: concurrent streams. Requests beyond it wait in a bounded queue. */
   connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
+  /** Requests that may wait for a free connection or stream; beyond it, 503 at once. */
+  maxPendingRequests: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
   connectTimeoutMs: Type.Optional(Millis),
+  /** Time to the response headers, and then between body chunks (504); a route's timeoutMs overrides it. */
   timeoutMs: Type.Optional(Millis),
 });
+
+/**
+ * ASCII letter case when routes and policies match paths. Unset: DENY `paths` (and ALLOW `notPaths`) fold
+ * case, routes and ALLOW `paths` do not, and a path that selects another route once folded is refused, so
+ * neither a case-folding backend (IIS, Express, some Spring setups) nor a case-sensitive one is exposed.
+ * `insensitive`: everything folds. `sensitive`: nothing folds (re-opens `/ADMIN` on case-folding backends).
+ */
+export const PathCaseSchema = Type.Union([Type.Literal('sensitive'), Type.Literal('insensitive')]);
+
+/**
+ * Request headers that make some frameworks serve another path or method than the request line names
+ * (Symfony/Zend `X-Original-URL`, `X-Rewrite-URL`; nginx `auth_request`'s `X-Original-URI`; Traefik's
+ * `X-Forwarded-Uri`; Spring's `X-Forwarded-Prefix`; method overrides of Express, Rails, ASP.NET, Google APIs).
+ * Stripped from every request unless the route lists the header in `allowOverrideHeaders`.
+ */
+export const REQUEST_LINE_OVERRIDE_HEADERS = [
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-uri',
+  'x-forwarded-uri',
+  'x-forwarded-path',
+  'x-forwarded-prefix',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+] as const;
 
 export const RouteSchema = Obj({
   name: Name,
@@ -141,6 +180,21 @@ export const RouteSchema = Obj({
   timeoutMs: Type.Optional(Millis),
   /** Name of a `rateLimits` entry applied to this route. */
   rateLimit: Type.Optional(Name),
+  /** Case in route and policy path matching for this route; overrides the top-level `pathCase`. */
+  pathCase: Type.Optional(PathCaseSchema),
+  /** Opt-outs from the strict path normalization, for backends that need them; each re-opens an attack class (docs/policies.md). */
+  pathNormalization: Type.Optional(
+    Obj({
+      /** `;parameters` on name segments: matched without them, forwarded with them (Java session IDs, matrix URIs). */
+      allowSemicolonParams: Type.Optional(Type.Boolean()),
+      /** `%25` accepted as data: re-opens double decoding. */
+      allowEncodedPercent: Type.Optional(Type.Boolean()),
+      /** `nfkc`: percent-encoded UTF-8 decoded, NFKC-folded, matched and forwarded folded; `reject` (default): 400. */
+      decodeUtf8: Type.Optional(Type.Union([Type.Literal('reject'), Type.Literal('nfkc')])),
+    }),
+  ),
+  /** Request-line override headers this route forwards (lower case); all others are stripped. */
+  allowOverrideHeaders: Type.Optional(Type.Array(Type.Union(REQUEST_LINE_OVERRIDE_HEADERS.map((h) => Type.Literal(h))))),
 });
 
 export const MeshIdentitySchema = Obj({
@@ -193,6 +247,8 @@ export const ConfigSchema = Obj({
   ),
   /** Peers whose X-Forwarded-* headers are believed. */
   trustedProxies: Type.Optional(Type.Array(Cidr)),
+  /** Case in route and policy path matching, for every route that does not set its own. */
+  pathCase: Type.Optional(PathCaseSchema),
   listeners: Type.Array(ListenerSchema),
   jwtProviders: Type.Optional(Type.Array(JwtProviderSchema)),
   /** Verified-token cache (Envoy's jwt_cache_config): entries never outlive the token's `exp`; 0 turns it off. */
@@ -210,6 +266,12 @@ export const ConfigSchema = Obj({
   rateLimits: Type.Optional(Type.Array(RateLimitSchema)),
   /** The egress forward proxy (CONNECT and absolute-form HTTP). */
   egress: Type.Optional(EgressSchema),
+  shutdown: Type.Optional(
+    Obj({
+      /** On SIGTERM, how long accepted requests get to finish before what is left is cut and the process exits. */
+      drainMs: Type.Optional(Millis),
+    }),
+  ),
   dev: Type.Optional(DevSchema),
 });
 

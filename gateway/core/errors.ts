@@ -14,7 +14,7 @@ export const ERRORS = {
   GW_EGRESS_ADDRESS_BLOCKED: { status: 403, message: 'destination address blocked' },
   GW_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
   GW_EGRESS_NO_IDENTITY: { status: 407, message: 'proxy authentication required' },
-  GW_REQUEST_TIMEOUT: { status: 408, message: 'request headers not received in time' },
+  GW_REQUEST_TIMEOUT: { status: 408, message: 'request not received in time' },
   GW_BODY_TOO_LARGE: { status: 413, message: 'request body too large' },
   GW_HOST_MISDIRECTED: { status: 421, message: 'misdirected request: host does not match TLS server name' },
   GW_RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },
@@ -24,7 +24,10 @@ export const ERRORS = {
   GW_INTERNAL: { status: 500, message: 'internal error' },
   GW_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable' },
   GW_UPSTREAM_IDENTITY: { status: 502, message: 'upstream identity verification failed' },
+  // The upstream failed after the answer had started: the client sees a reset, never a clean end.
+  GW_UPSTREAM_TRUNCATED: { status: 502, message: 'upstream response truncated' },
   GW_UNAVAILABLE: { status: 503, message: 'service unavailable' },
+  GW_UPSTREAM_OVERLOADED: { status: 503, message: 'upstream overloaded' },
   GW_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timed out' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

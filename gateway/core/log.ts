@@ -8,6 +8,8 @@ export const LOG_EVENTS = {
   JWKS_FETCH: 'JWKS_FETCH',
   JWKS_FETCH_FAILED: 'JWKS_FETCH_FAILED',
   TLS_REFUSED: 'TLS_REFUSED',
+  HTTP2_ABUSE: 'HTTP2_ABUSE',
+  INTERNAL_ERROR: 'INTERNAL_ERROR',
   PASSTHROUGH_CLOSED: 'PASSTHROUGH_CLOSED',
   EGRESS_DECISION: 'EGRESS_DECISION',
   EGRESS_HANDLER_FAILED: 'EGRESS_HANDLER_FAILED',
@@ -47,15 +49,31 @@ export const REDACT_PATHS = [
 const STDOUT_BATCH_BYTES = 4096;
 const STDOUT_BATCH_MS = 100;
 
-export function createLogger(level = 'info', destination?: DestinationStream, options: { isoTime?: boolean } = {}): Logger {
+/**
+ * `,"time":"2026-11-30T09:48:13.123Z"` (ISO 8601, UTC), the same on stdout and in the audit file. pino's
+ * `stdTimeFunctions.isoTime` formats a Date per line, which cost 2 % of the request path; lines within one
+ * millisecond share one string here.
+ */
+function isoTimeCachedPerMs(): () => string {
+  let lastMs = -1;
+  let last = '';
+  return () => {
+    const now = Date.now();
+    if (now !== lastMs) {
+      lastMs = now;
+      last = `,"time":"${new Date(now).toISOString()}"`;
+    }
+    return last;
+  };
+}
+
+export function createLogger(level = 'info', destination?: DestinationStream): Logger {
   return pino(
     {
       level,
       base: { svc: 'portcullis' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      // Epoch milliseconds (pino's default) on the request path: an ISO date per line cost 2 % of it.
-      // Audit files, read by people and kept, get ISO times.
-      ...(options.isoTime ? { timestamp: pino.stdTimeFunctions.isoTime } : {}),
+      timestamp: isoTimeCachedPerMs(),
       formatters: { level: (label) => ({ level: label }) },
     },
     destination ?? pino.destination({ dest: 1, sync: false, minLength: STDOUT_BATCH_BYTES, periodicFlush: STDOUT_BATCH_MS }),

@@ -1,9 +1,12 @@
-// Prometheus metrics: every metric name is declared here, once, on a registry owned by one gateway instance
-// (never prom-client's global one, so tests and several gateways in one process do not collide).
+// Prometheus metrics: every metric name is in METRIC_NAMES (the request and process ones come from their own files),
+// on a registry owned by one gateway instance (never prom-client's global one, so tests and several gateways in one
+// process do not collide). docs/operations.md lists each with its meaning.
 // Recorders are on the request path: label children are bound once and cached, so a call is a few Map
 // lookups and an increment, with no string building.
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { JwksState } from '../jwt/jwks-source.js';
+import { PROCESS_METRIC_NAMES, registerProcessMetrics } from './process-metrics.js';
+import { REQUEST_METRIC_NAMES, RequestMetrics } from './request-metrics.js';
 
 export interface MetricsOptions {
   /**
@@ -16,37 +19,63 @@ export interface MetricsOptions {
 /** What happened to a rate-limit decision while its shared store (Redis) was unreachable. */
 export type RateLimitStoreOutcome = 'fallback' | 'allowed' | 'refused';
 
+/** Something that can count its open connections (a `net.Server`). */
+export interface ConnectionCounter {
+  getConnections(callback: (err: Error | null, count: number) => void): unknown;
+}
+
 export interface Metrics {
   readonly registry: Registry;
-  /** One finished ingress request: `code` is the GW_* refusal code, or `ok` when it was proxied. */
-  requests(route: string, status: number, code: string, seconds: number): void;
+  /**
+   * One finished ingress request: `code` is the GW_* refusal code, or `ok` when it was proxied; the bytes are the
+   * request and response bodies.
+   */
+  requests(route: string, status: number, code: string, seconds: number, bytesIn: number, bytesOut: number): void;
+  /** `provider` is `unknown` when the token was refused before any provider could be told from it. */
   jwtFailure(provider: string, reason: string): void;
-  /** `decision`: `allow`, `deny`, or `would_deny` for a dry-run policy. */
-  authz(policy: string, decision: string): void;
-  egress(host: string, decision: string): void;
+  /**
+   * `policy`: the deciding policy, empty when none decided (`reason` then says why: no ALLOW policy matched, no
+   * policy applies). `decision`: `allow`, `deny`, or `would_allow`/`would_deny` for dry-run policies.
+   */
+  authz(policy: string, decision: string, reason: string): void;
+  /**
+   * One egress attempt, when it ends: `decision` is the policy's (`allow`, `deny`); `code` is `ok`, or the GW_* code
+   * the client saw, so an allowed attempt whose upstream failed is `allow` with `GW_UPSTREAM_*`.
+   */
+  egress(host: string, decision: string, code: string, bytesUp: number, bytesDown: number): void;
   certificateExpiry(name: string, notAfter: Date): void;
   rateLimitHit(limit: string): void;
   rateLimitStoreFailure(limit: string, outcome: RateLimitStoreOutcome): void;
+  /** Only a gateway with Redis configured calls this, so one without it exports no `portcullis_redis_up`. */
   redisUp(up: boolean): void;
   jwksState(provider: string, state: JwksState): void;
+  /** A TLS connection refused before the handshake (SNI), failed in it, or whose client certificate was refused. */
+  tlsHandshakeFailure(listener: string, reason: string): void;
+  /** Counts the listener's open connections at each scrape. */
+  trackConnections(listener: string, server: ConnectionCounter): void;
+  /** An error nothing on its path handled (`uncaught_exception`, `unhandled_rejection`); the process stays up. */
+  internalError(kind: string): void;
 }
 
 export const METRIC_NAMES = {
-  requests: 'portcullis_requests_total',
-  requestDuration: 'portcullis_request_duration_seconds',
+  ...REQUEST_METRIC_NAMES,
+  ...PROCESS_METRIC_NAMES,
   jwtFailures: 'portcullis_jwt_failures_total',
   authzDecisions: 'portcullis_authz_decisions_total',
   egressAttempts: 'portcullis_egress_attempts_total',
-  certificateExpiry: 'portcullis_certificate_expiry_seconds',
+  egressSentBytes: 'portcullis_egress_sent_bytes_total',
+  egressReceivedBytes: 'portcullis_egress_received_bytes_total',
+  certificateExpiry: 'portcullis_certificate_expiry_timestamp_seconds',
   rateLimitHits: 'portcullis_rate_limit_hits_total',
   rateLimitStoreFailures: 'portcullis_rate_limit_store_failures_total',
   redisUp: 'portcullis_redis_up',
   jwksState: 'portcullis_jwks_state',
   workerRequests: 'portcullis_worker_requests_total',
+  tlsHandshakeFailures: 'portcullis_tls_handshake_failures_total',
+  openConnections: 'portcullis_open_connections',
+  internalErrors: 'portcullis_internal_errors_total',
 } as const;
 
-/** A proxy adds well under a millisecond when healthy and should time out long before 5 s. */
-const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const JWKS_STATES: readonly JwksState[] = ['fresh', 'stale', 'empty'];
 export const OTHER_DESTINATION = 'other';
 
@@ -57,30 +86,29 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   }
   const registry = new Registry();
   const registers = [registry];
-  collectDefaultMetrics({ register: registry });
+  registerProcessMetrics(registry);
+  const counter = (name: string, help: string, labelNames: readonly string[]) => new Counter({ name, help, labelNames, registers });
 
   const requests = new RequestMetrics();
   // registerMetric is typed for prom-client's classes; the registry only reads name, help, type, aggregator, get, reset.
-  registry.registerMetric(requests.total as unknown as Counter);
-  registry.registerMetric(requests.duration as unknown as Histogram);
-  const jwtFailures = new Counter({
-    name: METRIC_NAMES.jwtFailures,
-    help: 'Rejected JWTs by provider and reason',
-    labelNames: ['provider', 'reason'] as const,
-    registers,
-  });
-  const authzDecisions = new Counter({
-    name: METRIC_NAMES.authzDecisions,
-    help: 'Authorization decisions by deciding policy (allow, deny, would_deny for dry-run policies)',
-    labelNames: ['policy', 'decision'] as const,
-    registers,
-  });
-  const egressAttempts = new Counter({
-    name: METRIC_NAMES.egressAttempts,
-    help: `Egress attempts by destination host (at most ${maxEgressDestinations} distinct, then "${OTHER_DESTINATION}") and decision`,
-    labelNames: ['destination', 'decision'] as const,
-    registers,
-  });
+  for (const metric of requests.metrics) registry.registerMetric(metric as unknown as Counter);
+  const jwtFailures = counter(METRIC_NAMES.jwtFailures, 'Rejected JWTs by provider (unknown before one could be told) and reason', [
+    'provider',
+    'reason',
+  ]);
+  const authzDecisions = counter(
+    METRIC_NAMES.authzDecisions,
+    'Authorization decisions: deciding policy (empty when none decided), decision (allow, deny, would_allow, would_deny) and reason',
+    ['policy', 'decision', 'reason'],
+  );
+  const destinations = `destination host (at most ${maxEgressDestinations} distinct, then "${OTHER_DESTINATION}")`;
+  const egressAttempts = counter(
+    METRIC_NAMES.egressAttempts,
+    `Egress attempts by ${destinations}, policy decision (allow, deny) and code (ok, or the GW_* code the client got)`,
+    ['destination', 'decision', 'code'],
+  );
+  const egressSent = counter(METRIC_NAMES.egressSentBytes, `Egress bytes sent to the upstream, by ${destinations}`, ['destination']);
+  const egressReceived = counter(METRIC_NAMES.egressReceivedBytes, `Egress bytes received from the upstream, by ${destinations}`, ['destination']);
   const certificateExpiry = new Gauge({
     name: METRIC_NAMES.certificateExpiry,
     help: 'notAfter of each certificate the gateway serves or presents, as a Unix time in seconds',
@@ -89,19 +117,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     aggregator: 'min',
     registers,
   });
-  const rateLimitHits = new Counter({
-    name: METRIC_NAMES.rateLimitHits,
-    help: 'Requests refused by a rate limit',
-    labelNames: ['limit'] as const,
-    registers,
-  });
-  const rateLimitStoreFailures = new Counter({
-    name: METRIC_NAMES.rateLimitStoreFailures,
-    help: 'Rate-limit decisions taken while Redis was unreachable: fallback (local limiter), allowed (fail open), refused (fail closed)',
-    labelNames: ['limit', 'outcome'] as const,
-    registers,
-  });
-  const redisUp = new Gauge({ name: METRIC_NAMES.redisUp, help: '1 while the rate-limit Redis is connected', aggregator: 'min', registers });
+  const rateLimitHits = counter(METRIC_NAMES.rateLimitHits, 'Requests refused by a rate limit', ['limit']);
+  const rateLimitStoreFailures = counter(
+    METRIC_NAMES.rateLimitStoreFailures,
+    'Rate-limit decisions taken while Redis was unreachable: fallback (local limiter), allowed (fail open), refused (fail closed)',
+    ['limit', 'outcome'],
+  );
+  let redisUp: Gauge | undefined;
   const jwksState = new Gauge({
     name: METRIC_NAMES.jwksState,
     help: 'JWKS state per provider: 1 for the current state (fresh, stale, empty), 0 for the others',
@@ -110,148 +132,98 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     aggregator: 'max',
     registers,
   });
+  const tlsHandshakeFailures = counter(
+    METRIC_NAMES.tlsHandshakeFailures,
+    'TLS connections refused before, during or right after the handshake, by listener and reason (not_tls, sni_unknown, no_shared_cipher, a refused client certificate, …)',
+    ['listener', 'reason'],
+  );
+  const connectionSources = new Map<string, ConnectionCounter>();
+  new Gauge({
+    name: METRIC_NAMES.openConnections,
+    help: 'Open TCP connections of each edge listener (terminated and passthrough)',
+    labelNames: ['listener'] as const,
+    registers,
+    async collect() {
+      const counts = await Promise.all([...connectionSources].map(([listener, server]) => openConnections(server).then((n) => [listener, n] as const)));
+      for (const [listener, n] of counts) this.labels(listener).set(n);
+    },
+  });
+
+  const internalErrors = counter(
+    METRIC_NAMES.internalErrors,
+    'Errors that escaped every handler (a bug): logged and counted instead of ending the process',
+    ['kind'],
+  );
 
   const egressHosts = new Set<string>();
-  const egressAttempt = bound2(egressAttempts);
+  const egressAttempt = bound<[string, string, string]>(egressAttempts);
 
   return {
     registry,
-    requests(route, status, code, seconds) {
-      requests.record(route, status, code, seconds);
+    requests(route, status, code, seconds, bytesIn, bytesOut) {
+      requests.record(route, status, code, seconds, bytesIn, bytesOut);
     },
-    jwtFailure: bound2(jwtFailures),
-    authz: bound2(authzDecisions),
-    egress(host, decision) {
+    jwtFailure: bound<[string, string]>(jwtFailures),
+    authz: bound<[string, string, string]>(authzDecisions),
+    egress(host, decision, code, bytesUp, bytesDown) {
       let destination = host;
       if (!egressHosts.has(host)) {
         if (egressHosts.size >= maxEgressDestinations) destination = OTHER_DESTINATION;
         else egressHosts.add(host);
       }
-      egressAttempt(destination, decision);
+      egressAttempt(destination, decision, code);
+      if (bytesUp > 0) egressSent.labels(destination).inc(bytesUp);
+      if (bytesDown > 0) egressReceived.labels(destination).inc(bytesDown);
     },
     certificateExpiry(name, notAfter) {
       certificateExpiry.labels(name).set(notAfter.getTime() / 1000);
     },
-    rateLimitHit: bound1(rateLimitHits),
-    rateLimitStoreFailure: bound2(rateLimitStoreFailures),
+    rateLimitHit: bound<[string]>(rateLimitHits),
+    rateLimitStoreFailure: bound<[string, RateLimitStoreOutcome]>(rateLimitStoreFailures),
     redisUp(up) {
+      // Registered on first use: a gauge that exists without Redis would read 0 and fire the "Redis down" alert.
+      redisUp ??= new Gauge({ name: METRIC_NAMES.redisUp, help: '1 while the rate-limit Redis is connected', aggregator: 'min', registers });
       redisUp.set(up ? 1 : 0);
     },
+    internalError: bound<[string]>(internalErrors),
     jwksState(provider, state) {
       for (const s of JWKS_STATES) jwksState.labels(provider, s).set(s === state ? 1 : 0);
     },
+    tlsHandshakeFailure: bound<[string, string]>(tlsHandshakeFailures),
+    trackConnections(listener, server) {
+      connectionSources.set(listener, server);
+    },
   };
 }
 
-/** One route's request counts and durations, plain numbers until a scrape reads them. */
-interface RouteRecord {
-  /** `status code` → requests. */
-  outcomes: Map<string, { status: string; code: string; count: number }>;
-  /** Requests per duration bucket (not cumulative); the last slot is above the largest bound. */
-  buckets: number[];
-  sum: number;
-  count: number;
+function openConnections(server: ConnectionCounter): Promise<number> {
+  return new Promise((resolve) => server.getConnections((err, count) => resolve(err ? 0 : count)));
 }
 
-type SampleValue = { labels: Record<string, string | number>; value: number; metricName?: string };
+type CounterChild = ReturnType<Counter<string>['labels']>;
+type ChildTree = Map<string, ChildTree | CounterChild>;
 
 /**
- * The request counter and duration histogram, kept by hand: prom-client's labelled `inc`/`observe` hash their
- * labels on every call (~3 % of the request path in the S1 profile). Here a request is a few Map lookups and
- * additions; scrapes read the numbers through the same `get()` contract prom-client's own metrics have, so the
- * text exposition and the cluster aggregation (AggregatorRegistry) see ordinary counters and histograms.
+ * A counter's label children, bound on first use and found again by one Map lookup per label: no label hashing or
+ * string building per increment (these run on the request path).
  */
-class RequestMetrics {
-  private readonly routes = new Map<string, RouteRecord>();
-
-  readonly total = {
-    name: METRIC_NAMES.requests,
-    help: 'Ingress requests by route, response status and gateway code (GW_* or ok)',
-    type: 'counter',
-    aggregator: 'sum',
-    get: async () => ({ ...this.total, values: this.totalValues() }),
-    reset: () => this.routes.clear(),
-  };
-
-  readonly duration = {
-    name: METRIC_NAMES.requestDuration,
-    help: 'Ingress request duration, first byte in to last byte out',
-    type: 'histogram',
-    aggregator: 'sum',
-    get: async () => ({ ...this.duration, values: this.durationValues() }),
-    reset: () => this.routes.clear(),
-  };
-
-  record(route: string, status: number, code: string, seconds: number): void {
-    let r = this.routes.get(route);
-    if (!r) {
-      r = { outcomes: new Map(), buckets: new Array<number>(DURATION_BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
-      this.routes.set(route, r);
+function bound<Labels extends string[]>(counter: Counter<string>): (...labels: Labels) => void {
+  const root: ChildTree = new Map();
+  return (...labels) => {
+    let node = root;
+    for (let i = 0; i < labels.length - 1; i++) {
+      let next = node.get(labels[i]!) as ChildTree | undefined;
+      if (!next) {
+        next = new Map();
+        node.set(labels[i]!, next);
+      }
+      node = next;
     }
-    const key = `${status} ${code}`;
-    const outcome = r.outcomes.get(key);
-    if (outcome) outcome.count++;
-    else r.outcomes.set(key, { status: String(status), code, count: 1 });
-    let bucket = 0;
-    while (bucket < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[bucket]!) bucket++;
-    r.buckets[bucket]!++;
-    r.sum += seconds;
-    r.count++;
-  }
-
-  private totalValues(): SampleValue[] {
-    const values: SampleValue[] = [];
-    for (const [route, r] of this.routes) {
-      for (const { status, code, count } of r.outcomes.values()) values.push({ labels: { route, status, code }, value: count });
-    }
-    return values;
-  }
-
-  private durationValues(): SampleValue[] {
-    const name = METRIC_NAMES.requestDuration;
-    const values: SampleValue[] = [];
-    for (const [route, r] of this.routes) {
-      let cumulative = 0;
-      DURATION_BUCKETS.forEach((le, i) => {
-        cumulative += r.buckets[i]!;
-        values.push({ labels: { le, route }, value: cumulative, metricName: `${name}_bucket` });
-      });
-      values.push(
-        { labels: { le: '+Inf', route }, value: r.count, metricName: `${name}_bucket` },
-        { labels: { route }, value: r.sum, metricName: `${name}_sum` },
-        { labels: { route }, value: r.count, metricName: `${name}_count` },
-      );
-    }
-    return values;
-  }
-}
-
-/** A counter's children for one label, bound on first use. */
-function bound1(counter: Counter<string>): (a: string) => void {
-  const children = new Map<string, ReturnType<Counter<string>['labels']>>();
-  return (a) => {
-    let child = children.get(a);
+    const last = labels[labels.length - 1]!;
+    let child = node.get(last) as CounterChild | undefined;
     if (!child) {
-      child = counter.labels(a);
-      children.set(a, child);
-    }
-    child.inc();
-  };
-}
-
-/** A counter's children for two labels, bound on first use. */
-function bound2(counter: Counter<string>): (a: string, b: string) => void {
-  const children = new Map<string, Map<string, ReturnType<Counter<string>['labels']>>>();
-  return (a, b) => {
-    let inner = children.get(a);
-    if (!inner) {
-      inner = new Map();
-      children.set(a, inner);
-    }
-    let child = inner.get(b);
-    if (!child) {
-      child = counter.labels(a, b);
-      inner.set(b, child);
+      child = counter.labels(...labels);
+      node.set(last, child);
     }
     child.inc();
   };

@@ -9,6 +9,7 @@ import { ensureDevPki } from '../../certs/dev-bootstrap.js';
 import { loadConfigText, type LoadedConfig } from '../config/load.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import { startEchoServer } from './demo-backend.js';
+import { DEV_HELPERS_ADDRESS, devHelpersPlan } from './helpers-plan.js';
 import { scheduleDevRotation } from './pki-rotation.js';
 import { mintDevToken, startDevTokenIssuer } from './token-issuer.js';
 
@@ -31,15 +32,15 @@ export function loadDevConfig(stateDir: string): LoadedConfig {
 }
 
 export async function startDevHelpers(loaded: LoadedConfig, stateDir: string, logger: Logger): Promise<() => Promise<void>> {
-  const dev = loaded.config.dev;
+  const plan = devHelpersPlan(loaded.config, stateDir);
   const stops: (() => Promise<void>)[] = [];
-  if (dev?.demoBackendPort !== undefined && loaded.config.mesh) {
-    const pki = path.join(stateDir, 'pki');
+  if (plan.backend && loaded.config.mesh) {
     const backend = await startEchoServer({
-      certPem: fs.readFileSync(path.join(pki, 'demo-backend.pem'), 'utf8'),
-      keyPem: fs.readFileSync(path.join(pki, 'demo-backend-key.pem'), 'utf8'),
+      certPem: fs.readFileSync(plan.backend.cert, 'utf8'),
+      keyPem: fs.readFileSync(plan.backend.key, 'utf8'),
       caPem: fs.readFileSync(loaded.config.mesh.bundle, 'utf8'),
-      port: dev.demoBackendPort,
+      port: plan.backend.port,
+      host: DEV_HELPERS_ADDRESS,
     });
     logger.info({ event: LOG_EVENTS.LISTENING, listener: 'dev-demo-backend', port: backend.port });
     stops.push(backend.close);
@@ -52,11 +53,8 @@ export async function startDevHelpers(loaded: LoadedConfig, stateDir: string, lo
     });
     stops.push(async () => rotation.stop());
   }
-  if (dev?.tokenIssuerPort !== undefined) {
-    const issuer = await startDevTokenIssuer({
-      port: dev.tokenIssuerPort,
-      signingKeyFile: path.join(stateDir, 'pki', 'jwt-signing-key.json'),
-    });
+  if (plan.issuer) {
+    const issuer = await startDevTokenIssuer({ port: plan.issuer.port, host: DEV_HELPERS_ADDRESS, signingKeyFile: plan.issuer.signingKeyFile });
     logger.info({ event: LOG_EVENTS.LISTENING, listener: 'dev-token-issuer', url: issuer.url });
     stops.push(issuer.close);
   }

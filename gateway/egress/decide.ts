@@ -123,7 +123,9 @@ export function attemptRecord(rt: EgressRuntime, attempt: Attempt, outcome: Part
 }
 
 export function refusalRecord(rt: EgressRuntime, attempt: Attempt, err: GatewayError, extra: Partial<EgressRecord> = {}): EgressRecord {
-  return attemptRecord(rt, attempt, { allow: false, reason: err.reason ?? err.code, code: err.code, ...extra });
+  // GW_UPSTREAM_* only arise after the policy allowed the attempt: it was allowed, and then the upstream failed.
+  const allow = err.code.startsWith('GW_UPSTREAM_');
+  return attemptRecord(rt, attempt, { allow, reason: err.reason ?? err.code, code: err.code, ...extra });
 }
 
 /** An attempt in progress, as the server tracks it: the runtime it started on, and how to end it early. */

@@ -2,11 +2,11 @@
 // checked address per request (so every request passes the allowlist and the guard), optionally over TLS
 // (origination), with hop-by-hop headers dropped both ways. The original host name is kept for SNI, certificate
 // verification and the Host header.
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { DEFAULTS } from '../config/defaults.js';
-import { connectionListed, HOP_BY_HOP_HEADERS } from '../core/hop-by-hop.js';
+import { endToEndHeaders } from '../core/net/hop-by-hop.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { attemptRecord, decide, endedEarlyError, refusalRecord, type InFlight } from './decide.js';
 import { formatAuthority, parseAuthority, type Destination } from './destination.js';
@@ -68,7 +68,7 @@ export async function handleRequest(flight: InFlight, req: IncomingMessage, res:
     const { origination, dest: leaving, path } = decision.target;
     const dialled = await dial(flight, decision.address, decision.family, leaving, origination);
     if ('error' in dialled) return refuseResponse(flight, res, dialled.error);
-    const defaultPort = origination ? DEFAULTS.egress.originatePort : HTTP_PORT;
+    const defaultPort = origination ? DEFAULTS.egressOriginatePort : HTTP_PORT;
     const hostHeader = leaving.port === defaultPort ? formatAuthority(leaving).replace(/:\d+$/, '') : formatAuthority(leaving);
     const result = await forwardHttp(req, res, dialled.socket, { path, hostHeader }, rt.limits.idleTimeoutMs);
     const counts = { bytesIn: result.bytesUp, bytesOut: result.bytesDown };
@@ -131,17 +131,6 @@ export function originateTls(socket: Socket, tls: OriginationTls, timeoutMs: num
       resolve({ socket: secure });
     });
   });
-}
-
-/** Copies headers minus hop-by-hop fields and every field the `Connection` header lists. */
-export function endToEndHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const listed = connectionListed(headers.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || listed?.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
 }
 
 export interface ForwardResult {

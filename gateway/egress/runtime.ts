@@ -15,7 +15,7 @@ import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { JwtAuthn } from '../jwt/verifier.js';
 import { hashKey, rateLimitHeaders, type RateLimiter } from '../limits/rate-limiter.js';
-import { canonicalHost } from './destination.js';
+import { canonicalHost } from '../core/net/host.js';
 import { createAddressGuard, type AddressGuard, type LookupFn } from './stages/address-guard.js';
 import { createAllowlist, type Allowlist } from './stages/allowlist.js';
 import { createAudit, type Audit } from './stages/audit.js';
@@ -101,14 +101,15 @@ export interface EgressRuntimeDeps {
   previous?: { auditFile: string | undefined; audit: Audit };
 }
 
-function exactHost(where: string, pattern: string): string {
+/** A `staticHosts` or `originate` host: an exact name, never a wildcard or an address. */
+export function exactHost(where: string, pattern: string): string {
   const canonical = pattern.startsWith('*.') ? undefined : canonicalHost(pattern);
   if (canonical === undefined || canonical.isIp) throw new Error(`${where}: ${JSON.stringify(pattern)} must be an exact host name`);
   return canonical.host;
 }
 
 function resolveLimits(limits: EgressConfig['limits'] = {}): EgressLimits {
-  const d = DEFAULTS.egress;
+  const d = DEFAULTS.egressLimits;
   return {
     connectTimeoutMs: limits.connectTimeoutMs ?? d.connectTimeoutMs,
     idleTimeoutMs: limits.idleTimeoutMs ?? d.idleTimeoutMs,
@@ -120,33 +121,30 @@ function resolveLimits(limits: EgressConfig['limits'] = {}): EgressLimits {
   };
 }
 
-function compileOriginate(config: EgressConfig, mesh: EgressRuntimeDeps['mesh']): Map<string, Originate> {
-  const originate = new Map<string, Originate>();
-  for (const o of config.originate ?? []) {
-    const host = exactHost('egress.originate', o.host);
-    if (o.tls.mutual && !mesh) throw new Error(`egress.originate[${o.host}]: mutual TLS needs the mesh SVID (mesh.svid)`);
-    originate.set(host, {
-      port: o.port ?? DEFAULTS.egress.originatePort,
-      tls: {
-        serverName: o.tls.serverName ?? host,
-        ca: o.tls.ca !== undefined ? readFileSync(o.tls.ca) : undefined,
-        cert: o.tls.mutual ? mesh?.certPem : undefined,
-        key: o.tls.mutual ? mesh?.keyPem : undefined,
-      },
-    });
-  }
-  return originate;
+type EgressOriginate = NonNullable<EgressConfig['originate']>[number];
+
+/** One `originate` entry as [host, how to originate]; throws on what the gateway cannot do (the loader calls it too). */
+export function compileOriginate(o: EgressOriginate, mesh: { certPem: string; keyPem: string } | undefined): [string, Originate] {
+  const host = exactHost('egress.originate', o.host);
+  if (o.tls.mutual && !mesh) throw new Error(`egress.originate[${o.host}]: mutual TLS needs the mesh SVID (mesh.svid)`);
+  const tls: OriginationTls = {
+    serverName: o.tls.serverName ?? host,
+    ca: o.tls.ca !== undefined ? readFileSync(o.tls.ca) : undefined,
+    cert: o.tls.mutual ? mesh?.certPem : undefined,
+    key: o.tls.mutual ? mesh?.keyPem : undefined,
+  };
+  return [host, { port: o.port ?? DEFAULTS.egressOriginatePort, tls }];
 }
 
 function listenerShape(config: EgressConfig): ListenerShape {
   const l = config.listener;
   return {
-    address: l.address ?? DEFAULTS.egress.listenerAddress,
+    address: l.address ?? DEFAULTS.egressListenerAddress,
     port: l.port,
     tls: l.tls !== undefined,
-    requireCertificate: (l.tls?.clientAuth ?? DEFAULTS.egress.clientAuth) === 'required',
-    maxHeaderBytes: l.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
-    headersTimeoutMs: l.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
+    requireCertificate: (l.tls?.clientAuth ?? DEFAULTS.egressClientAuth) === 'required',
+    maxHeaderBytes: l.maxHeaderBytes ?? DEFAULTS.egressMaxHeaderBytes,
+    headersTimeoutMs: l.headersTimeoutMs ?? DEFAULTS.egressHeadersTimeoutMs,
   };
 }
 
@@ -181,7 +179,7 @@ export function buildEgressRuntime(config: EgressConfig, deps: EgressRuntimeDeps
     byToken = createProxyTokenIdentify(config.proxyAuthorization.providers, deps.jwt);
   }
   const limits = resolveLimits(config.limits);
-  const dnsTimeoutMs = config.limits?.dnsTimeoutMs ?? DEFAULTS.egress.dnsTimeoutMs;
+  const dnsTimeoutMs = config.limits?.dnsTimeoutMs ?? DEFAULTS.egressLimits.dnsTimeoutMs;
   const staticHosts = new Map<string, readonly string[]>();
   for (const entry of config.staticHosts ?? []) staticHosts.set(exactHost('egress.staticHosts', entry.host), entry.addresses);
   const guard = createAddressGuard(
@@ -194,7 +192,7 @@ export function buildEgressRuntime(config: EgressConfig, deps: EgressRuntimeDeps
     { lookup: deps.lookup },
   );
   const allowlist = createAllowlist({ allow: config.allow, deny: config.deny });
-  const originate = compileOriginate(config, deps.mesh);
+  const originate = new Map((config.originate ?? []).map((o) => compileOriginate(o, deps.mesh)));
   const overConnectionRate = connectionRate(config, deps.limiter);
   const auditFile = config.audit?.file;
   const audit =

@@ -7,17 +7,30 @@
 //    open streams; an HTTP/1.1 connection between requests is closed, a busy one right after its
 //    response; one still handshaking gets to send its request and have it answered. Whatever is still
 //    open when the bound runs out is cut.
-import type http2 from 'node:http2';
+//  - HTTP/2 abuse (CVE-2023-44487 Rapid Reset and its kin): a session may have at most maxConcurrentStreams
+//    requests in the pipeline, counting those whose stream the client already reset, and a session that
+//    resets more than maxStreamResetsPerSecond streams in a second gets GOAWAY(ENHANCE_YOUR_CALM) and is
+//    closed, as Envoy, nginx and Go do.
+import http2 from 'node:http2';
 import type { Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { GatewayError } from '../core/errors.js';
-import { answerAndClose, headersTimeoutOf } from './tls/terminate.js';
+import { LOG_EVENTS, type Logger } from '../core/log.js';
+import { answerAndClose, connectionLimitsOf, type ConnectionLimits } from './tls/terminate.js';
 
 interface Http1State {
   busy: boolean;
   served: number;
   idleSince: number;
   headersTimeoutMs: number;
+}
+
+interface SessionState {
+  /** Requests of this session still in the pipeline (their stream may be gone already). */
+  active: number;
+  resets: number;
+  windowStart: number;
+  limits: ConnectionLimits;
 }
 
 const STATE = Symbol('portcullis.http1');
@@ -28,9 +41,14 @@ export interface ConnectionTracker {
   trackListener(server: Server): void;
   /** HTTP/2 sessions and HTTP/1.1 connections of a terminating server. */
   trackServer(server: http2.Http2SecureServer): void;
-  /** Called by the pipeline around each request, with the request's socket. */
-  requestStarted(socket: unknown): void;
-  requestEnded(socket: unknown): void;
+  /**
+   * Called by the pipeline around each request, with its HTTP/1.1 socket or HTTP/2 session. False: the
+   * session already has as many requests in the pipeline as it may; refuse the stream (nothing is counted).
+   */
+  requestStarted(connection: unknown): boolean;
+  requestEnded(connection: unknown): void;
+  /** A client reset a stream of this HTTP/2 session whose answer had not ended. */
+  streamReset(session: unknown): void;
   readonly inFlight: number;
   readonly draining: boolean;
   /** Resolves once every connection has closed, or after `ms` with the rest cut. */
@@ -41,9 +59,9 @@ export interface ConnectionTracker {
 
 const SWEEP_MS = 250;
 
-export function createConnectionTracker(): ConnectionTracker {
+export function createConnectionTracker(deps: { logger?: Logger } = {}): ConnectionTracker {
   const sockets = new Set<Socket>();
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const sessions = new Map<http2.ServerHttp2Session, SessionState>();
   const http1 = new Set<Tracked>();
   let inFlight = 0;
   let draining = false;
@@ -73,7 +91,8 @@ export function createConnectionTracker(): ConnectionTracker {
       });
     },
     trackServer(server) {
-      const headersTimeoutMs = headersTimeoutOf(server);
+      const limits = connectionLimitsOf(server);
+      const { headersTimeoutMs } = limits;
       server.on('secureConnection', (socket: Tracked) => {
         if (socket.alpnProtocol === 'h2') return;
         socket[STATE] = { busy: false, served: 0, idleSince: Date.now(), headersTimeoutMs };
@@ -81,26 +100,51 @@ export function createConnectionTracker(): ConnectionTracker {
         socket.once('close', () => http1.delete(socket));
       });
       server.on('session', (session: http2.ServerHttp2Session) => {
-        sessions.add(session);
+        sessions.set(session, { active: 0, resets: 0, windowStart: 0, limits });
         session.once('close', () => sessions.delete(session));
         // A session that opened while draining was accepted before the listener closed: its first
         // request is served, then it gets GOAWAY.
         if (draining) session.once('stream', (stream: http2.ServerHttp2Stream) => stream.once('close', () => session.close()));
       });
     },
-    requestStarted(socket) {
+    requestStarted(connection) {
+      const session = sessions.get(connection as http2.ServerHttp2Session);
+      if (session) {
+        if (session.active >= session.limits.maxConcurrentStreams) return false;
+        session.active++;
+      }
       inFlight++;
-      const s = state(socket);
+      const s = state(connection);
       if (s) s.busy = true;
+      return true;
     },
-    requestEnded(socket) {
+    requestEnded(connection) {
       inFlight--;
-      const s = state(socket);
+      const session = sessions.get(connection as http2.ServerHttp2Session);
+      if (session) session.active--;
+      const s = state(connection);
       if (!s) return;
       s.busy = false;
       s.served++;
       s.idleSince = Date.now();
-      if (draining) (socket as Tracked).end();
+      if (draining) (connection as Tracked).end();
+    },
+    streamReset(session) {
+      const s = sessions.get(session as http2.ServerHttp2Session);
+      if (!s) return;
+      const now = Date.now();
+      if (now - s.windowStart >= 1_000) {
+        s.windowStart = now;
+        s.resets = 0;
+      }
+      if (++s.resets <= s.limits.maxStreamResetsPerSecond) return;
+      const abuser = session as http2.ServerHttp2Session;
+      sessions.delete(abuser);
+      deps.logger?.warn({ event: LOG_EVENTS.HTTP2_ABUSE, reason: 'stream_resets', resets: s.resets, remote: abuser.socket?.remoteAddress });
+      // GOAWAY first, then a plain destroy once it is on its way (TLS would drop it otherwise): destroy(code)
+      // would also error every open stream, and a stream error nobody listens to ends the process.
+      abuser.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      setImmediate(() => abuser.destroy());
     },
     get inFlight() {
       return inFlight;
@@ -110,7 +154,7 @@ export function createConnectionTracker(): ConnectionTracker {
     },
     async drain(ms) {
       draining = true;
-      for (const session of sessions) session.close();
+      for (const session of sessions.keys()) session.close();
       for (const socket of http1) if (!socket[STATE]!.busy && socket[STATE]!.served > 0) socket.end();
       if (sockets.size > 0) {
         await new Promise<void>((resolve) => {

@@ -16,6 +16,8 @@ export interface Exchange {
   path?: string;
   route?: string;
   upstream?: string;
+  /** The `host[:port]` the upstream pool connects to. */
+  upstreamAddress?: string;
   peer?: string;
   principal?: string;
   decision?: AuthzDecision;

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import type { Logger } from '../core/log.js';
 import { LOG_EVENTS } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 import { looksLikeTls, parseClientHello } from '../tls/client-hello.js';
 
 /** Where a connection goes once its SNI is known. */
@@ -24,6 +25,7 @@ export interface ListenerOptions {
 
 export interface ListenerDeps {
   logger: Logger;
+  metrics?: Pick<Metrics, 'tlsHandshakeFailure'>;
   /** Resolved per connection so a config reload applies to new connections at once. */
   resolveTarget(listener: string, sni: string | undefined): ConnectionTarget | undefined;
 }
@@ -58,6 +60,8 @@ function inspectConnection(socket: net.Socket, options: ListenerOptions, deps: L
   let buffered: Buffer = Buffer.alloc(0);
   const refuse = (reason: string, sni?: string) => {
     deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: options.name, reason, sni, peer: socket.remoteAddress });
+    // The label drops the parser's detail after the colon (`bad_client_hello: truncated` → `bad_client_hello`).
+    deps.metrics?.tlsHandshakeFailure(options.name, reason.split(':', 1)[0]!);
     socket.destroy();
   };
   const timer = setTimeout(() => refuse('client_hello_timeout'), options.helloTimeoutMs);

@@ -3,25 +3,28 @@
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
 import { randomUUID } from 'node:crypto';
+import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { RequestAttributes } from '../../policies/types.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
+import { tlsOf, userAgentOf } from './access-fields.js';
 import type { ConnectionTracker } from './connections.js';
+import type { ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Exchange, Request, Response } from './exchange.js';
 import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
-import { normalizeRequestTarget } from './stages/normalize-path.js';
 import type { RequestHandler } from './tls/terminate.js';
 import { forward } from './upstream/forward.js';
 
 export interface PipelineDeps {
   logger: Logger;
-  /** Told when each request starts and ends (slowloris deadline, graceful drain). */
-  connections?: Pick<ConnectionTracker, 'requestStarted' | 'requestEnded'>;
+  /** Told when each request starts and ends (slowloris deadline, graceful drain, HTTP/2 stream limits). */
+  connections?: Pick<ConnectionTracker, 'requestStarted' | 'requestEnded' | 'streamReset'>;
   /** The runtime current when a request starts; it keeps that one to its end, whatever reloads happen. */
   runtime(): IngressRuntime;
   metrics?: Metrics;
@@ -40,8 +43,13 @@ export function createPipeline(deps: PipelineDeps): (vhost: VirtualHost) => Requ
 }
 
 async function handle(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, deps: PipelineDeps, accessLog: Logger): Promise<void> {
-  const connection = 'stream' in req ? undefined : req.socket;
-  deps.connections?.requestStarted(connection);
+  const connection = 'stream' in req ? req.stream.session : req.socket;
+  if (deps.connections?.requestStarted(connection) === false) {
+    // More streams still in the pipeline than the connection may open at once: reset ones included, so
+    // opening and resetting streams cannot run unbounded work (CVE-2023-44487; Go's fix).
+    (req as Http2ServerRequest).stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    return;
+  }
   const incomingId = req.headers['x-request-id'];
   const ex: Exchange = {
     id: typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID(),
@@ -52,6 +60,7 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
     path: undefined,
     route: undefined,
     upstream: undefined,
+    upstreamAddress: undefined,
     peer: undefined,
     principal: undefined,
     decision: undefined,
@@ -61,20 +70,28 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
     bytesIn: 0,
     bytesOut: 0,
   };
+  // The request's life: aborted when its client leaves (HTTP/1 close, RST_STREAM) or a deadline runs out,
+  // which stops its upstream request at once and frees its place in the upstream's queue.
+  const life = new AbortController();
+  res.once('close', () => {
+    // writableEnded, not writableFinished: HTTP/2's compatibility response reports "finished" on a reset.
+    if (res.writableEnded) return;
+    life.abort(new GatewayError('GW_CLIENT_CANCELLED', 'stream' in req ? 'stream_reset' : 'connection_closed'));
+    if ('stream' in req && ex.code === undefined) deps.connections?.streamReset(connection);
+  });
   try {
-    await proxy(req, res, vhost, rt, ex);
+    await proxy(req, res, vhost, rt, ex, life);
   } catch (err) {
-    refuse(res, err, ex);
+    refuse(req, res, err, ex);
   } finally {
     const seconds = (performance.now() - ex.started) / 1000;
-    deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds);
-    if (ex.code === 'GW_AUTHN_INVALID_TOKEN') deps.metrics?.jwtFailure('any', ex.reason ?? 'unknown');
+    deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
     logExchange(accessLog, ex, req, seconds);
     deps.connections?.requestEnded(connection);
   }
 }
 
-async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, ex: Exchange): Promise<void> {
+async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, ex: Exchange, life: AbortController): Promise<void> {
   const socket = req.socket as TLSSocket;
   const listener = rt.listeners.get(vhost.listener);
   if (!listener) throw new GatewayError('GW_UNAVAILABLE', 'listener_removed');
@@ -88,12 +105,11 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   ex.host = host;
 
   // 2. One normalized path for routing, policy and the upstream.
-  const target = normalizeRequestTarget(req.url ?? '');
-  if ('error' in target) throw new GatewayError(target.error, target.reason);
+  const target = rt.paths.normalize(req.url ?? '');
   ex.path = target.path;
 
-  // 3. Route.
-  const route = rt.routes.select(vhost.name, ex.method, target.path);
+  // 3. Route (which also refuses a path its case or normalization options do not accept).
+  const route = rt.routes.select(vhost.name, ex.method, target);
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   ex.route = route.name;
 
@@ -113,7 +129,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   const forwarded = rt.forwarded.resolve(sourceIp, req.headers['x-forwarded-for']);
   const attributes = requestAttributes(req, {
     host,
-    method: ex.method,
+    method: route.effectiveMethod(ex.method, req.headers),
     path: target.path,
     port: vhost.port,
     sni: socket.servername || '',
@@ -121,6 +137,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     remoteIp: forwarded.remoteIp,
     ...(peer ? { peerSpiffeId: peer } : {}),
     ...(authn.auth ? { auth: authn.auth } : {}),
+    ...(route.pathCase ? { pathCase: route.pathCase } : {}),
   });
   ex.decision = rt.authz.authorize(route.name, attributes, ex.id);
 
@@ -131,8 +148,25 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   const declaredLength = Number(req.headers['content-length'] ?? 0);
   if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
 
-  // 8. Upstream.
-  await forward(req, res, rt, { route, path: target.path, query: target.query, authn, host, forwarded, port: vhost.port }, ex);
+  // 8. Upstream, unless the client has already gone (a stream reset while the stages ran is never sent).
+  life.signal.throwIfAborted();
+  await forward(
+    req,
+    res,
+    rt,
+    {
+      route,
+      path: target.forwardPath,
+      query: target.query,
+      authn,
+      host,
+      forwarded,
+      port: vhost.port,
+      timeouts: listener.timeouts,
+      life,
+    },
+    ex,
+  );
 }
 
 function requestAttributes(req: Request, fields: Omit<RequestAttributes, 'header'>): RequestAttributes {
@@ -156,17 +190,27 @@ function requestAttributes(req: Request, fields: Omit<RequestAttributes, 'header
   };
 }
 
-function refuse(res: Response, err: unknown, ex: Exchange): void {
+function refuse(req: Request, res: Response, err: unknown, ex: Exchange): void {
   const response = toHttpResponse(err, ex.id);
   ex.status = response.status;
   ex.code = err instanceof GatewayError ? err.code : 'GW_INTERNAL';
   if (err instanceof GatewayError && err.reason) ex.reason = err.reason;
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
+  if (ex.code === 'GW_CLIENT_CANCELLED' || res.headersSent) return breakResponse(req, res);
+  // Headers an upstream answer had set before it failed are not part of the gateway's error.
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  // A request whose body was not read to its end leaves the connection unusable for the next one.
+  if (!('stream' in req) && !req.complete) (res as ServerResponse).shouldKeepAlive = false;
   res.writeHead(response.status, response.headers);
   res.end(response.body);
+}
+
+/**
+ * Ends a response that cannot be completed so that the client sees an error, not a short success:
+ * HTTP/2 resets the stream with INTERNAL_ERROR, HTTP/1.1 closes the connection before the last chunk.
+ */
+function breakResponse(req: Request, res: Response): void {
+  if ('stream' in req) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  else res.destroy();
 }
 
 function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number): void {
@@ -179,6 +223,7 @@ function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number
     path: ex.path,
     route: ex.route,
     upstream: ex.upstream,
+    upstreamAddress: ex.upstreamAddress,
     status: ex.status,
     code: ex.code,
     reason: ex.reason,
@@ -186,6 +231,8 @@ function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number
     peer: ex.peer,
     principal: ex.principal,
     remote: req.socket?.remoteAddress,
+    userAgent: userAgentOf(req),
+    tls: tlsOf(req),
     bytesIn: ex.bytesIn,
     bytesOut: ex.bytesOut,
     latencyMs: Math.round(seconds * 100_000) / 100,

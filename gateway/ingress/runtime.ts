@@ -8,7 +8,7 @@ import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
 import { compilePolicies } from '../../policies/compile.js';
-import type { Config, ListenerConfig, UpstreamConfig, VirtualHostConfig } from '../config/schema.js';
+import type { Config, ListenerConfig, RouteConfig, UpstreamConfig, VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
@@ -18,6 +18,7 @@ import { createAuthzStage, type AuthzStage } from './stages/authz.js';
 import type { JwksSourcePool } from '../jwt/source-pool.js';
 import { createJwtAuthn, type JwtAuthn } from '../jwt/verifier.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
+import { createPathStage, type PathStage } from './stages/normalize-path.js';
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
@@ -40,11 +41,14 @@ export interface ListenerRuntime {
   readonly hosts: HostIndex<VirtualHost>;
   /** Header fields a request may carry (HTTP/2 enforces it in nghttp2; HTTP/1.1 in the pipeline). */
   readonly maxHeaders: number;
+  /** Bounds on a request's life once the pipeline has it (see docs/operations.md, Timeouts). */
+  readonly timeouts: { readonly requestMs: number; readonly bodyIdleMs: number; readonly writeIdleMs: number };
 }
 
 export interface IngressRuntime {
   readonly config: Config;
   readonly listeners: ReadonlyMap<string, ListenerRuntime>;
+  readonly paths: PathStage;
   readonly routes: RouteTable;
   readonly upstreams: ReadonlyMap<string, UpstreamClient>;
   readonly jwt: JwtAuthn;
@@ -57,6 +61,8 @@ export interface IngressRuntime {
   readonly certificates: readonly { name: string; notAfter: Date }[];
   /** Releases pools and JWKS timers once no request uses this runtime any more. */
   close(): Promise<void>;
+  /** Cuts the pools with whatever still runs on them (the end of a shutdown drain). */
+  destroy(): Promise<void>;
 }
 
 export interface RuntimeDeps {
@@ -95,14 +101,25 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       port: listener.port,
       hosts: createHostIndex(listener.hosts.map((h, i) => ({ hostnames: h.hostnames, value: vhosts[i]! }))),
       maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
+      timeouts: Object.freeze({
+        requestMs: listener.timeouts?.requestMs ?? DEFAULTS.requestTimeoutMs,
+        bodyIdleMs: listener.timeouts?.bodyIdleMs ?? DEFAULTS.bodyIdleTimeoutMs,
+        writeIdleMs: listener.timeouts?.writeIdleMs ?? DEFAULTS.writeIdleTimeoutMs,
+      }),
     });
   }
   const jwt = createJwtAuthn(config.jwtProviders ?? [], config.jwtCache ? { tokenCacheSize: config.jwtCache.maxEntries } : {}, {
     logger: deps.logger,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     sources: deps.jwksSources,
   });
-  const routeDefaults = { maxBodyBytes: DEFAULTS.routeMaxBodyBytes, timeoutMs: DEFAULTS.upstreamTimeoutMs };
+  // A route's timeout defaults to its upstream's.
+  const routeDefaults = (r: RouteConfig) => ({
+    maxBodyBytes: DEFAULTS.routeMaxBodyBytes,
+    pathCase: config.pathCase,
+    timeoutMs: upstreams.get(r.upstream)?.timeoutMs ?? DEFAULTS.upstreamTimeoutMs,
+  });
   const clients = new Map(
     config.upstreams
       .filter((u) => !u.url.startsWith('tcp:'))
@@ -111,7 +128,8 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   return {
     config,
     listeners,
-    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults))),
+    paths: createPathStage(config.routes),
+    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults(r)))),
     upstreams: clients,
     jwt,
     authz: createAuthzStage(compilePolicies(config.policies ?? [], { routes: config.routes.map((r) => r.name) }), {
@@ -123,6 +141,10 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     sanitizer: createHeaderSanitizer(jwt.managedHeaders),
     forwarded: createForwardedStage(config.trustedProxies ?? []),
     terminatingServers,
+    async destroy() {
+      jwt.close();
+      await Promise.all([...clients.values()].map((c) => c.destroy()));
+    },
     async close() {
       jwt.close();
       await Promise.all([...clients.values()].map((c) => c.close()));
@@ -157,14 +179,19 @@ function compileVirtualHost(
     clientAuth,
     ...(clientAuth !== 'none' && clientCaPem ? { clientCaPem } : {}),
     ...(!host.tls.clientCa && trust ? { verifyPeer: trust.verifier() } : {}),
-    onPeerRefused: (reason, socket) =>
-      deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: listener.name, vhost: host.name, reason, peer: socket.remoteAddress }),
+    onPeerRefused: (reason, socket) => {
+      deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: listener.name, vhost: host.name, reason, peer: socket.remoteAddress });
+      deps.metrics?.tlsHandshakeFailure(listener.name, reason.toLowerCase());
+    },
+    onHandshakeFailed: (reason) => deps.metrics?.tlsHandshakeFailure(listener.name, reason),
     minVersion: host.tls.minVersion ?? DEFAULTS.tlsMinVersion,
     handshakeTimeoutMs: listener.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
     headersTimeoutMs: listener.timeouts?.headersMs ?? DEFAULTS.headersTimeoutMs,
     idleTimeoutMs: listener.timeouts?.idleMs ?? DEFAULTS.idleTimeoutMs,
     maxHeaderBytes: listener.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
     maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
+    maxConcurrentStreams: listener.limits?.maxConcurrentStreams ?? DEFAULTS.maxConcurrentStreams,
+    maxStreamResetsPerSecond: listener.limits?.maxStreamResetsPerSecond ?? DEFAULTS.maxStreamResetsPerSecond,
     ticketKeys: deps.ticketKeys,
   });
   const vhost: VirtualHost = { ...base, clientAuth, target: { kind: 'terminate', vhost: host.name, server } };
@@ -172,13 +199,15 @@ function compileVirtualHost(
   return vhost;
 }
 
-function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: MeshTrust | undefined) {
+/** What an upstream's pool is built from; throws when its TLS cannot be set up (the config loader calls it too). */
+export function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: MeshTrust | undefined) {
   const origin = new URL(upstream.url);
   return {
     name: upstream.name,
     origin,
     protocol: upstream.protocol ?? DEFAULTS.upstreamProtocol,
     connections: upstream.connections ?? DEFAULTS.upstreamConnections,
+    maxPendingRequests: upstream.maxPendingRequests ?? DEFAULTS.upstreamMaxPendingRequests,
     connectTimeoutMs: upstream.connectTimeoutMs ?? DEFAULTS.upstreamConnectTimeoutMs,
     ...(origin.protocol === 'https:' ? { tls: upstreamTls(config, upstream, origin, trust) } : {}),
   };

@@ -10,6 +10,7 @@ import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { createLocalJWKSet, errors, type CryptoKey, type FlattenedJWSInput, type JSONWebKeySet, type JWK, type JWSHeaderParameters } from 'jose';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import { redactUrls } from '../core/secrets.js';
 
 /** A JWKS larger than this is not a key set; reading it would only let the endpoint exhaust our memory. */
 export const JWKS_MAX_BYTES = 1_048_576;
@@ -82,8 +83,31 @@ export function checkJwks(doc: unknown): CheckedJwks {
   return { set: { keys }, rejected };
 }
 
-/** Inline or file JWKS: checked once; any unusable key or an empty set is a configuration error. */
-export function createStaticJwksSource(doc: unknown, what: string): JwksSource {
+/** The curve or key type each algorithm needs (RFC 7518 §3.1, RFC 8037 §3.1). */
+const KEY_FOR_ALGORITHM: Record<string, (jwk: JWK) => boolean> = {
+  RS256: (k) => k.kty === 'RSA',
+  RS384: (k) => k.kty === 'RSA',
+  RS512: (k) => k.kty === 'RSA',
+  PS256: (k) => k.kty === 'RSA',
+  PS384: (k) => k.kty === 'RSA',
+  PS512: (k) => k.kty === 'RSA',
+  ES256: (k) => k.kty === 'EC' && k.crv === 'P-256',
+  ES384: (k) => k.kty === 'EC' && k.crv === 'P-384',
+  ES512: (k) => k.kty === 'EC' && k.crv === 'P-521',
+  EdDSA: (k) => k.kty === 'OKP' && (k.crv === 'Ed25519' || k.crv === 'Ed448'),
+};
+
+/** True when the key can verify a token signed with one of `algorithms` (its own `alg`, when set, among them). */
+function fitsAlgorithms(jwk: JWK, algorithms: readonly string[]): boolean {
+  const candidates = jwk.alg === undefined ? algorithms : algorithms.filter((a) => a === jwk.alg);
+  return candidates.some((a) => KEY_FOR_ALGORITHM[a]?.(jwk) === true);
+}
+
+/**
+ * Inline or file JWKS: checked once; any unusable key, an empty set, or a set with no key for the provider's
+ * algorithms is a configuration error (every token would be refused).
+ */
+export function createStaticJwksSource(doc: unknown, what: string, algorithms: readonly string[]): JwksSource {
   let checked: CheckedJwks;
   try {
     checked = checkJwks(doc);
@@ -92,6 +116,9 @@ export function createStaticJwksSource(doc: unknown, what: string): JwksSource {
   }
   if (checked.rejected.length > 0) throw new Error(`${what}: ${checked.rejected.join('; ')}`);
   if (checked.set.keys.length === 0) throw new Error(`${what}: the JWKS has no keys, so every token would be refused`);
+  if (!checked.set.keys.some((k) => fitsAlgorithms(k, algorithms))) {
+    throw new Error(`${what}: no key can verify ${algorithms.join(', ')}, so every token would be refused`);
+  }
   const local = createLocalJWKSet(checked.set);
   const status: JwksStatus = Object.freeze({ state: 'fresh', keys: checked.set.keys.length });
   return {
@@ -132,6 +159,8 @@ async function readLimited(res: Response): Promise<string> {
 
 export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJwksDeps): JwksSource {
   const { provider, uri, timeoutMs } = options;
+  // What logs and status show of the URI and of fetch errors (which may quote it): no password, no query values.
+  const shownUri = redactUrls(uri);
   const cacheMs = options.cacheSeconds * 1000;
   const cooldownMs = options.cooldownSeconds * 1000;
   const { logger, now } = deps;
@@ -164,15 +193,15 @@ export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJ
       lastFetchAt = now();
       lastError = undefined;
       logger.info(
-        { event: LOG_EVENTS.JWKS_FETCH, provider, uri, keys: keyCount, ignoredKeys: checked.rejected.length, ms: Math.round(performance.now() - started) },
+        { event: LOG_EVENTS.JWKS_FETCH, provider, uri: shownUri, keys: keyCount, ignoredKeys: checked.rejected.length, ms: Math.round(performance.now() - started) },
         'JWKS fetched',
       );
     } catch (err) {
       const e = err as Error;
-      lastError = e.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : e.message;
+      lastError = e.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : redactUrls(e.message);
       if (closed.signal.aborted) return;
       logger.warn(
-        { event: LOG_EVENTS.JWKS_FETCH_FAILED, provider, uri, error: lastError, state: local ? 'stale' : 'empty', keys: keyCount },
+        { event: LOG_EVENTS.JWKS_FETCH_FAILED, provider, uri: shownUri, error: lastError, state: local ? 'stale' : 'empty', keys: keyCount },
         local ? 'JWKS fetch failed; serving the last good keys' : 'JWKS fetch failed; tokens of this provider are refused',
       );
     }

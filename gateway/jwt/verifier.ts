@@ -10,6 +10,7 @@ import { DEFAULTS } from '../config/defaults.js';
 import type { JwtProviderConfig } from '../config/schema.js';
 import { GatewayError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 import { compileClaimHeaders, toRequestAuth, type ClaimHeaders } from './claims.js';
 import { createTokenExtractor } from './extract.js';
 import {
@@ -27,9 +28,14 @@ export interface JwtAuthnDeps {
   logger: Logger;
   now?: () => number;
   fetch?: typeof globalThis.fetch;
+  /** Counts each refused token by provider and reason, here where the provider is known. */
+  metrics?: Pick<Metrics, 'jwtFailure'>;
   /** Remote key sources shared with the services built before and after this one (kept across reloads). */
   sources?: JwksSourcePool;
 }
+
+/** The `provider` label of a token refused before any provider could be told from it. */
+export const UNKNOWN_PROVIDER = 'unknown';
 
 export interface AuthnInput {
   headers: IncomingHttpHeaders;
@@ -72,8 +78,6 @@ export interface JwtAuthnOptions {
   /** Verified tokens remembered; 0 disables the cache. */
   tokenCacheSize?: number;
 }
-
-export const DEFAULT_TOKEN_CACHE_SIZE = 1000;
 
 /** Tokens above this are refused before any decoding: Envoy's jwt_max_token_size idea, sized for RSA-4096 + claims. */
 export const MAX_TOKEN_BYTES = 8192;
@@ -142,23 +146,22 @@ interface Verified {
   setHeaders: Readonly<Record<string, string>>;
 }
 
-function keySource(p: JwtProviderConfig, deps: Required<Omit<JwtAuthnDeps, 'sources'>>, sources: JwksSourcePool | undefined): JwksSource {
-  const what = `jwtProviders.${p.name}`;
-  const given = [p.jwksUri, p.jwks, p.jwksFile].filter((x) => x !== undefined).length;
-  if (given !== 1) throw new Error(`${what}: set exactly one of jwksUri, jwks, jwksFile (got ${given})`);
-  if (p.jwksUri !== undefined) {
-    if (!/^https?:\/\//.test(p.jwksUri)) throw new Error(`${what}.jwksUri: must be an http(s) URL`);
-    const options = {
-      provider: p.name,
-      uri: p.jwksUri,
-      cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
-      cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
-      timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
-    };
-    const create = () => createRemoteJwksSource(options, deps);
-    return sources ? sources.acquire(JSON.stringify(options), create) : create();
-  }
-  const [text, where] = p.jwksFile !== undefined ? [readFileSync(p.jwksFile, 'utf8'), `${what}.jwksFile (${p.jwksFile})`] : [p.jwks, `${what}.jwks`];
+function keySource(p: JwtProviderConfig, deps: Required<Omit<JwtAuthnDeps, 'metrics' | 'sources'>>, sources: JwksSourcePool | undefined): JwksSource {
+  if (p.jwksUri === undefined) return staticKeySource(p);
+  const options = {
+    provider: p.name,
+    uri: p.jwksUri,
+    cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
+    cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
+    timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
+  };
+  const create = () => createRemoteJwksSource(options, deps);
+  return sources ? sources.acquire(JSON.stringify(options), create) : create();
+}
+
+/** Inline or file keys: read and checked here, so a bad set fails at config time rather than on every token. */
+function staticKeySource(p: JwtProviderConfig): JwksSource {
+  const [text, where] = p.jwksFile !== undefined ? [readFileSync(p.jwksFile, 'utf8'), `jwksFile ${p.jwksFile}`] : [p.jwks, 'jwks'];
   let doc: unknown = text;
   if (typeof text === 'string') {
     try {
@@ -167,15 +170,27 @@ function keySource(p: JwtProviderConfig, deps: Required<Omit<JwtAuthnDeps, 'sour
       throw new Error(`${where}: not valid JSON: ${(err as Error).message}`);
     }
   }
-  return createStaticJwksSource(doc, where);
+  return createStaticJwksSource(doc, where, p.algorithms ?? DEFAULTS.jwtAlgorithms);
+}
+
+/**
+ * Every config-time check `createJwtAuthn` makes on one provider, without starting a JWKS fetch: the config loader
+ * runs it so that `validate` refuses what the gateway would. Messages are relative to the provider.
+ */
+export function checkJwtProvider(p: JwtProviderConfig): void {
+  compileProvider(p);
+  if (p.jwksUri === undefined) staticKeySource(p);
 }
 
 function compileProvider(p: JwtProviderConfig): Omit<Provider, 'source'> {
+  const given = (['jwksUri', 'jwks', 'jwksFile'] as const).filter((k) => p[k] !== undefined);
+  if (given.length !== 1) throw new Error(`needs exactly one of jwksUri, jwks, jwksFile (${given.length === 0 ? 'none set' : `found ${given.join(', ')}`})`);
+  if (p.jwksUri !== undefined && !/^https?:\/\//.test(p.jwksUri)) throw new Error('jwksUri must be an http(s) URL');
   const algorithms = p.algorithms ?? DEFAULTS.jwtAlgorithms;
   const bad = algorithms.filter((a) => !ASYMMETRIC_ALGORITHMS.has(a));
   // The schema already forbids them; checked again because an HMAC or `none` algorithm with a public key is
   // the algorithm-confusion attack (CVE-2015-9235), and config can reach us without the schema (tests, API).
-  if (bad.length > 0) throw new Error(`jwtProviders.${p.name}.algorithms: not allowed: ${bad.join(', ')}`);
+  if (bad.length > 0) throw new Error(`algorithms: not allowed: ${bad.join(', ')}`);
   const clockTolerance = p.clockSkewSeconds ?? DEFAULTS.jwtClockSkewSeconds;
   return {
     name: p.name,
@@ -211,25 +226,32 @@ async function verifyWith(token: string, p: Provider, now: number): Promise<JWTP
   }
 }
 
+/** The provider a token can only be for (a route or location that one provider reads), else `unknown`. */
+function soleProvider(providers: ReadonlySet<string>): string {
+  return providers.size === 1 ? providers.values().next().value! : UNKNOWN_PROVIDER;
+}
+
 const EMPTY: readonly string[] = Object.freeze([]);
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCookies: EMPTY, removeParams: EMPTY, setHeaders: NO_HEADERS });
 
 export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
-  const full: Required<Omit<JwtAuthnDeps, 'sources'>> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
-  const cacheSize = options.tokenCacheSize ?? DEFAULT_TOKEN_CACHE_SIZE;
+  const full: Required<Omit<JwtAuthnDeps, 'metrics' | 'sources'>> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
+  const cacheSize = options.tokenCacheSize ?? DEFAULTS.jwtTokenCacheSize;
   if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`tokenCacheSize must be a non-negative integer, got ${cacheSize}`);
-  const names = new Set<string>();
-  for (const p of providers) {
-    if (names.has(p.name)) throw new Error(`jwtProviders: duplicate provider name ${p.name}`);
-    names.add(p.name);
-  }
-
+  // Provider names are unique: the config loader checks that, with the place of both definitions.
   // Options are checked before any JWKS fetch starts; a bad static JWKS later closes the fetches already started.
-  const compiled = providers.map((config) => ({ config, checked: compileProvider(config) }));
+  const inProvider = <T>(p: JwtProviderConfig, build: () => T): T => {
+    try {
+      return build();
+    } catch (err) {
+      throw new Error(`jwtProviders.${p.name}: ${(err as Error).message}`);
+    }
+  };
+  const compiled = providers.map((config) => ({ config, checked: inProvider(config, () => compileProvider(config)) }));
   const started: Provider[] = [];
   try {
-    for (const { config, checked } of compiled) started.push({ ...checked, source: keySource(config, full, deps.sources) });
+    for (const { config, checked } of compiled) started.push({ ...checked, source: inProvider(config, () => keySource(config, full, deps.sources)) });
   } catch (err) {
     for (const p of started) p.source.close();
     throw err;
@@ -241,44 +263,51 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   const cache = cacheSize > 0 ? createTokenCache<Verified>(cacheSize) : undefined;
   const managedHeaders = Object.freeze([...new Set(providers.flatMap((p) => (p.claimsToHeaders ?? []).map((m) => m.header.toLowerCase())))]);
 
+  /** Counted here, where the provider is known: the one that refused it, or the only one the token could be for. */
+  function refuse(reason: AuthnFailure, provider: string): GatewayError {
+    deps.metrics?.jwtFailure(provider, reason);
+    return invalid(reason);
+  }
+
   async function verify(token: string, allowed: ReadonlySet<string>, now: number): Promise<Verified> {
+    const only = soleProvider(allowed);
     const segments = token.split('.').length;
-    if (segments === 5) throw invalid('token_encrypted');
-    if (segments !== 3) throw invalid('token_malformed');
+    if (segments === 5) throw refuse('token_encrypted', only);
+    if (segments !== 3) throw refuse('token_malformed', only);
     let header: ReturnType<typeof decodeProtectedHeader>;
     let claims: JWTPayload;
     try {
       header = decodeProtectedHeader(token);
       claims = decodeJwt(token);
     } catch {
-      throw invalid('token_malformed');
+      throw refuse('token_malformed', only);
     }
     // Decided before any key lookup, so `none`/HS* tokens never cost a JWKS fetch (RFC 8725 §3.1).
-    if (typeof header.alg !== 'string' || !ASYMMETRIC_ALGORITHMS.has(header.alg)) throw invalid('alg_not_allowed');
+    if (typeof header.alg !== 'string' || !ASYMMETRIC_ALGORITHMS.has(header.alg)) throw refuse('alg_not_allowed', only);
     // We understand no JWS extension, so any `crit` must be refused (RFC 7515 §4.1.11).
-    if (header.crit !== undefined) throw invalid('crit_unsupported');
+    if (header.crit !== undefined) throw refuse('crit_unsupported', only);
     // The unverified `iss` only picks the provider; jwtVerify checks it again against the signed payload.
     const candidates = (typeof claims.iss === 'string' ? byIssuer.get(claims.iss) : undefined)?.filter((p) => allowed.has(p.name)) ?? [];
-    if (candidates.length === 0) throw invalid('issuer_unknown');
-    let first: AuthnFailure | undefined;
+    if (candidates.length === 0) throw refuse('issuer_unknown', only);
+    let first: { reason: AuthnFailure; provider: string } | undefined;
     for (const p of candidates) {
       if (!p.algorithms.has(header.alg)) {
-        first ??= 'alg_not_allowed';
+        first ??= { reason: 'alg_not_allowed', provider: p.name };
         continue;
       }
       try {
         const payload = await verifyWith(token, p, now);
         return { provider: p, auth: toRequestAuth(payload), setHeaders: p.claimHeaders(payload) };
       } catch (err) {
-        first ??= failureOf(err);
+        first ??= { reason: failureOf(err), provider: p.name };
       }
     }
-    throw invalid(first ?? 'issuer_unknown');
+    throw refuse(first?.reason ?? 'issuer_unknown', first?.provider ?? only);
   }
 
   async function verifyCached(token: string, allowed: ReadonlySet<string>): Promise<Verified> {
     // Before any parsing: a huge token must cost nothing but this comparison.
-    if (token.length > MAX_TOKEN_BYTES) throw invalid('token_too_large');
+    if (token.length > MAX_TOKEN_BYTES) throw refuse('token_too_large', soleProvider(allowed));
     const now = full.now();
     let verified = cache?.get(token, now);
     if (verified === undefined || !allowed.has(verified.provider.name)) {
@@ -292,8 +321,11 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
     async authenticate({ headers, rawHeaders, query, allowedProviders }) {
       const found = extract(headers, query, allowedProviders, rawHeaders);
       if (found.kind === 'none') return ANONYMOUS;
-      if (found.kind === 'multiple') throw multipleTokens();
-      if (found.kind === 'malformed') throw invalid('token_prefix_missing');
+      if (found.kind === 'multiple') {
+        deps.metrics?.jwtFailure(UNKNOWN_PROVIDER, 'multiple_tokens');
+        throw multipleTokens();
+      }
+      if (found.kind === 'malformed') throw refuse('token_prefix_missing', UNKNOWN_PROVIDER);
       const verified = await verifyCached(found.token, found.providers);
       const strip = !verified.provider.forward;
       return {
@@ -309,7 +341,7 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
       const verified = await verifyCached(token, allowedProviders);
       return { auth: verified.auth, provider: verified.provider.name };
     },
-    providerNames: names,
+    providerNames: new Set(providers.map((p) => p.name)),
     managedHeaders,
     ready: () => Promise.all(started.map((p) => p.source.ready())).then(() => undefined),
     status: () => Object.fromEntries(started.map((p) => [p.name, p.source.status()])),

@@ -27,6 +27,7 @@ import {
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
 import type { RequestAttributes } from '../../policies/types.js';
+import { DEFAULTS } from '../config/defaults.js';
 import type { RateLimitConfig, RedisConfig } from '../config/operations-schema.js';
 import { GatewayError } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
@@ -65,8 +66,6 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
-export const REDIS_DEFAULTS = { keyPrefix: 'portcullis:', connectTimeoutMs: 1_000, commandTimeoutMs: 100 } as const;
-
 /** How long a worker waits for the primary's count; the primary only counts, so this is generous. */
 const CLUSTER_TIMEOUT_MS = 1_000;
 
@@ -90,10 +89,8 @@ export function createRateLimiter(limits: readonly RateLimitConfig[], redis: Red
   // every reload that changes the limits would leak one listener (and its limiter) per limit.
   const listenersBefore = new Set(process.listeners('message'));
   try {
-    for (const limit of limits) {
-      if (compiled.has(limit.name)) throw new Error(`rateLimits: duplicate name "${limit.name}"`);
-      compiled.set(limit.name, compileLimit(limit, store));
-    }
+    // Names are unique: the config loader checks that, with the place of both definitions.
+    for (const limit of limits) compiled.set(limit.name, compileLimit(limit, store));
   } catch (err) {
     store?.client.disconnect();
     throw err;
@@ -170,19 +167,25 @@ interface RedisStore {
   close(): Promise<void>;
 }
 
-function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
-  const url = config.url ?? (deps.env ?? process.env).PORTCULLIS_REDIS_URL;
+/** The Redis URL: `redis.url`, else `$PORTCULLIS_REDIS_URL`; throws when neither is a redis:// or rediss:// URL. */
+export function redisUrl(config: RedisConfig, env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const url = config.url ?? env.PORTCULLIS_REDIS_URL;
   if (url === undefined || !/^rediss?:\/\//.test(url)) {
-    throw new Error('redis: set redis.url or PORTCULLIS_REDIS_URL to a redis:// or rediss:// URL');
+    throw new Error('set redis.url or PORTCULLIS_REDIS_URL to a redis:// or rediss:// URL');
   }
+  return url;
+}
+
+function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
+  const url = redisUrl(config, deps.env);
   // Logged without its userinfo: the URL may carry the Redis password.
   const where = new URL(url).host;
   const client = new (loadRedis())(url, {
     // A command issued while disconnected fails at once (and the fallback decides) instead of waiting in a queue.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    connectTimeout: config.connectTimeoutMs ?? REDIS_DEFAULTS.connectTimeoutMs,
-    commandTimeout: config.commandTimeoutMs ?? REDIS_DEFAULTS.commandTimeoutMs,
+    connectTimeout: config.connectTimeoutMs ?? DEFAULTS.redisConnectTimeoutMs,
+    commandTimeout: config.commandTimeoutMs ?? DEFAULTS.redisCommandTimeoutMs,
   });
   let healthy = false;
   let outage = false;
@@ -209,7 +212,7 @@ function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
   client.on('close', () => down());
   return {
     client,
-    keyPrefix: config.keyPrefix ?? REDIS_DEFAULTS.keyPrefix,
+    keyPrefix: config.keyPrefix ?? DEFAULTS.redisKeyPrefix,
     healthy: () => healthy,
     async close() {
       closing = true;
@@ -224,7 +227,7 @@ function connectRedis(config: RedisConfig, deps: RateLimiterDeps): RedisStore {
 
 function compileLimit(limit: RateLimitConfig, store: RedisStore | undefined): CompiledLimit {
   const [points, duration] = 'requestsPerSecond' in limit ? [limit.requestsPerSecond, 1] : [limit.requests, limit.perSeconds];
-  const failureMode = limit.failureMode ?? 'open';
+  const failureMode = limit.failureMode ?? DEFAULTS.rateLimitFailureMode;
   const build = (keyPrefix: string, pts: number, secs: number): RateLimiterAbstract => {
     if (!store) return inMemory(keyPrefix, pts, secs);
     return new RateLimiterRedis({
@@ -243,7 +246,7 @@ function compileLimit(limit: RateLimitConfig, store: RedisStore | undefined): Co
     points,
     failureMode,
     limiter: burst > 0 ? new BurstyRateLimiter(main, build(`rl:${limit.name}:burst`, burst, Math.max(BURST_WINDOW_SECONDS, duration))) : main,
-    key: compileKey(limit.key ?? 'client_ip'),
+    key: compileKey(limit.key ?? DEFAULTS.rateLimitKey),
   };
 }
 

@@ -2,6 +2,7 @@
 // RFC 7301). Written by hand because routing must happen before Node's TLS stack owns the socket, and no
 // maintained npm library parses a ClientHello from a byte buffer. It only reads: every length is
 // bounds-checked, and a hello that spans several records is reassembled up to a fixed limit.
+import { canonicalHost } from '../core/net/host.js';
 
 export type ClientHelloResult =
   | { complete: false }
@@ -94,7 +95,7 @@ function readServerName(data: Reader): string {
     name = value.toString('latin1');
   }
   if (name === undefined) throw new Error('SNI without host_name');
-  const canonical = name.toLowerCase().replace(/\.$/, '');
+  const canonical = canonicalHost(name)?.host ?? '';
   // Validated because the name reaches logs and routing decisions (CVE-2024-45808: log injection via SNI).
   if (canonical.length > 253 || !HOSTNAME.test(canonical)) throw new Error('SNI is not a valid host name');
   return canonical;

@@ -89,6 +89,13 @@ export function hasCommand(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 }
 
+/** `--node PATH` of the bench and the soak: the binary the Node peers run under, and the version it reports. */
+export function nodeBinary(binary: string): { binary: string; version: string } {
+  const probe = spawnSync(binary, ['--version'], { encoding: 'utf8' });
+  if (probe.status !== 0) throw new Error(`--node: ${binary} does not run: ${probe.error?.message ?? probe.stderr}`);
+  return { binary, version: probe.stdout.trim() };
+}
+
 /** A port free right now on 127.0.0.1; peers that cannot listen on port 0 and report it get one of these. */
 export async function freePort(): Promise<number> {
   const server = net.createServer();

@@ -14,7 +14,7 @@ import { nginx } from './peers/nginx.js';
 import { nodeUndici } from './peers/node-undici.js';
 import { portcullisDriver, startPortcullis, type GatewayBuild } from './peers/portcullis.js';
 import { squid } from './peers/squid.js';
-import { LOAD_CORE, hasCommand, measure, pinned, pinningNote, runToEnd, type Usage } from './proc.js';
+import { LOAD_CORE, hasCommand, measure, nodeBinary, pinned, pinningNote, runToEnd, type Usage } from './proc.js';
 import { profileMarkdown, summarizeProfile, type Window } from './profile.js';
 import { int, markdownTable, parseDuration, summarize, type Sample } from './report.js';
 import { measureResumption } from './resumption.js';
@@ -47,6 +47,7 @@ const { values } = parseArgs({
     'access-log': { type: 'string', default: 'on' },
     'no-build': { type: 'boolean', default: false },
     workers: { type: 'string', default: '1' },
+    node: { type: 'string', default: process.execPath },
     out: { type: 'string', default: RESULTS },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -54,7 +55,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   console.log(`Usage: npm run bench -- [--duration 10s] [--rounds 5] [--scenarios ${SCENARIO_IDS.join(',')}]
-                       [--peers ${PEER_NAMES.join(',')}] [--profile [--profile-scenario S3]] [--access-log on|off] [--no-build] [--workers N] [--base DIR] [--out FILE]`);
+                       [--peers ${PEER_NAMES.join(',')}] [--profile [--profile-scenario S3]] [--access-log on|off] [--no-build] [--workers N] [--base DIR] [--node PATH] [--out FILE]`);
   process.exit(0);
 }
 
@@ -69,6 +70,9 @@ if (peerNames.includes('portcullis-base') && values.base === undefined) throw ne
 const accessLog = values['access-log'] !== 'off';
 const workers = Number(values.workers);
 if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers: expected a positive integer, got ${values.workers}`);
+
+// --node PATH: the gateway and the Node peer run under that binary; the bench itself stays on this one.
+const gatewayNode = nodeBinary(values.node);
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -147,7 +151,7 @@ async function main(): Promise<number> {
   if (missingPackages.size) log(`to bench every peer: apt-get install -y ${[...missingPackages].sort().join(' ')}`);
   const scenarios = scenarioIds.filter((s) => haveWrk || SCENARIOS[s].load.kind !== 'wrk');
 
-  log(`${os.cpus().length} cores; ${pinningNote()}; ${durationS}s × ${rounds} rounds; access logs ${accessLog ? 'on (to /dev/null)' : 'off'}`);
+  log(`${os.cpus().length} cores; Node peers on ${gatewayNode.version}; ${pinningNote()}; ${durationS}s × ${rounds} rounds; access logs ${accessLog ? 'on (to /dev/null)' : 'off'}`);
   const material = await createMaterial();
   const started: RunningPeer[] = [];
   let stopUpstreams: (() => Promise<void>) | undefined;
@@ -164,7 +168,7 @@ async function main(): Promise<number> {
     log(`upstreams: ${upstreams.kind}`);
     const upstreamProblem = await upstreamDemandsClientCert(material, upstreams);
     if (upstreamProblem) throw new Error(upstreamProblem);
-    const ctx: PeerContext = { material, upstreams, accessLog };
+    const ctx: PeerContext = { material, upstreams, accessLog, node: gatewayNode.binary };
     const tokenScript = writeTokenScript(material.dir);
 
     const running = new Map<PeerName, RunningPeer>();
@@ -227,7 +231,7 @@ async function main(): Promise<number> {
     const cells = summarize(samples, (scenario, peer) => drivers[peer].caveats?.[scenario]);
     const table = markdownTable(cells, refused, scenarios, peerNames);
     const header = [
-      `Portcullis bench, ${new Date().toISOString().slice(0, 10)}: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}.`,
+      `Portcullis bench, ${new Date().toISOString().slice(0, 10)}: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, gateway and Node peer on Node ${gatewayNode.version}${gatewayNode.binary === process.execPath ? '' : ` (${gatewayNode.binary})`}.`,
       `${durationS}s × ${rounds} rounds (medians; RSS = peak), one proxy process/thread pinned to core 1; load generator and upstream (${upstreams.kind}) on core 0.`,
       `wrk -t1 -c${CONNECTIONS} keep-alive over TLS 1.3, ECDSA P-256 certificates; S4 through a Node CONNECT load generator (${CONNECTIONS} workers).`,
       `"per core" = requests per second of the proxy's own CPU (utime+stime of its process tree). Access logs ${accessLog ? 'on, to /dev/null' : 'off'}. Portcullis: ${build === 'dist' ? 'compiled build' : 'sources through tsx'}${workers > 1 ? `, ${workers} worker processes` : ''}.`,

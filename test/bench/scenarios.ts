@@ -70,6 +70,8 @@ export interface PeerContext {
   upstreams: Upstreams;
   /** Every peer writes one access-log line per request (to /dev/null) when true, as it would in production. */
   accessLog: boolean;
+  /** The Node binary the Node peers (Portcullis, node-undici) run under: `--node PATH`, else the bench's own. */
+  node: string;
 }
 
 export interface RunningPeer {

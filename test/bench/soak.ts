@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createMaterial } from './material.js';
 import { portcullisDriver } from './peers/portcullis.js';
-import { LOAD_CORE, hasCommand, pinningNote, rssBytes } from './proc.js';
+import { LOAD_CORE, hasCommand, nodeBinary, pinningNote, rssBytes } from './proc.js';
 import { int, parseDuration } from './report.js';
 import { sanity, upstreamDemandsClientCert } from './sanity.js';
 import { SCENARIOS, type RunningPeer } from './scenarios.js';
@@ -32,15 +32,18 @@ const TOLERANCE = 0.05;
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '10m' },
+    node: { type: 'string', default: process.execPath },
     out: { type: 'string', default: path.join(ROOT, 'test/bench/results/soak.md') },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  console.log('Usage: npm run bench:soak -- [--duration 10m] [--out test/bench/results/soak.md]');
+  console.log('Usage: npm run bench:soak -- [--duration 10m] [--node PATH] [--out test/bench/results/soak.md]');
   process.exit(0);
 }
 
+// --node PATH: the gateway runs under that binary; the soak itself stays on this one.
+const gatewayNode = nodeBinary(values.node);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const mb = (bytes: number) => (bytes / MB).toFixed(1);
 const clock = (s: number) => `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}`;
@@ -98,7 +101,7 @@ async function main(): Promise<void> {
     upstreams = await startUpstreams(material);
     const problem = await upstreamDemandsClientCert(material, upstreams);
     if (problem) throw new Error(problem);
-    peer = await driver.start({ material, upstreams, accessLog: true });
+    peer = await driver.start({ material, upstreams, accessLog: true, node: gatewayNode.binary });
     log(`${os.cpus().length} cores; ${pinningNote()}; upstreams: ${upstreams.kind}; portcullis pid ${peer.pid}`);
     // The soak means nothing if the gateway does not do S3's work (verify, authorise, re-originate).
     const failures = await sanity('S3', peer, material, upstreams, true);
@@ -174,7 +177,7 @@ function report(durationS: number, idle: number, points: readonly Point[], load:
   const command = ['node', ...process.execArgv, path.relative(ROOT, process.argv[1] ?? 'test/bench/soak.ts'), ...process.argv.slice(2)].join(' ');
   const signed = (n: number, digits: number) => `${n >= 0 ? '+' : ''}${n.toFixed(digits)}`;
   return [
-    `Portcullis S3 memory soak, ${new Date().toISOString().slice(0, 10)}: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}; ${pinningNote()}.`,
+    `Portcullis S3 memory soak, ${new Date().toISOString().slice(0, 10)}: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, gateway on Node ${gatewayNode.version}; ${pinningNote()}.`,
     `S3 = ${SCENARIOS.S3.title}; wrk -t1 -c${CONNECTIONS} keep-alive over TLS 1.3 with the 256 ES256 tokens cycled, for ${clock(durationS)}; upstream ${upstreamKind}; access logs on (to /dev/null); Portcullis compiled build (dist/).`,
     `RSS = VmRSS of the gateway's process tree, sampled every ${SAMPLE_S} s.`,
     '',

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
+import { eventually } from './egress/harness.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -84,10 +85,10 @@ describe('quickstart on the embedded defaults', () => {
     assert.equal(metadata.code, 'GW_EGRESS_DENIED');
     const status = await curl('-o', '/dev/null', '-w', '%{http_connect}', '-x', proxy, 'https://github.com/').catch((e: { stdout: string }) => e.stdout);
     assert.equal(status, '403');
-    // The gateway writes its audit file asynchronously: the last record may land just after curl has its answer.
+    // The audit file is written asynchronously: the refusal can reach curl before its record reaches the file.
     const auditFile = path.join(stateDir, 'egress-audit.log');
-    const lines = () => (fs.existsSync(auditFile) ? fs.readFileSync(auditFile, 'utf8').trim().split('\n').filter(Boolean) : []);
-    for (const until = Date.now() + 2_000; lines().length < 3 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    const lines = () => fs.readFileSync(auditFile, 'utf8').trim().split('\n');
+    await eventually(() => fs.existsSync(auditFile) && lines().length >= 3);
     const audit = lines().map((l) => JSON.parse(l));
     assert.deepEqual(audit.map((r) => [r.host, r.allow]), [['demo.internal', true], ['169.254.169.254', false], ['github.com', false]]);
   });
@@ -99,8 +100,8 @@ describe('quickstart on the embedded defaults', () => {
     assert.match(await get('/readyz'), /200$/);
     const metrics = await get('/metrics');
     assert.match(metrics, /portcullis_requests_total\{route="public",status="200",code="ok"\} \d+/);
-    assert.match(metrics, /portcullis_egress_attempts_total\{destination="github.com",decision="deny"\} 1/);
-    assert.match(metrics, /portcullis_egress_attempts_total\{destination="demo.internal",decision="allow"\} 1/);
+    assert.match(metrics, /portcullis_egress_attempts_total\{destination="github.com",decision="deny",code="GW_EGRESS_DENIED"\} 1/);
+    assert.match(metrics, /portcullis_egress_attempts_total\{destination="demo.internal",decision="allow",code="ok"\} 1/);
     assert.match(await get('/config'), /(401|403|404)$/);
     assert.match(await get('/reload', '-X', 'POST'), /(401|403|404)$/);
   });

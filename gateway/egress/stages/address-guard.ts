@@ -3,9 +3,11 @@
 // dial stage the address that was classified so a second lookup can never return something else (DNS rebinding).
 import { promises as dns } from 'node:dns';
 import ipaddr from 'ipaddr.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import { GatewayError } from '../../core/errors.js';
 import type { Destination } from '../destination.js';
-import { canonicalIp, inRanges, parseCidr, parseIp, unmapped, type IpRange } from '../ip.js';
+import { canonicalIp } from '../../core/net/host.js';
+import { ipMatcher, parseCidr, parseIp, type IpMatcher } from '../../core/net/ip.js';
 
 export type AddressReason =
   | 'public'
@@ -37,7 +39,7 @@ export interface AddressClassification {
   embedded?: { address: string; reason: AddressReason };
 }
 
-type Range = IpRange;
+type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 const cidr = (text: string): Range => ipaddr.parseCIDR(text);
 
 // Checked before ipaddr.js's own range names, which lump these into `reserved` / `linkLocal`.
@@ -135,37 +137,41 @@ export interface AddressGuardOptions {
 
 /** Compiled exceptions: deny entries first, so an allow range never re-opens a denied address (unlike stripe/smokescreen#236). */
 export interface AddressExceptions {
-  deny: Range[];
-  allow: Range[];
+  deny: IpMatcher;
+  allow: IpMatcher;
 }
 
-function toRange(text: string, single: boolean): Range {
+function toRange(text: string, single: boolean) {
   const range = single && text.includes('/') ? undefined : parseCidr(text);
-  if (range === undefined) throw new Error(`addressGuard: invalid ${single ? 'address' : 'range'} ${JSON.stringify(text)}`);
+  if (range === undefined) throw new Error(`addressGuard: invalid ${single ? 'address' : 'range'} ${JSON.stringify(text)} (IPv4 as four decimal parts)`);
   return range;
 }
 
 export function compileAddressExceptions(options: AddressGuardOptions = {}): AddressExceptions {
   return {
-    deny: [
+    deny: ipMatcher([
       ...(options.denyRanges ?? []).map((r) => toRange(r, false)),
       ...(options.denyAddresses ?? []).map((a) => toRange(a, true)),
-    ],
-    allow: [
+    ]),
+    allow: ipMatcher([
       ...(options.allowRanges ?? []).map((r) => toRange(r, false)),
       ...(options.allowAddresses ?? []).map((a) => toRange(a, true)),
-    ],
+    ]),
   };
 }
 
+const NO_EXCEPTIONS: AddressExceptions = { deny: () => false, allow: () => false };
+
 /** Classifies one address. `ip` is canonical text (as from `canonicalHost` or a resolver); throws if it is not an IP. */
-export function classifyAddress(ip: string, exceptions: AddressExceptions = { deny: [], allow: [] }): AddressClassification {
-  const parsed = parseIp(ip);
-  if (parsed === undefined) throw new Error(`not an IP address: ${JSON.stringify(ip)}`);
-  // An IPv4-mapped address is its IPv4 host for the exception lists, so `allowAddresses: [127.0.0.1]` covers both.
-  const host = unmapped(parsed);
-  if (inRanges(host, exceptions.deny) || inRanges(parsed, exceptions.deny)) return { allowed: false, reason: 'explicitly_denied' };
-  if (inRanges(host, exceptions.allow) || inRanges(parsed, exceptions.allow)) return { allowed: true, reason: 'explicitly_allowed' };
+export function classifyAddress(ip: string, exceptions: AddressExceptions = NO_EXCEPTIONS): AddressClassification {
+  const canonical = canonicalIp(ip);
+  if (canonical === undefined) throw new Error(`not an IP address: ${JSON.stringify(ip)}`);
+  // An IPv4-mapped address is its IPv4 host for the exception lists (parseIp unwraps it), so
+  // `allowAddresses: [127.0.0.1]` covers both.
+  const host = parseIp(canonical)!;
+  if (exceptions.deny(host)) return { allowed: false, reason: 'explicitly_denied' };
+  if (exceptions.allow(host)) return { allowed: true, reason: 'explicitly_allowed' };
+  const parsed = ipaddr.parse(canonical);
   return parsed.kind() === 'ipv4' ? classifyV4(parsed as ipaddr.IPv4) : classifyV6(parsed as ipaddr.IPv6);
 }
 
@@ -210,7 +216,8 @@ export interface ResolverOptions {
 export interface CreateAddressGuardOptions extends AddressGuardOptions {
   /** Host → addresses used instead of DNS. Host names are canonical (see `canonicalHost`). */
   staticHosts?: ReadonlyMap<string, readonly string[]>;
-  dnsTimeoutMs: number;
+  /** Default `DEFAULTS.egressLimits.dnsTimeoutMs`. */
+  dnsTimeoutMs?: number;
   /** Ask these DNS servers instead of the system resolver. */
   resolver?: ResolverOptions;
 }
@@ -247,15 +254,16 @@ export function createAddressGuard(options: CreateAddressGuardOptions, deps: Add
   const exceptions = compileAddressExceptions(options);
   const staticHosts = new Map(options.staticHosts ?? []);
   for (const [host, addresses] of staticHosts) {
-    for (const a of addresses) if (canonicalIp(a) === undefined) throw new Error(`staticHosts[${host}]: invalid address ${a}`);
+    for (const a of addresses) if (parseIp(a) === undefined) throw new Error(`staticHosts[${host}]: invalid address ${a} (IPv4 as four decimal parts)`);
   }
   const lookup = deps.lookup ?? (options.resolver ? serverLookup(options.resolver) : systemLookup);
+  const dnsTimeoutMs = options.dnsTimeoutMs ?? DEFAULTS.egressLimits.dnsTimeoutMs;
   const classify = (ip: string): AddressClassification => classifyAddress(ip, exceptions);
 
   async function lookupWithTimeout(host: string): Promise<LookupOutcome> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<LookupOutcome>((resolve) => {
-      timer = setTimeout(() => resolve({ error: dnsTimeout() }), options.dnsTimeoutMs);
+      timer = setTimeout(() => resolve({ error: dnsTimeout() }), dnsTimeoutMs);
     });
     const answer = lookup(host).then(
       (found): LookupOutcome => ({ addresses: found.map((a) => a.address) }),

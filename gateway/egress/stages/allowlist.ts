@@ -4,12 +4,12 @@
 // Order: global deny → rules that list the destination → `dry-run` rules of the caller → default deny.
 // Global deny wins over everything, including a rule that names the host: unlike Smokescreen, where a role's own
 // `allowed_domains` beat `global_deny_list`, a deny here is a guarantee an allow elsewhere cannot undo.
+import { DEFAULTS } from '../../config/defaults.js';
 import type { EgressAllowRule, EgressDenyRule } from '../../config/egress-schema.js';
-import { canonicalHost, type Destination } from '../destination.js';
-import { inRanges, parseCidr, parseIp, type IpRange } from '../ip.js';
+import { canonicalHostPattern } from '../../core/net/host.js';
+import { ipMatcher, notAnIpOrCidr, parseCidr, parseIp, type IpMatcher, type IpRange } from '../../core/net/ip.js';
+import type { Destination } from '../destination.js';
 import type { Identity } from './identify.js';
-
-export const DEFAULT_PORTS: readonly number[] = [80, 443];
 
 export type AllowlistReason = 'allowed_by_rule' | 'dry_run_would_deny' | 'denied_by_rule' | 'no_rule_matched';
 
@@ -33,7 +33,7 @@ interface HostMatcher {
   exact: ReadonlySet<string>;
   /** `.example.com` for `*.example.com`: a strict suffix, so the apex never matches (Smokescreen glob semantics). */
   suffixes: readonly string[];
-  cidrs: readonly IpRange[];
+  cidrs: IpMatcher;
 }
 
 interface CompiledRule {
@@ -50,26 +50,26 @@ function compileHosts(where: string, hosts: readonly string[] = [], cidrs: reado
   const exact = new Set<string>();
   const suffixes: string[] = [];
   for (const pattern of hosts) {
-    const wildcard = pattern.startsWith('*.');
-    const canonical = canonicalHost(wildcard ? pattern.slice(2) : pattern);
+    const canonical = canonicalHostPattern(pattern);
     if (canonical === undefined) throw new Error(`${where}: invalid host ${JSON.stringify(pattern)}`);
     // Host patterns match names; an IP literal here would silently never match an address spelled differently.
     if (canonical.isIp) throw new Error(`${where}: ${JSON.stringify(pattern)} is an address, list it under cidrs`);
-    if (wildcard) suffixes.push(`.${canonical.host}`);
+    if (canonical.wildcard) suffixes.push(canonical.host.slice(1));
     else exact.add(canonical.host);
   }
-  const ranges = cidrs.map((c) => {
+  const ranges: IpRange[] = cidrs.map((c) => {
     const range = parseCidr(c);
-    if (range === undefined) throw new Error(`${where}: invalid cidr ${JSON.stringify(c)}`);
+    if (range === undefined) throw new Error(`${where}: ${notAnIpOrCidr(c)}`);
     return range;
   });
-  return { exact, suffixes, cidrs: ranges };
+  return { exact, suffixes, cidrs: ipMatcher(ranges) };
 }
 
 function matchesDestination(m: HostMatcher, dest: Destination): boolean {
   if (dest.isIp) {
+    // `dest.host` is canonical text, which the strict parser always reads.
     const ip = parseIp(dest.host);
-    return ip !== undefined && inRanges(ip, m.cidrs);
+    return ip !== undefined && m.cidrs(ip);
   }
   return m.exact.has(dest.host) || m.suffixes.some((s) => dest.host.endsWith(s));
 }
@@ -88,20 +88,15 @@ function compileIdentities(where: string, patterns: readonly string[]): (identit
 }
 
 export function createAllowlist(options: AllowlistOptions): Allowlist {
-  const names = new Set<string>();
-  const unique = (name: string): string => {
-    if (names.has(name)) throw new Error(`egress rule name ${JSON.stringify(name)} is used twice`);
-    names.add(name);
-    return name;
-  };
+  // Rule names are unique across allow and deny: the config loader checks that, with the place of both definitions.
   const compile = (kind: string, r: EgressAllowRule | EgressDenyRule, identities?: readonly string[]): CompiledRule => {
     const where = `egress.${kind}[${r.name}]`;
     if (!r.hosts?.length && !r.cidrs?.length) throw new Error(`${where}: needs hosts or cidrs`);
     return {
-      name: unique(r.name),
+      name: r.name,
       matchesIdentity: identities ? compileIdentities(where, identities) : () => true,
       dest: compileHosts(where, r.hosts, r.cidrs),
-      ports: r.ports ? new Set(r.ports) : identities ? new Set(DEFAULT_PORTS) : undefined,
+      ports: r.ports ? new Set(r.ports) : identities ? new Set(DEFAULTS.egressPorts) : undefined,
       dryRun: 'mode' in r && (r.mode === 'dry-run' || r.mode === 'report'),
     };
   };

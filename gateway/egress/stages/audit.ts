@@ -88,12 +88,12 @@ export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
       failed = true;
       deps.logger.error({ event: LOG_EVENTS.AUDIT_SINK_FAILED, err, file }, 'egress audit file failed');
     });
-    return createLogger('info', destination, { isoTime: true });
+    return createLogger('info', destination);
   }
 
   return {
     record(r) {
-      deps.metrics?.egress(r.host ?? '', r.allow ? 'allow' : 'deny');
+      deps.metrics?.egress(r.host ?? '', r.allow ? 'allow' : 'deny', r.code ?? 'ok', r.bytesIn ?? 0, r.bytesOut ?? 0);
       const line = { event: LOG_EVENTS.EGRESS_DECISION, ...r };
       const level = r.alert ? 'warn' : 'info';
       deps.logger[level](line, 'egress decision');

@@ -9,7 +9,7 @@ import { spiffeIdFromCertificate } from '../../../certs/spiffe-id.js';
 import { GatewayError } from '../../core/errors.js';
 import { countHeader } from '../../core/raw-headers.js';
 import type { JwtAuthn } from '../../jwt/verifier.js';
-import { inRanges, parseCidr, parseIp, unmapped } from '../ip.js';
+import { ipMatcher, notAnIpOrCidr, parseCidr, parseIp, type IpRange } from '../../core/net/ip.js';
 
 export type Identity =
   | { kind: 'spiffe'; principal: string }
@@ -73,11 +73,13 @@ export function createIdentify(options: IdentifyOptions, deps: IdentifyDeps = {}
     if (name === ANONYMOUS.principal) throw new Error('sourceIdentities: "anonymous" is reserved');
     return {
       name,
-      ranges: cidrs.map((c) => {
-        const range = parseCidr(c);
-        if (range === undefined) throw new Error(`sourceIdentities[${name}]: invalid cidr ${JSON.stringify(c)}`);
-        return range;
-      }),
+      matches: ipMatcher(
+        cidrs.map((c): IpRange => {
+          const range = parseCidr(c);
+          if (range === undefined) throw new Error(`sourceIdentities[${name}]: ${notAnIpOrCidr(c)}`);
+          return range;
+        }),
+      ),
     };
   });
 
@@ -89,11 +91,10 @@ export function createIdentify(options: IdentifyOptions, deps: IdentifyDeps = {}
       if (socket.getPeerCertificate()?.raw !== undefined) return ANONYMOUS;
     }
     if (sources.length === 0) return ANONYMOUS;
-    const remote = socket.remoteAddress === undefined ? undefined : parseIp(socket.remoteAddress);
-    if (remote === undefined) return ANONYMOUS;
-    // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`.
-    const ip = unmapped(remote);
-    const match = sources.find((s) => inRanges(ip, s.ranges));
+    // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`, which parseIp reads as the IPv4 address.
+    const ip = socket.remoteAddress === undefined ? undefined : parseIp(socket.remoteAddress);
+    if (ip === undefined) return ANONYMOUS;
+    const match = sources.find((s) => s.matches(ip));
     return match ? { kind: 'source', principal: match.name } : ANONYMOUS;
   };
 }

@@ -34,9 +34,9 @@ export function createAuthzStage(policies: CompiledPolicySet, deps: { logger: Lo
       if (decision.audit.length > 0) {
         deps.logger.info({ event: LOG_EVENTS.AUTHZ_AUDIT, requestId, route, audit: decision.audit });
       }
-      deps.metrics?.authz(decision.policy ?? decision.reason, decision.allowed ? 'allow' : 'deny');
+      deps.metrics?.authz(decision.policy ?? '', decision.allowed ? 'allow' : 'deny', decision.reason);
       if (decision.shadowAllowed !== decision.allowed) {
-        deps.metrics?.authz(decision.shadowPolicy ?? decision.shadowReason, decision.shadowAllowed ? 'would_allow' : 'would_deny');
+        deps.metrics?.authz(decision.shadowPolicy ?? '', decision.shadowAllowed ? 'would_allow' : 'would_deny', decision.shadowReason);
       }
       if (!decision.allowed) throw new GatewayError('GW_AUTHZ_DENIED', describe(decision));
       return decision;

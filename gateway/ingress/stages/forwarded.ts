@@ -1,7 +1,7 @@
 // X-Forwarded-* and the client address. Incoming X-Forwarded-For is believed only when the TCP peer is
 // a configured trusted proxy (oauth2-proxy GHSA-7x63-xv5r-3p2x, Envoy CVE-2024-45806); the client is
 // then the right-most address that is not itself a trusted proxy. Otherwise the peer is the client.
-import { compileIpMatcher, parseIp } from '../../../policies/match.js';
+import { compileIpMatcher, parseIp, type IpMatcher } from '../../core/net/ip.js';
 import type { OutgoingHeaders } from './sanitize-headers.js';
 
 /** Where a request came from, worked out once per request. */
@@ -18,10 +18,15 @@ export interface ForwardedStage {
   apply(out: OutgoingHeaders, forwarded: ForwardedFor, host: string, port: number): void;
 }
 
-export function createForwardedStage(trustedProxies: readonly string[]): ForwardedStage {
+/** The trusted-proxy matcher; each bad entry adds a `trustedProxies[i]: …` problem (the config loader locates them). */
+export function compileTrustedProxies(trustedProxies: readonly string[], problems: string[]): IpMatcher {
   // The policy engine's matcher: compiled once, and fast on the per-request dotted-quad path.
+  return compileIpMatcher(trustedProxies, 'trustedProxies', problems);
+}
+
+export function createForwardedStage(trustedProxies: readonly string[]): ForwardedStage {
   const problems: string[] = [];
-  const isTrustedProxy = compileIpMatcher(trustedProxies, 'trustedProxies', problems);
+  const isTrustedProxy = compileTrustedProxies(trustedProxies, problems);
   if (problems.length > 0) throw new Error(problems.join('; '));
   const trusted = (ip: string): boolean => {
     const addr = parseIp(ip);

@@ -6,7 +6,7 @@ import { GatewayError } from '../../core/errors.js';
 import { countHeader } from '../../core/raw-headers.js';
 import type { Request } from '../exchange.js';
 import type { VirtualHost } from '../runtime.js';
-import { canonicalHost, type HostIndex } from '../tls/host-index.js';
+import { authorityHost, type HostIndex } from '../tls/host-index.js';
 
 /** Returns the canonical host of the request, or throws the refusal. */
 export function checkHost(req: Request, hosts: HostIndex<VirtualHost>, vhost: VirtualHost): string {
@@ -28,5 +28,6 @@ function requestHost(req: Request): string {
   if (req.headers[':authority'] && req.headers.host && req.headers.host !== authority) {
     throw new GatewayError('GW_REQUEST_MALFORMED', 'host_authority_mismatch');
   }
-  return canonicalHost(authority);
+  // A Host that is no valid name or address is owned by no virtual host: 404 below, like any unknown name.
+  return authorityHost(authority) ?? '';
 }

@@ -1,7 +1,19 @@
 // Route selection: the first route, in config order, whose host, method and path all match.
 // Path prefixes match whole segments (Gateway API PathPrefix: `/api` matches `/api` and `/api/x`, not
 // `/apix`), always against the normalized path, so routing and authorization see the same path.
+//
+// Case (`pathCase`): a backend that folds case (IIS, Express by default, Spring with some settings) reads
+// `/API/INTERNAL` as `/api/internal`, so a route matched case-sensitively could hand that request to a
+// lesser route (`/api`) or a catch-all. Unless `pathCase` says otherwise, a route is selected by both
+// readings: the request goes to the route both agree on, to the folded match when no route matches as
+// written, and is refused (`path_case_ambiguous`) when the two readings pick different routes.
+import type { IncomingHttpHeaders } from 'node:http';
+import { RELAXED_REASONS, relaxationsOf, type NormalizedTarget } from '../../../policies/path.js';
 import type { RouteConfig } from '../../config/schema.js';
+import { GatewayError } from '../../core/errors.js';
+import { routePathOptions } from './normalize-path.js';
+
+export type PathCase = 'sensitive' | 'insensitive';
 
 export interface CompiledRoute {
   readonly name: string;
@@ -11,17 +23,45 @@ export interface CompiledRoute {
   readonly timeoutMs: number;
   /** Name of the rate limit applied after authorization, if any. */
   readonly rateLimit: string | undefined;
-  matches(vhost: string, method: string, path: string): boolean;
+  /** How policies compare paths for this route; undefined is the default (DENY folds, ALLOW does not). */
+  readonly pathCase: PathCase | undefined;
+  /** `RELAXED` bits of the path readings this route opted into. */
+  readonly relaxations: number;
+  /** Whether the route's own path has upper-case letters (folding can then change which route matches). */
+  readonly upperCaseInPath: boolean;
+  /** Request-line override headers this route forwards. */
+  readonly overrideHeaders: ReadonlySet<string> | undefined;
+  /** Host and method. */
+  accepts(vhost: string, method: string): boolean;
+  /**
+   * The method the backend will execute, which is what policies must see: the value of a method-override
+   * header the route allows, else `method`. Throws on a malformed or conflicting override, or one the route's
+   * `match.methods` does not list.
+   */
+  effectiveMethod(method: string, headers: IncomingHttpHeaders): string;
+  /** The path as the route's case rule reads it first (`lower` is `path` lower-cased). */
+  matchesPath(path: string, lower: string): boolean;
+  /** The path read with case folded, unless the route is `sensitive`. */
+  matchesFolded(path: string, lower: string): boolean;
 }
 
 export interface RouteTable {
-  select(vhost: string, method: string, path: string): CompiledRoute | undefined;
+  /** The route, or undefined (404); throws GW_PATH_REJECTED when the path is ambiguous or needs an opt-out the route lacks. */
+  select(vhost: string, method: string, target: NormalizedTarget): CompiledRoute | undefined;
 }
 
-export function compileRoute(route: RouteConfig, defaults: { maxBodyBytes: number; timeoutMs: number }): CompiledRoute {
+export interface RouteDefaults {
+  maxBodyBytes: number;
+  timeoutMs: number;
+  pathCase?: PathCase | undefined;
+}
+
+export function compileRoute(route: RouteConfig, defaults: RouteDefaults): CompiledRoute {
   const hosts = route.match.hosts ? new Set(route.match.hosts) : undefined;
   const methods = route.match.methods ? new Set(route.match.methods) : undefined;
-  const matchPath = compilePathMatch(route.match.path);
+  const pathCase = route.pathCase ?? defaults.pathCase;
+  const exact = compilePathMatch(route.match.path);
+  const folded = compilePathMatch(foldMatch(route.match.path));
   return Object.freeze({
     name: route.name,
     upstream: route.upstream,
@@ -29,9 +69,42 @@ export function compileRoute(route: RouteConfig, defaults: { maxBodyBytes: numbe
     maxBodyBytes: route.maxBodyBytes ?? defaults.maxBodyBytes,
     timeoutMs: route.timeoutMs ?? defaults.timeoutMs,
     rateLimit: route.rateLimit,
-    matches: (vhost: string, method: string, path: string) =>
-      (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)) && matchPath(path),
+    pathCase,
+    relaxations: relaxationsOf(routePathOptions(route)),
+    upperCaseInPath: route.match.path !== undefined && hasUpper('exact' in route.match.path ? route.match.path.exact : route.match.path.prefix),
+    overrideHeaders: route.allowOverrideHeaders ? new Set<string>(route.allowOverrideHeaders) : undefined,
+    accepts: (vhost: string, method: string) => (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)),
+    effectiveMethod: compileMethodOverride(route.allowOverrideHeaders, methods),
+    matchesPath: pathCase === 'insensitive' ? (_: string, lower: string) => folded(lower) : (path: string) => exact(path),
+    matchesFolded: pathCase === 'sensitive' ? (path: string) => exact(path) : (_: string, lower: string) => folded(lower),
   });
+}
+
+const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+const METHOD = /^[A-Z]{1,20}$/;
+
+function compileMethodOverride(allowed: readonly string[] | undefined, methods: ReadonlySet<string> | undefined): CompiledRoute['effectiveMethod'] {
+  const names = METHOD_OVERRIDE_HEADERS.filter((name) => allowed?.includes(name));
+  if (names.length === 0) return (method) => method;
+  return (method, headers) => {
+    let override: string | undefined;
+    for (const name of names) {
+      const value = headers[name];
+      if (value === undefined) continue;
+      // A repeated header arrives joined (`GET, DELETE`) and fails the pattern: which one would the backend take?
+      if (typeof value !== 'string' || !METHOD.test(value) || (override !== undefined && override !== value)) {
+        throw new GatewayError('GW_REQUEST_MALFORMED', 'method_override');
+      }
+      override = value;
+    }
+    if (override !== undefined && methods && !methods.has(override)) throw new GatewayError('GW_METHOD_NOT_ALLOWED', 'method_override');
+    return override ?? method;
+  };
+}
+
+function foldMatch(match: RouteConfig['match']['path']): RouteConfig['match']['path'] {
+  if (!match) return match;
+  return 'exact' in match ? { exact: match.exact.toLowerCase() } : { prefix: match.prefix.toLowerCase() };
 }
 
 function compilePathMatch(match: RouteConfig['match']['path']): (path: string) => boolean {
@@ -45,11 +118,44 @@ function compilePathMatch(match: RouteConfig['match']['path']): (path: string) =
   return (path) => path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47);
 }
 
+const CASE_AMBIGUOUS = 'path_case_ambiguous';
+
 export function createRouteTable(routes: readonly CompiledRoute[]): RouteTable {
-  return {
-    select(vhost, method, path) {
-      for (const route of routes) if (route.matches(vhost, method, path)) return route;
+  // With lower-case route paths (the usual config), a path without upper-case letters reads the same
+  // folded, so one pass decides.
+  const upperInRoutes = routes.some((r) => r.upperCaseInPath);
+  const pick = (vhost: string, method: string, path: string): CompiledRoute | undefined => {
+    const upper = hasUpper(path);
+    const lower = upper ? path.toLowerCase() : path;
+    if (!upper && !upperInRoutes) {
+      for (const route of routes) if (route.accepts(vhost, method) && route.matchesPath(path, lower)) return route;
       return undefined;
+    }
+    let asWritten: CompiledRoute | undefined;
+    let folded: CompiledRoute | undefined;
+    for (const route of routes) {
+      if (!route.accepts(vhost, method)) continue;
+      asWritten ??= route.matchesPath(path, lower) ? route : undefined;
+      folded ??= route.matchesFolded(path, lower) ? route : undefined;
+      if (asWritten && folded) break;
+    }
+    if (asWritten && folded && asWritten !== folded) throw new GatewayError('GW_PATH_REJECTED', CASE_AMBIGUOUS);
+    return asWritten ?? folded;
+  };
+  return {
+    select(vhost, method, target) {
+      const route = pick(vhost, method, target.path);
+      const missing = route ? target.relaxed & ~route.relaxations : 0;
+      if (missing !== 0) throw new GatewayError('GW_PATH_REJECTED', RELAXED_REASONS.find(([bit]) => (missing & bit) !== 0)![1]);
+      return route;
     },
   };
+}
+
+function hasUpper(path: string): boolean {
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) return true;
+  }
+  return false;
 }

@@ -3,7 +3,8 @@
 // the gateway's own headers to that set, after hop-by-hop processing, so a client's `Connection:` list
 // can never remove them (CVE-2024-45410).
 import type { IncomingHttpHeaders } from 'node:http';
-import { connectionListed, HOP_BY_HOP_HEADERS } from '../../core/hop-by-hop.js';
+import { REQUEST_LINE_OVERRIDE_HEADERS } from '../../config/schema.js';
+import { hopByHop } from '../../core/net/hop-by-hop.js';
 
 export type OutgoingHeaders = Record<string, string | string[]>;
 
@@ -19,9 +20,19 @@ const GATEWAY_SET = [
   'x-request-id',
 ];
 
+/**
+ * Headers that make a backend framework serve another path or method than the one routed and authorized
+ * (`X-Original-URL: /admin` on a request for `/public`, `X-HTTP-Method-Override: DELETE` on a GET): the
+ * policy never saw what the backend executes, so they pass only where a route allows one by name.
+ */
+const OVERRIDES: ReadonlySet<string> = new Set(REQUEST_LINE_OVERRIDE_HEADERS);
+
 export interface HeaderSanitizer {
-  /** Returns the headers to forward; `host` and pseudo-headers are left for the route stage to set. */
-  sanitize(headers: IncomingHttpHeaders): OutgoingHeaders;
+  /**
+   * Returns the headers to forward; `host` and pseudo-headers are left for the route stage to set.
+   * `allowedOverrides`: the request-line override headers the route lets through.
+   */
+  sanitize(headers: IncomingHttpHeaders, allowedOverrides?: ReadonlySet<string>): OutgoingHeaders;
 }
 
 /**
@@ -29,19 +40,19 @@ export interface HeaderSanitizer {
  *   the route, so no route can receive a client-forged identity header.
  */
 export function createHeaderSanitizer(managed: readonly string[]): HeaderSanitizer {
-  const dropped = new Set<string>([...HOP_BY_HOP_HEADERS, ...GATEWAY_SET, 'host', ...managed.map((h) => h.toLowerCase())]);
+  const dropped = new Set<string>([...GATEWAY_SET, 'host', ...managed.map((h) => h.toLowerCase())]);
   return {
-    sanitize(headers) {
+    sanitize(headers, allowedOverrides) {
       const out: OutgoingHeaders = {};
-      const listed = connectionListed(headers.connection);
+      const isHopByHop = hopByHop(headers.connection);
       for (const name in headers) {
         const value = headers[name];
-        if (value === undefined || dropped.has(name) || name.charCodeAt(0) === 58 /* ':' pseudo-header */) continue;
+        if (value === undefined || dropped.has(name) || isHopByHop(name) || name.charCodeAt(0) === 58 /* ':' pseudo-header */) continue;
         if (name.startsWith('x-portcullis-')) continue;
         // Dropped like nginx's default: `x_forwarded_for` reaches some frameworks as `x-forwarded-for`
         // (CVE-2025-64484), so no underscore spelling of any header may pass.
         if (name.includes('_')) continue;
-        if (listed?.has(name)) continue;
+        if (OVERRIDES.has(name) && !allowedOverrides?.has(name)) continue;
         out[name] = value;
       }
       // `TE: trailers` is the one hop-by-hop value that must pass: gRPC depends on it.

@@ -1,22 +1,15 @@
 // Host name → value lookup shared by SNI routing and the Host check, built once per config.
 // Exact names win over wildcards; a wildcard `*.example.com` matches names of any depth below
 // example.com but never the apex (Gateway API Listener.hostname), and the longest wildcard wins.
+import { canonicalHost, canonicalHostPattern, splitAuthority } from '../../core/net/host.js';
 
 export interface HostIndex<T> {
   lookup(name: string): T | undefined;
 }
 
-/** Lower case, trailing dot and port removed: the one canonical spelling of a host everywhere. */
-export function canonicalHost(host: string): string {
-  let h = host;
-  if (h.startsWith('[')) {
-    const end = h.indexOf(']');
-    return (end > 0 ? h.slice(0, end + 1) : h).toLowerCase();
-  }
-  const colon = h.lastIndexOf(':');
-  if (colon !== -1) h = h.slice(0, colon);
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  return h.toLowerCase();
+/** The canonical host of an authority (`host[:port]`), as lookups take it; undefined when it is no host at all. */
+export function authorityHost(authority: string): string | undefined {
+  return canonicalHost(splitAuthority(authority).host)?.host;
 }
 
 export function createHostIndex<T>(entries: readonly { hostnames: readonly string[]; value: T }[]): HostIndex<T> {
@@ -24,7 +17,8 @@ export function createHostIndex<T>(entries: readonly { hostnames: readonly strin
   const wildcards = new Map<string, T>(); // key: suffix including the leading dot
   for (const { hostnames, value } of entries) {
     for (const raw of hostnames) {
-      const name = canonicalHost(raw);
+      // The schema admits only valid names and patterns; the raw spelling is a fallback that never matches.
+      const name = canonicalHostPattern(raw)?.host ?? raw;
       if (name.startsWith('*.')) wildcards.set(name.slice(1), value);
       else exact.set(name, value);
     }

@@ -35,11 +35,17 @@ export interface TerminateOptions {
   idleTimeoutMs: number;
   maxHeaderBytes: number;
   maxHeaders: number;
+  /** HTTP/2: streams a client may have open at once, and still in the pipeline (reset ones included). */
+  maxConcurrentStreams: number;
+  /** HTTP/2: streams a client may reset in one second before its connection gets GOAWAY. */
+  maxStreamResetsPerSecond: number;
   /** Keys for stateless session resumption, shared by every host of the process. */
   ticketKeys: Buffer;
   /** SPIFFE checks (trust-domain isolation, revocation) on client certificates, at each handshake. */
   verifyPeer?: SpiffePeerVerifier;
   onPeerRefused?(reason: string, socket: TLSSocket): void;
+  /** A handshake that failed (no shared cipher or version, bad client certificate, timeout, reset). */
+  onHandshakeFailed?(reason: string): void;
 }
 
 export type RequestHandler = (
@@ -59,11 +65,16 @@ export function secureContextOptions(options: TerminateOptions): SecureContextOp
   };
 }
 
-const headersTimeouts = new WeakMap<http2.Http2SecureServer, number>();
+/** The per-connection limits the connection tracker enforces for a terminating server. */
+export type ConnectionLimits = Pick<TerminateOptions, 'headersTimeoutMs' | 'maxConcurrentStreams' | 'maxStreamResetsPerSecond'>;
 
-/** The HTTP/1.1 headers timeout a terminating server was created with (enforced by the connection tracker). */
-export function headersTimeoutOf(server: http2.Http2SecureServer): number {
-  return headersTimeouts.get(server) ?? 10_000;
+const connectionLimits = new WeakMap<http2.Http2SecureServer, ConnectionLimits>();
+
+/** The limits a terminating server was created with. */
+export function connectionLimitsOf(server: http2.Http2SecureServer): ConnectionLimits {
+  const limits = connectionLimits.get(server);
+  if (!limits) throw new Error('not a terminating server');
+  return limits;
 }
 
 /** The server answers nothing until the caller attaches the pipeline's 'request' handler. */
@@ -82,13 +93,15 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
       handshakeTimeout: options.handshakeTimeoutMs,
       maxHeaderListPairs: options.maxHeaders,
       maxSessionMemory: 32,
-      settings: { maxConcurrentStreams: 128, maxHeaderListSize: options.maxHeaderBytes },
+      settings: { maxConcurrentStreams: options.maxConcurrentStreams, maxHeaderListSize: options.maxHeaderBytes },
       // Applies to the HTTP/1.1 connections of allowHTTP1 (llhttp answers 431 past it).
       maxHeaderSize: options.maxHeaderBytes,
     } as http2.SecureServerOptions,
   );
   server.on('clientError', answerParseError);
-  headersTimeouts.set(server, options.headersTimeoutMs);
+  server.on('tlsClientError', (err: Error & { code?: string }) => options.onHandshakeFailed?.(handshakeFailureReason(err)));
+  const { headersTimeoutMs, maxConcurrentStreams, maxStreamResetsPerSecond } = options;
+  connectionLimits.set(server, { headersTimeoutMs, maxConcurrentStreams, maxStreamResetsPerSecond });
   if (options.clientAuth !== 'none') {
     server.on('secureConnection', (socket: TLSSocket) => {
       const verdict = judgePeer(socket, options.verifyPeer);
@@ -102,6 +115,15 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
   // With no 'timeout' listener Node destroys the idle HTTP/2 session or HTTP/1.1 socket itself.
   server.setTimeout(options.idleTimeoutMs);
   return server;
+}
+
+/**
+ * A short, stable name for a failed handshake, from Node's error code: `ERR_SSL_NO_SHARED_CIPHER` →
+ * `no_shared_cipher`, `ERR_TLS_HANDSHAKE_TIMEOUT` → `handshake_timeout`, `ECONNRESET` → `econnreset`. OpenSSL's
+ * reasons are a fixed list, so the label's values stay few.
+ */
+export function handshakeFailureReason(err: { code?: string }): string {
+  return (err.code ?? 'unknown').replace(/^ERR_(SSL_|TLS_)?/, '').toLowerCase();
 }
 
 /**

@@ -1,16 +1,16 @@
 // The hop into the mesh: the request as the gateway vouches for it (client headers sanitized, token
 // removed unless forwarded, claim and forwarded headers set, the normalized path), sent to the route's
 // upstream pool, and the answer streamed back.
-import { Transform, type Readable } from 'node:stream';
 import { GatewayError } from '../../core/errors.js';
-import { HOP_BY_HOP_HEADERS } from '../../core/hop-by-hop.js';
+import { hopByHop } from '../../core/net/hop-by-hop.js';
 import type { Exchange, Request, Response } from '../exchange.js';
 import type { IngressRuntime } from '../runtime.js';
 import type { AuthnResult } from '../../jwt/verifier.js';
 import type { ForwardedFor } from '../stages/forwarded.js';
 import type { CompiledRoute } from '../stages/route.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
-import type { FlowControl, ResponseSink } from './clients.js';
+import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink } from './clients.js';
+import { hasBody, readRequestBody } from './request-body.js';
 import { UPSTREAM_IDENTITY_ERROR } from './tls-identity.js';
 
 export interface ForwardInput {
@@ -22,14 +22,19 @@ export interface ForwardInput {
   host: string;
   forwarded: ForwardedFor;
   port: number;
+  timeouts: { requestMs: number; bodyIdleMs: number; writeIdleMs: number };
+  /** The request's life: aborted when the client leaves or a deadline runs out, with the reason. */
+  life: AbortController;
 }
 
 export async function forward(req: Request, res: Response, rt: IngressRuntime, input: ForwardInput, ex: Exchange): Promise<void> {
-  const { route, authn } = input;
+  const { route, authn, life } = input;
+  const { signal } = life;
   const client = rt.upstreams.get(route.upstream);
   if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
   ex.upstream = client.name;
-  const headers = rt.sanitizer.sanitize(req.headers);
+  ex.upstreamAddress = client.address;
+  const headers = rt.sanitizer.sanitize(req.headers, route.overrideHeaders);
   for (const name of authn.removeHeaders) delete headers[name];
   if (authn.removeCookies.length > 0) removeCookies(headers, authn.removeCookies);
   Object.assign(headers, authn.setHeaders);
@@ -37,11 +42,19 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   headers['x-request-id'] = ex.id;
   headers.host = requestAuthority(req);
   const query = authn.removeParams.length > 0 ? removeParams(input.query, authn.removeParams) : input.query;
-  const body = hasBody(req) ? limitBody(req, route.maxBodyBytes, ex) : null;
+  const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers };
+  const body = hasBody(req) ? await readRequestBody(req, limits, ex, life) : null;
+  // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
+  signal.throwIfAborted();
   try {
-    await client.exchange({ method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs }, relayTo(res, ex, client.trailers));
+    const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life);
+    await client.exchange({ method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal }, sink);
   } catch (err) {
-    throw body?.errored instanceof GatewayError ? body.errored : upstreamError(err);
+    if (signal.aborted) throw signal.reason;
+    if (err instanceof GatewayError) throw err;
+    const failure = upstreamError(err);
+    // Once the answer has started, the client must see a broken response, never a clean but short one.
+    throw ex.status === undefined ? failure : new GatewayError('GW_UPSTREAM_TRUNCATED', failure.reason ?? failure.code.toLowerCase());
   }
 }
 
@@ -49,30 +62,16 @@ function requestAuthority(req: Request): string {
   return (req.headers[':authority'] ?? req.headers.host) as string;
 }
 
-function hasBody(req: Request): boolean {
-  if ('stream' in req) return !req.stream.endAfterHeaders;
-  const length = req.headers['content-length'];
-  return length !== undefined ? length !== '0' : req.headers['transfer-encoding'] !== undefined;
-}
-
-/** Counts body bytes as they stream and cuts the request at the route's limit (413). */
-function limitBody(req: Request, max: number, ex: Exchange): Readable {
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      ex.bytesIn += chunk.length;
-      if (ex.bytesIn > max) done(new GatewayError('GW_BODY_TOO_LARGE'));
-      else done(null, chunk);
-    },
-  });
-  req.on('error', (err) => counter.destroy(err));
-  req.pipe(counter);
-  return counter;
-}
-
-/** The client's response as the sink of the upstream's answer: headers, body with backpressure, trailers. */
-function relayTo(res: Response, ex: Exchange, trailers: boolean): ResponseSink {
+/**
+ * The client's response as the sink of the upstream's answer: headers, body with backpressure, trailers.
+ * A client that stops reading pauses the upstream, and is cut (freeing the upstream) if it has not drained
+ * within `writeIdleMs`.
+ */
+function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: number, life: AbortController): ResponseSink {
   let declared = -1;
   let control: FlowControl | undefined;
+  let stalled: NodeJS.Timeout | undefined;
+  const cut = () => life.abort(new GatewayError('GW_CLIENT_CANCELLED', 'write_timeout'));
   return {
     start(statusCode, headers, flow) {
       control = flow;
@@ -80,25 +79,30 @@ function relayTo(res: Response, ex: Exchange, trailers: boolean): ResponseSink {
       // Headers are set, not written: they leave with the first body byte or with the end, so an empty
       // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
       res.statusCode = statusCode;
+      const isHopByHop = hopByHop(headers.connection);
       for (const name in headers) {
         const value = headers[name];
-        if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) res.setHeader(name, value);
+        if (value !== undefined && !isHopByHop(name)) res.setHeader(name, value);
       }
       // A body that arrives whole (the common small answer) leaves with the headers and the end in one
       // write; HTTP/2 answers may still have trailers to come, so they always end explicitly.
       if (!trailers) declared = Number(headers['content-length'] ?? -1);
-      res.on('drain', () => flow.resume());
-      // The client went away: stop reading from the upstream.
-      res.once('close', () => {
-        if (!res.writableFinished) flow.abort();
+      res.on('drain', () => {
+        clearTimeout(stalled);
+        flow.resume();
       });
     },
     data(chunk) {
       ex.bytesOut += chunk.length;
       if (ex.bytesOut === declared) res.end(chunk);
-      else if (!(res as NodeJS.WritableStream).write(chunk)) control?.pause();
+      else if (!(res as NodeJS.WritableStream).write(chunk)) {
+        control?.pause();
+        clearTimeout(stalled);
+        stalled = setTimeout(cut, writeIdleMs);
+      }
     },
     end(trailerHeaders) {
+      clearTimeout(stalled);
       if (trailerHeaders) res.addTrailers(trailerHeaders as Record<string, string>);
       if (!res.writableEnded) res.end();
     },
@@ -110,7 +114,7 @@ function upstreamError(err: unknown): GatewayError {
   const code = e.code ?? e.cause?.code ?? '';
   if (code === UPSTREAM_IDENTITY_ERROR) return new GatewayError('GW_UPSTREAM_IDENTITY', e.reason);
   if (/CERT|SELF_SIGNED|ERR_TLS|UNABLE_TO_VERIFY/.test(code)) return new GatewayError('GW_UPSTREAM_IDENTITY', code.toLowerCase());
-  if (/TIMEOUT/i.test(code) || /Timeout/.test(e.name ?? '')) return new GatewayError('GW_UPSTREAM_TIMEOUT');
+  if (code === UPSTREAM_TIMEOUT || /TIMEOUT/i.test(code) || /Timeout/.test(e.name ?? '')) return new GatewayError('GW_UPSTREAM_TIMEOUT');
   return new GatewayError('GW_UPSTREAM_UNAVAILABLE', code ? code.toLowerCase() : undefined);
 }
 

@@ -112,6 +112,10 @@ NetworkPolicies pointing at ports nothing listens on, so rendering stops with th
 {{- if ne (int $egress.listener.port) (int .Values.ports.egress) }}
 {{- fail "config.egress.listener.port must equal ports.egress" }}
 {{- end }}
+{{- /* `required` lets an empty list through: an egress NetworkPolicy for no namespace would guard nothing. */}}
+{{- if and .Values.egress.networkPolicy.enabled (empty .Values.egress.networkPolicy.workloadNamespaces) }}
+{{- fail "egress.networkPolicy.workloadNamespaces must name the namespaces that use the egress proxy" }}
+{{- end }}
 {{- else if $config.egress }}
 {{- fail "config.egress is set but egress.enabled is false: the proxy would run with no Service and no NetworkPolicy" }}
 {{- end }}

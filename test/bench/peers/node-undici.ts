@@ -11,7 +11,7 @@ export const nodeUndici: PeerDriver = {
   packages: [],
   missing: () => [],
   scenarios: ['S1', 'HS', 'S4-tunnel', 'S4-new'],
-  async start({ material, upstreams }) {
+  async start({ material, upstreams, node }) {
     const ingressPort = await freePort();
     const egressPort = await freePort();
     const settings = {
@@ -23,7 +23,7 @@ export const nodeUndici: PeerDriver = {
       egressHost: EGRESS_HOST,
       egressTargetPort: upstreams.egressPort,
     };
-    const proc = start('node-undici', pinned(PROXY_CPUS, [process.execPath, '--import', 'tsx', SCRIPT]), {
+    const proc = start('node-undici', pinned(PROXY_CPUS, [node, '--import', 'tsx', SCRIPT]), {
       env: { ...process.env, BENCH_NODE_PROXY: JSON.stringify(settings) },
     });
     await waitForPort(ingressPort, proc);

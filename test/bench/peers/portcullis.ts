@@ -66,8 +66,8 @@ export function portcullisConfig(ctx: PeerContext, ports: { ingress: number; egr
 }
 
 /** The real CLI: compiled, or the sources through tsx when the build is unavailable. `root`: the checkout. */
-export function gatewayCommand(build: GatewayBuild, root = ROOT): string[] {
-  return build === 'dist' ? [process.execPath, path.join(root, 'dist/gateway/cli.js')] : [process.execPath, '--import', 'tsx', path.join(root, 'gateway/cli.ts')];
+export function gatewayCommand(build: GatewayBuild, root = ROOT, node = process.execPath): string[] {
+  return build === 'dist' ? [node, path.join(root, 'dist/gateway/cli.js')] : [node, '--import', 'tsx', path.join(root, 'gateway/cli.ts')];
 }
 
 export interface GatewayRun {
@@ -82,7 +82,7 @@ export async function startPortcullis(ctx: PeerContext, build: GatewayBuild, run
   const { nodeFlags = [], workers = 1, root = ROOT } = run;
   const ports = { ingress: await freePort(), egress: await freePort() };
   const file = ctx.material.write(`portcullis-${ports.ingress}.yaml`, stringify(portcullisConfig(ctx, ports)));
-  const [node, ...rest] = gatewayCommand(build, root);
+  const [node, ...rest] = gatewayCommand(build, root, ctx.node);
   const proc = start('portcullis', pinned(PROXY_CPUS, [node!, ...nodeFlags, ...rest, 'run', '-c', file, ...(workers > 1 ? ['--workers', String(workers)] : [])]), {
     cwd: root,
     stdoutFile: '/dev/null',

@@ -13,6 +13,7 @@ import { stringify } from 'yaml';
 import { ensureDevPki } from '../../../certs/dev-bootstrap.js';
 import { loadConfigText } from '../../../gateway/config/load.js';
 import { request } from '../../helpers/ingress.js';
+import { assertPromtoolAccepts } from '../../helpers/promtool.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const DEFAULT_YAML = path.join(ROOT, 'gateway/config/default.yaml');
@@ -120,7 +121,7 @@ describe('portcullis run --workers 2', () => {
     assert.equal((await fetch(`${admin}/healthz`)).status, 200);
   });
 
-  test('connections are spread over both workers; /metrics sums them and shows each', async () => {
+  test('connections are spread over both workers; /metrics sums them, shows each, and promtool accepts it', async (t) => {
     const [before1, before2] = await perWorker();
     for (let round = 0; round < 10; round++) {
       for (const res of await burst(20, '/public/spread')) assert.equal(res.status, 200);
@@ -129,8 +130,10 @@ describe('portcullis run --workers 2', () => {
     }
     const [w1, w2] = await perWorker();
     assert.ok(w1! > before1! && w2! > before2!, `both workers served requests (${w1}, ${w2})`);
-    const total = Number(/^portcullis_requests_total\{route="public",status="200",code="ok"\} (\d+)/m.exec(await metrics())?.[1]);
+    const page = await metrics();
+    const total = Number(/^portcullis_requests_total\{route="public",status="200",code="ok"\} (\d+)/m.exec(page)?.[1]);
     assert.equal(total, w1! + w2!);
+    assertPromtoolAccepts(t, page);
   });
 
   test('an in-memory limit of 10 per minute holds for the machine, not per worker: 10 of 20 allowed', async () => {

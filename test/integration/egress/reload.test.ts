@@ -185,7 +185,7 @@ test('the TLS proxy listener certificate counts in readiness and the expiry metr
   });
   try {
     assert.ok(ing.gateway.runtime().certificates.some((c) => c.name === 'egress'));
-    assert.match(await ing.gateway.metrics.registry.metrics(), /portcullis_certificate_expiry_seconds\{[^}]*egress[^}]*\}/);
+    assert.match(await ing.gateway.metrics.registry.metrics(), /portcullis_certificate_expiry_timestamp_seconds\{[^}]*egress[^}]*\}/);
     assert.equal(ing.gateway.ready(), true);
   } finally {
     await ing.close();

@@ -278,6 +278,25 @@ describe('JWT authentication against a real JWKS endpoint', () => {
     assert.notEqual((await a.authenticate(bearer(token))).auth, first.auth);
   });
 
+  test('each refusal is counted with the provider that refused it, or the only one it could be for, else unknown', async () => {
+    const counted: [string, string][] = [];
+    const metrics = { jwtFailure: (provider: string, reason: string) => void counted.push([provider, reason]) };
+    const other = { name: 'other', issuer: 'https://other.example', jwksUri: server.url };
+    const a = await authn({}, { metrics }, [other]);
+    await rejects(a.authenticate(bearer(await sign(ec, { iss: ISS, aud: 'nope' }))), 'GW_AUTHN_INVALID_TOKEN', 'audience_mismatch');
+    await rejects(a.authenticate(bearer(await sign(ec, { iss: 'https://evil.example' }))), 'GW_AUTHN_INVALID_TOKEN', 'issuer_unknown');
+    await rejects(a.authenticate({ ...bearer('not.a.jwt'), allowedProviders: new Set(['other']) }), 'GW_AUTHN_INVALID_TOKEN', 'token_malformed');
+    await rejects(a.authenticate({ headers: { authorization: 'Basic x' }, query: '' }), 'GW_AUTHN_INVALID_TOKEN', 'token_prefix_missing');
+    const ok = await sign(ec, { iss: ISS, aud: 'api' });
+    assert.equal((await a.authenticate(bearer(ok))).provider, 'idp');
+    assert.deepEqual(counted, [
+      ['idp', 'audience_mismatch'],
+      ['unknown', 'issuer_unknown'],
+      ['other', 'token_malformed'],
+      ['unknown', 'token_prefix_missing'],
+    ]);
+  });
+
   test('tokens never reach the log', async () => {
     const a = await authn();
     const token = await sign(ec, { iss: ISS, aud: 'other' });

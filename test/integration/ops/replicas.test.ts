@@ -53,9 +53,9 @@ describe('two gateway instances sharing Redis', () => {
     assert.ok(value(/^portcullis_requests_total\{route="public",status="429",code="GW_RATE_LIMITED"\} (\d+)/m) >= 1);
     assert.ok(value(/^portcullis_rate_limit_hits_total\{limit="per-client"\} (\d+)/m) >= 1);
     assert.equal(value(/^portcullis_redis_up (\d+)/m), 1);
-    assert.ok(value(/^portcullis_certificate_expiry_seconds\{name="mesh-svid"\} (\d+)/m) > Date.now() / 1000);
+    assert.ok(value(/^portcullis_certificate_expiry_timestamp_seconds\{name="mesh-svid"\} (\d+)/m) > Date.now() / 1000);
     assert.match(text, /^portcullis_request_duration_seconds_bucket\{le="0.005",route="public"\}/m);
-    assert.match(text, /^portcullis_authz_decisions_total\{policy="public",decision="allow"\}/m);
+    assert.match(text, /^portcullis_authz_decisions_total\{policy="public",decision="allow",reason="allowed_by_policy"\}/m);
   });
 });
 

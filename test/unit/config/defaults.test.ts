@@ -1,59 +1,105 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULTS } from '../../../gateway/config/defaults.js';
+import { readFileSync } from 'node:fs';
+import { DEFAULTS, type Defaults } from '../../../gateway/config/defaults.js';
 
 test('defaults are frozen all the way down', () => {
   assert.ok(Object.isFrozen(DEFAULTS));
   assert.ok(Object.isFrozen(DEFAULTS.jwtAlgorithms));
-  assert.ok(Object.isFrozen(DEFAULTS.egress));
+  assert.ok(Object.isFrozen(DEFAULTS.egressLimits) && Object.isFrozen(DEFAULTS.egressPorts));
   assert.ok(DEFAULTS.jwtFromHeaders.every((h) => Object.isFrozen(h)) && Object.isFrozen(DEFAULTS.jwtFromHeaders));
   assert.throws(() => {
     (DEFAULTS as { maxHeaders: number }).maxHeaders = 1_000;
   }, TypeError);
 });
 
-test('the secure defaults', () => {
-  assert.deepEqual(
-    { ...DEFAULTS, jwtAlgorithms: undefined, jwtFromHeaders: undefined },
-    {
-      listenerAddress: '0.0.0.0',
-      tlsMinVersion: 'TLSv1.2',
-      clientAuth: 'none',
-      handshakeTimeoutMs: 10_000,
-      headersTimeoutMs: 10_000,
-      requestTimeoutMs: 30_000,
-      idleTimeoutMs: 60_000,
-      maxHeaderBytes: 16 * 1024,
-      maxHeaders: 100,
-      routeMaxBodyBytes: 1024 * 1024,
-      jwtAlgorithms: undefined,
-      jwtFromHeaders: undefined,
-      jwtClockSkewSeconds: 60,
-      jwksCacheSeconds: 600,
-      jwksCooldownSeconds: 30,
-      jwksTimeoutMs: 5_000,
-      upstreamProtocol: 'http1',
-      upstreamMutualTls: true,
-      upstreamConnections: 64,
-      upstreamConnectTimeoutMs: 5_000,
-      upstreamTimeoutMs: 30_000,
-      watchIntervalMs: 1_000,
-      stateDir: '.portcullis',
-      logLevel: 'info',
-      egress: {
-        listenerAddress: '127.0.0.1',
-        clientAuth: 'required',
-        connectTimeoutMs: 10_000,
-        dnsTimeoutMs: 5_000,
-        idleTimeoutMs: 300_000,
-        firstBytesTimeoutMs: 10_000,
-        maxTunnelsPerIdentity: 256,
-        maxTunnelsPerSource: 64,
-        shutdownGraceMs: 10_000,
-        originatePort: 443,
-      },
-    },
-  );
-  // Key confusion (CVE-2015-9235): no HMAC and no `none` among the accepted algorithms by default.
+test('no HMAC and no `none` among the accepted JWT algorithms by default (key confusion, CVE-2015-9235)', () => {
   assert.ok(DEFAULTS.jwtAlgorithms.every((a) => !a.startsWith('HS') && (a as string) !== 'none'));
+});
+
+/** The Setting column of docs/configuration.md's Defaults table for each default (every key must have one). */
+const DOC_ROWS: Record<Exclude<keyof Defaults, 'egressLimits'>, string> & Record<`egressLimits.${keyof Defaults['egressLimits']}`, string> = {
+  listenerAddress: 'listener `address`',
+  tlsMinVersion: 'TLS `minVersion`',
+  clientAuth: '`clientAuth`',
+  handshakeTimeoutMs: '`timeouts.handshakeMs`',
+  headersTimeoutMs: '`timeouts.headersMs`',
+  requestTimeoutMs: '`timeouts.requestMs`',
+  bodyIdleTimeoutMs: '`timeouts.bodyIdleMs`',
+  writeIdleTimeoutMs: '`timeouts.writeIdleMs`',
+  idleTimeoutMs: '`timeouts.idleMs`',
+  maxConcurrentStreams: '`limits.maxConcurrentStreams`',
+  maxStreamResetsPerSecond: '`limits.maxStreamResetsPerSecond`',
+  upstreamMaxPendingRequests: 'upstream `maxPendingRequests`',
+  drainMs: '`shutdown.drainMs`',
+  maxHeaderBytes: '`limits.maxHeaderBytes`',
+  maxHeaders: '`limits.maxHeaders`',
+  routeMaxBodyBytes: 'route `maxBodyBytes`',
+  jwtAlgorithms: 'JWT `algorithms`',
+  jwtFromHeaders: 'JWT token location',
+  jwtClockSkewSeconds: 'JWT `clockSkewSeconds`',
+  jwksCacheSeconds: '`jwksCacheSeconds`',
+  jwksCooldownSeconds: '`jwksCooldownSeconds`',
+  jwksTimeoutMs: '`jwksTimeoutMs`',
+  jwtTokenCacheSize: '`jwtCache.maxEntries`',
+  upstreamProtocol: 'upstream `protocol`',
+  upstreamMutualTls: 'upstream `tls.mutual`',
+  upstreamConnections: 'upstream `connections`',
+  upstreamConnectTimeoutMs: 'upstream `connectTimeoutMs`',
+  upstreamTimeoutMs: 'upstream `timeoutMs`',
+  stateDir: '`stateDir`',
+  logLevel: '`log.level`',
+  watchIntervalMs: '`reload.watchIntervalMs`',
+  adminAddress: '`admin.address`',
+  adminPort: '`admin.port`',
+  redisKeyPrefix: '`redis.keyPrefix`',
+  redisConnectTimeoutMs: '`redis.connectTimeoutMs`',
+  redisCommandTimeoutMs: '`redis.commandTimeoutMs`',
+  rateLimitKey: 'rate limit `key`',
+  rateLimitFailureMode: 'rate limit `failureMode`',
+  egressListenerAddress: '`egress.listener.address`',
+  egressMaxHeaderBytes: '`egress.listener.maxHeaderBytes`',
+  egressHeadersTimeoutMs: '`egress.listener.headersTimeoutMs`',
+  egressClientAuth: '`egress.listener.tls.clientAuth`',
+  egressPorts: 'egress rule `ports`',
+  egressOriginatePort: '`egress.originate[].port`',
+  'egressLimits.connectTimeoutMs': '`egress.limits.connectTimeoutMs`',
+  'egressLimits.dnsTimeoutMs': '`egress.limits.dnsTimeoutMs`',
+  'egressLimits.idleTimeoutMs': '`egress.limits.idleTimeoutMs`',
+  'egressLimits.firstBytesTimeoutMs': '`egress.limits.firstBytesTimeoutMs`',
+  'egressLimits.maxTunnelsPerIdentity': '`egress.limits.maxTunnelsPerIdentity`',
+  'egressLimits.maxTunnelsPerSource': '`egress.limits.maxTunnelsPerSource`',
+  'egressLimits.shutdownGraceMs': '`egress.limits.shutdownGraceMs`',
+};
+
+/** How the docs write a default: durations in ms/s/min, sizes in KiB/MiB, names in backticks. */
+function docValue(key: string, value: unknown): string {
+  if (key === 'jwtAlgorithms') return 'RS/PS/ES 256–512, EdDSA';
+  if (key === 'jwtFromHeaders') {
+    const [header] = value as Defaults['jwtFromHeaders'];
+    return `\`${header?.name.replace(/^a/, 'A')}: ${header?.prefix?.trim()}\``;
+  }
+  if (Array.isArray(value)) return value.join(', ');
+  if (typeof value === 'string' || typeof value === 'boolean') return `\`${String(value)}\``;
+  const n = value as number;
+  if (key.endsWith('Ms')) return n < 1000 ? `${n} ms` : n >= 120_000 && n % 60_000 === 0 ? `${n / 60_000} min` : `${n / 1000} s`;
+  if (key.endsWith('Bytes')) return n >= 1024 * 1024 ? `${n / (1024 * 1024)} MiB` : `${n / 1024} KiB`;
+  return String(n);
+}
+
+test("docs/configuration.md's Defaults table is DEFAULTS", () => {
+  const doc = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
+  const table = doc.slice(doc.indexOf('## Defaults'), doc.indexOf('\n## ', doc.indexOf('## Defaults') + 1));
+  const rows = new Map(
+    [...table.matchAll(/^\| (.+?) \| (.+?) \| .+ \|$/gm)].filter((m) => m[1] !== 'Setting' && !m[1]!.startsWith('---')).map((m) => [m[1]!, m[2]!]),
+  );
+  const { egressLimits, ...flat } = DEFAULTS;
+  const values: [string, unknown][] = [...Object.entries(flat), ...Object.entries(egressLimits).map(([k, v]): [string, unknown] => [`egressLimits.${k}`, v])];
+  for (const [key, value] of values) {
+    const setting = DOC_ROWS[key as keyof typeof DOC_ROWS];
+    assert.ok(setting, `DOC_ROWS names no docs row for ${key}`);
+    assert.equal(rows.get(setting), docValue(key, value), `${setting} (${key})`);
+    rows.delete(setting);
+  }
+  assert.deepEqual([...rows.keys()], [], 'docs rows with no default behind them');
 });

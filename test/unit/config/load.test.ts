@@ -1,12 +1,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureDevPki } from '../../../certs/dev-bootstrap.js';
+import { configFixtures } from '../../helpers/config-material.js';
 import { ConfigError, formatIssues, loadConfigFile, loadConfigText, type ConfigIssue } from '../../../gateway/config/load.js';
 
-const fixtures = fileURLToPath(new URL('../../fixtures/config/', import.meta.url));
+const fixtures = configFixtures();
 const fixture = (name: string) => join(fixtures, name);
 
 function issuesOf(load: () => unknown): ConfigIssue[] {
@@ -74,10 +76,21 @@ const cases: { fixture: string; issues: Expected[] }[] = [
   {
     fixture: 'bad-cidr.yaml',
     issues: [
-      ['bad-cidr.yaml', 4, 5, '/trustedProxies/1', '"10.0.0.0/33" is not an IP address or CIDR block'],
+      ['bad-cidr.yaml', 4, 5, '/trustedProxies/1', '"10.0.0.0/33" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
       // inet_aton shorthand is refused: parsers disagree on what it means.
-      ['bad-cidr.yaml', 5, 5, '/trustedProxies/2', '"192.168.1" is not an IP address or CIDR block'],
-      ['bad-cidr.yaml', 7, 5, '/trustedProxies/4', '"proxy.internal" is not an IP address or CIDR block'],
+      ['bad-cidr.yaml', 5, 5, '/trustedProxies/2', '"192.168.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['bad-cidr.yaml', 7, 5, '/trustedProxies/4', '"proxy.internal" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+    ],
+  },
+  {
+    fixture: 'ip-notations.yaml',
+    issues: [
+      ['ip-notations.yaml', 4, 18, '/trustedProxies/0', '"010.0.0.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 14, 70, '/policies/0/rules/0/from/0/source/ipBlocks/0', '"127.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 18, 7, '/egress/sourceIdentities/0', '"0x7f.1" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 20, 7, '/egress/allow/0', '"010.0.0.0/8" is not an IP address or CIDR block (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 21, 17, '/egress/addressGuard', 'invalid address "127.1" (IPv4 as four decimal parts)'],
+      ['ip-notations.yaml', 23, 7, '/egress/staticHosts/0', 'invalid address 0x7f.0.0.1 (IPv4 as four decimal parts)'],
     ],
   },
   {
@@ -120,9 +133,25 @@ const cases: { fixture: string; issues: Expected[] }[] = [
       ['semantic-errors.yaml', 17, 5, '/jwtProviders/0', 'needs exactly one of jwksUri, jwks, jwksFile (none set)'],
       ['semantic-errors.yaml', 19, 5, '/jwtProviders/1', 'needs exactly one of jwksUri, jwks, jwksFile (found jwksUri, jwksFile)'],
       ['semantic-errors.yaml', 26, 22, '/upstreams/0/tls/spiffeId', 'only applies to https:// upstreams'],
+      ['semantic-errors.yaml', 29, 5, '/upstreams/2', 'upstream secure: no CA bundle to verify it against (set tls.ca or mesh)'],
       ['semantic-errors.yaml', 30, 10, '/upstreams/2/url', 'mutual TLS (the default for https upstreams) presents the gateway SVID, so "mesh" must be configured; or set tls.mutual: false'],
       ['semantic-errors.yaml', 32, 35, '/routes/0/match/hosts/0', 'virtual host "db" passes TLS through; HTTP routes cannot match it'],
       ['semantic-errors.yaml', 32, 52, '/routes/0/upstream', 'upstream "pg" is tcp://127.0.0.1:5432; an HTTP route needs an http:// or https:// upstream'],
+    ],
+  },
+  {
+    // Passes the schema; refused by the components' own checks, which the loader runs.
+    fixture: 'compile-errors.yaml',
+    issues: [
+      ['compile-errors.yaml', 12, 24, '/listeners/0/hosts/0/tls/certificate', `${fixture('files/other-key.txt')} is not the private key of ${fixture('files/tls-cert.txt')}`],
+      ['compile-errors.yaml', 14, 21, '/listeners/0/hosts/0/tls/clientCa', `${fixture('files/not-pem.txt')}: no PEM certificate found`],
+      ['compile-errors.yaml', 16, 5, '/jwtProviders/0', `jwksFile ${fixture('files/rsa-jwks.json')}: no key can verify ES256, so every token would be refused`],
+      ['compile-errors.yaml', 25, 3, '/admin', '127.0.0.1:9901 is already used by listener "edge"'],
+      ['compile-errors.yaml', 25, 14, '/admin/tokenFile', 'the token must be at least 16 characters'],
+      ['compile-errors.yaml', 29, 7, '/egress/allow/0', 'needs hosts or cidrs'],
+      ['compile-errors.yaml', 30, 15, '/egress/allow/1/name', 'duplicate egress rule name "nowhere" (first defined at /egress/allow/0/name)'],
+      ['compile-errors.yaml', 32, 7, '/egress/staticHosts/0', '"*.example.com" must be an exact host name'],
+      ['compile-errors.yaml', 34, 6, '/dev', `${fixture('state/pki/jwt-signing-key.json')}: file not found (the development PKI, which portcullis run without -c generates)`],
     ],
   },
   {
@@ -171,6 +200,26 @@ describe('union errors name the branch that was meant', () => {
     const issues = issuesOf(() => loadConfigText(text, 'inline.yaml'));
     assert.deepEqual(issues.map((i) => [i.path, i.message]), [['/routes/0/match/path', 'must be one of: {exact}, {prefix}']]);
   });
+});
+
+test('TLS listeners that ask for client certificates need a CA to check them: their own or the mesh bundle', () => {
+  const text = `version: v1
+listeners: []
+upstreams: []
+routes: []
+admin: { tls: { certificate: { cert: files/tls-cert.txt, key: files/tls-key.txt }, allowedSpiffeIds: ['spiffe://example.org/ops'] } }
+egress:
+  listener: { port: 3128, tls: { certificate: { cert: files/tls-cert.txt, key: files/tls-key.txt } } }
+  allow: []
+`;
+  const issues = issuesOf(() => loadConfigText(text, fixture('inline.yaml')));
+  assert.deepEqual(
+    issues.map((i) => [i.path, i.message]),
+    [
+      ['/admin/tls', 'clientCa or the mesh trust bundle is required'],
+      ['/egress/listener/tls', 'clientCa or the mesh trust bundle is required'],
+    ],
+  );
 });
 
 describe('loading a good config', () => {
@@ -269,7 +318,7 @@ describe('formatIssues', () => {
 describe('the embedded default config', () => {
   const defaultYaml = fileURLToPath(new URL('../../../gateway/config/default.yaml', import.meta.url));
   const text = readFileSync(defaultYaml, 'utf8');
-  // The names certs/dev-bootstrap.ts writes under <stateDir>/pki/.
+  // The names certs/dev-bootstrap.ts writes under <stateDir>/pki/ that the config names (the dev helpers read more).
   const pkiFiles = ['ca.pem', 'gateway.pem', 'gateway-key.pem', 'gateway-svid.pem', 'gateway-svid-key.pem'];
 
   test('names every PKI file it needs when the dev bootstrap has not run', () => {
@@ -277,7 +326,12 @@ describe('the embedded default config', () => {
     try {
       const issues = issuesOf(() => loadConfigText(text, defaultYaml, { STATE_DIR: stateDir }));
       const missing = new Set(issues.map((i) => i.message.replace(`${join(stateDir, 'pki')}/`, '')));
-      assert.deepEqual([...missing].sort(), pkiFiles.map((f) => `${f}: file not found`).sort());
+      const devPki = ['demo-backend.pem', 'demo-backend-key.pem', 'jwt-signing-key.json'];
+      const expected = [
+        ...pkiFiles.map((f) => `${f}: file not found`),
+        ...devPki.map((f) => `${f}: file not found (the development PKI, which portcullis run without -c generates)`),
+      ];
+      assert.deepEqual([...missing].sort(), expected.sort());
     } finally {
       rmSync(stateDir, { recursive: true, force: true });
     }
@@ -286,8 +340,7 @@ describe('the embedded default config', () => {
   test('loads once the PKI files exist, with ports overridable', () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'portcullis-config-'));
     try {
-      mkdirSync(join(stateDir, 'pki'));
-      for (const f of pkiFiles) writeFileSync(join(stateDir, 'pki', f), 'placeholder');
+      ensureDevPki(stateDir, { trustDomain: 'portcullis.dev', hostnames: ['localhost'] });
 
       const { config, files } = loadConfigText(text, defaultYaml, { STATE_DIR: stateDir });
       assert.deepEqual(files, [defaultYaml]);

@@ -2,9 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { configFixtures } from '../../helpers/config-material.js';
 import { runValidate } from '../../../gateway/config/validate-command.js';
 
-const fixtures = fileURLToPath(new URL('../../fixtures/config/', import.meta.url));
+const fixtures = configFixtures();
 
 function run(file: string) {
   const out: string[] = [];
@@ -30,8 +31,10 @@ test('an invalid config prints every issue, one per line, and exits 1', () => {
 });
 
 test('files are named as given: a relative main file gives relative policy file names', () => {
-  const file = relative(process.cwd(), join(fixtures, 'bad-policy-file.yaml'));
-  const policyFile = relative(process.cwd(), join(fixtures, 'policies/dangling.yaml'));
+  // The committed fixtures: relative to the working directory, unlike the generated copy.
+  const committed = fileURLToPath(new URL('../../fixtures/config/', import.meta.url));
+  const file = relative(process.cwd(), join(committed, 'bad-policy-file.yaml'));
+  const policyFile = relative(process.cwd(), join(committed, 'policies/dangling.yaml'));
   const { code, err } = run(file);
   assert.equal(code, 1);
   assert.match(err, new RegExp(`^${policyFile}:5:14: /policies/0/routes/0: no route named "al"$`, 'm'));

@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalHost, formatAuthority, parseAuthority } from '../../../gateway/egress/destination.js';
+import { canonicalHost } from '../../../gateway/core/net/host.js';
+import { formatAuthority, parseAuthority } from '../../../gateway/egress/destination.js';
 
 describe('canonicalHost', () => {
   // Every spelling of an address is recognized as that address before any DNS (inet_aton / WHATWG URL rules).

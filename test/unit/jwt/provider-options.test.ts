@@ -19,8 +19,8 @@ const make = (p: Partial<JwtProviderConfig>, options = {}) =>
 test('exactly one of jwksUri, jwks, jwksFile', async () => {
   const { publicKey } = await generateKeyPair('ES256');
   const jwks = { keys: [await exportJWK(publicKey)] };
-  assert.throws(() => make({}), /exactly one of jwksUri, jwks, jwksFile \(got 0\)/);
-  assert.throws(() => make({ jwks, jwksUri: 'https://idp/jwks' }), /exactly one .* \(got 2\)/);
+  assert.throws(() => make({}), /jwtProviders\.idp: needs exactly one of jwksUri, jwks, jwksFile \(none set\)/);
+  assert.throws(() => make({ jwks, jwksUri: 'https://idp/jwks' }), /exactly one .* \(found jwksUri, jwks\)/);
   assert.throws(() => make({ jwksUri: 'file:///etc/passwd' }), /must be an http\(s\) URL/);
 });
 
@@ -35,22 +35,22 @@ test('inline and file JWKS are parsed and checked at creation, and serve as stat
   writeFileSync(file, JSON.stringify({ keys: [pub] }));
   assert.deepEqual(make({ jwksFile: file }).status().idp, { state: 'fresh', keys: 1 });
 
-  assert.throws(() => make({ jwks: '{not json' }), /jwtProviders\.idp\.jwks: not valid JSON/);
+  assert.throws(() => make({ jwks: '{not json' }), /jwtProviders\.idp: jwks: not valid JSON/);
   assert.throws(() => make({ jwks: { keys: [] } }), /has no keys/);
   assert.throws(() => make({ jwks: '{"keys": 1}' }), /not a JWKS/);
   const priv = { ...(await exportJWK(privateKey)), kid: 'k' };
   assert.throws(() => make({ jwks: { keys: [priv] } }), /private key material/);
   assert.throws(() => make({ jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'AA', y: 'AA' }] } }), /jwks/);
   assert.throws(() => make({ jwksFile: join(dir, 'missing.json') }), /ENOENT/);
+  // A set with keys, none of which can verify the provider's algorithms, would refuse every token.
+  assert.throws(() => make({ jwks: { keys: [pub] }, algorithms: ['RS256', 'ES384'] }), /no key can verify RS256, ES384/);
+  assert.throws(() => make({ jwks: { keys: [{ ...pub, alg: 'ES256' }] }, algorithms: ['PS256'] }), /no key can verify/);
 });
 
-test('provider names are unique and the cache size is a non-negative integer', async () => {
+// Unique provider names are the config loader's check (test/unit/config/load.test.ts, duplicate-names.yaml).
+test('the cache size is a non-negative integer', async () => {
   const { publicKey } = await generateKeyPair('ES256');
   const jwks = { keys: [await exportJWK(publicKey)] };
-  assert.throws(
-    () => createJwtAuthn([{ name: 'a', issuer: 'i', jwks }, { name: 'a', issuer: 'j', jwks }], {}, { logger }),
-    /duplicate provider name a/,
-  );
   assert.throws(() => make({ jwks }, { tokenCacheSize: -1 }), /tokenCacheSize/);
   assert.doesNotThrow(() => make({ jwks }, { tokenCacheSize: 0 }));
 });

@@ -1,10 +1,11 @@
 // The admin, redis and rateLimits sections through the real config loader.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { ConfigError, loadConfigText, type ConfigIssue } from '../../../gateway/config/load.js';
+import { configFixtures } from '../../helpers/config-material.js';
 
-const FIXTURES = resolve('test/fixtures/config');
+const FIXTURES = configFixtures();
 const FILE = join(FIXTURES, 'operations.yaml');
 
 const base = (extra: string) => `version: v1
@@ -30,7 +31,7 @@ test('a complete operations config loads; admin file paths become absolute', () 
     base(`admin:
   address: 0.0.0.0
   port: 9901
-  tokenFile: files/jwks.json
+  tokenFile: files/admin-token.txt
   tls:
     certificate: { cert: files/tls-cert.txt, key: files/tls-key.txt }
     clientCa: files/ca-bundle.txt
@@ -43,7 +44,7 @@ rateLimits:
 `),
     FILE,
   );
-  assert.equal(config.admin?.tokenFile, join(FIXTURES, 'files/jwks.json'));
+  assert.equal(config.admin?.tokenFile, join(FIXTURES, 'files/admin-token.txt'));
   assert.equal(config.admin?.tls?.clientCa, join(FIXTURES, 'files/ca-bundle.txt'));
   assert.equal(config.rateLimits?.length, 3);
 });

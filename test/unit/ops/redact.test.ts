@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { REDACTED, redactConfig } from '../../../gateway/admin/redact.js';
+import { redactUrls } from '../../../gateway/core/secrets.js';
 
 const cases: { name: string; input: unknown; expected: unknown }[] = [
   { name: 'password in a Redis URL', input: { url: 'redis://:pw@h:6379' }, expected: { url: `redis://${REDACTED}@h:6379` } },
   { name: 'user and password in a rediss URL', input: { url: 'rediss://u:pw@h/1' }, expected: { url: `rediss://${REDACTED}@h/1` } },
-  { name: 'URL without credentials', input: { url: 'https://idp.example/jwks?x=a@b' }, expected: { url: 'https://idp.example/jwks?x=a@b' } },
+  { name: 'query values of a URL', input: { url: 'https://idp.example/jwks?x=a@b&flag' }, expected: { url: `https://idp.example/jwks?x=${REDACTED}&flag` } },
+  { name: 'URL without credentials or query', input: { url: 'https://idp.example/jwks' }, expected: { url: 'https://idp.example/jwks' } },
   { name: 'token-like fields', input: { token: 't', clientSecret: 's', password: 'p', apiKey: 'k' }, expected: { token: REDACTED, clientSecret: REDACTED, password: REDACTED, apiKey: REDACTED } },
   { name: 'file paths stay', input: { tokenFile: '/run/token', key: '/certs/k.pem' }, expected: { tokenFile: '/run/token', key: '/certs/k.pem' } },
   { name: 'symmetric JWK', input: [{ kty: 'oct', k: 'secret', alg: 'HS256' }], expected: [{ kty: 'oct', k: REDACTED, alg: 'HS256' }] },
@@ -21,3 +23,13 @@ for (const c of cases) {
     assert.equal(JSON.stringify(c.input), before, 'the running config is not modified');
   });
 }
+
+test('redactUrls: URLs inside any text (error messages, issue messages)', () => {
+  const cases: [string, string][] = [
+    ['Request cannot be constructed from a URL that includes credentials: http://u:pw@h:1/jwks?k=s', `Request cannot be constructed from a URL that includes credentials: http://${REDACTED}@h:1/jwks?k=${REDACTED}`],
+    ['"redis://:pw@h:6379/0" does not match ^rediss?://', `"redis://${REDACTED}@h:6379/0" does not match ^rediss?://`],
+    ['two: https://a/x?t=1 and ws://u@b/', `two: https://a/x?t=${REDACTED} and ws://${REDACTED}@b/`],
+    ['no URL here: user@host?x=1', 'no URL here: user@host?x=1'],
+  ];
+  for (const [text, expected] of cases) assert.equal(redactUrls(text), expected);
+});

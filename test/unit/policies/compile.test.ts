@@ -24,7 +24,7 @@ const R = 'policies[0].rules[0]';
 
 describe('compile errors', () => {
   const cases: [name: string, policies: unknown[], problem: string][] = [
-    ['bad CIDR', withRule({ from: [{ source: { ipBlocks: ['10.0.0.0/33'] } }] }), `${R}.from[0].source.ipBlocks[0]: '10.0.0.0/33' is not`],
+    ['bad CIDR', withRule({ from: [{ source: { ipBlocks: ['10.0.0.0/33'] } }] }), `${R}.from[0].source.ipBlocks[0]: "10.0.0.0/33" is not`],
     ['not an address', withRule({ from: [{ source: { remoteIpBlocks: ['10.0.0.x'] } }] }), `${R}.from[0].source.remoteIpBlocks[0]:`],
     ['octal-looking IPv4', withRule({ from: [{ source: { notIpBlocks: ['010.0.0.1'] } }] }), `${R}.from[0].source.notIpBlocks[0]:`],
     ['IPv6 zone in CIDR', withRule({ from: [{ source: { ipBlocks: ['fe80::1%eth0/64'] } }] }), `${R}.from[0].source.ipBlocks[0]:`],

@@ -81,8 +81,7 @@ describe('allowlist', () => {
     assert.throws(() => createAllowlist({ allow: [{ ...base }] }), /needs hosts or cidrs/);
     assert.throws(() => createAllowlist({ allow: [{ ...base, hosts: ['127.0.0.1'] }] }), /list it under cidrs/);
     assert.throws(() => createAllowlist({ allow: [{ ...base, hosts: ['a..b'] }] }), /invalid host/);
-    assert.throws(() => createAllowlist({ allow: [{ ...base, cidrs: ['10.0.0.0/40'] }] }), /invalid cidr/);
+    assert.throws(() => createAllowlist({ allow: [{ ...base, cidrs: ['10.0.0.0/40'] }] }), /is not an IP address or CIDR block/);
     assert.throws(() => createAllowlist({ allow: [{ ...base, identities: ['spiffe://td/*/x'], hosts: ['a.test'] }] }), /wildcard/);
-    assert.throws(() => createAllowlist({ allow: [{ ...base, hosts: ['a.test'] }, { ...base, hosts: ['b.test'] }] }), /used twice/);
   });
 });

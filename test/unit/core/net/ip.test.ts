@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import ipaddr from 'ipaddr.js';
-import { compileIpMatcher, parseIp } from '../../../policies/match.js';
+import { compileIpMatcher, parseIp } from '../../../../gateway/core/net/ip.js';
 
 describe('parseIp', () => {
   const v4 = (s: string) => ipaddr.IPv4.parse(s).toByteArray().reduce((n, b) => n * 256 + b, 0);
