@@ -21,7 +21,6 @@ import {
   type JwksSource,
   type JwksStatus,
 } from './jwks-source.js';
-import type { JwksSourcePool } from './source-pool.js';
 import { createTokenCache } from './token-cache.js';
 
 export interface JwtAuthnDeps {
@@ -30,8 +29,11 @@ export interface JwtAuthnDeps {
   fetch?: typeof globalThis.fetch;
   /** Counts each refused token by provider and reason, here where the provider is known. */
   metrics?: Pick<Metrics, 'jwtFailure'>;
-  /** Remote key sources shared with the services built before and after this one (kept across reloads). */
-  sources?: JwksSourcePool;
+  /**
+   * The authenticator this one replaces on reload: a remote JWKS whose endpoint and fetch settings did not change
+   * is taken over with its cached keys, so a reload during an IdP outage does not throw the last good keys away.
+   */
+  previous?: JwtAuthn;
 }
 
 /** The `provider` label of a token refused before any provider could be told from it. */
@@ -71,7 +73,10 @@ export interface JwtAuthn {
   readonly managedHeaders: readonly string[];
   ready(): Promise<void>;
   status(): Record<string, JwksStatus>;
-  close(): void;
+  /** Remote key sources by what they fetch (endpoint and settings), for the authenticator that replaces this one. */
+  readonly remoteSources: ReadonlyMap<string, JwksSource>;
+  /** Stops the key sources, except those `successor` took over. */
+  close(successor?: JwtAuthn): void;
 }
 
 export interface JwtAuthnOptions {
@@ -146,8 +151,11 @@ interface Verified {
   setHeaders: Readonly<Record<string, string>>;
 }
 
-function keySource(p: JwtProviderConfig, deps: Required<Omit<JwtAuthnDeps, 'metrics' | 'sources'>>, sources: JwksSourcePool | undefined): JwksSource {
-  if (p.jwksUri === undefined) return staticKeySource(p);
+type SourceDeps = Required<Omit<JwtAuthnDeps, 'metrics' | 'previous'>> & Pick<JwtAuthnDeps, 'previous'>;
+
+/** A key source and, for a remote one, the fingerprint a later reload finds it by. */
+function keySource(p: JwtProviderConfig, deps: SourceDeps): { source: JwksSource; remoteKey?: string } {
+  if (p.jwksUri === undefined) return { source: staticKeySource(p) };
   const options = {
     provider: p.name,
     uri: p.jwksUri,
@@ -155,8 +163,8 @@ function keySource(p: JwtProviderConfig, deps: Required<Omit<JwtAuthnDeps, 'metr
     cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
     timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
   };
-  const create = () => createRemoteJwksSource(options, deps);
-  return sources ? sources.acquire(JSON.stringify(options), create) : create();
+  const remoteKey = JSON.stringify(options);
+  return { source: deps.previous?.remoteSources.get(remoteKey) ?? createRemoteJwksSource(options, deps), remoteKey };
 }
 
 /** Inline or file keys: read and checked here, so a bad set fails at config time rather than on every token. */
@@ -236,7 +244,12 @@ const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCookies: EMPTY, removeParams: EMPTY, setHeaders: NO_HEADERS });
 
 export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
-  const full: Required<Omit<JwtAuthnDeps, 'metrics' | 'sources'>> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
+  const full: SourceDeps = {
+    logger: deps.logger,
+    now: deps.now ?? Date.now,
+    fetch: deps.fetch ?? globalThis.fetch,
+    ...(deps.previous ? { previous: deps.previous } : {}),
+  };
   const cacheSize = options.tokenCacheSize ?? DEFAULTS.jwtTokenCacheSize;
   if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`tokenCacheSize must be a non-negative integer, got ${cacheSize}`);
   // Provider names are unique: the config loader checks that, with the place of both definitions.
@@ -250,10 +263,20 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   };
   const compiled = providers.map((config) => ({ config, checked: inProvider(config, () => compileProvider(config)) }));
   const started: Provider[] = [];
+  const remoteSources = new Map<string, JwksSource>();
+  const adopted = new Set(deps.previous?.remoteSources.values());
+  const closeSources = (keep: ReadonlySet<JwksSource>) => {
+    for (const p of started) if (!keep.has(p.source)) p.source.close();
+  };
   try {
-    for (const { config, checked } of compiled) started.push({ ...checked, source: inProvider(config, () => keySource(config, full, deps.sources)) });
+    for (const { config, checked } of compiled) {
+      const { source, remoteKey } = inProvider(config, () => keySource(config, full));
+      started.push({ ...checked, source });
+      if (remoteKey !== undefined) remoteSources.set(remoteKey, source);
+    }
   } catch (err) {
-    for (const p of started) p.source.close();
+    // The sources taken over still belong to the running authenticator.
+    closeSources(adopted);
     throw err;
   }
 
@@ -345,8 +368,9 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
     managedHeaders,
     ready: () => Promise.all(started.map((p) => p.source.ready())).then(() => undefined),
     status: () => Object.fromEntries(started.map((p) => [p.name, p.source.status()])),
-    close() {
-      for (const p of started) p.source.close();
+    remoteSources,
+    close(successor) {
+      closeSources(new Set(successor?.remoteSources.values()));
     },
   };
 }

@@ -38,7 +38,7 @@ describe('egress reload', () => {
       };
     });
     proxyPort = ing.gateway.ports.get('egress')!;
-    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), gateway: ing.gateway, initial: ing.loaded, logger: ing.logger, watchIntervalMs: 0 });
+    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), parts: [ing.gateway], initial: ing.loaded, logger: ing.logger, watchIntervalMs: 0 });
   });
   after(async () => {
     reloader.close();
@@ -47,11 +47,13 @@ describe('egress reload', () => {
   });
 
   /** Rewrites the config file through `edit` and reloads as SIGHUP would. */
-  const reloadWith = (edit: (config: Config) => void) => {
+  const reloadWith = async (edit: (config: Config) => void) => {
     const config = parse(fs.readFileSync(ing.configFile, 'utf8')) as Config;
     edit(config);
     fs.writeFileSync(ing.configFile, stringify(config));
-    return reloader.reload('sighup');
+    const result = await reloader.reload('sighup');
+    // The config hash of a successful reload is not what these tests are about.
+    return result.ok ? { ok: true as const } : result;
   };
   const viaCurl = () => curl(['-s', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${proxyPort}`, `http://up.test:${up.port}/`]);
   const tunnel = () => rawRequest(proxyPort, connectRequest(`up.test:${up.port}`));
@@ -75,7 +77,7 @@ describe('egress reload', () => {
     assert.equal(open.status, 200);
     assert.match(await through(open), /hello from partner/);
 
-    assert.deepEqual(reloadWith((c) => (c.egress.allow = [])), { ok: true });
+    assert.deepEqual(await reloadWith((c) => (c.egress.allow = [])), { ok: true });
     assert.equal((await viaCurl()).stdout, '403');
     const refused = await tunnel();
     assert.equal(refused.status, 403);
@@ -86,7 +88,7 @@ describe('egress reload', () => {
 
   test('with reload.cutRevokedTunnels, tunnels the new config refuses are cut and audited as revoked', async () => {
     assert.deepEqual(
-      reloadWith((c) => {
+      await reloadWith((c) => {
         c.egress.allow = [grant(up.port)];
         c.egress.reload = { cutRevokedTunnels: true };
       }),
@@ -96,7 +98,7 @@ describe('egress reload', () => {
     assert.equal(open.status, 200);
     assert.match(await through(open), /hello from partner/);
     const closed = new Promise<void>((resolve) => open.socket.once('close', () => resolve()));
-    assert.deepEqual(reloadWith((c) => (c.egress.allow = [])), { ok: true });
+    assert.deepEqual(await reloadWith((c) => (c.egress.allow = [])), { ok: true });
     await closed;
     await eventually(() => records().some((r) => r.end === 'revoked'));
     const cut = records().find((r) => r.end === 'revoked');
@@ -113,7 +115,7 @@ describe('egress reload', () => {
     try {
       const slowGrant = { name: 'slow', identities: ['local'], hosts: ['slow.test'], ports: [slowPort] };
       assert.deepEqual(
-        reloadWith((c) => {
+        await reloadWith((c) => {
           c.egress.allow = [grant(up.port), slowGrant];
           c.egress.staticHosts.push({ host: 'slow.test', addresses: ['127.0.0.1'] });
         }),
@@ -121,7 +123,7 @@ describe('egress reload', () => {
       );
       const answer = rawRequest(proxyPort, `GET http://slow.test:${slowPort}/ HTTP/1.1\r\nHost: slow.test:${slowPort}\r\n\r\n`).catch(() => undefined);
       await arrived;
-      assert.deepEqual(reloadWith((c) => (c.egress.allow = [grant(up.port)])), { ok: true });
+      assert.deepEqual(await reloadWith((c) => (c.egress.allow = [grant(up.port)])), { ok: true });
       await answer;
       await eventually(() => records().some((r) => r.host === 'slow.test'));
       const cut = records().find((r) => r.host === 'slow.test');
@@ -134,9 +136,9 @@ describe('egress reload', () => {
   });
 
   test('a reload whose egress part cannot be built is refused whole: the old ingress and egress runtimes stay', async () => {
-    assert.deepEqual(reloadWith((c) => (c.egress.allow = [grant(up.port)])), { ok: true });
+    assert.deepEqual(await reloadWith((c) => (c.egress.allow = [grant(up.port)])), { ok: true });
     const ingressBefore = ing.gateway.runtime();
-    const result = reloadWith((c) => {
+    const result = await reloadWith((c) => {
       c.routes.push({ name: 'extra', match: { path: { prefix: '/extra' } }, upstream: 'echo' });
       c.egress.allow = [];
       // Passes the schema, fails the egress build: static hosts are exact names.
@@ -145,14 +147,14 @@ describe('egress reload', () => {
     assert.equal(result.ok, false);
     assert.equal(ing.gateway.runtime(), ingressBefore, 'the ingress runtime was not swapped');
     assert.equal((await viaCurl()).stdout, '200', 'the egress rule revoked by the refused config still applies');
-    assert.deepEqual(reloadWith((c) => c.egress.staticHosts.pop()), { ok: true });
+    assert.deepEqual(await reloadWith((c) => c.egress.staticHosts.pop()), { ok: true });
   });
 
   test('a changed audit.file gets the records of new attempts; the old file keeps what it had', async () => {
     const movedTo = `${auditFile}.moved`;
     const before = records().length;
     assert.deepEqual(
-      reloadWith((c) => {
+      await reloadWith((c) => {
         c.egress.allow = [grant(up.port)];
         c.egress.audit.file = movedTo;
       }),
@@ -162,17 +164,17 @@ describe('egress reload', () => {
     const moved = () => (fs.existsSync(movedTo) ? fs.readFileSync(movedTo, 'utf8').split('\n').filter(Boolean) : []);
     await eventually(() => moved().length === 1);
     assert.equal(records().length, before);
-    assert.deepEqual(reloadWith((c) => (c.egress.audit.file = auditFile)), { ok: true });
+    assert.deepEqual(await reloadWith((c) => (c.egress.audit.file = auditFile)), { ok: true });
   });
 
-  test('a listener change, or removing the section, needs a restart: the reload is refused with a message saying so', () => {
-    const result = reloadWith((c) => (c.egress.listener.port = 1));
+  test('a listener change, or removing the section, needs a restart: the reload is refused with a message saying so', async () => {
+    const result = await reloadWith((c) => (c.egress.listener.port = 1));
     assert.equal(result.ok, false);
-    assert.match(String(!result.ok && result.issues), /egress\.listener.*restart/);
-    reloadWith((c) => (c.egress.listener.port = 0));
-    const removed = reloadWith((c) => delete c.egress);
+    assert.match(JSON.stringify(!result.ok && result.issues), /egress\.listener.*restart/);
+    await reloadWith((c) => (c.egress.listener.port = 0));
+    const removed = await reloadWith((c) => delete c.egress);
     assert.equal(removed.ok, false);
-    assert.match(String(!removed.ok && removed.issues), /egress: adding or removing the section takes effect on restart only/);
+    assert.match(JSON.stringify(!removed.ok && removed.issues), /adding or removing the egress section takes effect on restart only/);
   });
 });
 
@@ -201,14 +203,14 @@ test('originate mutual presents the mesh SVID read at each build: a rotated SVID
       originate: [{ host: 'secure.test', port: upstream.port, tls: { ca: 'ca.pem', mutual: true } }],
     };
   });
-  const reloader = createReloader({ load: () => loadConfigFile(ing.configFile), gateway: ing.gateway, initial: ing.loaded, logger: ing.logger, watchIntervalMs: 0 });
+  const reloader = createReloader({ load: () => loadConfigFile(ing.configFile), parts: [ing.gateway], initial: ing.loaded, logger: ing.logger, watchIntervalMs: 0 });
   const viaProxy = async () => (await curl(['-x', `http://127.0.0.1:${ing.gateway.ports.get('egress')}`, 'http://secure.test/'])).stdout;
   try {
     assert.equal(await viaProxy(), `tls hello; client=URI:spiffe://${ing.trustDomain}/ns/portcullis/sa/gateway`);
     const rotated = testPki().issue({ spiffeId: `spiffe://${ing.trustDomain}/ns/portcullis/sa/gateway-rotated` });
     ing.writeFile('svid.pem', rotated.certPem);
     ing.writeFile('svid-key.pem', rotated.keyPem);
-    assert.deepEqual(reloader.reload('file_change'), { ok: true });
+    assert.equal((await reloader.reload('file_change')).ok, true);
     assert.equal(await viaProxy(), `tls hello; client=URI:spiffe://${ing.trustDomain}/ns/portcullis/sa/gateway-rotated`);
   } finally {
     reloader.close();
