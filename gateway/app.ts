@@ -9,7 +9,7 @@ import { createEgressServer, type EgressServer } from './egress/server.js';
 import { createConnectionTracker } from './ingress/connections.js';
 import { createEdgeListener, type EdgeListener } from './ingress/listener.js';
 import { createPipeline } from './ingress/pipeline.js';
-import { buildRuntime, newTicketKeys, type IngressRuntime } from './ingress/runtime.js';
+import { buildRuntime, newTicketKeys, upstreamEndpointStates, type IngressRuntime } from './ingress/runtime.js';
 import { createRateLimiter, type RateLimiter } from './ingress/stages/rate-limit.js';
 
 export interface GatewayDeps {
@@ -64,6 +64,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     return rt;
   };
   let current = build(config);
+  metrics.trackUpstreams(() => upstreamEndpointStates(current));
   await current.jwt.ready();
   const jwksStates = setInterval(() => {
     for (const [provider, { state }] of Object.entries(current.jwt.status())) metrics.jwksState(provider, state);

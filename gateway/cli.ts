@@ -14,6 +14,7 @@ import { createLogger, LOG_EVENTS } from './core/log.js';
 import { installProcessGuard } from './core/process-guard.js';
 import { redactUrls } from './core/secrets.js';
 import { createReloader } from './reload.js';
+import { upstreamStatus } from './ingress/runtime.js';
 
 const HELP = {
   main: `portcullis — zero-trust security gateway
@@ -203,6 +204,7 @@ async function run(args: string[]): Promise<number> {
     ready: () => gateway.ready(),
     reload: async () => reloader.reload('admin'),
     config: () => gateway.runtime().config,
+    upstreams: () => upstreamStatus(gateway.runtime()),
     ...(meshBundlePem !== undefined ? { meshBundlePem } : {}),
   });
   try {

@@ -28,6 +28,8 @@ export const ERRORS = {
   GW_UPSTREAM_TRUNCATED: { status: 502, message: 'upstream response truncated' },
   GW_UNAVAILABLE: { status: 503, message: 'service unavailable' },
   GW_UPSTREAM_OVERLOADED: { status: 503, message: 'upstream overloaded' },
+  // Every endpoint of the upstream fails its health checks or is ejected (docs/traffic.md).
+  GW_UPSTREAM_NO_HEALTHY: { status: 503, message: 'no healthy upstream endpoint' },
   GW_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timed out' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
