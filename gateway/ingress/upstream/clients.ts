@@ -267,7 +267,7 @@ function hashKeyReader(hashOn: NonNullable<BalancedOptions['hashOn']>): NonNulla
       return Array.isArray(value) ? value.join(',') : value;
     };
   }
-  const prefix = `${hashOn.cookie}=`;
+  const prefix = `${(hashOn as { cookie: string }).cookie}=`;
   return (headers) => {
     const cookie = headers.cookie;
     for (const pair of (Array.isArray(cookie) ? cookie.join(';') : (cookie ?? '')).split(';')) {
