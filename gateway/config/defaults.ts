@@ -3,7 +3,7 @@
 // docs/configuration.md's Defaults table is checked against this one (test/unit/config/defaults.test.ts).
 import type { EgressConfig } from './egress-schema.js';
 import type { AdminConfig, RateLimitConfig, RedisConfig } from './operations-schema.js';
-import type { Config, JwtProviderConfig, ListenerConfig, UpstreamConfig, VirtualHostConfig } from './schema.js';
+import type { Config, JwtProviderConfig, ListenerConfig, RouteConfig, UpstreamConfig, VirtualHostConfig } from './schema.js';
 
 type TerminateTls = Extract<VirtualHostConfig['tls'], { mode: 'terminate' }>;
 type Timeouts = NonNullable<ListenerConfig['timeouts']>;
@@ -13,6 +13,7 @@ type TokenHeader = NonNullable<JwtProviderConfig['fromHeaders']>[number];
 type LoadBalancer = NonNullable<UpstreamConfig['loadBalancer']>;
 type HealthCheck = NonNullable<UpstreamConfig['healthCheck']>;
 type OutlierDetection = NonNullable<UpstreamConfig['outlierDetection']>;
+type Retries = NonNullable<RouteConfig['retries']>;
 type EgressListener = EgressConfig['listener'];
 type EgressLimits = NonNullable<EgressConfig['limits']>;
 
@@ -54,6 +55,10 @@ export interface Defaults {
   readonly outlierConsecutive5xx: NonNullable<OutlierDetection['consecutive5xx']>;
   readonly outlierBaseEjectionMs: NonNullable<OutlierDetection['baseEjectionMs']>;
   readonly outlierMaxEjectionPercent: NonNullable<OutlierDetection['maxEjectionPercent']>;
+  readonly retryOn: Readonly<NonNullable<Retries['on']>>;
+  readonly retryBackoffBaseMs: number;
+  readonly retryBackoffMaxMs: number;
+  readonly retryBudgetPercent: NonNullable<Retries['budgetPercent']>;
   readonly stateDir: NonNullable<Config['stateDir']>;
   readonly logLevel: NonNullable<NonNullable<Config['log']>['level']>;
   readonly watchIntervalMs: number;
@@ -149,6 +154,13 @@ export const DEFAULTS: Defaults = Object.freeze({
   outlierBaseEjectionMs: 30_000,
   /** Envoy's default: passive checks alone never empty an upstream (at least one endpoint may still be ejected). */
   outlierMaxEjectionPercent: 10,
+  /** The failures where the request surely did not run, or died with its connection; chosen 5xx codes are opt-in. */
+  retryOn: Object.freeze(['connect-failure', 'reset'] as const),
+  /** Envoy's: a first retry within 25 ms, at most 250 ms between tries. */
+  retryBackoffBaseMs: 25,
+  retryBackoffMaxMs: 250,
+  /** Envoy's retry budget default: retries add at most a fifth to an upstream's load. */
+  retryBudgetPercent: 20,
   /** Generated material (dev CA, keys) lives here; the folder is git-ignored. */
   stateDir: '.portcullis',
   /** `info` logs one line per decision; `debug` is for development only (more detail, more volume). */

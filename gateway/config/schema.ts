@@ -195,6 +195,8 @@ export const UpstreamSchema = Obj({
   ),
   /** Requests running or waiting at once across the upstream's endpoints; beyond it, 503 at once (Envoy's max_requests). */
   maxRequests: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+  /** Retries in flight at once on this upstream, whatever the routes' retry budgets allow (Envoy's max_retries). */
+  maxRetries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
 });
 
 /**
@@ -251,6 +253,27 @@ export const RouteSchema = Obj({
       allowEncodedPercent: Type.Optional(Type.Boolean()),
       /** `nfkc`: percent-encoded UTF-8 decoded, NFKC-folded, matched and forwarded folded; `reject` (default): 400. */
       decodeUtf8: Type.Optional(Type.Union([Type.Literal('reject'), Type.Literal('nfkc')])),
+    }),
+  ),
+  /** Retries of idempotent requests that failed before any answer reached the client (docs/traffic.md). */
+  retries: Type.Optional(
+    Obj({
+      /** Tries after the first. */
+      attempts: Type.Integer({ minimum: 1, maximum: 10 }),
+      /** `connect-failure` (refused, unreachable, wrong identity), `reset` (closed under the request, per-try timeout). */
+      on: Type.Optional(Type.Array(Type.Union([Type.Literal('connect-failure'), Type.Literal('reset')]), { uniqueItems: true })),
+      /** Upstream answers retried too (discarded unseen unless the last try's). */
+      statusCodes: Type.Optional(Type.Array(Type.Integer({ minimum: 500, maximum: 599 }), { uniqueItems: true })),
+      /** Each try's time to the answer; unset: the route's timeoutMs, and a try that runs out is not retried. */
+      perTryTimeoutMs: Type.Optional(Millis),
+      /** Exponential backoff between tries, with full jitter: random(0, min(maxMs, baseMs × 2^n)). */
+      backoff: Type.Optional(
+        Obj({ baseMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 })), maxMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 })) }),
+      ),
+      /** Retries in flight on the upstream stay under this share of its requests in flight (at least 3). */
+      budgetPercent: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+      /** Also retry POST, PATCH and other non-idempotent methods (only when the backend deduplicates them). */
+      nonIdempotent: Type.Optional(Type.Boolean()),
     }),
   ),
   /** Request-line override headers this route forwards (lower case); all others are stripped. */

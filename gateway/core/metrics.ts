@@ -61,6 +61,8 @@ export interface Metrics {
   upstreamEjection(upstream: string, endpoint: string): void;
   /** A request refused 503 by one of the upstream's thresholds (`max_requests`, `max_pending_requests`). */
   upstreamOverloaded(upstream: string, reason: string): void;
+  /** A retry made (`retried`) or refused (`budget_exhausted`, `max_retries`). */
+  upstreamRetry(upstream: string, outcome: string): void;
 }
 
 export interface UpstreamEndpointState {
@@ -92,6 +94,7 @@ export const METRIC_NAMES = {
   upstreamEndpointActive: 'portcullis_upstream_endpoint_active_requests',
   upstreamEjections: 'portcullis_upstream_endpoint_ejections_total',
   upstreamOverloaded: 'portcullis_upstream_overloaded_total',
+  upstreamRetries: 'portcullis_upstream_retries_total',
 } as const;
 
 const JWKS_STATES: readonly JwksState[] = ['fresh', 'stale', 'empty'];
@@ -203,6 +206,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     'Requests refused 503 GW_UPSTREAM_OVERLOADED, by upstream and the threshold that refused them',
     ['upstream', 'reason'],
   );
+  const upstreamRetries = counter(
+    METRIC_NAMES.upstreamRetries,
+    'Retries of upstream requests, by upstream and outcome: retried, or refused by budget_exhausted or max_retries',
+    ['upstream', 'outcome'],
+  );
 
   const egressHosts = new Set<string>();
   const egressAttempt = bound<[string, string, string]>(egressAttempts);
@@ -247,6 +255,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     upstreamEjection: bound<[string, string]>(upstreamEjections),
     upstreamOverloaded: bound<[string, string]>(upstreamOverloaded),
+    upstreamRetry: bound<[string, string]>(upstreamRetries),
   };
 }
 

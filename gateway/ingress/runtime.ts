@@ -210,11 +210,12 @@ export function upstreamEndpointStates(rt: IngressRuntime): UpstreamEndpointStat
 }
 
 /** What an upstream's clients report back: refusals and ejections (metrics, log). */
-export type UpstreamHooks = (upstream: string) => Pick<UpstreamClientOptions, 'onOverloaded'> & { events?: EndpointEvents };
+export type UpstreamHooks = (upstream: string) => Pick<UpstreamClientOptions, 'onOverloaded' | 'onRetry'> & { events?: EndpointEvents };
 
 function upstreamHooks(deps: RuntimeDeps): UpstreamHooks {
   return (upstream) => ({
     onOverloaded: (reason) => deps.metrics?.upstreamOverloaded(upstream, reason),
+    onRetry: (outcome) => deps.metrics?.upstreamRetry(upstream, outcome),
     events: {
       ejected: (endpoint) => {
         deps.metrics?.upstreamEjection(upstream, endpoint.address);
@@ -232,7 +233,7 @@ export function upstreamClientOptions(config: Config, upstream: UpstreamConfig, 
   const { endpoints, dns } = upstream;
   const balanced = dns !== undefined || (endpoints?.length ?? 1) > 1 || upstream.healthCheck !== undefined || upstream.outlierDetection !== undefined;
   const origin = endpoints?.length === 1 && !balanced ? new URL(`${identity.protocol}//${endpoints[0]!.address}`) : identity;
-  const { events, ...onOverloaded } = hooks?.(upstream.name) ?? {};
+  const { events, ...callbacks } = hooks?.(upstream.name) ?? {};
   return {
     name: upstream.name,
     origin,
@@ -243,7 +244,8 @@ export function upstreamClientOptions(config: Config, upstream: UpstreamConfig, 
     ...(upstream.maxRequests !== undefined ? { maxRequests: upstream.maxRequests } : {}),
     ...(identity.protocol === 'https:' ? { tls: upstreamTls(config, upstream, identity, trust) } : {}),
     ...(balanced ? { balanced: balancedOptions(upstream, identity, events) } : {}),
-    ...onOverloaded,
+    ...(upstream.maxRetries !== undefined ? { maxRetries: upstream.maxRetries } : {}),
+    ...callbacks,
   };
 }
 
@@ -269,6 +271,7 @@ function balancedOptions(upstream: UpstreamConfig, identity: URL, events: Endpoi
       ? {
           healthCheck: {
             ...(hc.path !== undefined ? { path: hc.path } : {}),
+            host: identity.host,
             intervalMs: hc.intervalMs ?? DEFAULTS.healthCheckIntervalMs,
             timeoutMs: hc.timeoutMs ?? DEFAULTS.healthCheckTimeoutMs,
             healthyThreshold: hc.healthyThreshold ?? DEFAULTS.healthyThreshold,

@@ -1,7 +1,8 @@
 // A backend in its own process, for failover tests: killed with SIGKILL (sockets die as a crashed pod's do) and
 // started again on the same port. Plain HTTP on 127.0.0.1.
 //   /healthz        200
-//   /slow?ms=N      answers after N ms
+//   /slow?ms=N      answers after N ms (any path takes `ms`)
+//   /status?code=N  answers with status N
 //   anything else   200 with the process's id as the body
 import { spawn, type ChildProcess } from 'node:child_process';
 
@@ -10,7 +11,11 @@ const http = require('node:http');
 const [id, port] = process.argv.slice(1);
 const server = http.createServer((req, res) => {
   const ms = Number(/[?&]ms=(\\d+)/.exec(req.url)?.[1] ?? 0);
-  setTimeout(() => res.end(req.url === '/healthz' ? 'ok' : id), ms);
+  const code = Number(/[?&]code=(\\d+)/.exec(req.url)?.[1] ?? 200);
+  setTimeout(() => {
+    res.statusCode = code;
+    res.end(req.url === '/healthz' ? 'ok' : id);
+  }, ms);
 });
 server.keepAliveTimeout = 30000;
 server.listen(Number(port), '127.0.0.1', () => console.log('listening ' + server.address().port));

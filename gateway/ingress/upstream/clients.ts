@@ -9,6 +9,7 @@ import { Pool } from 'undici';
 import { GatewayError } from '../../core/errors.js';
 import { createAdmission, type Admission } from './admission.js';
 import type { BalancerPolicy } from './balancer.js';
+import { retriable, withRetries, type RetryPolicy, type RetryState } from './retry.js';
 import {
   createEndpointSet,
   type DnsSource,
@@ -53,6 +54,10 @@ export interface UpstreamClientOptions {
   balanced?: BalancedOptions;
   /** Called with the threshold's name each time a request is refused 503 for it. */
   onOverloaded?(reason: string): void;
+  /** Retries in flight at once on this upstream, whatever the routes' budgets allow (Envoy's max_retries). */
+  maxRetries?: number;
+  /** Called for each retry made (`retried`) or refused (`budget_exhausted`, `max_retries`). */
+  onRetry?(outcome: string): void;
 }
 
 export interface BalancedOptions {
@@ -80,6 +85,8 @@ export interface UpstreamRequest {
   hashKey?: string | undefined;
   /** Set by an upstream with several endpoints to the one it picked, for the access log. */
   endpoint?: string;
+  /** The route's retry policy (see retry.ts). */
+  retry?: RetryPolicy | undefined;
 }
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
@@ -146,6 +153,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   // One endpoint: the request goes straight to its pool, with nothing picked, wrapped or counted per request.
   const transport = createTransport(options, options.origin);
   const admission = createAdmission({ concurrency: options.connections, maxPending: options.maxPendingRequests });
+  const retries = retryState(options);
   return {
     name: options.name,
     address: options.origin.host,
@@ -157,7 +165,8 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       const waiting = acquire(admission, req, options);
       if (waiting) await waiting;
       try {
-        await transport.dispatch(req, sink);
+        if (retriable(req)) await withRetries(req, sink, retries, () => admission.active, transport.dispatch);
+        else await transport.dispatch(req, sink);
       } finally {
         admission.release();
       }
@@ -165,6 +174,10 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
     close: transport.close,
     destroy: transport.destroy,
   };
+}
+
+function retryState(options: UpstreamClientOptions): RetryState {
+  return { active: 0, max: options.maxRetries, ...(options.onRetry ? { onRetry: options.onRetry } : {}) };
 }
 
 /** Takes an admission slot, or refuses at once (counted) over `maxRequests` or a full queue. */
@@ -196,6 +209,7 @@ function createBalancedClient(options: UpstreamClientOptions, balanced: Balanced
     },
     maxPending: options.maxPendingRequests,
   });
+  const retries = retryState(options);
   return {
     name: options.name,
     address: options.origin.host,
@@ -215,11 +229,16 @@ function createBalancedClient(options: UpstreamClientOptions, balanced: Balanced
       if (set.endpoints.length === 0) await set.ready;
       const waiting = acquire(admission, req, options);
       if (waiting) await waiting;
-      try {
+      // A try picks an endpoint each time, so a retry usually lands on another one.
+      const tryOnce = (attempt: UpstreamRequest, trySink: ResponseSink) => {
         const endpoint = set.pick(req.hashKey);
         if (!endpoint) throw new GatewayError('GW_UPSTREAM_NO_HEALTHY', set.endpoints.length === 0 ? 'no_endpoints' : 'all_unavailable');
         req.endpoint = endpoint.address;
-        await exchangeWith(endpoint, set, req, sink);
+        return exchangeWith(endpoint, set, attempt, trySink, req.signal);
+      };
+      try {
+        if (retriable(req)) await withRetries(req, sink, retries, () => admission.active, tryOnce);
+        else await tryOnce(req, sink);
       } finally {
         admission.release();
       }
@@ -230,7 +249,7 @@ function createBalancedClient(options: UpstreamClientOptions, balanced: Balanced
 }
 
 /** One request on one endpoint: a 5xx answer or a failure (other than the client's own cancel) counts against it. */
-async function exchangeWith(endpoint: Endpoint, set: EndpointSet, req: UpstreamRequest, sink: ResponseSink): Promise<void> {
+async function exchangeWith(endpoint: Endpoint, set: EndpointSet, req: UpstreamRequest, sink: ResponseSink, client: AbortSignal): Promise<void> {
   let status = 0;
   const observed: ResponseSink = {
     start(statusCode, headers, flow) {
@@ -246,7 +265,7 @@ async function exchangeWith(endpoint: Endpoint, set: EndpointSet, req: UpstreamR
     if (status >= 500) set.failed(endpoint);
     else set.succeeded(endpoint);
   } catch (err) {
-    if (!req.signal.aborted) set.failed(endpoint);
+    if (!client.aborted) set.failed(endpoint);
     throw err;
   } finally {
     endpoint.active--;

@@ -40,6 +40,8 @@ export interface Endpoint extends Balanced {
 export interface HealthCheckOptions {
   /** HTTP GET of this path answered 2xx; TCP connect when unset. */
   path?: string;
+  /** The Host (h2: :authority) of the HTTP check: the upstream URL's, as requests carry the client's. */
+  host: string;
   intervalMs: number;
   timeoutMs: number;
   healthyThreshold: number;
@@ -213,7 +215,7 @@ async function probe(e: Endpoint, check: HealthCheckOptions): Promise<boolean> {
   let status = 0;
   try {
     await e.transport.dispatch(
-      { method: 'GET', path: check.path, headers: { 'user-agent': 'portcullis-health-check' }, body: null, timeoutMs: check.timeoutMs, signal },
+      { method: 'GET', path: check.path, headers: { host: check.host, 'user-agent': 'portcullis-health-check' }, body: null, timeoutMs: check.timeoutMs, signal },
       { start: (s) => (status = s), data: () => {}, end: () => {} },
     );
     return status >= 200 && status < 300;

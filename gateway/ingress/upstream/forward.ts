@@ -47,7 +47,7 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
   signal.throwIfAborted();
   const hashKey = client.hashKey?.(req.headers, input.forwarded.remoteIp);
-  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal, hashKey };
+  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal, hashKey, retry: route.retry };
   try {
     const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life);
     await client.exchange(upstreamReq, sink);

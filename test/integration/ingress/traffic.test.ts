@@ -43,6 +43,15 @@ describe('resilient traffic', () => {
           healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 100, healthyThreshold: 2, unhealthyThreshold: 2 },
           outlierDetection: { consecutive5xx: 2, baseEjectionMs: 1_000 },
         },
+        {
+          name: 'retried',
+          url: `http://${a.address}`,
+          endpoints: three,
+          connectTimeoutMs: 500,
+          healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 100, healthyThreshold: 2, unhealthyThreshold: 2 },
+          outlierDetection: { consecutive5xx: 2, baseEjectionMs: 1_000 },
+        },
+        { name: 'flaky', url: `http://${a.address}`, endpoints: three, outlierDetection: { consecutive5xx: 1_000 } },
         { name: 'weighted', url: `http://${a.address}`, endpoints: [{ address: a.address, weight: 1 }, { address: b.address, weight: 2 }, { address: c.address, weight: 7 }] },
         { name: 'sticky', url: `http://${a.address}`, endpoints: three, loadBalancer: { policy: 'consistentHash', hashOn: { header: 'x-session' } } },
         { name: 'least', url: `http://${a.address}`, endpoints: three, loadBalancer: { policy: 'leastRequest' } },
@@ -59,7 +68,17 @@ describe('resilient traffic', () => {
       for (const name of ['pool', 'weighted', 'sticky', 'least', 'narrow', 'identity']) {
         config.routes.push({ name, match: { path: { prefix: `/${name}` } }, upstream: name });
       }
-      config.policies.push({ name: 'traffic', action: 'ALLOW', routes: ['pool', 'weighted', 'sticky', 'least', 'narrow', 'identity'], rules: [{}] });
+      config.routes.push(
+        { name: 'retried', match: { path: { prefix: '/retried' } }, upstream: 'retried', retries: { attempts: 2, perTryTimeoutMs: 1_000 } },
+        {
+          name: 'budget',
+          match: { path: { prefix: '/budget' } },
+          upstream: 'flaky',
+          retries: { attempts: 3, statusCodes: [503], budgetPercent: 20, backoff: { baseMs: 50, maxMs: 50 } },
+        },
+      );
+      const routes = ['pool', 'weighted', 'sticky', 'least', 'narrow', 'identity', 'retried', 'budget'];
+      config.policies.push({ name: 'traffic', action: 'ALLOW', routes, rules: [{}] });
     });
     client = new Pool(`https://127.0.0.1:${gw.port}`, { connections: 8, connect: { ca: gw.caPem, servername: 'localhost' } });
   });
@@ -69,8 +88,8 @@ describe('resilient traffic', () => {
     await Promise.all([a.kill(), b.kill(), c.kill(), impostor.close()]);
   });
 
-  const get = async (path: string, headers: Record<string, string> = {}): Promise<Outcome> => {
-    const res = await client.request({ path, method: 'GET', headers: { host: 'localhost', ...headers } });
+  const get = async (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Outcome> => {
+    const res = await client.request({ path, method, headers: { host: 'localhost', ...headers } });
     return { at: performance.now(), status: res.statusCode, body: await res.body.text() };
   };
   const tally = (outcomes: Outcome[]) => {
@@ -104,6 +123,27 @@ describe('resilient traffic', () => {
     }
   };
   const metrics = () => gw.gateway.metrics.registry.metrics();
+  const retries = async (outcome: string) =>
+    Number(new RegExp(`portcullis_upstream_retries_total\\{upstream="flaky",outcome="${outcome}"\\} (\\d+)`).exec(await metrics())?.[1] ?? 0);
+
+  it('retries a chosen 5xx; the client sees only the last answer; a POST is never retried', async () => {
+    const before = await retries('retried');
+    const reply = await get('/budget/status?code=503');
+    assert.equal(reply.status, 503);
+    assert.equal((await retries('retried')) - before, 3, 'three retries, then the fourth answer is relayed');
+    await get('/budget/status?code=503', {}, 'POST');
+    assert.equal((await retries('retried')) - before, 3, 'no retry of a POST');
+  });
+
+  it('the retry budget caps retries while an upstream answers 503 to everything', async () => {
+    const before = { retried: await retries('retried'), refused: await retries('budget_exhausted') };
+    const outcomes = await Promise.all(Array.from({ length: 30 }, () => get('/budget/status?code=503&ms=100')));
+    const retried = (await retries('retried')) - before.retried;
+    const refused = (await retries('budget_exhausted')) - before.refused;
+    console.log(`# retry budget (20 %, 30 requests × up to 3 retries against a 503 upstream): ${retried} retries made, ${refused} refused`);
+    assert.ok(outcomes.every((o) => o.status === 503), JSON.stringify(tally(outcomes)));
+    assert.ok(refused > 0 && retried < 45, `${retried} retried, ${refused} refused`);
+  });
 
   it('weighted round robin lands within ±3 % of 10/20/70 over 2,000 requests', async () => {
     const outcomes: Outcome[] = [];
@@ -154,6 +194,7 @@ describe('resilient traffic', () => {
 
   it('a killed endpoint is ejected within the configured time and re-admitted when it returns', async () => {
     const steady = load('/pool/x', 4, 5);
+    const retried = load('/retried/x', 4, 5);
     await sleep(300);
     const killedAt = performance.now();
     await b.kill();
@@ -172,8 +213,12 @@ describe('resilient traffic', () => {
     await waitFor(() => steady.outcomes.some((o) => o.at > restartedAt && o.body === 'b'), 3_000);
     const readmittedAfter = performance.now() - restartedAt;
     await sleep(200);
-    await steady.stop();
+    await Promise.all([steady.stop(), retried.stop()]);
     const total = steady.outcomes.length;
+    const retriedFailures = retried.outcomes.filter((o) => o.status !== 200);
+    console.log(`# failover with retries (attempts: 2): ${retried.outcomes.length} requests, ${retriedFailures.length} failed`);
+    assert.deepEqual(tally(retriedFailures), {});
+    assert.match(await metrics(), /portcullis_upstream_retries_total\{upstream="retried",outcome="retried"\} [1-9]/, 'the kill was covered by retries');
     console.log(
       `# failover: ${total} requests, ${failures.length} failed (no retries), ejected ${ejectedAfter.toFixed(0)} ms after the kill, ` +
         `last failure ${(lastFailure - killedAt).toFixed(0)} ms after it, re-admitted ${readmittedAfter.toFixed(0)} ms after the restart`,
