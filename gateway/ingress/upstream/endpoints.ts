@@ -31,6 +31,8 @@ export interface Endpoint extends Balanced {
   /** False after `unhealthyThreshold` failed active checks in a row. */
   healthy: boolean;
   checkStreak: number;
+  /** An active check is running (a slow endpoint does not pile up checks). */
+  checking: boolean;
   /** Failed answers in a row (passive). */
   errors: number;
   ejections: number;
@@ -113,6 +115,7 @@ export function createEndpointSet(options: EndpointSetOptions): EndpointSet {
     transport: options.transport(host, port),
     healthy: true,
     checkStreak: 0,
+    checking: false,
     errors: 0,
     ejections: 0,
     ejectedUntil: 0,
@@ -152,7 +155,10 @@ export function createEndpointSet(options: EndpointSetOptions): EndpointSet {
   }
 
   const runCheck = async (e: Endpoint, check: HealthCheckOptions) => {
+    if (e.checking) return;
+    e.checking = true;
     const passed = await probe(e, check);
+    e.checking = false;
     if (closed) return;
     // A streak counts passes when positive, failures when negative.
     e.checkStreak = passed ? Math.max(e.checkStreak, 0) + 1 : Math.min(e.checkStreak, 0) - 1;

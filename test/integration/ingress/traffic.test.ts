@@ -9,6 +9,7 @@ import { createAdminServer } from '../../../gateway/admin/server.js';
 import { startEchoServer, type EchoServer } from '../../../gateway/dev/demo-backend.js';
 import { upstreamStatus } from '../../../gateway/ingress/runtime.js';
 import { startEndpointProcess, type EndpointProcess } from '../../helpers/endpoint-process.js';
+import { startLifecycleUpstream, type LifecycleUpstream } from '../../helpers/lifecycle-upstream.js';
 import { startTestIngress, type TestIngress } from '../../helpers/ingress.js';
 import { testPki } from '../../helpers/pki.js';
 
@@ -25,11 +26,13 @@ describe('resilient traffic', () => {
   let b: EndpointProcess;
   let c: EndpointProcess;
   let impostor: EchoServer;
+  let dying: LifecycleUpstream;
 
   before(async () => {
     [a, b, c] = (await Promise.all(['a', 'b', 'c'].map((id) => startEndpointProcess(id)))) as [EndpointProcess, EndpointProcess, EndpointProcess];
     const pki = testPki();
     const impostorCert = pki.issue({ spiffeId: `spiffe://${pki.trustDomain}/ns/demo/sa/impostor`, ipAddresses: ['127.0.0.1'] });
+    dying = await startLifecycleUpstream();
     impostor = await startEchoServer({ certPem: impostorCert.certPem, keyPem: impostorCert.keyPem, caPem: pki.ca.certPem });
     gw = await startTestIngress((config) => {
       const three = [a, b, c].map((e) => ({ address: e.address }));
@@ -40,7 +43,7 @@ describe('resilient traffic', () => {
           url: `http://${a.address}`,
           endpoints: three,
           connectTimeoutMs: 500,
-          healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 100, healthyThreshold: 2, unhealthyThreshold: 2 },
+          healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 500, healthyThreshold: 2, unhealthyThreshold: 2 },
           outlierDetection: { consecutive5xx: 2, baseEjectionMs: 1_000 },
         },
         {
@@ -48,9 +51,10 @@ describe('resilient traffic', () => {
           url: `http://${a.address}`,
           endpoints: three,
           connectTimeoutMs: 500,
-          healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 100, healthyThreshold: 2, unhealthyThreshold: 2 },
+          healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 500, healthyThreshold: 2, unhealthyThreshold: 2 },
           outlierDetection: { consecutive5xx: 2, baseEjectionMs: 1_000 },
         },
+        { name: 'dying', url: dying.url },
         { name: 'flaky', url: `http://${a.address}`, endpoints: three, outlierDetection: { consecutive5xx: 1_000 } },
         { name: 'weighted', url: `http://${a.address}`, endpoints: [{ address: a.address, weight: 1 }, { address: b.address, weight: 2 }, { address: c.address, weight: 7 }] },
         { name: 'sticky', url: `http://${a.address}`, endpoints: three, loadBalancer: { policy: 'consistentHash', hashOn: { header: 'x-session' } } },
@@ -70,6 +74,7 @@ describe('resilient traffic', () => {
       }
       config.routes.push(
         { name: 'retried', match: { path: { prefix: '/retried' } }, upstream: 'retried', retries: { attempts: 2, perTryTimeoutMs: 1_000 } },
+        { name: 'dying', match: { path: { prefix: '/dying' } }, upstream: 'dying', retries: { attempts: 2, statusCodes: [500, 502, 503] } },
         {
           name: 'budget',
           match: { path: { prefix: '/budget' } },
@@ -77,7 +82,7 @@ describe('resilient traffic', () => {
           retries: { attempts: 3, statusCodes: [503], budgetPercent: 20, backoff: { baseMs: 50, maxMs: 50 } },
         },
       );
-      const routes = ['pool', 'weighted', 'sticky', 'least', 'narrow', 'identity', 'retried', 'budget'];
+      const routes = ['pool', 'weighted', 'sticky', 'least', 'narrow', 'identity', 'retried', 'budget', 'dying'];
       config.policies.push({ name: 'traffic', action: 'ALLOW', routes, rules: [{}] });
     });
     client = new Pool(`https://127.0.0.1:${gw.port}`, { connections: 8, connect: { ca: gw.caPem, servername: 'localhost' } });
@@ -85,7 +90,7 @@ describe('resilient traffic', () => {
   after(async () => {
     await client.close();
     await gw.close();
-    await Promise.all([a.kill(), b.kill(), c.kill(), impostor.close()]);
+    await Promise.all([a.kill(), b.kill(), c.kill(), impostor.close(), dying.close()]);
   });
 
   const get = async (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Outcome> => {
@@ -133,6 +138,12 @@ describe('resilient traffic', () => {
     assert.equal((await retries('retried')) - before, 3, 'three retries, then the fourth answer is relayed');
     await get('/budget/status?code=503', {}, 'POST');
     assert.equal((await retries('retried')) - before, 3, 'no retry of a POST');
+  });
+
+  it('never retries once the answer has started: an upstream dying mid-answer is tried once, the client sees a broken answer', async () => {
+    await assert.rejects(get('/dying/die'));
+    await sleep(100);
+    assert.equal(dying.requests.filter((r) => r.path === '/die').length, 1);
   });
 
   it('the retry budget caps retries while an upstream answers 503 to everything', async () => {
@@ -206,7 +217,8 @@ describe('resilient traffic', () => {
     const whileDown = steady.outcomes.filter((o) => o.at > killedAt);
     const failures = whileDown.filter((o) => o.status !== 200);
     const lastFailure = failures.at(-1)?.at ?? killedAt;
-    assert.ok(whileDown.slice(-20).every((o) => o.status === 200 && o.body !== 'b'), 'the rest serve everything');
+    const recent = whileDown.slice(-20);
+    assert.ok(recent.every((o) => o.status === 200 && o.body !== 'b'), `the rest serve everything: ${JSON.stringify(tally(recent))} ${recent.find((o) => o.status !== 200)?.body}`);
 
     await b.restart();
     const restartedAt = performance.now();
@@ -254,7 +266,7 @@ describe('resilient traffic', () => {
 
   it('all endpoints down: a fast 503 GW_UPSTREAM_NO_HEALTHY, not a hang', async () => {
     await Promise.all([a.kill(), b.kill(), c.kill()]);
-    await waitFor(async () => !(await metrics()).match(/portcullis_upstream_endpoint_healthy\{upstream="pool",endpoint="[^"]+"\} 1/), 2_000);
+    await waitFor(async () => !(await metrics()).match(/portcullis_upstream_endpoint_healthy\{upstream="pool",endpoint="[^"]+"\} 1/), 3_000);
     const started = performance.now();
     const reply = await get('/pool/x');
     const took = performance.now() - started;
