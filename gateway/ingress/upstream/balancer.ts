@@ -43,24 +43,15 @@ export function createBalancer<E extends Balanced>(policy: BalancerPolicy, panic
     if (count === 0) return undefined;
     return count * 100 < panicThresholdPercent * endpoints.length ? everyEndpoint : available;
   };
-  if (policy === 'roundRobin') {
-    return {
-      pick(endpoints, available) {
-        const eligible = eligibility(endpoints, available);
-        return eligible && smoothWeightedPick(endpoints, eligible);
-      },
-      rebuild() {},
-    };
-  }
-  if (policy === 'leastRequest') {
-    return {
-      pick(endpoints, available) {
-        const eligible = eligibility(endpoints, available);
-        return eligible && twoChoicesPick(endpoints, eligible);
-      },
-      rebuild() {},
-    };
-  }
+  const over = (choose: (endpoints: readonly E[], eligible: (e: E) => boolean) => E | undefined): Balancer<E> => ({
+    pick(endpoints, available) {
+      const eligible = eligibility(endpoints, available);
+      return eligible && choose(endpoints, eligible);
+    },
+    rebuild() {},
+  });
+  if (policy === 'roundRobin') return over(smoothWeightedPick);
+  if (policy === 'leastRequest') return over(twoChoicesPick);
   let ring = buildRing<E>([]);
   return {
     pick(endpoints, available, hashKey) {

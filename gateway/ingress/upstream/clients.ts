@@ -8,18 +8,8 @@ import { pipeline, type Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { GatewayError } from '../../core/errors.js';
 import { createAdmission, type Admission } from './admission.js';
-import type { BalancerPolicy } from './balancer.js';
 import { retriable, withRetries, type RetryPolicy, type RetryState } from './retry.js';
-import {
-  createEndpointSet,
-  type DnsSource,
-  type Endpoint,
-  type EndpointEvents,
-  type EndpointSet,
-  type HealthCheckOptions,
-  type OutlierOptions,
-  type Transport,
-} from './endpoints.js';
+import { createEndpointSet, type Endpoint, type EndpointSet, type EndpointSetOptions, type Transport } from './endpoints.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
 import type { SpiffePeerVerifier } from '../../../certs/verify.js';
 import { upstreamIdentityCheck } from './tls-identity.js';
@@ -60,17 +50,10 @@ export interface UpstreamClientOptions {
   onRetry?(outcome: string): void;
 }
 
-export interface BalancedOptions {
-  static?: readonly { address: string; weight: number }[];
-  dns?: DnsSource;
-  policy: BalancerPolicy;
-  panicThresholdPercent: number;
-  /** How a `consistentHash` key is read from a request; unset for the other policies. */
+/** The endpoint set's options (see endpoints.ts), and how a `consistentHash` key is read from a request. */
+export type BalancedOptions = Omit<EndpointSetOptions, 'transport'> & {
   hashOn?: { header: string } | { cookie: string } | { sourceIp: true };
-  healthCheck?: HealthCheckOptions;
-  outlier: OutlierOptions;
-  events?: EndpointEvents;
-}
+};
 
 export interface UpstreamRequest {
   method: string;
@@ -160,17 +143,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
     trailers: options.protocol === 'h2',
     admission,
     endpoints: () => [{ address: options.origin.host, weight: 1, healthy: true, active: admission.active }],
-    async exchange(req, sink) {
-      req.signal.throwIfAborted();
-      const waiting = acquire(admission, req, options);
-      if (waiting) await waiting;
-      try {
-        if (retriable(req)) await withRetries(req, sink, retries, () => admission.active, transport.dispatch);
-        else await transport.dispatch(req, sink);
-      } finally {
-        admission.release();
-      }
-    },
+    exchange: (req, sink) => admitted(admission, retries, options, req, sink, transport.dispatch),
     close: transport.close,
     destroy: transport.destroy,
   };
@@ -178,6 +151,26 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
 
 function retryState(options: UpstreamClientOptions): RetryState {
   return { active: 0, max: options.maxRetries, ...(options.onRetry ? { onRetry: options.onRetry } : {}) };
+}
+
+/** Runs the request's tries (one, or more on a retried route) once it has a slot. The one promise per request. */
+async function admitted(
+  admission: Admission,
+  retries: RetryState,
+  options: UpstreamClientOptions,
+  req: UpstreamRequest,
+  sink: ResponseSink,
+  tryOnce: (req: UpstreamRequest, sink: ResponseSink) => Promise<void>,
+): Promise<void> {
+  req.signal.throwIfAborted();
+  const waiting = acquire(admission, req, options);
+  if (waiting) await waiting;
+  try {
+    if (retriable(req)) await withRetries(req, sink, retries, () => admission.active, tryOnce);
+    else await tryOnce(req, sink);
+  } finally {
+    admission.release();
+  }
 }
 
 /** Takes an admission slot, or refuses at once (counted) over `maxRequests` or a full queue. */
@@ -225,10 +218,7 @@ function createBalancedClient(options: UpstreamClientOptions, balanced: Balanced
         active: e.active,
       })),
     async exchange(req, sink) {
-      req.signal.throwIfAborted();
       if (set.endpoints.length === 0) await set.ready;
-      const waiting = acquire(admission, req, options);
-      if (waiting) await waiting;
       // A try picks an endpoint each time, so a retry usually lands on another one.
       const tryOnce = (attempt: UpstreamRequest, trySink: ResponseSink) => {
         const endpoint = set.pick(req.hashKey);
@@ -236,12 +226,7 @@ function createBalancedClient(options: UpstreamClientOptions, balanced: Balanced
         req.endpoint = endpoint.address;
         return exchangeWith(endpoint, set, attempt, trySink, req.signal);
       };
-      try {
-        if (retriable(req)) await withRetries(req, sink, retries, () => admission.active, tryOnce);
-        else await tryOnce(req, sink);
-      } finally {
-        admission.release();
-      }
+      return admitted(admission, retries, options, req, sink, tryOnce);
     },
     close: () => set.close(),
     destroy: () => set.destroy(),
