@@ -27,12 +27,14 @@ describe('resilient traffic', () => {
   let c: EndpointProcess;
   let impostor: EchoServer;
   let dying: LifecycleUpstream;
+  let h2a: LifecycleUpstream;
+  let h2b: LifecycleUpstream;
 
   before(async () => {
     [a, b, c] = (await Promise.all(['a', 'b', 'c'].map((id) => startEndpointProcess(id)))) as [EndpointProcess, EndpointProcess, EndpointProcess];
     const pki = testPki();
     const impostorCert = pki.issue({ spiffeId: `spiffe://${pki.trustDomain}/ns/demo/sa/impostor`, ipAddresses: ['127.0.0.1'] });
-    dying = await startLifecycleUpstream();
+    [dying, h2a, h2b] = await Promise.all([startLifecycleUpstream(), startLifecycleUpstream('h2'), startLifecycleUpstream('h2')]);
     impostor = await startEchoServer({ certPem: impostorCert.certPem, keyPem: impostorCert.keyPem, caPem: pki.ca.certPem });
     gw = await startTestIngress((config) => {
       const three = [a, b, c].map((e) => ({ address: e.address }));
@@ -55,6 +57,7 @@ describe('resilient traffic', () => {
           outlierDetection: { consecutive5xx: 2, baseEjectionMs: 1_000 },
         },
         { name: 'dying', url: dying.url },
+        { name: 'h2pool', url: h2a.url, protocol: 'h2', endpoints: [{ address: new URL(h2a.url).host }, { address: new URL(h2b.url).host }] },
         { name: 'flaky', url: `http://${a.address}`, endpoints: three, outlierDetection: { consecutive5xx: 1_000 } },
         { name: 'weighted', url: `http://${a.address}`, endpoints: [{ address: a.address, weight: 1 }, { address: b.address, weight: 2 }, { address: c.address, weight: 7 }] },
         { name: 'sticky', url: `http://${a.address}`, endpoints: three, loadBalancer: { policy: 'consistentHash', hashOn: { header: 'x-session' } } },
@@ -74,6 +77,7 @@ describe('resilient traffic', () => {
       }
       config.routes.push(
         { name: 'retried', match: { path: { prefix: '/retried' } }, upstream: 'retried', retries: { attempts: 2, perTryTimeoutMs: 1_000 } },
+        { name: 'h2pool', match: { path: { prefix: '/h2pool' } }, upstream: 'h2pool', retries: { attempts: 1 } },
         { name: 'dying', match: { path: { prefix: '/dying' } }, upstream: 'dying', retries: { attempts: 2, statusCodes: [500, 502, 503] } },
         {
           name: 'budget',
@@ -82,7 +86,7 @@ describe('resilient traffic', () => {
           retries: { attempts: 3, statusCodes: [503], budgetPercent: 20, backoff: { baseMs: 50, maxMs: 50 } },
         },
       );
-      const routes = ['pool', 'weighted', 'sticky', 'least', 'narrow', 'identity', 'retried', 'budget', 'dying'];
+      const routes = ['pool', 'weighted', 'sticky', 'least', 'narrow', 'identity', 'retried', 'budget', 'dying', 'h2pool'];
       config.policies.push({ name: 'traffic', action: 'ALLOW', routes, rules: [{}] });
     });
     client = new Pool(`https://127.0.0.1:${gw.port}`, { connections: 8, connect: { ca: gw.caPem, servername: 'localhost' } });
@@ -90,7 +94,7 @@ describe('resilient traffic', () => {
   after(async () => {
     await client.close();
     await gw.close();
-    await Promise.all([a.kill(), b.kill(), c.kill(), impostor.close(), dying.close()]);
+    await Promise.all([a.kill(), b.kill(), c.kill(), impostor.close(), dying.close(), h2a.close(), h2b.close()]);
   });
 
   const get = async (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Outcome> => {
@@ -138,6 +142,13 @@ describe('resilient traffic', () => {
     assert.equal((await retries('retried')) - before, 3, 'three retries, then the fourth answer is relayed');
     await get('/budget/status?code=503', {}, 'POST');
     assert.equal((await retries('retried')) - before, 3, 'no retry of a POST');
+  });
+
+  it('h2 upstreams get one session per endpoint, round robin over them', async () => {
+    const outcomes = await Promise.all(Array.from({ length: 10 }, () => get('/h2pool/fast')));
+    assert.ok(outcomes.every((o) => o.status === 200));
+    assert.equal(h2a.requests.length, 5);
+    assert.equal(h2b.requests.length, 5);
   });
 
   it('never retries once the answer has started: an upstream dying mid-answer is tried once, the client sees a broken answer', async () => {
