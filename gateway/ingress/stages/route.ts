@@ -21,6 +21,8 @@ export interface CompiledRoute {
   readonly name: string;
   readonly upstream: string;
   readonly jwtProviders: ReadonlySet<string> | undefined;
+  /** `authentication: required`: no token is a 401 before authorization runs. */
+  readonly authenticationRequired: boolean;
   readonly maxBodyBytes: number;
   readonly timeoutMs: number;
   /** Name of the rate limit applied after authorization, if any. */
@@ -58,6 +60,8 @@ export interface RouteDefaults {
   maxBodyBytes: number;
   timeoutMs: number;
   pathCase?: PathCase | undefined;
+  /** Unset: the secure default (`DEFAULTS.routeAuthentication`). */
+  authentication?: NonNullable<RouteConfig['authentication']>;
 }
 
 export function compileRoute(route: RouteConfig, defaults: RouteDefaults): CompiledRoute {
@@ -70,6 +74,7 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
     name: route.name,
     upstream: route.upstream,
     jwtProviders: route.jwtProviders ? new Set(route.jwtProviders) : undefined,
+    authenticationRequired: (route.authentication ?? defaults.authentication ?? DEFAULTS.routeAuthentication) === 'required',
     maxBodyBytes: route.maxBodyBytes ?? defaults.maxBodyBytes,
     timeoutMs: route.timeoutMs ?? defaults.timeoutMs,
     rateLimit: route.rateLimit,

@@ -406,7 +406,7 @@ function createH2Transport(options: UpstreamClientOptions, origin: URL): Transpo
     dispatch,
     close: () =>
       new Promise((resolve) => {
-        if (!session || session.closed) return resolve();
+        if (!session || session.closed || session.destroyed) return resolve();
         session.close(() => resolve());
       }),
     destroy: async () => {
