@@ -12,7 +12,7 @@ import { prepareAll, ReloadRefused, type Reloadable } from './core/reloadable.js
 import { createConnectionTracker } from './ingress/connections.js';
 import { createListenerSet } from './ingress/listener-set.js';
 import { createPipeline } from './ingress/pipeline.js';
-import { buildRuntime, newTicketKeys, type IngressRuntime } from './ingress/runtime.js';
+import { buildRuntime, newTicketKeys, upstreamEndpointStates, type IngressRuntime } from './ingress/runtime.js';
 import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.js';
 
 export interface GatewayDeps {
@@ -75,6 +75,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     for (const { name, notAfter } of current.certificates) metrics.certificateExpiry(name, notAfter);
   };
   recordCertificates();
+  metrics.trackUpstreams(() => upstreamEndpointStates(current));
   await current.jwt.ready();
   const jwksStates = setInterval(() => {
     for (const [provider, { state }] of Object.entries(current.jwt.status())) metrics.jwksState(provider, state);

@@ -15,6 +15,7 @@ import { createReloadMetrics } from './core/metrics.js';
 import { installProcessGuard } from './core/process-guard.js';
 import { redactUrls } from './core/secrets.js';
 import { createReloader } from './reload.js';
+import { upstreamStatus } from './ingress/runtime.js';
 
 const HELP = {
   main: `portcullis — zero-trust security gateway
@@ -196,6 +197,7 @@ async function run(args: string[]): Promise<number> {
     ready: () => gateway.ready(),
     reload: () => reloader.reload('admin'),
     config: () => gateway.runtime().config,
+    upstreams: () => upstreamStatus(gateway.runtime()),
     configHash: () => reloader.hash(),
     ...(meshBundlePem !== undefined ? { meshBundlePem } : {}),
   });

@@ -4,6 +4,7 @@
 //   GET /metrics  Prometheus text from deps.registry          open
 //   GET /config   the running config, secrets redacted        bearer token or allowed mTLS SPIFFE ID
 //   POST /reload  deps.reload(): 200, or 400 with the issues   bearer token or allowed mTLS SPIFFE ID
+//   GET /upstreams upstream endpoints and their health         bearer token or allowed mTLS SPIFFE ID
 // Health and metrics are unauthenticated like Envoy's and Istio's, which is why the plane binds to loopback unless
 // told otherwise. With neither a token nor mTLS configured the two secured endpoints do not exist (404): they are
 // never open. Plain node:http: five fixed routes need no framework, and the TLS socket is ours to inspect.
@@ -41,6 +42,8 @@ export interface AdminServerDeps {
   configHash?(): string | undefined;
   /** Mesh trust bundle (PEM): the client CA when `admin.tls.clientCa` is unset. */
   meshBundlePem?: string;
+  /** Each upstream's endpoints and their health; unset (404) where no single process knows them (several workers). */
+  upstreams?(): unknown;
 }
 
 export interface AdminServer extends Reloadable {
@@ -120,6 +123,7 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
         json(res, 200, redactConfig(await deps.config()), hash !== undefined ? { 'x-portcullis-config-hash': hash } : {});
       },
     },
+    ...(deps.upstreams ? { '/upstreams': { method: 'GET', secured: true, handle: async (_req, res) => json(res, 200, { upstreams: deps.upstreams?.() }) } } : {}),
     '/reload': {
       method: 'POST',
       secured: true,

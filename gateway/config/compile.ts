@@ -23,7 +23,7 @@ import { loadMeshTrust, type MeshTrust } from '../ingress/tls/mesh-trust.js';
 import { DEV_HELPERS_ADDRESS, devHelpersPlan } from '../dev/helpers-plan.js';
 import { DEFAULTS } from './defaults.js';
 import { unreadable } from './paths.js';
-import { certificateList, type Config } from './schema.js';
+import { certificateList, type Config, type UpstreamConfig } from './schema.js';
 
 /** A policy and where it was read: the main config or one of its policy files (`S` is the loader's file handle). */
 export interface PolicyRef<S> {
@@ -169,11 +169,26 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
     } else {
       for (const key of Object.keys(u.tls ?? {})) report(`/upstreams/${i}/tls/${key}`, 'only applies to https:// upstreams');
     }
+    checkTraffic(u, `/upstreams/${i}`, report);
   });
 
   config.egress?.proxyAuthorization?.providers.forEach((name, i) => {
     if (!providers.has(name)) report(`/egress/proxyAuthorization/providers/${i}`, `no JWT provider named "${name}"`);
   });
+}
+
+/** Traffic fields that only HTTP upstreams read: a passthrough (`tcp://`) upstream is one TCP destination. */
+const HTTP_TRAFFIC_FIELDS = ['endpoints', 'dns', 'loadBalancer', 'healthCheck', 'outlierDetection', 'maxRequests'] as const;
+
+function checkTraffic<S>(u: UpstreamConfig, at: string, report: Report<S>): void {
+  if (u.url.startsWith('tcp://')) {
+    for (const key of HTTP_TRAFFIC_FIELDS) if (u[key] !== undefined) report(`${at}/${key}`, 'only applies to http:// and https:// upstreams');
+    return;
+  }
+  if (u.endpoints && u.dns) report(`${at}/dns`, 'set either endpoints or dns, not both');
+  const lb = u.loadBalancer;
+  if (lb?.policy === 'consistentHash' && !lb.hashOn) report(`${at}/loadBalancer/hashOn`, 'consistentHash needs hashOn (a header, a cookie or sourceIp)');
+  if (lb?.hashOn && lb.policy !== 'consistentHash') report(`${at}/loadBalancer/hashOn`, 'only read by the consistentHash policy');
 }
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '::0']);

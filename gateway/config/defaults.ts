@@ -11,6 +11,10 @@ type ListenerTls = NonNullable<ListenerConfig['tls']>;
 type Limits = NonNullable<ListenerConfig['limits']>;
 type Algorithm = NonNullable<JwtProviderConfig['algorithms']>[number];
 type TokenHeader = NonNullable<JwtProviderConfig['fromHeaders']>[number];
+type LoadBalancer = NonNullable<UpstreamConfig['loadBalancer']>;
+type HealthCheck = NonNullable<UpstreamConfig['healthCheck']>;
+type OutlierDetection = NonNullable<UpstreamConfig['outlierDetection']>;
+type Retries = NonNullable<RouteConfig['retries']>;
 type EgressListener = EgressConfig['listener'];
 type EgressLimits = NonNullable<EgressConfig['limits']>;
 
@@ -46,6 +50,20 @@ export interface Defaults {
   readonly upstreamConnections: NonNullable<UpstreamConfig['connections']>;
   readonly upstreamConnectTimeoutMs: NonNullable<UpstreamConfig['connectTimeoutMs']>;
   readonly upstreamTimeoutMs: NonNullable<UpstreamConfig['timeoutMs']>;
+  readonly loadBalancerPolicy: NonNullable<LoadBalancer['policy']>;
+  readonly panicThresholdPercent: NonNullable<LoadBalancer['panicThresholdPercent']>;
+  readonly dnsRefreshSeconds: NonNullable<NonNullable<UpstreamConfig['dns']>['refreshSeconds']>;
+  readonly healthCheckIntervalMs: NonNullable<HealthCheck['intervalMs']>;
+  readonly healthCheckTimeoutMs: NonNullable<HealthCheck['timeoutMs']>;
+  readonly healthyThreshold: NonNullable<HealthCheck['healthyThreshold']>;
+  readonly unhealthyThreshold: NonNullable<HealthCheck['unhealthyThreshold']>;
+  readonly outlierConsecutive5xx: NonNullable<OutlierDetection['consecutive5xx']>;
+  readonly outlierBaseEjectionMs: NonNullable<OutlierDetection['baseEjectionMs']>;
+  readonly outlierMaxEjectionPercent: NonNullable<OutlierDetection['maxEjectionPercent']>;
+  readonly retryOn: Readonly<NonNullable<Retries['on']>>;
+  readonly retryBackoffBaseMs: number;
+  readonly retryBackoffMaxMs: number;
+  readonly retryBudgetPercent: NonNullable<Retries['budgetPercent']>;
   readonly stateDir: NonNullable<Config['stateDir']>;
   readonly logLevel: NonNullable<NonNullable<Config['log']>['level']>;
   readonly watchIntervalMs: number;
@@ -131,6 +149,33 @@ export const DEFAULTS: Defaults = Object.freeze({
   upstreamConnectTimeoutMs: 5_000,
   /** Same bound as the request timeout: an upstream slower than that is answered 504. */
   upstreamTimeoutMs: 30_000,
+  /** Smooth weighted round robin spreads evenly with no per-request randomness (nginx, Envoy's default). */
+  loadBalancerPolicy: 'roundRobin',
+  /** Envoy's default: with fewer than half the endpoints available, spreading over all beats overloading the rest. */
+  panicThresholdPercent: 50,
+  /** A headless Service's pods come and go; 30 s bounds how long a gone pod keeps getting picked (ejection covers the gap). */
+  dnsRefreshSeconds: 30,
+  /** Often enough to notice a dead endpoint within seconds, rare enough to cost the backend nothing. */
+  healthCheckIntervalMs: 5_000,
+  /** A health check slower than a second counts as failed. */
+  healthCheckTimeoutMs: 1_000,
+  /** Two passes in a row bring an endpoint back, so one lucky answer does not. */
+  healthyThreshold: 2,
+  /** Three failures in a row take it out, so one lost packet does not. */
+  unhealthyThreshold: 3,
+  /** Envoy's default: five failures in a row eject an endpoint. */
+  outlierConsecutive5xx: 5,
+  /** Envoy's default; the ejection grows with each repeat, so a flapping endpoint stays out longer. */
+  outlierBaseEjectionMs: 30_000,
+  /** Envoy's default: passive checks alone never empty an upstream (at least one endpoint may still be ejected). */
+  outlierMaxEjectionPercent: 10,
+  /** The failures where the request surely did not run, or died with its connection; chosen 5xx codes are opt-in. */
+  retryOn: Object.freeze(['connect-failure', 'reset'] as const),
+  /** Envoy's: a first retry within 25 ms, at most 250 ms between tries. */
+  retryBackoffBaseMs: 25,
+  retryBackoffMaxMs: 250,
+  /** Envoy's retry budget default: retries add at most a fifth to an upstream's load. */
+  retryBudgetPercent: 20,
   /** Generated material (dev CA, keys) lives here; the folder is git-ignored. */
   stateDir: '.portcullis',
   /** `info` logs one line per decision; `debug` is for development only (more detail, more volume). */

@@ -163,6 +163,12 @@ export const JwtProviderSchema = Obj({
   requiredClaims: Type.Optional(Type.Array(RequiredClaimSchema)),
 });
 
+/** One place an upstream's requests may go: `host:port` (an IP address or a DNS name) and its share of them. */
+export const EndpointSchema = Obj({
+  address: Type.String({ pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?):[0-9]{1,5}$' }),
+  weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+});
+
 export const UpstreamSchema = Obj({
   name: Name,
   /** `http://host:port`, `https://host:port`; for passthrough upstreams `tcp://host:port`. */
@@ -187,6 +193,62 @@ export const UpstreamSchema = Obj({
   connectTimeoutMs: Type.Optional(Millis),
   /** Time to the response headers, and then between body chunks (504); a route's timeoutMs overrides it. */
   timeoutMs: Type.Optional(Millis),
+  /**
+   * Where requests are sent instead of the URL's host and port; the URL still gives the scheme and the name the
+   * TLS identity is checked against (docs/traffic.md). At most one of `endpoints` and `dns`.
+   */
+  endpoints: Type.Optional(Type.Array(EndpointSchema, { minItems: 1, maxItems: 1024 })),
+  /** Endpoints from a DNS name (every A and AAAA answer; a Kubernetes headless Service), re-resolved. */
+  dns: Type.Optional(
+    Obj({
+      name: Hostname,
+      port: Type.Integer({ minimum: 1, maximum: 65535 }),
+      refreshSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+      /** Accept loopback answers (127.0.0.0/8, ::1); unspecified, link-local and multicast ones are always dropped. */
+      allowLoopback: Type.Optional(Type.Boolean()),
+    }),
+  ),
+  loadBalancer: Type.Optional(
+    Obj({
+      /** `roundRobin` (smooth weighted), `leastRequest` (power of two choices) or `consistentHash` (ring hash). */
+      policy: Type.Optional(Type.Union([Type.Literal('roundRobin'), Type.Literal('leastRequest'), Type.Literal('consistentHash')])),
+      /** The key of `consistentHash`: one request header, cookie, or the client address. */
+      hashOn: Type.Optional(
+        Type.Union([
+          Obj({ header: Type.String({ pattern: '^[a-z0-9!#$%&\'*+.^_`|~-]+$' }) }),
+          Obj({ cookie: Type.String({ minLength: 1, maxLength: 256 }) }),
+          Obj({ sourceIp: Type.Literal(true) }),
+        ]),
+      ),
+      /** Below this share of available endpoints, requests go to every endpoint (Envoy's healthy panic threshold). */
+      panicThresholdPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    }),
+  ),
+  /** Active checks of each endpoint: an HTTP GET of `path` answered 2xx, or without `path` a TCP connect. */
+  healthCheck: Type.Optional(
+    Obj({
+      path: Type.Optional(Type.String({ pattern: '^/[^\\s]*$', maxLength: 1024 })),
+      intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
+      timeoutMs: Type.Optional(Millis),
+      healthyThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+      unhealthyThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    }),
+  ),
+  /** Passive checks: an endpoint whose answers keep failing is ejected for a while (Envoy's outlier detection). */
+  outlierDetection: Type.Optional(
+    Obj({
+      /** Consecutive failures (5xx answers, connect failures, resets, timeouts) that eject an endpoint. */
+      consecutive5xx: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+      /** An ejection lasts this times the number of times the endpoint was ejected. */
+      baseEjectionMs: Type.Optional(Millis),
+      /** At most this share of the endpoints is ejected at once (always at least one). */
+      maxEjectionPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    }),
+  ),
+  /** Requests running or waiting at once across the upstream's endpoints; beyond it, 503 at once (Envoy's max_requests). */
+  maxRequests: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+  /** Retries in flight at once on this upstream, whatever the routes' retry budgets allow (Envoy's max_retries). */
+  maxRetries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
 });
 
 /**
@@ -248,6 +310,27 @@ export const RouteSchema = Obj({
       allowEncodedPercent: Type.Optional(Type.Boolean()),
       /** `nfkc`: percent-encoded UTF-8 decoded, NFKC-folded, matched and forwarded folded; `reject` (default): 400. */
       decodeUtf8: Type.Optional(Type.Union([Type.Literal('reject'), Type.Literal('nfkc')])),
+    }),
+  ),
+  /** Retries of idempotent requests that failed before any answer reached the client (docs/traffic.md). */
+  retries: Type.Optional(
+    Obj({
+      /** Tries after the first. */
+      attempts: Type.Integer({ minimum: 1, maximum: 10 }),
+      /** `connect-failure` (refused, unreachable, wrong identity), `reset` (closed under the request, per-try timeout). */
+      on: Type.Optional(Type.Array(Type.Union([Type.Literal('connect-failure'), Type.Literal('reset')]), { uniqueItems: true })),
+      /** Upstream answers retried too (discarded unseen unless the last try's). */
+      statusCodes: Type.Optional(Type.Array(Type.Integer({ minimum: 500, maximum: 599 }), { uniqueItems: true })),
+      /** Each try's time to the answer; unset: the route's timeoutMs, and a try that runs out is not retried. */
+      perTryTimeoutMs: Type.Optional(Millis),
+      /** Exponential backoff between tries, with full jitter: random(0, min(maxMs, baseMs × 2^n)). */
+      backoff: Type.Optional(
+        Obj({ baseMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 })), maxMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 })) }),
+      ),
+      /** Retries in flight on the upstream stay under this share of its requests in flight (at least 3). */
+      budgetPercent: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+      /** Also retry POST, PATCH and other non-idempotent methods (only when the backend deduplicates them). */
+      nonIdempotent: Type.Optional(Type.Boolean()),
     }),
   ),
   /** Request-line override headers this route forwards (lower case); all others are stripped. */
@@ -339,5 +422,6 @@ export type ListenerConfig = Static<typeof ListenerSchema>;
 export type VirtualHostConfig = Static<typeof VirtualHostSchema>;
 export type JwtProviderConfig = Static<typeof JwtProviderSchema>;
 export type UpstreamConfig = Static<typeof UpstreamSchema>;
+export type EndpointConfig = Static<typeof EndpointSchema>;
 export type RouteConfig = Static<typeof RouteSchema>;
 export type MeshIdentityConfig = Static<typeof MeshIdentitySchema>;

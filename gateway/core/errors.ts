@@ -39,6 +39,8 @@ export const ERRORS = {
   GW_UPSTREAM_TRUNCATED: { status: 502, message: 'upstream response truncated', grpc: 14 },
   GW_UNAVAILABLE: { status: 503, message: 'service unavailable', grpc: 14 },
   GW_UPSTREAM_OVERLOADED: { status: 503, message: 'upstream overloaded', grpc: 14 },
+  // Every endpoint of the upstream fails its health checks or is ejected (docs/traffic.md).
+  GW_UPSTREAM_NO_HEALTHY: { status: 503, message: 'no healthy upstream endpoint', grpc: 14 },
   GW_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timed out', grpc: 4 },
 } as const satisfies Record<string, { status: number; message: string; grpc: GrpcStatus }>;
 

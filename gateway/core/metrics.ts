@@ -55,6 +55,22 @@ export interface Metrics {
   trackConnections(listener: string, server: ConnectionCounter): void;
   /** An error nothing on its path handled (`uncaught_exception`, `unhandled_rejection`); the process stays up. */
   internalError(kind: string): void;
+  /** Reads every upstream endpoint's state at each scrape; a later source (a reloaded runtime) replaces the earlier. */
+  trackUpstreams(source: () => Iterable<UpstreamEndpointState>): void;
+  /** Outlier detection took an endpoint out. */
+  upstreamEjection(upstream: string, endpoint: string): void;
+  /** A request refused 503 by one of the upstream's thresholds (`max_requests`, `max_pending_requests`). */
+  upstreamOverloaded(upstream: string, reason: string): void;
+  /** A retry made (`retried`) or refused (`budget_exhausted`, `max_retries`). */
+  upstreamRetry(upstream: string, outcome: string): void;
+}
+
+export interface UpstreamEndpointState {
+  upstream: string;
+  endpoint: string;
+  /** Passes its active checks and is not ejected: requests may go to it. */
+  healthy: boolean;
+  active: number;
 }
 
 export const METRIC_NAMES = {
@@ -77,6 +93,11 @@ export const METRIC_NAMES = {
   tlsHandshakeFailures: 'portcullis_tls_handshake_failures_total',
   openConnections: 'portcullis_open_connections',
   internalErrors: 'portcullis_internal_errors_total',
+  upstreamEndpointHealthy: 'portcullis_upstream_endpoint_healthy',
+  upstreamEndpointActive: 'portcullis_upstream_endpoint_active_requests',
+  upstreamEjections: 'portcullis_upstream_endpoint_ejections_total',
+  upstreamOverloaded: 'portcullis_upstream_overloaded_total',
+  upstreamRetries: 'portcullis_upstream_retries_total',
 } as const;
 
 const JWKS_STATES: readonly JwksState[] = ['fresh', 'stale', 'empty'];
@@ -158,6 +179,42 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     ['kind'],
   );
 
+  let upstreamSource: () => Iterable<UpstreamEndpointState> = () => [];
+  new Gauge({
+    name: METRIC_NAMES.upstreamEndpointHealthy,
+    help: 'Per upstream endpoint: 1 while requests may go to it (passes its active checks, not ejected), else 0',
+    labelNames: ['upstream', 'endpoint'] as const,
+    // Across workers (each checks on its own): 0 when any worker has the endpoint out.
+    aggregator: 'min',
+    registers,
+    collect() {
+      // Reset first: endpoints gone from DNS or from a reloaded config must not linger.
+      this.reset();
+      for (const e of upstreamSource()) this.labels(e.upstream, e.endpoint).set(e.healthy ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: METRIC_NAMES.upstreamEndpointActive,
+    help: 'Per upstream endpoint: requests in flight on it',
+    labelNames: ['upstream', 'endpoint'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const e of upstreamSource()) this.labels(e.upstream, e.endpoint).set(e.active);
+    },
+  });
+  const upstreamEjections = counter(METRIC_NAMES.upstreamEjections, 'Endpoints taken out by outlier detection', ['upstream', 'endpoint']);
+  const upstreamOverloaded = counter(
+    METRIC_NAMES.upstreamOverloaded,
+    'Requests refused 503 GW_UPSTREAM_OVERLOADED, by upstream and the threshold that refused them',
+    ['upstream', 'reason'],
+  );
+  const upstreamRetries = counter(
+    METRIC_NAMES.upstreamRetries,
+    'Retries of upstream requests, by upstream and outcome: retried, or refused by budget_exhausted or max_retries',
+    ['upstream', 'outcome'],
+  );
+
   const egressHosts = new Set<string>();
   const egressAttempt = bound<[string, string, string]>(egressAttempts);
 
@@ -196,6 +253,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     trackConnections(listener, server) {
       connectionSources.set(listener, server);
     },
+    trackUpstreams(source) {
+      upstreamSource = source;
+    },
+    upstreamEjection: bound<[string, string]>(upstreamEjections),
+    upstreamOverloaded: bound<[string, string]>(upstreamOverloaded),
+    upstreamRetry: bound<[string, string]>(upstreamRetries),
   };
 }
 

@@ -11,7 +11,7 @@ import { compilePolicies } from '../../policies/compile.js';
 import { certificateList, type Config, type ListenerConfig, type RouteConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
-import type { Metrics } from '../core/metrics.js';
+import type { Metrics, UpstreamEndpointState } from '../core/metrics.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
 import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
@@ -24,7 +24,8 @@ import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-h
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
 import { loadMeshTrust, type MeshTrust } from './tls/mesh-trust.js';
 import { createTerminatingServer, type RequestHandler, type ClientAuth } from './tls/terminate.js';
-import { createUpstreamClient, type UpstreamClient, type UpstreamTls } from './upstream/clients.js';
+import { createUpstreamClient, type BalancedOptions, type EndpointStatus, type UpstreamClient, type UpstreamClientOptions, type UpstreamTls } from './upstream/clients.js';
+import type { EndpointEvents } from './upstream/endpoints.js';
 
 export interface VirtualHost {
   readonly name: string;
@@ -133,11 +134,12 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     pathCase: config.pathCase,
     timeoutMs: upstreams.get(r.upstream)?.timeoutMs ?? DEFAULTS.upstreamTimeoutMs,
   });
+  const hooks = upstreamHooks(deps);
   const pools = new Map<string, UpstreamClient>();
   const clients = new Map<string, UpstreamClient>();
   for (const u of config.upstreams) {
     if (u.url.startsWith('tcp:')) continue;
-    const options = upstreamClientOptions(config, u, trust);
+    const options = upstreamClientOptions(config, u, trust, hooks);
     const key = poolKey(options, u, config);
     const client = deps.previous?.pools.get(key) ?? createUpstreamClient(options);
     pools.set(key, client);
@@ -246,6 +248,35 @@ function compileVirtualHost(
   return vhost;
 }
 
+/** Each HTTP upstream's endpoints and their health (the admin plane's `GET /upstreams`). */
+export function upstreamStatus(rt: IngressRuntime): { name: string; endpoints: EndpointStatus[] }[] {
+  return [...rt.upstreams.values()].map((c) => ({ name: c.name, endpoints: c.endpoints() }));
+}
+
+/** The same, flat, for the endpoint gauges. */
+export function upstreamEndpointStates(rt: IngressRuntime): UpstreamEndpointState[] {
+  return [...rt.upstreams.values()].flatMap((c) =>
+    c.endpoints().map((e) => ({ upstream: c.name, endpoint: e.address, healthy: e.healthy && e.ejectedUntil === undefined, active: e.active })),
+  );
+}
+
+/** What an upstream's clients report back: refusals and ejections (metrics, log). */
+export type UpstreamHooks = (upstream: string) => Pick<UpstreamClientOptions, 'onOverloaded' | 'onRetry'> & { events?: EndpointEvents };
+
+function upstreamHooks(deps: RuntimeDeps): UpstreamHooks {
+  return (upstream) => ({
+    onOverloaded: (reason) => deps.metrics?.upstreamOverloaded(upstream, reason),
+    onRetry: (outcome) => deps.metrics?.upstreamRetry(upstream, outcome),
+    events: {
+      ejected: (endpoint) => {
+        deps.metrics?.upstreamEjection(upstream, endpoint.address);
+        deps.logger.warn({ event: LOG_EVENTS.UPSTREAM_EJECTED, upstream, endpoint: endpoint.address, ejectedForMs: endpoint.ejectedUntil - Date.now() });
+      },
+      resolveFailed: (err) => deps.logger.warn({ event: LOG_EVENTS.UPSTREAM_DNS_FAILED, upstream, error: String(err) }),
+    },
+  });
+}
+
 /**
  * Reads a host's certificates; two of one key type are refused, because OpenSSL would silently keep only the last
  * (it holds one certificate per key type and picks among types by the client's signature algorithms). The config
@@ -263,8 +294,13 @@ export function servingCertificates(vhost: string, files: readonly { cert: strin
 }
 
 /** What an upstream's pool is built from; throws when its TLS cannot be set up (the config loader calls it too). */
-export function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: MeshTrust | undefined) {
-  const origin = new URL(upstream.url);
+export function upstreamClientOptions(config: Config, upstream: UpstreamConfig, trust: MeshTrust | undefined, hooks?: UpstreamHooks): UpstreamClientOptions {
+  // The URL names the scheme and whom TLS must find; `endpoints` or `dns`, when set, say where to dial.
+  const identity = new URL(upstream.url);
+  const { endpoints, dns } = upstream;
+  const balanced = dns !== undefined || (endpoints?.length ?? 1) > 1 || upstream.healthCheck !== undefined || upstream.outlierDetection !== undefined;
+  const origin = endpoints?.length === 1 && !balanced ? new URL(`${identity.protocol}//${endpoints[0]!.address}`) : identity;
+  const { events, ...callbacks } = hooks?.(upstream.name) ?? {};
   return {
     name: upstream.name,
     origin,
@@ -272,8 +308,57 @@ export function upstreamClientOptions(config: Config, upstream: UpstreamConfig, 
     connections: upstream.connections ?? DEFAULTS.upstreamConnections,
     maxPendingRequests: upstream.maxPendingRequests ?? DEFAULTS.upstreamMaxPendingRequests,
     connectTimeoutMs: upstream.connectTimeoutMs ?? DEFAULTS.upstreamConnectTimeoutMs,
-    ...(origin.protocol === 'https:' ? { tls: upstreamTls(config, upstream, origin, trust) } : {}),
+    ...(upstream.maxRequests !== undefined ? { maxRequests: upstream.maxRequests } : {}),
+    ...(identity.protocol === 'https:' ? { tls: upstreamTls(config, upstream, identity, trust) } : {}),
+    ...(balanced ? { balanced: balancedOptions(upstream, identity, events) } : {}),
+    ...(upstream.maxRetries !== undefined ? { maxRetries: upstream.maxRetries } : {}),
+    ...callbacks,
   };
+}
+
+function balancedOptions(upstream: UpstreamConfig, identity: URL, events: EndpointEvents | undefined): BalancedOptions {
+  const { loadBalancer: lb, healthCheck: hc, outlierDetection: od, dns } = upstream;
+  const endpoints = dns ? undefined : (upstream.endpoints ?? [{ address: identity.host }]);
+  return {
+    ...(endpoints ? { static: endpoints.map((e) => ({ address: withPort(e.address, identity), weight: e.weight ?? 1 })) } : {}),
+    ...(dns
+      ? {
+          dns: {
+            name: dns.name,
+            port: dns.port,
+            refreshMs: (dns.refreshSeconds ?? DEFAULTS.dnsRefreshSeconds) * 1000,
+            allowLoopback: dns.allowLoopback ?? false,
+          },
+        }
+      : {}),
+    policy: lb?.policy ?? DEFAULTS.loadBalancerPolicy,
+    panicThresholdPercent: lb?.panicThresholdPercent ?? DEFAULTS.panicThresholdPercent,
+    ...(lb?.hashOn ? { hashOn: lb.hashOn } : {}),
+    ...(hc
+      ? {
+          healthCheck: {
+            ...(hc.path !== undefined ? { path: hc.path } : {}),
+            host: identity.host,
+            intervalMs: hc.intervalMs ?? DEFAULTS.healthCheckIntervalMs,
+            timeoutMs: hc.timeoutMs ?? DEFAULTS.healthCheckTimeoutMs,
+            healthyThreshold: hc.healthyThreshold ?? DEFAULTS.healthyThreshold,
+            unhealthyThreshold: hc.unhealthyThreshold ?? DEFAULTS.unhealthyThreshold,
+          },
+        }
+      : {}),
+    outlier: {
+      consecutive5xx: od?.consecutive5xx ?? DEFAULTS.outlierConsecutive5xx,
+      baseEjectionMs: od?.baseEjectionMs ?? DEFAULTS.outlierBaseEjectionMs,
+      maxEjectionPercent: od?.maxEjectionPercent ?? DEFAULTS.outlierMaxEjectionPercent,
+    },
+    ...(events ? { events } : {}),
+  };
+}
+
+/** A URL's `host` has no port when it is the scheme's default; an endpoint address always has one. */
+function withPort(address: string, identity: URL): string {
+  if (/:\d+$/.test(address)) return address;
+  return `${address}:${identity.protocol === 'https:' ? 443 : 80}`;
 }
 
 function upstreamTls(config: Config, upstream: UpstreamConfig, origin: URL, trust: MeshTrust | undefined): UpstreamTls {

@@ -12,6 +12,7 @@ import { RELAXED_REASONS, relaxationsOf, type NormalizedTarget } from '../../../
 import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
+import type { RetryPolicy } from '../upstream/retry.js';
 import { routePathOptions } from './normalize-path.js';
 
 export type PathCase = 'sensitive' | 'insensitive';
@@ -34,6 +35,8 @@ export interface CompiledRoute {
   readonly upperCaseInPath: boolean;
   /** Request-line override headers this route forwards. */
   readonly overrideHeaders: ReadonlySet<string> | undefined;
+  /** Retries of failed upstream tries; unset: none. */
+  readonly retry: RetryPolicy | undefined;
   /** Host and method. */
   accepts(vhost: string, method: string): boolean;
   /**
@@ -79,10 +82,24 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
     relaxations: relaxationsOf(routePathOptions(route)),
     upperCaseInPath: route.match.path !== undefined && hasUpper('exact' in route.match.path ? route.match.path.exact : route.match.path.prefix),
     overrideHeaders: route.allowOverrideHeaders ? new Set<string>(route.allowOverrideHeaders) : undefined,
+    retry: route.retries ? compileRetry(route.retries) : undefined,
     accepts: (vhost: string, method: string) => (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)),
     effectiveMethod: compileMethodOverride(route.allowOverrideHeaders, methods),
     matchesPath: pathCase === 'insensitive' ? (_: string, lower: string) => folded(lower) : (path: string) => exact(path),
     matchesFolded: pathCase === 'sensitive' ? (path: string) => exact(path) : (_: string, lower: string) => folded(lower),
+  });
+}
+
+function compileRetry(retries: NonNullable<RouteConfig['retries']>): RetryPolicy {
+  return Object.freeze({
+    attempts: retries.attempts,
+    on: new Set(retries.on ?? DEFAULTS.retryOn),
+    statusCodes: new Set(retries.statusCodes ?? []),
+    perTryTimeoutMs: retries.perTryTimeoutMs,
+    backoffBaseMs: retries.backoff?.baseMs ?? DEFAULTS.retryBackoffBaseMs,
+    backoffMaxMs: retries.backoff?.maxMs ?? DEFAULTS.retryBackoffMaxMs,
+    budgetPercent: retries.budgetPercent ?? DEFAULTS.retryBudgetPercent,
+    nonIdempotent: retries.nonIdempotent ?? false,
   });
 }
 

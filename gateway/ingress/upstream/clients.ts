@@ -3,9 +3,13 @@
 // which undici's experimental h2 does not expose). Over TLS the gateway presents its SVID and verifies
 // the upstream against the mesh bundle and, when configured, its SPIFFE ID.
 import http2 from 'node:http2';
+import net from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
 import { Pool } from 'undici';
+import { GatewayError } from '../../core/errors.js';
 import { createAdmission, type Admission } from './admission.js';
+import { retriable, withRetries, type RetryPolicy, type RetryState } from './retry.js';
+import { createEndpointSet, type Endpoint, type EndpointSet, type EndpointSetOptions, type Transport } from './endpoints.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
 import type { SpiffePeerVerifier } from '../../../certs/verify.js';
 import { upstreamIdentityCheck } from './tls-identity.js';
@@ -22,15 +26,34 @@ export interface UpstreamTls {
 
 export interface UpstreamClientOptions {
   name: string;
+  /** The scheme, and the host:port dialled when there are no `endpoints` or `dns`. */
   origin: URL;
   protocol: 'http1' | 'h2';
   tls?: UpstreamTls;
-  /** HTTP/1.1: pool connections; h2: concurrent streams on the session. Also the admission's concurrency. */
+  /**
+   * HTTP/1.1: pool connections; h2: concurrent streams on the session; per endpoint. Times the endpoints, the
+   * admission's concurrency.
+   */
   connections: number;
   /** Requests that may wait for a free connection or stream; beyond it, 503 at once. */
   maxPendingRequests: number;
   connectTimeoutMs: number;
+  /** Requests running or waiting at once (across the endpoints); beyond it, 503 at once. */
+  maxRequests?: number;
+  /** Set when the upstream has several endpoints, a DNS name or health checks (see endpoints.ts); unset: the origin alone. */
+  balanced?: BalancedOptions;
+  /** Called with the threshold's name each time a request is refused 503 for it. */
+  onOverloaded?(reason: string): void;
+  /** Retries in flight at once on this upstream, whatever the routes' budgets allow (Envoy's max_retries). */
+  maxRetries?: number;
+  /** Called for each retry made (`retried`) or refused (`budget_exhausted`, `max_retries`). */
+  onRetry?(outcome: string): void;
 }
+
+/** The endpoint set's options (see endpoints.ts), and how a `consistentHash` key is read from a request. */
+export type BalancedOptions = Omit<EndpointSetOptions, 'transport'> & {
+  hashOn?: { header: string } | { cookie: string } | { sourceIp: true };
+};
 
 export interface UpstreamRequest {
   method: string;
@@ -41,6 +64,12 @@ export interface UpstreamRequest {
   timeoutMs: number;
   /** Aborted when the client leaves or a request deadline runs out: the upstream request stops at once. */
   signal: AbortSignal;
+  /** The `consistentHash` key (see `UpstreamClient.hashKey`). */
+  hashKey?: string | undefined;
+  /** Set by an upstream with several endpoints to the one it picked, for the access log. */
+  endpoint?: string;
+  /** The route's retry policy (see retry.ts). */
+  retry?: RetryPolicy | undefined;
 }
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
@@ -66,7 +95,10 @@ export interface UpstreamClient {
   readonly name: string;
   /** True when answers may end with trailers (HTTP/2, gRPC): the body must not be closed before them. */
   readonly trailers: boolean;
-  /** The origin's `host[:port]` as its URL gives it (no port when it is the scheme's default), for the access log. */
+  /**
+   * The origin's `host[:port]` as its URL gives it (no port when it is the scheme's default), for the access log;
+   * with several endpoints the request's `endpoint` says which one answered.
+   */
   readonly address: string;
   /**
    * Resolves when the answer has ended; rejects on any failure, before or during it, with the signal's
@@ -74,6 +106,10 @@ export interface UpstreamClient {
    */
   exchange(req: UpstreamRequest, sink: ResponseSink): Promise<void>;
   readonly admission: Pick<Admission, 'active' | 'pending'>;
+  /** Reads a `consistentHash` upstream's key from a request; unset for every other upstream. */
+  readonly hashKey?: (headers: Readonly<Record<string, string | string[] | undefined>>, remoteIp: string) => string | undefined;
+  /** Each endpoint and its health, for the admin plane and metrics (one entry, the origin, when unbalanced). */
+  endpoints(): EndpointStatus[];
   /** Lets in-flight requests finish, then closes the connections. */
   close(): Promise<void>;
   /** Cuts every connection and whatever is still running on it (end of a shutdown drain). */
@@ -83,29 +119,171 @@ export interface UpstreamClient {
 /** The error a request's upstream wait ends with when the upstream is slower than its timeout. */
 export const UPSTREAM_TIMEOUT = 'UPSTREAM_TIMEOUT';
 
+export interface EndpointStatus {
+  address: string;
+  weight: number;
+  /** Passes its active checks (always true without them). */
+  healthy: boolean;
+  /** Ejected by outlier detection until this time (ISO), else absent. */
+  ejectedUntil?: string;
+  active: number;
+}
+
 type Dispatch = (req: UpstreamRequest, sink: ResponseSink) => Promise<void>;
 
 export function createUpstreamClient(options: UpstreamClientOptions): UpstreamClient {
-  const transport = options.protocol === 'h2' ? createH2Transport(options) : createHttp1Transport(options);
+  if (options.balanced) return createBalancedClient(options, options.balanced);
+  // One endpoint: the request goes straight to its pool, with nothing picked, wrapped or counted per request.
+  const transport = createTransport(options, options.origin);
   const admission = createAdmission({ concurrency: options.connections, maxPending: options.maxPendingRequests });
+  const retries = retryState(options);
   return {
     name: options.name,
     address: options.origin.host,
     trailers: options.protocol === 'h2',
     admission,
-    async exchange(req, sink) {
-      req.signal.throwIfAborted();
-      const waiting = admission.acquire(req.signal, req.timeoutMs);
-      if (waiting) await waiting;
-      try {
-        await transport.dispatch(req, sink);
-      } finally {
-        admission.release();
-      }
-    },
+    endpoints: () => [{ address: options.origin.host, weight: 1, healthy: true, active: admission.active }],
+    exchange: (req, sink) => admitted(admission, retries, options, req, sink, transport.dispatch),
     close: transport.close,
     destroy: transport.destroy,
   };
+}
+
+function retryState(options: UpstreamClientOptions): RetryState {
+  return { active: 0, max: options.maxRetries, ...(options.onRetry ? { onRetry: options.onRetry } : {}) };
+}
+
+/** Runs the request's tries (one, or more on a retried route) once it has a slot. The one promise per request. */
+async function admitted(
+  admission: Admission,
+  retries: RetryState,
+  options: UpstreamClientOptions,
+  req: UpstreamRequest,
+  sink: ResponseSink,
+  tryOnce: (req: UpstreamRequest, sink: ResponseSink) => Promise<void>,
+): Promise<void> {
+  req.signal.throwIfAborted();
+  const waiting = acquire(admission, req, options);
+  if (waiting) await waiting;
+  try {
+    if (retriable(req)) await withRetries(req, sink, retries, () => admission.active, tryOnce);
+    else await tryOnce(req, sink);
+  } finally {
+    admission.release();
+  }
+}
+
+/** Takes an admission slot, or refuses at once (counted) over `maxRequests` or a full queue. */
+function acquire(admission: Admission, req: UpstreamRequest, options: UpstreamClientOptions): Promise<void> | undefined {
+  if (options.maxRequests !== undefined && admission.active + admission.pending >= options.maxRequests) {
+    options.onOverloaded?.('max_requests');
+    throw new GatewayError('GW_UPSTREAM_OVERLOADED', 'max_requests');
+  }
+  try {
+    return admission.acquire(req.signal, req.timeoutMs);
+  } catch (err) {
+    if (err instanceof GatewayError && err.reason) options.onOverloaded?.(err.reason);
+    throw err;
+  }
+}
+
+/**
+ * Several endpoints: one admission for the upstream (its concurrency grows with the endpoints), then a pick, then
+ * that endpoint's pool; each answer feeds the endpoint's passive health.
+ */
+function createBalancedClient(options: UpstreamClientOptions, balanced: BalancedOptions): UpstreamClient {
+  const set = createEndpointSet({
+    ...balanced,
+    transport: (host, port) => createTransport(options, endpointOrigin(options.origin, host, port)),
+  });
+  const admission = createAdmission({
+    get concurrency() {
+      return options.connections * Math.max(1, set.endpoints.length);
+    },
+    maxPending: options.maxPendingRequests,
+  });
+  const retries = retryState(options);
+  return {
+    name: options.name,
+    address: options.origin.host,
+    trailers: options.protocol === 'h2',
+    admission,
+    ...(balanced.hashOn ? { hashKey: hashKeyReader(balanced.hashOn) } : {}),
+    endpoints: () =>
+      set.endpoints.map((e) => ({
+        address: e.address,
+        weight: e.weight,
+        healthy: e.healthy,
+        ...(e.ejectedUntil > Date.now() ? { ejectedUntil: new Date(e.ejectedUntil).toISOString() } : {}),
+        active: e.active,
+      })),
+    async exchange(req, sink) {
+      if (set.endpoints.length === 0) await set.ready;
+      // A try picks an endpoint each time, so a retry usually lands on another one.
+      const tryOnce = (attempt: UpstreamRequest, trySink: ResponseSink) => {
+        const endpoint = set.pick(req.hashKey);
+        if (!endpoint) throw new GatewayError('GW_UPSTREAM_NO_HEALTHY', set.endpoints.length === 0 ? 'no_endpoints' : 'all_unavailable');
+        req.endpoint = endpoint.address;
+        return exchangeWith(endpoint, set, attempt, trySink, req.signal);
+      };
+      return admitted(admission, retries, options, req, sink, tryOnce);
+    },
+    close: () => set.close(),
+    destroy: () => set.destroy(),
+  };
+}
+
+/** One request on one endpoint: a 5xx answer or a failure (other than the client's own cancel) counts against it. */
+async function exchangeWith(endpoint: Endpoint, set: EndpointSet, req: UpstreamRequest, sink: ResponseSink, client: AbortSignal): Promise<void> {
+  let status = 0;
+  const observed: ResponseSink = {
+    start(statusCode, headers, flow) {
+      status = statusCode;
+      sink.start(statusCode, headers, flow);
+    },
+    data: (chunk) => sink.data(chunk),
+    end: (trailers) => sink.end(trailers),
+  };
+  endpoint.active++;
+  try {
+    await endpoint.transport.dispatch(req, observed);
+    if (status >= 500) set.failed(endpoint);
+    else set.succeeded(endpoint);
+  } catch (err) {
+    if (!client.aborted) set.failed(endpoint);
+    throw err;
+  } finally {
+    endpoint.active--;
+  }
+}
+
+function endpointOrigin(origin: URL, host: string, port: number): URL {
+  return new URL(`${origin.protocol}//${net.isIPv6(host) ? `[${host}]` : host}:${port}`);
+}
+
+/** The `consistentHash` key: a header's value, a cookie's, or the client address. */
+function hashKeyReader(hashOn: NonNullable<BalancedOptions['hashOn']>): NonNullable<UpstreamClient['hashKey']> {
+  if ('sourceIp' in hashOn && hashOn.sourceIp) return (_headers, remoteIp) => remoteIp;
+  if ('header' in hashOn) {
+    const name = hashOn.header;
+    return (headers) => {
+      const value = headers[name];
+      return Array.isArray(value) ? value.join(',') : value;
+    };
+  }
+  const prefix = `${(hashOn as { cookie: string }).cookie}=`;
+  return (headers) => {
+    const cookie = headers.cookie;
+    for (const pair of (Array.isArray(cookie) ? cookie.join(';') : (cookie ?? '')).split(';')) {
+      const trimmed = pair.trim();
+      if (trimmed.startsWith(prefix)) return trimmed.slice(prefix.length);
+    }
+    return undefined;
+  };
+}
+
+function createTransport(options: UpstreamClientOptions, origin: URL): Transport {
+  return options.protocol === 'h2' ? createH2Transport(options, origin) : createHttp1Transport(options, origin);
 }
 
 function tlsConnectOptions(tls: UpstreamTls) {
@@ -119,8 +297,8 @@ function tlsConnectOptions(tls: UpstreamTls) {
   };
 }
 
-function createHttp1Transport(options: UpstreamClientOptions): { dispatch: Dispatch; close(): Promise<void>; destroy(): Promise<void> } {
-  const pool = new Pool(options.origin.origin, {
+function createHttp1Transport(options: UpstreamClientOptions, origin: URL): Transport {
+  const pool = new Pool(origin.origin, {
     connections: options.connections,
     pipelining: 1,
     keepAliveTimeout: 30_000,
@@ -169,11 +347,11 @@ function createHttp1Transport(options: UpstreamClientOptions): { dispatch: Dispa
   return { dispatch, close: () => pool.close(), destroy: () => pool.destroy() };
 }
 
-function createH2Transport(options: UpstreamClientOptions): { dispatch: Dispatch; close(): Promise<void>; destroy(): Promise<void> } {
+function createH2Transport(options: UpstreamClientOptions, origin: URL): Transport {
   let session: http2.ClientHttp2Session | undefined;
   const connect = (): http2.ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
-    const created = http2.connect(options.origin.origin, {
+    const created = http2.connect(origin.origin, {
       ...(options.tls ? tlsConnectOptions(options.tls) : {}),
       timeout: options.connectTimeoutMs,
     } as http2.SecureClientSessionOptions);

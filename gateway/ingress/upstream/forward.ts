@@ -9,7 +9,7 @@ import type { AuthnResult } from '../../jwt/verifier.js';
 import type { ForwardedFor } from '../stages/forwarded.js';
 import type { CompiledRoute } from '../stages/route.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
-import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink } from './clients.js';
+import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink, type UpstreamRequest } from './clients.js';
 import { hasBody, readRequestBody } from './request-body.js';
 import { UPSTREAM_IDENTITY_ERROR } from './tls-identity.js';
 
@@ -47,10 +47,14 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   const body = hasBody(req) ? await readRequestBody(req, limits, ex, life) : null;
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
   signal.throwIfAborted();
+  const hashKey = client.hashKey?.(req.headers, input.forwarded.remoteIp);
+  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal, hashKey, retry: route.retry };
   try {
     const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life);
-    await client.exchange({ method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal }, sink);
+    await client.exchange(upstreamReq, sink);
+    if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
   } catch (err) {
+    if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
     if (signal.aborted) throw signal.reason;
     if (err instanceof GatewayError) throw err;
     const failure = upstreamError(err);

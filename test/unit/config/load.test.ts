@@ -30,7 +30,7 @@ const cases: { fixture: string; issues: Expected[] }[] = [
     fixture: 'unknown-key.yaml',
     issues: [
       ['unknown-key.yaml', 11, 11, '/listeners/0/hosts/0/tls/minVerison', 'unknown key "minVerison"'],
-      ['unknown-key.yaml', 19, 5, '/routes/0/retries', 'unknown key "retries"'],
+      ['unknown-key.yaml', 19, 5, '/routes/0/retryCount', 'unknown key "retryCount"'],
     ],
   },
   {

@@ -26,7 +26,7 @@ test('an invalid config prints every issue, one per line, and exits 1', () => {
     out: '',
     err:
       `${file}:11:11: /listeners/0/hosts/0/tls/minVerison: unknown key "minVerison"\n` +
-      `${file}:19:5: /routes/0/retries: unknown key "retries"\n`,
+      `${file}:19:5: /routes/0/retryCount: unknown key "retryCount"\n`,
   });
 });
 
