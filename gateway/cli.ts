@@ -25,6 +25,9 @@ Commands:
   run       start the gateway (embedded development defaults when no -c is given)
   validate  check a config file and every policy file it names, then exit
   token     mint a development JWT for the embedded defaults' token issuer
+  explain   show how the gateway decides one request, step by step
+  test      check request → decision cases against a config (policy tests for CI)
+  lint      find policies that grant more than they should
   certs     the mesh PKI: init, issue, inspect (portcullis certs --help)
 
 Run 'portcullis <command> --help' for a command's options.`,
@@ -49,6 +52,18 @@ Checks the config and the policy files it includes exactly as 'run' does before 
 cross-references, the files it names (certificates match their keys, bundles are PEM, JWKS files have a
 key for the provider's algorithms, the admin token) and port collisions.
 Prints every problem as file:line:column: /path: reason and exits 1, or prints a summary and exits 0.`,
+  explain: `Usage: portcullis explain [-c CONFIG] [--json] --url URL [--method M] [-H 'name: value']...
+                         [--token JWT | --claims JSON] [--peer SPIFFE_ID] [--source-ip IP] [--listener L] [--sni NAME]
+       portcullis explain [-c CONFIG] [--json] -f REQUEST.yaml
+       portcullis explain [-c CONFIG] [--json] --egress --identity ID --host HOST [--port PORT]
+
+Runs one request through the gateway's own stages without sockets and prints each step: virtual host,
+normalized path, route, authentication, every policy considered with each field matched or failed, the
+decision, the headers forwarded, and for a refusal the smallest change that would allow it.
+URL is https://host[:port]/path?query (the path exactly as sent; it is not normalized here). --token is
+verified against the config's JWT providers (JWKS fetched as the gateway does); --claims are taken as
+given and marked "not verified". Without -c the embedded development config is used (--state-dir DIR).
+Exits 0 when the request would be forwarded (egress: allowed), 1 when refused or the config is invalid.`,
   token: `Usage: portcullis token [--sub SUBJECT] [--claim NAME=VALUE]... [--ttl SECONDS] [--state-dir DIR]
 
 Prints a development JWT signed by the embedded defaults' token issuer (state folder key).`,
@@ -92,6 +107,8 @@ async function dispatch(argv: string[]): Promise<number> {
       return validate(rest);
     case 'token':
       return token(rest);
+    case 'explain':
+      return explain(rest);
     case 'certs':
       return (await import('../certs/cli.js')).runCertsCli(rest);
     case '-v':
@@ -244,6 +261,58 @@ async function validate(args: string[]): Promise<number> {
   const files = [...(values.config !== undefined ? [values.config] : []), ...positionals];
   if (files.length !== 1) throw new UsageError(files.length === 0 ? 'validate needs a CONFIG file' : 'validate takes one CONFIG file', HELP.validate);
   return runValidate(files[0]!, process.stdout, process.stderr);
+}
+
+async function explain(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(
+    args,
+    {
+      config: { type: 'string', short: 'c' },
+      'state-dir': { type: 'string' },
+      json: { type: 'boolean' },
+      file: { type: 'string', short: 'f' },
+      method: { type: 'string', short: 'X' },
+      url: { type: 'string' },
+      header: { type: 'string', short: 'H', multiple: true },
+      token: { type: 'string' },
+      claims: { type: 'string' },
+      peer: { type: 'string' },
+      'source-ip': { type: 'string' },
+      listener: { type: 'string' },
+      sni: { type: 'string' },
+      egress: { type: 'boolean' },
+      identity: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+    },
+    'explain',
+  );
+  if (values.help) return help('explain');
+  const tools = await import('./tools/explain-command.js');
+  let spec;
+  try {
+    spec = tools.requestFromFlags(values);
+  } catch (err) {
+    throw new UsageError((err as Error).message, HELP.explain);
+  }
+  const loadedOrCode = await loadForTool(values.config, values['state-dir']);
+  if (typeof loadedOrCode === 'number') return loadedOrCode;
+  try {
+    return await tools.runExplain(loadedOrCode, spec, values.json === true, process.stdout);
+  } catch (err) {
+    if (err instanceof tools.ExplainInputError) throw new UsageError(err.message, HELP.explain);
+    throw err;
+  }
+}
+
+/** The config a policy tool reads: -c CONFIG, else the embedded development config (as `run`). */
+async function loadForTool(configFile: string | undefined, stateDir: string | undefined): Promise<LoadedConfig | number> {
+  try {
+    if (configFile !== undefined) return loadConfigFile(configFile);
+    return (await devMode()).loadDevConfig(path.resolve(stateDir ?? DEFAULTS.stateDir));
+  } catch (err) {
+    return reportConfigError(configFile ?? EMBEDDED_CONFIG, err);
+  }
 }
 
 async function token(args: string[]): Promise<number> {

@@ -48,7 +48,7 @@ export function explainEvaluation(set: CompiledPolicySet, route: string, req: Re
   const dryRunNames = new Set(routePolicies.dryRun.map((p) => p.name));
   const ordered: CompiledPolicy<unknown>[] = [...routePolicies.deny, ...routePolicies.allow, ...routePolicies.audit, ...routePolicies.dryRun];
   const policies = ordered.map((p) => tracePolicy(p, view, dryRunNames.has(p.name)));
-  const hint = decision.allowed ? undefined : smallestChange(decision, route, routePolicies.allow, view);
+  const hint = decision.allowed ? undefined : smallestChange(decision, route, routePolicies.allow, routePolicies.deny, view);
   return { decision, policies, ...(hint !== undefined ? { hint } : {}) };
 }
 
@@ -95,9 +95,18 @@ function neededChanges(p: Predicate, view: RequestView): FieldTrace[] {
   return shape.parts.map((part) => neededChanges(part, view)).reduce((a, b) => (b.length < a.length ? b : a));
 }
 
-function smallestChange(decision: AuthzDecision, route: string, allow: readonly CompiledPolicy<unknown>[], view: RequestView): string | undefined {
+function smallestChange(
+  decision: AuthzDecision,
+  route: string,
+  allow: readonly CompiledPolicy<unknown>[],
+  deny: readonly CompiledPolicy<unknown>[],
+  view: RequestView,
+): string | undefined {
+  const denyRules = deny.flatMap((p) => p.rules.map((r) => ({ policy: p.name, name: r.name, matches: r.matches })));
   if (decision.reason === 'denied_by_policy') {
-    return `DENY policy '${decision.policy}' rule '${decision.rule}' matches and no ALLOW can override a DENY: narrow that rule or change the request`;
+    const rule = denyRules.find((r) => r.policy === decision.policy && r.name === decision.rule);
+    const unmatch = rule ? unmatchChanges(rule.matches, view).map(describeUnmatch).join('; ') : '';
+    return `DENY policy '${decision.policy}' rule '${decision.rule}' matches and no ALLOW overrides a DENY; it would not match with: ${unmatch || 'nothing (the rule matches every request)'}`;
   }
   if (decision.reason === 'no_policy_applies') {
     return `route '${route}' has no enforced ALLOW policy: add one with routes: [${route}] (or switch a dry-run one to enforce)`;
@@ -113,11 +122,31 @@ function smallestChange(decision: AuthzDecision, route: string, allow: readonly 
   return `policy '${best.policy}' rule '${best.rule}' would allow it with: ${best.changes.map(describeChange).join('; ')}`;
 }
 
+/** The matching fields of which one must stop matching for `p` to fail: the cheapest part of an AND, every part of an OR. */
+function unmatchChanges(p: Predicate, view: RequestView): FieldTrace[] {
+  if (!p(view)) return [];
+  const shape = p.shape;
+  if (shape === undefined) return [];
+  if (shape.kind === 'field') return leaves(p, view);
+  if (shape.kind === 'any') return shape.parts.flatMap((part) => unmatchChanges(part, view));
+  const options = shape.parts.map((part) => unmatchChanges(part, view)).filter((c) => c.length > 0);
+  return options.length === 0 ? [] : options.reduce((a, b) => (b.length < a.length ? b : a));
+}
+
+function describeUnmatch(f: FieldTrace): string {
+  const name = f.key !== undefined ? `${f.field} (${f.key})` : f.field;
+  return isNegated(f) ? `${name} given one of ${JSON.stringify(f.values)}` : `${name} not matching ${JSON.stringify(f.actual)}`;
+}
+
+function isNegated(f: FieldTrace): boolean {
+  return f.field.endsWith('notValues') || /\.not[A-Z]/.test(f.field);
+}
+
 function describeChange(f: FieldTrace): string {
   const name = f.key !== undefined ? `${f.field} (${f.key})` : f.field;
   const actual = Array.isArray(f.actual) ? f.actual.join(', ') : f.actual;
   if (f.actual === undefined) return `the request has nothing for ${name}, which needs one of ${JSON.stringify(f.values)}`;
-  return f.field.endsWith('notValues') || /\.not[A-Z]/.test(f.field)
+  return isNegated(f)
     ? `remove '${actual}' from ${name}`
     : `add '${actual}' to ${name}`;
 }

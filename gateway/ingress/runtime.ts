@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
-import { compilePolicies } from '../../policies/compile.js';
+import { compilePolicies, type CompiledPolicySet } from '../../policies/compile.js';
 import type { Config, ListenerConfig, RouteConfig, UpstreamConfig, VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
@@ -52,6 +52,8 @@ export interface IngressRuntime {
   readonly upstreams: ReadonlyMap<string, UpstreamClient>;
   readonly jwt: JwtAuthn;
   readonly authz: AuthzStage;
+  /** The compiled policies the authz stage asks (also read by `portcullis explain`). */
+  readonly policies: CompiledPolicySet;
   readonly sanitizer: HeaderSanitizer;
   readonly forwarded: ForwardedStage;
   readonly terminatingServers: readonly http2.Http2SecureServer[];
@@ -121,6 +123,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       .filter((u) => !u.url.startsWith('tcp:'))
       .map((u) => [u.name, createUpstreamClient(upstreamClientOptions(config, u, trust))]),
   );
+  const policies = compilePolicies(config.policies ?? [], { routes: config.routes.map((r) => r.name) });
   return {
     config,
     listeners,
@@ -128,10 +131,11 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults(r)))),
     upstreams: clients,
     jwt,
-    authz: createAuthzStage(compilePolicies(config.policies ?? [], { routes: config.routes.map((r) => r.name) }), {
+    authz: createAuthzStage(policies, {
       logger: deps.logger,
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
     }),
+    policies,
     rateLimiter: deps.rateLimiter,
     certificates: ownCertificates(config),
     sanitizer: createHeaderSanitizer(jwt.managedHeaders),
