@@ -13,6 +13,7 @@ import { runValidate } from './config/validate-command.js';
 import { createLogger, LOG_EVENTS } from './core/log.js';
 import { installProcessGuard } from './core/process-guard.js';
 import { redactUrls } from './core/secrets.js';
+import { ExplainInputError } from './ingress/explain.js';
 import { createReloader } from './reload.js';
 
 const HELP = {
@@ -64,6 +65,13 @@ URL is https://host[:port]/path?query (the path exactly as sent; it is not norma
 verified against the config's JWT providers (JWKS fetched as the gateway does); --claims are taken as
 given and marked "not verified". Without -c the embedded development config is used (--state-dir DIR).
 Exits 0 when the request would be forwarded (egress: allowed), 1 when refused or the config is invalid.`,
+  test: `Usage: portcullis test [-c CONFIG] [--format text|tap|junit] CASES.yaml...
+
+Runs each case (a request and the decision expected for it) through the same stages as 'explain' and
+compares: decision (forward|refuse; egress allow|deny), status, code, reason, route, policy, rule, and
+headers (name: value forwarded, name: null not forwarded). Without -c the embedded development config is
+used (--state-dir DIR). Exits 0 when every case passes, 1 on a mismatch (each shown as expected/got) or an
+invalid config, 2 for a malformed case file.`,
   token: `Usage: portcullis token [--sub SUBJECT] [--claim NAME=VALUE]... [--ttl SECONDS] [--state-dir DIR]
 
 Prints a development JWT signed by the embedded defaults' token issuer (state folder key).`,
@@ -109,6 +117,8 @@ async function dispatch(argv: string[]): Promise<number> {
       return token(rest);
     case 'explain':
       return explain(rest);
+    case 'test':
+      return testCases(rest);
     case 'certs':
       return (await import('../certs/cli.js')).runCertsCli(rest);
     case '-v':
@@ -300,9 +310,40 @@ async function explain(args: string[]): Promise<number> {
   try {
     return await tools.runExplain(loadedOrCode, spec, values.json === true, process.stdout);
   } catch (err) {
-    if (err instanceof tools.ExplainInputError) throw new UsageError(err.message, HELP.explain);
+    if (err instanceof ExplainInputError) throw new UsageError(err.message, HELP.explain);
     throw err;
   }
+}
+
+async function testCases(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(
+    args,
+    { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, format: { type: 'string' } },
+    'test',
+    true,
+  );
+  if (values.help) return help('test');
+  const format = values.format ?? 'text';
+  if (format !== 'text' && format !== 'tap' && format !== 'junit') throw new UsageError(`--format is text, tap or junit, not ${format}`, HELP.test);
+  if (positionals.length === 0) throw new UsageError('test needs at least one CASES file', HELP.test);
+  const tools = await import('./tools/test-command.js');
+  let cases;
+  try {
+    cases = tools.readCases(positionals);
+  } catch (err) {
+    throw new UsageError((err as Error).message, HELP.test);
+  }
+  const loaded = await loadForTool(values.config, values['state-dir']);
+  if (typeof loaded === 'number') return loaded;
+  let results;
+  try {
+    results = await tools.runCases(loaded, cases);
+  } catch (err) {
+    if (err instanceof ExplainInputError) throw new UsageError(err.message, HELP.test);
+    throw err;
+  }
+  process.stdout.write(tools.formatResults(results, format));
+  return results.some((r) => r.diffs.length > 0) ? EXIT_FAILED : 0;
 }
 
 /** The config a policy tool reads: -c CONFIG, else the embedded development config (as `run`). */

@@ -130,7 +130,9 @@ function unmatchChanges(p: Predicate, view: RequestView): FieldTrace[] {
   if (shape.kind === 'field') return leaves(p, view);
   if (shape.kind === 'any') return shape.parts.flatMap((part) => unmatchChanges(part, view));
   const options = shape.parts.map((part) => unmatchChanges(part, view)).filter((c) => c.length > 0);
-  return options.length === 0 ? [] : options.reduce((a, b) => (b.length < a.length ? b : a));
+  // Fewest fields; on a tie, who is asking (identity, claims) before what is asked (method, path).
+  const cost = (c: readonly FieldTrace[]) => c.length * 2 + (c.some((f) => f.field.startsWith('to[')) ? 1 : 0);
+  return options.length === 0 ? [] : options.reduce((a, b) => (cost(b) < cost(a) ? b : a));
 }
 
 function describeUnmatch(f: FieldTrace): string {

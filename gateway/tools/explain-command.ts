@@ -4,7 +4,6 @@ import { parse } from 'yaml';
 import type { ExplainedDecision } from '../../policies/trace.js';
 import type { LoadedConfig } from '../config/load.js';
 import { ExplainInputError } from '../ingress/explain.js';
-export { ExplainInputError };
 import { createDecisionRuntime, parseHeaderLine, parseRequestSpec, type Explanation, type RequestSpec } from './decide.js';
 
 export interface ExplainFlags {
