@@ -72,6 +72,12 @@ compares: decision (forward|refuse; egress allow|deny), status, code, reason, ro
 headers (name: value forwarded, name: null not forwarded). Without -c the embedded development config is
 used (--state-dir DIR). Exits 0 when every case passes, 1 on a mismatch (each shown as expected/got) or an
 invalid config, 2 for a malformed case file.`,
+  lint: `Usage: portcullis lint [-c CONFIG] [--fail-on warning|error] [--json]
+
+Reports policies and egress rules that grant more than they should, each with a stable id, a severity
+(info, warning, error) and a fix (docs/policies.md, "Lint findings"). 'validate' is about correctness;
+'lint' is about least privilege. Without -c the embedded development config is used (--state-dir DIR).
+Exits 1 when a finding is at least as severe as --fail-on (default error), else 0.`,
   token: `Usage: portcullis token [--sub SUBJECT] [--claim NAME=VALUE]... [--ttl SECONDS] [--state-dir DIR]
 
 Prints a development JWT signed by the embedded defaults' token issuer (state folder key).`,
@@ -119,6 +125,8 @@ async function dispatch(argv: string[]): Promise<number> {
       return explain(rest);
     case 'test':
       return testCases(rest);
+    case 'lint':
+      return lint(rest);
     case 'certs':
       return (await import('../certs/cli.js')).runCertsCli(rest);
     case '-v':
@@ -344,6 +352,27 @@ async function testCases(args: string[]): Promise<number> {
   }
   process.stdout.write(tools.formatResults(results, format));
   return results.some((r) => r.diffs.length > 0) ? EXIT_FAILED : 0;
+}
+
+async function lint(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(
+    args,
+    { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, 'fail-on': { type: 'string' }, json: { type: 'boolean' } },
+    'lint',
+  );
+  if (values.help) return help('lint');
+  const failOn = values['fail-on'] ?? 'error';
+  if (failOn !== 'warning' && failOn !== 'error') throw new UsageError(`--fail-on is warning or error, not ${failOn}`, HELP.lint);
+  const { atLeast, lintConfig } = await import('./tools/lint.js');
+  const loaded = await loadForTool(values.config, values['state-dir']);
+  if (typeof loaded === 'number') return loaded;
+  const findings = lintConfig(loaded.config);
+  if (values.json) process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
+  else {
+    for (const f of findings) process.stdout.write(`${f.severity.padEnd(7)} ${f.id} ${f.at}: ${f.message}\n        fix: ${f.fix}\n`);
+    process.stdout.write(`${findings.length} finding${findings.length === 1 ? '' : 's'}\n`);
+  }
+  return findings.some((f) => atLeast(f.severity, failOn)) ? EXIT_FAILED : 0;
 }
 
 /** The config a policy tool reads: -c CONFIG, else the embedded development config (as `run`). */

@@ -147,3 +147,28 @@ describe('portcullis explain', () => {
     assert.equal(help.code, 0);
   });
 });
+
+describe('portcullis lint', () => {
+  test('exit codes follow --fail-on', async () => {
+    const dir = mkdtempSync(join(work, 'lint-'));
+    const config = exampleGateway('require-jwt-for-api');
+    const clean = await portcullis(['lint', '-c', config, '--fail-on', 'warning']);
+    assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+    assert.equal(clean.stdout, '0 findings\n');
+    // The embedded default: two `requestPrincipals: ['*']` warnings, no error.
+    const state = ['--state-dir', join(dir, 'state')];
+    const warned = await portcullis(['lint', ...state], { timeoutMs: 60_000 });
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(warned.stdout, /^warning wildcard-principal policies\[api\]\.rules\[0\]: requestPrincipals: \['\*'\] admits any valid token of any provider\n {8}fix: /);
+    const failed = await portcullis(['lint', ...state, '--fail-on', 'warning', '--json']);
+    assert.equal(failed.code, 1);
+    assert.deepEqual(JSON.parse(failed.stdout).map((f: { id: string }) => f.id), ['wildcard-principal', 'wildcard-principal']);
+  });
+
+  test('usage errors exit 2, --help exits 0', async () => {
+    const r = await portcullis(['lint', '--fail-on', 'info']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /Usage: portcullis lint/);
+    assert.equal((await portcullis(['lint', '--help'])).code, 0);
+  });
+});
