@@ -2,15 +2,13 @@
 // examples and the embedded default config), the output formats, and the exit codes CI relies on.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse, stringify } from 'yaml';
-import { namedInputs } from '../../../gateway/config/load.js';
-import type { Config } from '../../../gateway/config/schema.js';
+import { stringify } from 'yaml';
 import { portcullis } from '../../helpers/cli.js';
-import { writeMissingInputs } from '../../helpers/config-material.js';
+import { exampleGateway as makeExampleGateway, policyExamplesFolder } from '../../helpers/policy-examples.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const EXAMPLE_TESTS = join(ROOT, 'policies/examples/tests');
@@ -21,15 +19,9 @@ before(() => {
 });
 after(() => rmSync(work, { recursive: true, force: true }));
 
-/** The example's gateway config in a temp folder, its policy file named absolutely and its certificates generated. */
+/** The example's gateway config with its certificates generated, in a copy of the examples folder. */
 function exampleGateway(example: string): string {
-  const dir = mkdtempSync(join(work, `${example}-`));
-  const config = parse(readFileSync(join(EXAMPLE_TESTS, `${example}.gateway.yaml`), 'utf8')) as Record<string, unknown>;
-  config.policyFiles = [join(ROOT, 'policies/examples', `${example}.yaml`)];
-  const file = join(dir, 'gateway.yaml');
-  writeFileSync(file, stringify(config));
-  writeMissingInputs(namedInputs(config as unknown as Config, file), 'cluster.local');
-  return file;
+  return makeExampleGateway(policyExamplesFolder(work), example);
 }
 
 const examples = readdirSync(EXAMPLE_TESTS).filter((f) => f.endsWith('.cases.yaml')).map((f) => f.replace('.cases.yaml', ''));
