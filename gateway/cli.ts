@@ -307,18 +307,18 @@ async function explain(args: string[]): Promise<number> {
   );
   if (values.help) return help('explain');
   const tools = await import('./tools/explain-command.js');
-  let spec;
+  const spec = await inputErrorsAsUsage('explain', () => tools.requestFromFlags(values));
+  const loaded = await loadForTool(values.config, values['state-dir']);
+  if (typeof loaded === 'number') return loaded;
+  return inputErrorsAsUsage('explain', () => tools.runExplain(loaded, spec, values.json === true, process.stdout));
+}
+
+/** A request or case file the policy tools cannot use is the caller's mistake: usage, exit 2. */
+async function inputErrorsAsUsage<T>(command: keyof typeof HELP, work: () => T | Promise<T>): Promise<T> {
   try {
-    spec = tools.requestFromFlags(values);
+    return await work();
   } catch (err) {
-    throw new UsageError((err as Error).message, HELP.explain);
-  }
-  const loadedOrCode = await loadForTool(values.config, values['state-dir']);
-  if (typeof loadedOrCode === 'number') return loadedOrCode;
-  try {
-    return await tools.runExplain(loadedOrCode, spec, values.json === true, process.stdout);
-  } catch (err) {
-    if (err instanceof ExplainInputError) throw new UsageError(err.message, HELP.explain);
+    if (err instanceof ExplainInputError) throw new UsageError(err.message, HELP[command]);
     throw err;
   }
 }
@@ -335,21 +335,10 @@ async function testCases(args: string[]): Promise<number> {
   if (format !== 'text' && format !== 'tap' && format !== 'junit') throw new UsageError(`--format is text, tap or junit, not ${format}`, HELP.test);
   if (positionals.length === 0) throw new UsageError('test needs at least one CASES file', HELP.test);
   const tools = await import('./tools/test-command.js');
-  let cases;
-  try {
-    cases = tools.readCases(positionals);
-  } catch (err) {
-    throw new UsageError((err as Error).message, HELP.test);
-  }
+  const cases = await inputErrorsAsUsage('test', () => tools.readCases(positionals));
   const loaded = await loadForTool(values.config, values['state-dir']);
   if (typeof loaded === 'number') return loaded;
-  let results;
-  try {
-    results = await tools.runCases(loaded, cases);
-  } catch (err) {
-    if (err instanceof ExplainInputError) throw new UsageError(err.message, HELP.test);
-    throw err;
-  }
+  const results = await inputErrorsAsUsage('test', () => tools.runCases(loaded, cases));
   process.stdout.write(tools.formatResults(results, format));
   return results.some((r) => r.diffs.length > 0) ? EXIT_FAILED : 0;
 }

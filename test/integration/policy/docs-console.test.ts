@@ -3,13 +3,14 @@
 // `$ echo $?` checks the exit code of the command before it. Arguments may be single-quoted, as in a shell.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { portcullis } from '../../helpers/cli.js';
+import { commands, consoleBlocks } from '../../helpers/console-blocks.js';
 import { EXAMPLES, exampleGateway, policyExamplesFolder } from '../../helpers/policy-examples.js';
 
 const DOC = 'docs/policies.md';
-const blocks = [...readFileSync(new URL(`../../../${DOC}`, import.meta.url), 'utf8').matchAll(/^```console\n([\s\S]*?)^```/gm)].map((m) => m[1]!);
+const blocks = consoleBlocks(DOC);
 let dir: string;
 
 before(() => {
@@ -17,16 +18,6 @@ before(() => {
   for (const f of readdirSync(join(dir, EXAMPLES, 'tests')).filter((f) => f.endsWith('.gateway.yaml'))) exampleGateway(dir, f.replace('.gateway.yaml', ''));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Each `$ command` with the lines printed after it. */
-function commands(block: string): { command: string; output: string }[] {
-  const steps: { command: string; output: string[] }[] = [];
-  for (const line of block.split('\n').slice(0, -1)) {
-    if (line.startsWith('$ ')) steps.push({ command: line.slice(2), output: [] });
-    else steps.at(-1)?.output.push(line);
-  }
-  return steps.map(({ command, output }) => ({ command, output: output.map((l) => `${l}\n`).join('') }));
-}
 
 /** Words split on spaces, with '…' quoting (no escapes), as the shell reads these lines. */
 function words(command: string): string[] {
