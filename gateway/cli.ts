@@ -29,6 +29,7 @@ Commands:
   explain   show how the gateway decides one request, step by step
   test      check request → decision cases against a config (policy tests for CI)
   lint      find policies that grant more than they should
+  suggest   propose the tightest ALLOW policies from an access log
   certs     the mesh PKI: init, issue, inspect (portcullis certs --help)
 
 Run 'portcullis <command> --help' for a command's options.`,
@@ -78,6 +79,13 @@ Reports policies and egress rules that grant more than they should, each with a 
 (info, warning, error) and a fix (docs/policies.md, "Lint findings"). 'validate' is about correctness;
 'lint' is about least privilege. Without -c the embedded development config is used (--state-dir DIR).
 Exits 1 when a finding is at least as severe as --fail-on (default error), else 0.`,
+  suggest: `Usage: portcullis suggest [-c CONFIG] --from ACCESS_LOG [--from ACCESS_LOG]...
+
+Reads the gateway's access log (JSON lines, event REQUEST) and prints a policy file with, per route, the
+tightest ALLOW policy that still allows every request the log shows allowed: the callers seen (peer SPIFFE
+ID, else token principal), the methods and the paths used (ID-like segments as {*}). Current ALLOW rules
+that allowed nothing in the log are listed as comments at the top. The access log carries no claims, so
+no 'when' conditions are suggested. Without -c the embedded development config is used (--state-dir DIR).`,
   token: `Usage: portcullis token [--sub SUBJECT] [--claim NAME=VALUE]... [--ttl SECONDS] [--state-dir DIR]
 
 Prints a development JWT signed by the embedded defaults' token issuer (state folder key).`,
@@ -127,6 +135,8 @@ async function dispatch(argv: string[]): Promise<number> {
       return testCases(rest);
     case 'lint':
       return lint(rest);
+    case 'suggest':
+      return suggestPolicies(rest);
     case 'certs':
       return (await import('../certs/cli.js')).runCertsCli(rest);
     case '-v':
@@ -362,6 +372,29 @@ async function lint(args: string[]): Promise<number> {
     process.stdout.write(`${findings.length} finding${findings.length === 1 ? '' : 's'}\n`);
   }
   return findings.some((f) => atLeast(f.severity, failOn)) ? EXIT_FAILED : 0;
+}
+
+async function suggestPolicies(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, from: { type: 'string', multiple: true } }, 'suggest');
+  if (values.help) return help('suggest');
+  if (!values.from?.length) throw new UsageError('suggest needs --from ACCESS_LOG', HELP.suggest);
+  const { readAccessLog, suggest } = await import('./tools/suggest.js');
+  const observed = await inputErrorsAsUsage('suggest', () =>
+    values.from!.flatMap((file) => {
+      try {
+        return readAccessLog(fs.readFileSync(file, 'utf8'));
+      } catch (err) {
+        throw new ExplainInputError(`cannot read ${file}: ${(err as Error).message}`);
+      }
+    }),
+  );
+  const loaded = await loadForTool(values.config, values['state-dir']);
+  if (typeof loaded === 'number') return loaded;
+  const suggestion = suggest(loaded.config, observed);
+  const { stringify } = await import('yaml');
+  const header = [`# Suggested from ${suggestion.observed} allowed requests.`, ...suggestion.report.map((line) => `# ${line}`)];
+  process.stdout.write(`${header.join('\n')}\n${stringify({ version: 'v1', policies: suggestion.policies })}`);
+  return 0;
 }
 
 /** The config a policy tool reads: -c CONFIG, else the embedded development config (as `run`). */
