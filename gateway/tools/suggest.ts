@@ -107,7 +107,7 @@ function reportRules(config: Config, observed: readonly Observed[]): string[] {
       const seen = uses.get(`${policy}/${rule}`);
       if (!seen) return [`policy '${policy}' rule '${rule}' allowed no request in the log`];
       const callers = distinct(seen.map(callerKey));
-      return anyCaller ? [`policy '${policy}' rule '${rule}' admits any caller; the log shows ${callers.join(', ')}`] : [];
+      return anyCaller && callers.some((c) => c !== 'anyone') ? [`policy '${policy}' rule '${rule}' admits any caller; the log shows ${callers.join(', ')}`] : [];
     });
 }
 

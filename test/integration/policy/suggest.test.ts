@@ -60,7 +60,6 @@ test('suggest: tightest policies from a real run, that allow the traffic and den
   const comments = r.stdout.split('\n').filter((l) => l.startsWith('#'));
   assert.deepEqual(comments, [
     '# Suggested from 6 allowed requests.',
-    "# policy 'public' rule 'rules[0]' admits any caller; the log shows anyone",
     `# policy 'api' rule 'rules[0]' admits any caller; the log shows token ${ISSUER}/bob`,
     "# policy 'admin' rule 'rules[0]' allowed no request in the log",
     `# policy 'orders' rule 'any-token' admits any caller; the log shows token ${ISSUER}/alice, token ${ISSUER}/carol`,
