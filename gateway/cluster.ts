@@ -29,8 +29,8 @@ const WORKER_ENV = 'PORTCULLIS_WORKER';
 const STABLE_MS = 30_000;
 const RESTART_BASE_MS = 250;
 const RESTART_MAX_MS = 30_000;
-/** Workers drain up to 10 s (Gateway.close); after this the primary kills what is left. */
-const SHUTDOWN_GRACE_MS = 15_000;
+/** Workers drain for `shutdown.drainMs` and then cut what is left; the primary kills one still running this much later. */
+const SHUTDOWN_GRACE_MS = 5_000;
 const ASK_TIMEOUT_MS = { ready: 2_000, metrics: 2_000, config: 2_000, reload: 10_000 } as const;
 
 type Question = { question: 'ready' | 'metrics' | 'config' } | { question: 'reload'; trigger: string };
@@ -165,13 +165,14 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     const running = slots.flatMap((s) => (s.worker ? [s.worker] : []));
     const exited = Promise.all(running.map((w) => (w.process.exitCode !== null || w.process.signalCode !== null ? undefined : new Promise((r) => w.once('exit', r)))));
     for (const worker of running) send(worker, { portcullis: 'shutdown' });
+    const graceMs = (options.initial.config.shutdown?.drainMs ?? DEFAULTS.drainMs) + SHUTDOWN_GRACE_MS;
     const kill = setTimeout(() => {
       for (const worker of running) {
         if (worker.process.exitCode !== null || worker.process.signalCode !== null) continue;
-        logger.warn({ pid: worker.process.pid, graceMs: SHUTDOWN_GRACE_MS }, 'worker still draining after the grace period; killing it');
+        logger.warn({ pid: worker.process.pid, graceMs }, 'worker still draining after the grace period; killing it');
         worker.process.kill('SIGKILL');
       }
-    }, SHUTDOWN_GRACE_MS);
+    }, graceMs);
     await exited;
     clearTimeout(kill);
   };

@@ -83,7 +83,8 @@ export interface TestIngress {
 /** The base config; `customize` edits it (plain objects, as YAML would give) before it is loaded. */
 export type Customize = (config: Record<string, any>, ctx: { dir: string; writeFile(name: string, content: string): string }) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-export async function startTestIngress(customize?: Customize): Promise<TestIngress> {
+/** `logLevel`: `warn` keeps a load test's access lines (one per request) out of the in-memory sink. */
+export async function startTestIngress(customize?: Customize, options: { logLevel?: 'info' | 'warn' } = {}): Promise<TestIngress> {
   const pki = testPki();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-test-'));
   const writeFile = (name: string, content: string) => {
@@ -156,7 +157,7 @@ export async function startTestIngress(customize?: Customize): Promise<TestIngre
       done();
     },
   });
-  const logger = createLogger('info', sink);
+  const logger = createLogger(options.logLevel ?? 'info', sink);
   const gateway = await startGateway(loaded.config, { logger });
   return {
     port: gateway.ports.get('edge')!,
