@@ -139,7 +139,7 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
   const peer = input.peer !== undefined && vhost.clientAuth !== 'none' ? input.peer : undefined;
   const authn = await authenticate(rt, input, req, normalized.query, route);
   authStep.detail = [
-    peer ? `mTLS peer ${peer}` : input.peer !== undefined ? `peer ${input.peer} ignored: the virtual host asks for no client certificate` : 'no client certificate',
+    peer ? `mTLS peer ${peer} (given; no certificate checked)` : input.peer !== undefined ? `peer ${input.peer} ignored: the virtual host asks for no client certificate` : 'no client certificate',
     authn.auth ? `${input.claims ? 'claims given, not verified' : 'token verified'}: principal ${authn.auth.principal}` : 'no token (anonymous)',
   ].join('; ');
 
