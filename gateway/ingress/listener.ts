@@ -2,7 +2,7 @@
 // bytes to a passthrough upstream or hands the socket to the terminating TLS server of the virtual host
 // the SNI names. Routing below TLS is what lets one port serve both modes (Envoy's tls_inspector +
 // filter_chain_match; HAProxy's req.ssl_sni). An SNI that names no virtual host is refused, never sent
-// to a default.
+// to a default; a ClientHello without SNI goes to the listener's `defaultHost` when it has one.
 import net from 'node:net';
 import type { Logger } from '../core/log.js';
 import { LOG_EVENTS } from '../core/log.js';
@@ -33,17 +33,26 @@ export interface ListenerDeps {
 export interface EdgeListener {
   readonly server: net.Server;
   listen(): Promise<net.AddressInfo>;
+  /** A reload that keeps this socket (same address and port) may rename the listener or change its limits. */
+  configure(options: ListenerOptions): void;
   /** Stops accepting; open connections are left to their servers' drain logic. */
   close(): Promise<void>;
 }
 
 export function createEdgeListener(options: ListenerOptions, deps: ListenerDeps): EdgeListener {
+  let current = options;
   const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) =>
-    inspectConnection(socket, options, deps),
+    inspectConnection(socket, current, deps),
   );
-  if (options.maxConnections) server.maxConnections = options.maxConnections;
+  const configure = (next: ListenerOptions) => {
+    current = next;
+    // net.Server's own default: no limit.
+    server.maxConnections = next.maxConnections ?? Infinity;
+  };
+  configure(options);
   return {
     server,
+    configure,
     listen: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);

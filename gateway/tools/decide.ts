@@ -3,6 +3,7 @@
 import type { Config } from '../config/schema.js';
 import { canonicalHostPattern } from '../core/net/host.js';
 import { createLogger } from '../core/log.js';
+import { TRACING_OFF } from '../core/tracing.js';
 import { parseAuthority } from '../egress/destination.js';
 import { createAllowlist, type AllowlistDecision } from '../egress/stages/allowlist.js';
 import { ANONYMOUS, type Identity } from '../egress/stages/identify.js';
@@ -40,7 +41,8 @@ export function createDecisionRuntime(config: Config): DecisionRuntime {
   const logger = createLogger('silent');
   // No rate limits and no Redis: an explanation never consumes a client's budget.
   const rateLimiter = createRateLimiter([], undefined, { logger });
-  const rt: IngressRuntime = buildRuntime(config, { logger, handlerFor: () => () => {}, ticketKeys: newTicketKeys(), rateLimiter });
+  // No spans either: an explanation is not a request.
+  const rt: IngressRuntime = buildRuntime(config, { logger, handlerFor: () => () => {}, ticketKeys: newTicketKeys(), rateLimiter, tracing: TRACING_OFF });
   const allowlist = config.egress ? createAllowlist({ allow: config.egress.allow, ...(config.egress.deny ? { deny: config.egress.deny } : {}) }) : undefined;
   return {
     config,

@@ -1,5 +1,5 @@
 // JWT authentication at the edge (Istio RequestAuthentication semantics on jose).
-// No token → anonymous: the policy decides (a route that needs a principal says so in its policy).
+// No token → anonymous: the policy decides (403), unless the route says `authentication: required` (401 + challenge).
 // An invalid token → 401, never anonymous, and a token whose issuer no allowed provider names is invalid
 // (CVE-2021-21378). Providers, verifiers and extractors are compiled here once; the request path only reads them.
 import { readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import type { JwtProviderConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { Metrics } from '../../core/metrics.js';
-import { compileClaimHeaders, toRequestAuth, type ClaimHeaders } from '../jwt/claims.js';
+import { compileClaimHeaders, compileClaimRequirements, toRequestAuth, type ClaimHeaders, type ClaimRequirements } from '../jwt/claims.js';
 import { createTokenExtractor } from '../jwt/extract.js';
 import {
   ASYMMETRIC_ALGORITHMS,
@@ -29,6 +29,11 @@ export interface JwtAuthnDeps {
   fetch?: typeof globalThis.fetch;
   /** Counts each refused token by provider and reason, here where the provider is known. */
   metrics?: Pick<Metrics, 'jwtFailure'>;
+  /**
+   * The authenticator this one replaces on reload: a remote JWKS whose endpoint and fetch settings did not change
+   * is taken over with its cached keys, so a reload during an IdP outage does not throw the last good keys away.
+   */
+  previous?: JwtAuthn;
 }
 
 /** The `provider` label of a token refused before any provider could be told from it. */
@@ -40,6 +45,8 @@ export interface AuthnInput {
   rawHeaders?: readonly string[];
   query: string;
   allowedProviders?: ReadonlySet<string>;
+  /** The route's `authentication: required`: no token is a 401 with a challenge instead of anonymous. */
+  required?: boolean;
 }
 
 export interface AuthnResult {
@@ -56,7 +63,10 @@ export interface JwtAuthn {
   readonly managedHeaders: readonly string[];
   ready(): Promise<void>;
   status(): Record<string, JwksStatus>;
-  close(): void;
+  /** Remote key sources by what they fetch (endpoint and settings), for the authenticator that replaces this one. */
+  readonly remoteSources: ReadonlyMap<string, JwksSource>;
+  /** Stops the key sources, except those `successor` took over. */
+  close(successor?: JwtAuthn): void;
 }
 
 export interface JwtAuthnOptions {
@@ -83,6 +93,9 @@ const FAILURES = {
   token_not_yet_valid: 'token not yet valid',
   audience_mismatch: 'audience not accepted',
   claims_invalid: 'invalid claims',
+  missing_exp: 'token has no expiration time',
+  claim_missing: 'a required claim is missing',
+  claim_value_not_allowed: 'a required claim has a value that is not accepted',
 } as const;
 export type AuthnFailure = keyof typeof FAILURES;
 
@@ -94,6 +107,10 @@ const bearerChallenge = (error: string, description: string): Record<string, str
 function invalid(reason: AuthnFailure): GatewayError {
   return new GatewayError('GW_AUTHN_INVALID_TOKEN', reason, bearerChallenge('invalid_token', FAILURES[reason]));
 }
+
+// RFC 6750 §3.1: a request that carries no token at all gets a challenge without an error code.
+const tokenRequired = (): GatewayError =>
+  new GatewayError('GW_AUTHN_REQUIRED', 'token_missing', { 'www-authenticate': 'Bearer realm="portcullis"' });
 
 // RFC 6750 §3.1: more than one method of including a token is an invalid_request.
 const multipleTokens = (): GatewayError =>
@@ -123,6 +140,8 @@ interface Provider {
   source: JwksSource;
   forward: boolean;
   claimHeaders: ClaimHeaders;
+  /** requireExpiration and requiredClaims, checked on the verified payload. */
+  claimRequirements: ClaimRequirements;
 }
 
 interface Verified {
@@ -131,18 +150,20 @@ interface Verified {
   setHeaders: Readonly<Record<string, string>>;
 }
 
-function keySource(p: JwtProviderConfig, deps: Required<Omit<JwtAuthnDeps, 'metrics'>>): JwksSource {
-  if (p.jwksUri === undefined) return staticKeySource(p);
-  return createRemoteJwksSource(
-    {
-      provider: p.name,
-      uri: p.jwksUri,
-      cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
-      cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
-      timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
-    },
-    deps,
-  );
+type SourceDeps = Required<Omit<JwtAuthnDeps, 'metrics' | 'previous'>> & Pick<JwtAuthnDeps, 'previous'>;
+
+/** A key source and, for a remote one, the fingerprint a later reload finds it by. */
+function keySource(p: JwtProviderConfig, deps: SourceDeps): { source: JwksSource; remoteKey?: string } {
+  if (p.jwksUri === undefined) return { source: staticKeySource(p) };
+  const options = {
+    provider: p.name,
+    uri: p.jwksUri,
+    cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
+    cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
+    timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
+  };
+  const remoteKey = JSON.stringify(options);
+  return { source: deps.previous?.remoteSources.get(remoteKey) ?? createRemoteJwksSource(options, deps), remoteKey };
 }
 
 /** Inline or file keys: read and checked here, so a bad set fails at config time rather than on every token. */
@@ -191,6 +212,7 @@ function compileProvider(p: JwtProviderConfig): Omit<Provider, 'source'> {
     },
     forward: p.forwardOriginalToken ?? false,
     claimHeaders: compileClaimHeaders(p.claimsToHeaders),
+    claimRequirements: compileClaimRequirements(p.requireExpiration ?? DEFAULTS.jwtRequireExpiration, p.requiredClaims),
   };
 }
 
@@ -222,7 +244,12 @@ const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCookies: EMPTY, removeParams: EMPTY, setHeaders: NO_HEADERS });
 
 export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
-  const full: Required<Omit<JwtAuthnDeps, 'metrics'>> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
+  const full: SourceDeps = {
+    logger: deps.logger,
+    now: deps.now ?? Date.now,
+    fetch: deps.fetch ?? globalThis.fetch,
+    ...(deps.previous ? { previous: deps.previous } : {}),
+  };
   const cacheSize = options.tokenCacheSize ?? DEFAULTS.jwtTokenCacheSize;
   if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`tokenCacheSize must be a non-negative integer, got ${cacheSize}`);
   // Provider names are unique: the config loader checks that, with the place of both definitions.
@@ -236,10 +263,20 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   };
   const compiled = providers.map((config) => ({ config, checked: inProvider(config, () => compileProvider(config)) }));
   const started: Provider[] = [];
+  const remoteSources = new Map<string, JwksSource>();
+  const adopted = new Set(deps.previous?.remoteSources.values());
+  const closeSources = (keep: ReadonlySet<JwksSource>) => {
+    for (const p of started) if (!keep.has(p.source)) p.source.close();
+  };
   try {
-    for (const { config, checked } of compiled) started.push({ ...checked, source: inProvider(config, () => keySource(config, full)) });
+    for (const { config, checked } of compiled) {
+      const { source, remoteKey } = inProvider(config, () => keySource(config, full));
+      started.push({ ...checked, source });
+      if (remoteKey !== undefined) remoteSources.set(remoteKey, source);
+    }
   } catch (err) {
-    for (const p of started) p.source.close();
+    // The sources taken over still belong to the running authenticator.
+    closeSources(adopted);
     throw err;
   }
 
@@ -283,6 +320,11 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
       }
       try {
         const payload = await verifyWith(token, p, now);
+        const unmet = p.claimRequirements(payload);
+        if (unmet) {
+          first ??= { reason: unmet, provider: p.name };
+          continue;
+        }
         return { provider: p, auth: toRequestAuth(payload), setHeaders: p.claimHeaders(payload) };
       } catch (err) {
         first ??= { reason: failureOf(err), provider: p.name };
@@ -292,9 +334,12 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   }
 
   return {
-    async authenticate({ headers, rawHeaders, query, allowedProviders }) {
+    async authenticate({ headers, rawHeaders, query, allowedProviders, required }) {
       const found = extract(headers, query, allowedProviders, rawHeaders);
-      if (found.kind === 'none') return ANONYMOUS;
+      if (found.kind === 'none') {
+        if (required) throw tokenRequired();
+        return ANONYMOUS;
+      }
       if (found.kind === 'multiple') {
         deps.metrics?.jwtFailure(UNKNOWN_PROVIDER, 'multiple_tokens');
         throw multipleTokens();
@@ -322,8 +367,9 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
     managedHeaders,
     ready: () => Promise.all(started.map((p) => p.source.ready())).then(() => undefined),
     status: () => Object.fromEntries(started.map((p) => [p.name, p.source.status()])),
-    close() {
-      for (const p of started) p.source.close();
+    remoteSources,
+    close(successor) {
+      closeSources(new Set(successor?.remoteSources.values()));
     },
   };
 }

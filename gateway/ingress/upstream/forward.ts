@@ -35,6 +35,7 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   ex.upstream = client.name;
   ex.upstreamAddress = client.address;
   const { headers, query } = upstreamRequest(req, rt, input, ex.id);
+  ex.trace.inject(headers);
   const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers };
   const body = hasBody(req) ? await readRequestBody(req, limits, ex, life) : null;
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
@@ -88,6 +89,7 @@ function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: nu
     start(statusCode, headers, flow) {
       control = flow;
       ex.status = statusCode;
+      ex.trace.stage('upstream_response');
       // Headers are set, not written: they leave with the first body byte or with the end, so an empty
       // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
       res.statusCode = statusCode;

@@ -29,7 +29,7 @@ const NOT_STARTED: Record<string, string> = {
   'docs/kubernetes.md#2': 'cert-manager resources, not a gateway config',
   'docs/kubernetes.md#3': 'Helm values (egress NetworkPolicy): checked by the chart tests against values.schema.json',
   'docs/operations.md#3': 'names a Redis at redis.internal, which a test may not reach; Redis is covered by test/integration/ops/rate-limit-redis.test.ts',
-  'docs/operations.md#4': 'its admin token is at an absolute Kubernetes secret path (/run/secrets/…) that a test may not write',
+  'docs/operations.md#5': 'its admin token is at an absolute Kubernetes secret path (/run/secrets/…) that a test may not write',
 };
 
 /** What fragments are merged into: one of each section, every file relative, ports fixed (the check must see them). */
@@ -181,10 +181,10 @@ describe('validate succeeds exactly when run starts', () => {
     const initial = loadConfigFile(file);
     const logger = createLogger('silent');
     const gateway = await startGateway(onFreePorts(initial.config), { logger, fetch: () => Promise.reject(new Error('no network in tests')) });
-    const reloader = createReloader({ load: () => loadConfigFile(file), gateway, initial, logger, watchIntervalMs: 0 });
+    const reloader = createReloader({ load: () => loadConfigFile(file), parts: [gateway], initial, logger, watchIntervalMs: 0 });
     try {
       copyFileSync(join(configFixtures(), 'compile-errors.yaml'), file);
-      const result = reloader.reload('test');
+      const result = await reloader.reload('test');
       assert.ok(!result.ok && typeof result.issues !== 'string');
       assert.equal(`${formatIssues(result.issues)}\n`, validate(file).err);
       assert.equal(gateway.runtime().config.listeners[0]?.name, 'edge');
