@@ -14,6 +14,7 @@ import { createLogger, LOG_EVENTS } from './core/log.js';
 import { createReloadMetrics } from './core/metrics.js';
 import { installProcessGuard } from './core/process-guard.js';
 import { redactUrls } from './core/secrets.js';
+import { ExplainInputError } from './ingress/explain.js';
 import { createReloader } from './reload.js';
 import { upstreamStatus } from './ingress/runtime.js';
 
@@ -27,6 +28,10 @@ Commands:
   run       start the gateway (embedded development defaults when no -c is given)
   validate  check a config file and every policy file it names, then exit
   token     mint a development JWT for the embedded defaults' token issuer
+  explain   show how the gateway decides one request, step by step
+  test      check request → decision cases against a config (policy tests for CI)
+  lint      find policies that grant more than they should
+  suggest   propose the tightest ALLOW policies from an access log
   certs     the mesh PKI: init, issue, inspect (portcullis certs --help)
 
 Run 'portcullis <command> --help' for a command's options.`,
@@ -51,6 +56,38 @@ Checks the config and the policy files it includes exactly as 'run' does before 
 cross-references, the files it names (certificates match their keys, bundles are PEM, JWKS files have a
 key for the provider's algorithms, the admin token) and port collisions.
 Prints every problem as file:line:column: /path: reason and exits 1, or prints a summary and exits 0.`,
+  explain: `Usage: portcullis explain [-c CONFIG] [--json] --url URL [--method M] [-H 'name: value']...
+                         [--token JWT | --claims JSON] [--peer SPIFFE_ID] [--source-ip IP] [--listener L] [--sni NAME]
+       portcullis explain [-c CONFIG] [--json] -f REQUEST.yaml
+       portcullis explain [-c CONFIG] [--json] --egress --identity ID --host HOST [--port PORT]
+
+Runs one request through the gateway's own stages without sockets and prints each step: virtual host,
+normalized path, route, authentication, every policy considered with each field matched or failed, the
+decision, the headers forwarded, and for a refusal the smallest change that would allow it.
+URL is https://host[:port]/path?query (the path exactly as sent; it is not normalized here). --token is
+verified against the config's JWT providers (JWKS fetched as the gateway does); --claims are taken as
+given and marked "not verified". Without -c the embedded development config is used (--state-dir DIR).
+Exits 0 when the request would be forwarded (egress: allowed), 1 when refused or the config is invalid.`,
+  test: `Usage: portcullis test [-c CONFIG] [--format text|tap|junit] CASES.yaml...
+
+Runs each case (a request and the decision expected for it) through the same stages as 'explain' and
+compares: decision (forward|refuse; egress allow|deny), status, code, reason, route, policy, rule, and
+headers (name: value forwarded, name: null not forwarded). Without -c the embedded development config is
+used (--state-dir DIR). Exits 0 when every case passes, 1 on a mismatch (each shown as expected/got) or an
+invalid config, 2 for a malformed case file.`,
+  lint: `Usage: portcullis lint [-c CONFIG] [--fail-on warning|error] [--json]
+
+Reports policies and egress rules that grant more than they should, each with a stable id, a severity
+(info, warning, error) and a fix (docs/policies.md, "Lint findings"). 'validate' is about correctness;
+'lint' is about least privilege. Without -c the embedded development config is used (--state-dir DIR).
+Exits 1 when a finding is at least as severe as --fail-on (default error), else 0.`,
+  suggest: `Usage: portcullis suggest [-c CONFIG] --from ACCESS_LOG [--from ACCESS_LOG]...
+
+Reads the gateway's access log (JSON lines, event REQUEST) and prints a policy file with, per route, the
+tightest ALLOW policy that still allows every request the log shows allowed: the callers seen (peer SPIFFE
+ID, else token principal), the methods and the paths used (ID-like segments as {*}). Current ALLOW rules
+that allowed nothing in the log are listed as comments at the top. The access log carries no claims, so
+no 'when' conditions are suggested. Without -c the embedded development config is used (--state-dir DIR).`,
   token: `Usage: portcullis token [--sub SUBJECT] [--claim NAME=VALUE]... [--ttl SECONDS] [--state-dir DIR]
 
 Prints a development JWT signed by the embedded defaults' token issuer (state folder key).`,
@@ -94,6 +131,14 @@ async function dispatch(argv: string[]): Promise<number> {
       return validate(rest);
     case 'token':
       return token(rest);
+    case 'explain':
+      return explain(rest);
+    case 'test':
+      return testCases(rest);
+    case 'lint':
+      return lint(rest);
+    case 'suggest':
+      return suggestPolicies(rest);
     case 'certs':
       return (await import('../certs/cli.js')).runCertsCli(rest);
     case '-v':
@@ -249,6 +294,122 @@ async function validate(args: string[]): Promise<number> {
   const files = [...(values.config !== undefined ? [values.config] : []), ...positionals];
   if (files.length !== 1) throw new UsageError(files.length === 0 ? 'validate needs a CONFIG file' : 'validate takes one CONFIG file', HELP.validate);
   return runValidate(files[0]!, process.stdout, process.stderr);
+}
+
+async function explain(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(
+    args,
+    {
+      config: { type: 'string', short: 'c' },
+      'state-dir': { type: 'string' },
+      json: { type: 'boolean' },
+      file: { type: 'string', short: 'f' },
+      method: { type: 'string', short: 'X' },
+      url: { type: 'string' },
+      header: { type: 'string', short: 'H', multiple: true },
+      token: { type: 'string' },
+      claims: { type: 'string' },
+      peer: { type: 'string' },
+      'source-ip': { type: 'string' },
+      listener: { type: 'string' },
+      sni: { type: 'string' },
+      egress: { type: 'boolean' },
+      identity: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+    },
+    'explain',
+  );
+  if (values.help) return help('explain');
+  const tools = await import('./tools/explain-command.js');
+  const spec = await inputErrorsAsUsage('explain', () => tools.requestFromFlags(values));
+  const loaded = await loadForTool(values.config, values['state-dir']);
+  if (typeof loaded === 'number') return loaded;
+  return inputErrorsAsUsage('explain', () => tools.runExplain(loaded, spec, values.json === true, process.stdout));
+}
+
+/** A request or case file the policy tools cannot use is the caller's mistake: usage, exit 2. */
+async function inputErrorsAsUsage<T>(command: keyof typeof HELP, work: () => T | Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof ExplainInputError) throw new UsageError(err.message, HELP[command]);
+    throw err;
+  }
+}
+
+async function testCases(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(
+    args,
+    { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, format: { type: 'string' } },
+    'test',
+    true,
+  );
+  if (values.help) return help('test');
+  const format = values.format ?? 'text';
+  if (format !== 'text' && format !== 'tap' && format !== 'junit') throw new UsageError(`--format is text, tap or junit, not ${format}`, HELP.test);
+  if (positionals.length === 0) throw new UsageError('test needs at least one CASES file', HELP.test);
+  const tools = await import('./tools/test-command.js');
+  const cases = await inputErrorsAsUsage('test', () => tools.readCases(positionals));
+  const loaded = await loadForTool(values.config, values['state-dir']);
+  if (typeof loaded === 'number') return loaded;
+  const results = await inputErrorsAsUsage('test', () => tools.runCases(loaded, cases));
+  process.stdout.write(tools.formatResults(results, format));
+  return results.some((r) => r.diffs.length > 0) ? EXIT_FAILED : 0;
+}
+
+async function lint(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(
+    args,
+    { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, 'fail-on': { type: 'string' }, json: { type: 'boolean' } },
+    'lint',
+  );
+  if (values.help) return help('lint');
+  const failOn = values['fail-on'] ?? 'error';
+  if (failOn !== 'warning' && failOn !== 'error') throw new UsageError(`--fail-on is warning or error, not ${failOn}`, HELP.lint);
+  const { atLeast, lintConfig } = await import('./tools/lint.js');
+  const loaded = await loadForTool(values.config, values['state-dir']);
+  if (typeof loaded === 'number') return loaded;
+  const findings = lintConfig(loaded.config);
+  if (values.json) process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
+  else {
+    for (const f of findings) process.stdout.write(`${f.severity.padEnd(7)} ${f.id} ${f.at}: ${f.message}\n        fix: ${f.fix}\n`);
+    process.stdout.write(`${findings.length} finding${findings.length === 1 ? '' : 's'}\n`);
+  }
+  return findings.some((f) => atLeast(f.severity, failOn)) ? EXIT_FAILED : 0;
+}
+
+async function suggestPolicies(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, from: { type: 'string', multiple: true } }, 'suggest');
+  if (values.help) return help('suggest');
+  if (!values.from?.length) throw new UsageError('suggest needs --from ACCESS_LOG', HELP.suggest);
+  const { readAccessLog, suggest } = await import('./tools/suggest.js');
+  const observed = await inputErrorsAsUsage('suggest', () =>
+    values.from!.flatMap((file) => {
+      try {
+        return readAccessLog(fs.readFileSync(file, 'utf8'));
+      } catch (err) {
+        throw new ExplainInputError(`cannot read ${file}: ${(err as Error).message}`);
+      }
+    }),
+  );
+  const loaded = await loadForTool(values.config, values['state-dir']);
+  if (typeof loaded === 'number') return loaded;
+  const suggestion = suggest(loaded.config, observed);
+  const { stringify } = await import('yaml');
+  const header = [`# Suggested from ${suggestion.observed} allowed requests.`, ...suggestion.report.map((line) => `# ${line}`)];
+  process.stdout.write(`${header.join('\n')}\n${stringify({ version: 'v1', policies: suggestion.policies })}`);
+  return 0;
+}
+
+/** The config a policy tool reads: -c CONFIG, else the embedded development config (as `run`). */
+async function loadForTool(configFile: string | undefined, stateDir: string | undefined): Promise<LoadedConfig | number> {
+  try {
+    if (configFile !== undefined) return loadConfigFile(configFile);
+    return (await devMode()).loadDevConfig(path.resolve(stateDir ?? DEFAULTS.stateDir));
+  } catch (err) {
+    return reportConfigError(configFile ?? EMBEDDED_CONFIG, err);
+  }
 }
 
 async function token(args: string[]): Promise<number> {

@@ -16,9 +16,29 @@ import {
 import type { RequestView } from './request-view.js';
 import { compileIpMatcher } from '../gateway/core/net/ip.js';
 
-export type Predicate = (view: RequestView) => boolean;
+/**
+ * A compiled test of the request. `shape` tells `policies/trace.ts` how it was built (which fields, ANDed or
+ * ORed) so that explaining a decision calls these same functions, never a second copy of the matching logic;
+ * the request path only calls the function.
+ */
+export type Predicate = ((view: RequestView) => boolean) & { readonly shape?: PredicateShape };
+
+export type PredicateShape =
+  | { readonly kind: 'all' | 'any'; readonly parts: readonly Predicate[] }
+  | {
+      readonly kind: 'field';
+      /** Where the field is in the config: `policies[0].rules[1].from[0].source.principals`. */
+      readonly at: string;
+      readonly negated: boolean;
+      readonly values: readonly (string | number)[];
+      /** The `when` condition's key, for a condition. */
+      readonly key?: string;
+      /** The request's value of the attribute, for display. */
+      read(view: RequestView): unknown;
+    };
 
 export interface CompiledRule<R> {
+  readonly name: string;
   readonly matches: Predicate;
   /** What a match of this rule contributes to the decision. */
   readonly result: R;
@@ -26,6 +46,7 @@ export interface CompiledRule<R> {
 
 export interface CompiledPolicy<R> {
   readonly name: string;
+  readonly action: PolicyAction;
   readonly rules: readonly CompiledRule<R>[];
 }
 
@@ -127,12 +148,12 @@ export function compilePolicies(policies: readonly Policy[], options: CompileOpt
       if (!applies(c.policy)) continue;
       const { name, action } = c.policy;
       dryRunAllow ||= c.dryRun && action === 'ALLOW';
-      if (c.dryRun) dryRun.push(withResults(name, c.rules, (rule) => dryRunResult(name, action, rule)));
-      else if (action === 'AUDIT') audit.push(withResults(name, c.rules, (rule) => match(name, action, rule)));
+      if (c.dryRun) dryRun.push(withResults(name, action, c.rules, (rule) => dryRunResult(name, action, rule)));
+      else if (action === 'AUDIT') audit.push(withResults(name, action, c.rules, (rule) => match(name, action, rule)));
       else {
         const allowed = action === 'ALLOW';
         const reason = allowed ? 'allowed_by_policy' : 'denied_by_policy';
-        (allowed ? allow : deny).push(withResults(name, c.rules, (rule) => decision(allowed, reason, name, rule)));
+        (allowed ? allow : deny).push(withResults(name, action, c.rules, (rule) => decision(allowed, reason, name, rule)));
       }
     }
     return Object.freeze({
@@ -152,12 +173,14 @@ export function compilePolicies(policies: readonly Policy[], options: CompileOpt
 
 function withResults<R>(
   name: string,
+  action: PolicyAction,
   rules: readonly { name: string; matches: Predicate }[],
   result: (rule: string) => R,
 ): CompiledPolicy<R> {
   return Object.freeze({
     name,
-    rules: Object.freeze(rules.map((r) => Object.freeze({ matches: r.matches, result: result(r.name) }))),
+    action,
+    rules: Object.freeze(rules.map((r) => Object.freeze({ name: r.name, matches: r.matches, result: result(r.name) }))),
   });
 }
 
@@ -197,20 +220,29 @@ function compileRule(rule: Rule, at: string, problems: Problems, denying: boolea
 }
 
 function all(parts: readonly Predicate[]): Predicate {
-  if (parts.length === 0) return () => true;
   if (parts.length === 1) return parts[0]!;
-  return (view) => {
-    for (const p of parts) if (!p(view)) return false;
-    return true;
-  };
+  const test = parts.length === 0
+    ? () => true
+    : (view: RequestView) => {
+        for (const p of parts) if (!p(view)) return false;
+        return true;
+      };
+  return shaped(test, { kind: 'all', parts });
 }
 
 function any(parts: readonly Predicate[]): Predicate {
   if (parts.length === 1) return parts[0]!;
-  return (view) => {
-    for (const p of parts) if (p(view)) return true;
-    return false;
-  };
+  return shaped(
+    (view) => {
+      for (const p of parts) if (p(view)) return true;
+      return false;
+    },
+    { kind: 'any', parts },
+  );
+}
+
+function shaped(test: (view: RequestView) => boolean, shape: PredicateShape): Predicate {
+  return Object.assign(test, { shape: Object.freeze(shape) });
 }
 
 type Attribute<T> = (view: RequestView) => T | readonly T[] | undefined;
@@ -220,12 +252,22 @@ type Attribute<T> = (view: RequestView) => T | readonly T[] | undefined;
  * none does. So an absent attribute fails `principals` and passes `notPrincipals` (Istio: a DENY with
  * `notPrincipals: ["*"]` rejects plaintext peers; an ALLOW on `principals` never admits them).
  */
-function field<T>(get: Attribute<T>, matcher: Matcher<T>, negated: boolean): Predicate {
-  return (view) => {
-    const value = get(view);
-    const hit = value !== undefined && (isList(value) ? value.some(matcher) : matcher(value));
-    return negated ? !hit : hit;
-  };
+function field<T>(
+  get: Attribute<T>,
+  matcher: Matcher<T>,
+  negated: boolean,
+  at: string,
+  values: readonly (string | number)[],
+  key?: string,
+): Predicate {
+  return shaped(
+    (view) => {
+      const value = get(view);
+      const hit = value !== undefined && (isList(value) ? value.some(matcher) : matcher(value));
+      return negated ? !hit : hit;
+    },
+    { kind: 'field', at, negated, values, read: get, ...(key !== undefined ? { key } : {}) },
+  );
 }
 
 function isList<T>(value: T | readonly T[]): value is readonly T[] {
@@ -236,19 +278,19 @@ type FieldCompiler = (values: readonly (string | number)[], at: string, problems
 const asStrings = (values: readonly (string | number)[]) => values as readonly string[];
 
 const SOURCE_FIELDS: Readonly<Record<string, FieldCompiler>> = {
-  principals: (v, at, p, neg) => field((r) => r.peerPrincipal, compilePrincipalMatcher(asStrings(v), at, p), neg),
-  requestPrincipals: (v, at, p, neg) => field((r) => r.req.auth?.principal, compileStringMatcher(asStrings(v), at, p), neg),
+  principals: (v, at, p, neg) => field((r) => r.peerPrincipal, compilePrincipalMatcher(asStrings(v), at, p), neg, at, v),
+  requestPrincipals: (v, at, p, neg) => field((r) => r.req.auth?.principal, compileStringMatcher(asStrings(v), at, p), neg, at, v),
   trustDomains: (v, at, p, neg) =>
-    field((r) => r.trustDomain, compileStringMatcher(asStrings(v), at, p, { caseInsensitive: true }), neg),
-  ipBlocks: (v, at, p, neg) => field((r) => r.sourceAddr, compileIpMatcher(asStrings(v), at, p), neg),
-  remoteIpBlocks: (v, at, p, neg) => field((r) => r.remoteAddr, compileIpMatcher(asStrings(v), at, p), neg),
+    field((r) => r.trustDomain, compileStringMatcher(asStrings(v), at, p, { caseInsensitive: true }), neg, at, v),
+  ipBlocks: (v, at, p, neg) => field((r) => r.sourceAddr, compileIpMatcher(asStrings(v), at, p), neg, at, v),
+  remoteIpBlocks: (v, at, p, neg) => field((r) => r.remoteAddr, compileIpMatcher(asStrings(v), at, p), neg, at, v),
 };
 
 const OPERATION_FIELDS: Readonly<Record<string, FieldCompiler>> = {
-  hosts: (v, at, p, neg) => field((r) => r.req.host, compileHostMatcher(asStrings(v), at, p), neg),
-  methods: (v, at, p, neg) => field((r) => r.req.method, compileMethodMatcher(asStrings(v), at, p), neg),
+  hosts: (v, at, p, neg) => field((r) => r.req.host, compileHostMatcher(asStrings(v), at, p), neg, at, v),
+  methods: (v, at, p, neg) => field((r) => r.req.method, compileMethodMatcher(asStrings(v), at, p), neg, at, v),
   paths: (v, at, p, neg, denying) => pathField(asStrings(v), at, p, neg, denying),
-  ports: (v, at, p, neg) => field((r) => r.req.port, compilePortMatcher(v, at, p), neg),
+  ports: (v, at, p, neg) => field((r) => r.req.port, compilePortMatcher(v, at, p), neg, at, v),
 };
 
 /**
@@ -263,12 +305,15 @@ function pathField(values: readonly string[], at: string, problems: Problems, ne
   // The values were checked by the first compile; a second report would only repeat its problems.
   const folded = compilePathMatcher(values, at, [], { caseInsensitive: true });
   const foldByDefault = denying !== negated;
-  return (view) => {
-    const mode = view.req.pathCase;
-    const fold = mode === undefined ? foldByDefault : mode === 'insensitive';
-    const hit = fold ? folded(view.foldedPath) : asWritten(view.req.path);
-    return negated ? !hit : hit;
-  };
+  return shaped(
+    (view) => {
+      const mode = view.req.pathCase;
+      const fold = mode === undefined ? foldByDefault : mode === 'insensitive';
+      const hit = fold ? folded(view.foldedPath) : asWritten(view.req.path);
+      return negated ? !hit : hit;
+    },
+    { kind: 'field', at, negated, values, read: (view) => view.req.path },
+  );
 }
 
 /** Fields of one source or operation, ANDed. Unknown fields fail the config (CVE-2022-21679). */
@@ -294,22 +339,22 @@ function compileFields(
 
 // --- when conditions ---------------------------------------------------------------------------------
 
-type ConditionCompiler = (values: readonly string[], at: string, problems: Problems, negated: boolean) => Predicate;
+type ConditionCompiler = (values: readonly string[], at: string, problems: Problems, negated: boolean, key: string) => Predicate;
 
-const stringCondition = (get: Attribute<string>): ConditionCompiler => (v, at, p, neg) =>
-  field(get, compileStringMatcher(v, at, p), neg);
+const stringCondition = (get: Attribute<string>): ConditionCompiler => (v, at, p, neg, key) =>
+  field(get, compileStringMatcher(v, at, p), neg, at, v, key);
 
 const CONDITION_KEYS: Readonly<Record<string, ConditionCompiler>> = {
   'request.auth.principal': stringCondition((r) => r.req.auth?.principal),
   'request.auth.audiences': stringCondition((r) => r.req.auth?.audiences),
   'request.auth.presenter': stringCondition((r) => r.claim(['azp'])),
-  'source.ip': (v, at, p, neg) => field((r) => r.sourceAddr, compileIpMatcher(v, at, p), neg),
-  'remote.ip': (v, at, p, neg) => field((r) => r.remoteAddr, compileIpMatcher(v, at, p), neg),
-  'source.principal': (v, at, p, neg) => field((r) => r.peerPrincipal, compilePrincipalMatcher(v, at, p), neg),
-  'destination.port': (v, at, p, neg) => field((r) => r.req.port, compilePortMatcher(v, at, p), neg),
+  'source.ip': (v, at, p, neg, key) => field((r) => r.sourceAddr, compileIpMatcher(v, at, p), neg, at, v, key),
+  'remote.ip': (v, at, p, neg, key) => field((r) => r.remoteAddr, compileIpMatcher(v, at, p), neg, at, v, key),
+  'source.principal': (v, at, p, neg, key) => field((r) => r.peerPrincipal, compilePrincipalMatcher(v, at, p), neg, at, v, key),
+  'destination.port': (v, at, p, neg, key) => field((r) => r.req.port, compilePortMatcher(v, at, p), neg, at, v, key),
   // SNI is a host name: compared case-insensitively like hosts, so `ADMIN.example.com` is no way around a DENY.
-  'connection.sni': (v, at, p, neg) =>
-    field((r) => r.req.sni, compileStringMatcher(v, at, p, { caseInsensitive: true }), neg),
+  'connection.sni': (v, at, p, neg, key) =>
+    field((r) => r.req.sni, compileStringMatcher(v, at, p, { caseInsensitive: true }), neg, at, v, key),
 };
 
 const HEADER_KEY = /^request\.headers\[([^[\]]+)\]$/;
@@ -348,7 +393,7 @@ function compileCondition(condition: Condition, at: string, problems: Problems):
     const values = condition[list];
     if (values === undefined) continue;
     if (values.length === 0) problems.push(`${at}.${list}: empty list; omit it instead`);
-    else parts.push(compile(values, `${at}.${list}`, problems, negated));
+    else parts.push(compile(values, `${at}.${list}`, problems, negated, condition.key));
   }
   if (condition.values === undefined && condition.notValues === undefined) {
     problems.push(`${at}: a condition needs 'values' or 'notValues'`);

@@ -189,7 +189,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   );
 }
 
-function requestAttributes(req: Request, fields: Omit<RequestAttributes, 'header'>): RequestAttributes {
+export function requestAttributes(req: Pick<Request, 'rawHeaders'>, fields: Omit<RequestAttributes, 'header'>): RequestAttributes {
   let distinct: Map<string, string[]> | undefined;
   return {
     ...fields,

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
-import { compilePolicies } from '../../policies/compile.js';
+import { compilePolicies, type CompiledPolicySet } from '../../policies/compile.js';
 import { certificateList, type Config, type ListenerConfig, type RouteConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
@@ -56,6 +56,8 @@ export interface IngressRuntime {
   readonly upstreams: ReadonlyMap<string, UpstreamClient>;
   readonly jwt: JwtAuthn;
   readonly authz: AuthzStage;
+  /** The compiled policies the authz stage asks (also read by `portcullis explain`). */
+  readonly policies: CompiledPolicySet;
   readonly sanitizer: HeaderSanitizer;
   readonly forwarded: ForwardedStage;
   readonly terminatingServers: readonly http2.Http2SecureServer[];
@@ -145,6 +147,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     pools.set(key, client);
     clients.set(u.name, client);
   }
+  const policies = compilePolicies(config.policies ?? [], { routes: config.routes.map((r) => r.name) });
   return {
     config,
     listeners,
@@ -152,10 +155,11 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults(r)))),
     upstreams: clients,
     jwt,
-    authz: createAuthzStage(compilePolicies(config.policies ?? [], { routes: config.routes.map((r) => r.name) }), {
+    authz: createAuthzStage(policies, {
       logger: deps.logger,
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
     }),
+    policies,
     rateLimiter: deps.rateLimiter,
     tracing: deps.tracing,
     certificates: ownCertificates(config),

@@ -28,21 +28,14 @@ export interface ForwardInput {
 }
 
 export async function forward(req: Request, res: Response, rt: IngressRuntime, input: ForwardInput, ex: Exchange): Promise<void> {
-  const { route, authn, life } = input;
+  const { route, life } = input;
   const { signal } = life;
   const client = rt.upstreams.get(route.upstream);
   if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
   ex.upstream = client.name;
   ex.upstreamAddress = client.address;
-  const headers = rt.sanitizer.sanitize(req.headers, route.overrideHeaders);
-  for (const name of authn.removeHeaders) delete headers[name];
-  if (authn.removeCookies.length > 0) removeCookies(headers, authn.removeCookies);
-  Object.assign(headers, authn.setHeaders);
-  rt.forwarded.apply(headers, input.forwarded, input.host, input.port);
-  headers['x-request-id'] = ex.id;
+  const { headers, query } = upstreamRequest(req, rt, input, ex.id);
   ex.trace.inject(headers);
-  headers.host = requestAuthority(req);
-  const query = authn.removeParams.length > 0 ? removeParams(input.query, authn.removeParams) : input.query;
   const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers };
   const body = hasBody(req) ? await readRequestBody(req, limits, ex, life) : null;
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
@@ -63,7 +56,26 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   }
 }
 
-function requestAuthority(req: Request): string {
+/** The headers and query the upstream gets: what the gateway vouches for (also shown by `portcullis explain`). */
+export function upstreamRequest(
+  req: Pick<Request, 'headers'>,
+  rt: Pick<IngressRuntime, 'sanitizer' | 'forwarded'>,
+  input: Pick<ForwardInput, 'route' | 'authn' | 'forwarded' | 'host' | 'port' | 'query'>,
+  requestId: string,
+): { headers: OutgoingHeaders; query: string } {
+  const { route, authn } = input;
+  const headers = rt.sanitizer.sanitize(req.headers, route.overrideHeaders);
+  for (const name of authn.removeHeaders) delete headers[name];
+  if (authn.removeCookies.length > 0) removeCookies(headers, authn.removeCookies);
+  Object.assign(headers, authn.setHeaders);
+  rt.forwarded.apply(headers, input.forwarded, input.host, input.port);
+  headers['x-request-id'] = requestId;
+  headers.host = requestAuthority(req);
+  const query = authn.removeParams.length > 0 ? removeParams(input.query, authn.removeParams) : input.query;
+  return { headers, query };
+}
+
+function requestAuthority(req: Pick<Request, 'headers'>): string {
   return (req.headers[':authority'] ?? req.headers.host) as string;
 }
 

@@ -3,22 +3,12 @@
 // code of the command before it. File names are shown relative to the fixtures folder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { portcullis } from '../../helpers/cli.js';
+import { commands, consoleBlocks } from '../../helpers/console-blocks.js';
 import { configFixtures } from '../../helpers/config-material.js';
 
 const DOC = 'docs/configuration.md';
-const blocks = [...readFileSync(new URL(`../../../${DOC}`, import.meta.url), 'utf8').matchAll(/^```console\n([\s\S]*?)^```/gm)].map((m) => m[1]!);
-
-/** Each `$ command` with the lines printed after it. */
-function commands(block: string): { command: string; output: string }[] {
-  const steps: { command: string; output: string[] }[] = [];
-  for (const line of block.split('\n').slice(0, -1)) {
-    if (line.startsWith('$ ')) steps.push({ command: line.slice(2), output: [] });
-    else steps.at(-1)?.output.push(line);
-  }
-  return steps.map(({ command, output }) => ({ command, output: output.map((l) => `${l}\n`).join('') }));
-}
+const blocks = consoleBlocks(DOC);
 
 test(`${DOC} shows console blocks`, () => assert.ok(blocks.length >= 4));
 

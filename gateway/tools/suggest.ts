@@ -1,0 +1,132 @@
+// `portcullis suggest`: the least-privilege advisor. From the access log's recorded decisions it proposes, per
+// route, the tightest ALLOW policy that still admits what was allowed: the callers seen (peer SPIFFE IDs or
+// token principals), the methods used and the paths used (a segment that varies like an ID becomes `{*}`),
+// and reports the current rules that were never used in the window. The access log carries no claims, so
+// suggested rules never add `when` conditions.
+import { compilePolicies } from '../../policies/compile.js';
+import type { Policy, Rule } from '../../policies/schema.js';
+import type { Config } from '../config/schema.js';
+import { LOG_EVENTS } from '../core/log.js';
+
+/** The fields of an access-log line (`event: REQUEST`) the advisor reads. */
+interface Observed {
+  route: string;
+  method: string;
+  path: string;
+  peer?: string;
+  principal?: string;
+  policy: string;
+  rule: string;
+}
+
+export interface Suggestion {
+  policies: Policy[];
+  /** One line per current ALLOW rule never used in the log, or used but admitting any caller. */
+  report: string[];
+  /** Allowed requests read from the log. */
+  observed: number;
+}
+
+const ALLOWED = /^allowed_by_policy: ([^/]+)\/(.+)$/;
+
+/** Reads JSON lines; lines that are not allowed requests (refusals, other events, non-JSON) are skipped. */
+export function readAccessLog(text: string): Observed[] {
+  const out: Observed[] = [];
+  for (const line of text.split('\n')) {
+    let entry: Record<string, unknown>;
+    try {
+      entry = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const decision = typeof entry.decision === 'string' ? ALLOWED.exec(entry.decision) : null;
+    if (entry.event !== LOG_EVENTS.REQUEST || !decision || typeof entry.route !== 'string' || typeof entry.path !== 'string' || typeof entry.method !== 'string') continue;
+    out.push({
+      route: entry.route,
+      method: entry.method,
+      path: entry.path,
+      ...(typeof entry.peer === 'string' ? { peer: entry.peer } : {}),
+      ...(typeof entry.principal === 'string' ? { principal: entry.principal } : {}),
+      policy: decision[1]!,
+      rule: decision[2]!,
+    });
+  }
+  return out;
+}
+
+export function suggest(config: Config, observed: readonly Observed[]): Suggestion {
+  const byRoute = groupBy(observed, (o) => o.route);
+  const policies: Policy[] = [];
+  for (const route of config.routes) {
+    const seen = byRoute.get(route.name);
+    if (!seen) continue;
+    const groups = groupBy(seen, callerKey);
+    const rules: Rule[] = [...groups.entries()].map(([key, requests], i) => ({
+      name: `observed-${i}`,
+      ...callerSource(key),
+      to: [{ operation: { methods: distinct(requests.map((r) => r.method)), paths: pathPatterns(requests.map((r) => r.path)) } }],
+    }));
+    policies.push({ name: `suggested-${route.name}`, action: 'ALLOW', routes: [route.name], rules });
+  }
+  // What `validate` would say: a suggestion that does not compile is a bug here, not the user's problem.
+  compilePolicies(policies, { routes: config.routes.map((r) => r.name) });
+  return { policies, report: reportRules(config, observed), observed: observed.length };
+}
+
+/** The caller as policies name it: the peer certificate first (it is the stronger identity), else the token. */
+function callerKey(o: Observed): string {
+  if (o.peer) return `peer ${o.peer}`;
+  if (o.principal) return `token ${o.principal}`;
+  return 'anyone';
+}
+
+function callerSource(key: string): Pick<Rule, 'from'> {
+  const [kind, id] = [key.slice(0, key.indexOf(' ')), key.slice(key.indexOf(' ') + 1)];
+  if (kind === 'peer') return { from: [{ source: { principals: [id] } }] };
+  if (kind === 'token') return { from: [{ source: { requestPrincipals: [id] } }] };
+  return {};
+}
+
+/**
+ * Exact paths, except that a position where sibling paths differ in a segment that looks like an ID (digits,
+ * a UUID, long hex) becomes `{*}`: `/orders/41`, `/orders/42` → `/orders/{*}`.
+ */
+function pathPatterns(paths: readonly string[]): string[] {
+  return distinct(paths.map((p) => p.split('/').map((s) => (ID_LIKE.test(s) ? '{*}' : s)).join('/')));
+}
+
+const ID_LIKE = /^(?:[0-9]+|[0-9a-f]{16,}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+
+/** Current ALLOW rules never used in the window, and used ones that admit any caller where few were seen. */
+function reportRules(config: Config, observed: readonly Observed[]): string[] {
+  const uses = groupBy(observed, (o) => `${o.policy}/${o.rule}`);
+  return (config.policies ?? [])
+    .filter((p) => p.action === 'ALLOW' && p.mode !== 'dry-run')
+    .flatMap((p) => (p.rules ?? []).map((r, j) => ({ policy: p.name, rule: r.name ?? `rules[${j}]`, anyCaller: admitsAnyCaller(r) })))
+    .flatMap(({ policy, rule, anyCaller }) => {
+      const seen = uses.get(`${policy}/${rule}`);
+      if (!seen) return [`policy '${policy}' rule '${rule}' allowed no request in the log`];
+      const callers = distinct(seen.map(callerKey));
+      return anyCaller && callers.some((c) => c !== 'anyone') ? [`policy '${policy}' rule '${rule}' admits any caller; the log shows ${callers.join(', ')}`] : [];
+    });
+}
+
+function admitsAnyCaller(rule: Rule): boolean {
+  if (rule.from === undefined) return true;
+  return rule.from.some((f) => f.source.principals?.includes('*') || f.source.requestPrincipals?.includes('*'));
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  return out;
+}
+
+function distinct(values: readonly string[]): string[] {
+  return [...new Set(values)].sort();
+}

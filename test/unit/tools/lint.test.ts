@@ -1,0 +1,93 @@
+// Each lint finding: a config that triggers it and one that does not (the fixed config its hint asks for).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Config } from '../../../gateway/config/schema.js';
+import { FINDINGS, lintConfig, type FindingId } from '../../../gateway/tools/lint.js';
+
+type ConfigPart = Partial<Config>;
+
+const route = (name: string, prefix = `/${name}`): Config['routes'][number] => ({ name, match: { path: { prefix } }, upstream: 'app' });
+const open = (name: string) => ({ name: `${name}-open`, action: 'ALLOW' as const, routes: [name], rules: [{ from: [{ source: { principals: ['cluster.local/ns/a/sa/b'] } }] }] });
+
+function config(c: ConfigPart): Config {
+  return { version: 'v1', listeners: [], upstreams: [], routes: [], ...c } as unknown as Config;
+}
+
+const egress = (allow: unknown[]) => ({ listener: { address: '127.0.0.1', port: 3128 }, allow }) as unknown as Config['egress'];
+
+const CASES: Record<FindingId, { triggers: ConfigPart; clean: ConfigPart }> = {
+  'allow-everyone-on-token-route': {
+    triggers: {
+      routes: [route('api')],
+      policies: [
+        { name: 'jwt', action: 'ALLOW', routes: ['api'], rules: [{ from: [{ source: { requestPrincipals: ['https://issuer/*'] } }] }] },
+        { name: 'oops', action: 'ALLOW', routes: ['api'], rules: [{ to: [{ operation: { methods: ['GET'] } }] }] },
+      ],
+    },
+    clean: {
+      routes: [route('api')],
+      policies: [
+        { name: 'jwt', action: 'ALLOW', routes: ['api'], rules: [{ from: [{ source: { requestPrincipals: ['https://issuer/*'] } }] }] },
+        { name: 'health', action: 'ALLOW', routes: ['api'], rules: [{ to: [{ operation: { methods: ['GET'], paths: ['/api/healthz'] } }] }] },
+      ],
+    },
+  },
+  'wildcard-principal': {
+    triggers: { routes: [route('api')], policies: [{ name: 'p', action: 'ALLOW', rules: [{ from: [{ source: { principals: ['*'] } }] }] }] },
+    clean: { routes: [route('api')], policies: [{ name: 'p', action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/*'] } }] }] }] },
+  },
+  'allow-not-paths': {
+    triggers: { routes: [route('api')], policies: [{ name: 'p', action: 'ALLOW', rules: [{ from: [{ source: { principals: ['td/ns/a/sa/b'] } }], to: [{ operation: { notPaths: ['/api/admin'] } }] }] }] },
+    clean: { routes: [route('api')], policies: [{ name: 'p', action: 'ALLOW', rules: [{ from: [{ source: { principals: ['td/ns/a/sa/b'] } }], to: [{ operation: { paths: ['/api/orders/*'] } }] }] }] },
+  },
+  'deny-exact-path': {
+    triggers: { routes: [route('api')], policies: [open('api'), { name: 'd', action: 'DENY', rules: [{ to: [{ operation: { paths: ['/api/admin'] } }] }] }] },
+    clean: { routes: [route('api')], policies: [open('api'), { name: 'd', action: 'DENY', rules: [{ to: [{ operation: { paths: ['/api/admin', '/api/admin/*'] } }] }] }] },
+  },
+  'deny-path-case-sensitive': {
+    triggers: { pathCase: 'sensitive', routes: [route('api')], policies: [open('api'), { name: 'd', action: 'DENY', rules: [{ to: [{ operation: { paths: ['/api/admin/{**}'] } }] }] }] },
+    clean: { routes: [route('api')], policies: [open('api'), { name: 'd', action: 'DENY', rules: [{ to: [{ operation: { paths: ['/api/admin/{**}'] } }] }] }] },
+  },
+  'shadowed-rule': {
+    triggers: { routes: [route('api')], policies: [{ name: 'p', action: 'DENY', rules: [{ name: 'all' }, { name: 'later', to: [{ operation: { methods: ['POST'] } }] }] }, open('api')] },
+    clean: { routes: [route('api')], policies: [{ name: 'p', action: 'DENY', rules: [{ name: 'put', to: [{ operation: { methods: ['PUT'] } }] }, { name: 'later', to: [{ operation: { methods: ['POST'] } }] }] }, open('api')] },
+  },
+  'unreachable-policy': {
+    triggers: { routes: [route('all', '/'), route('api')], policies: [open('all'), open('api')] },
+    clean: { routes: [route('api'), route('all', '/')], policies: [open('all'), open('api')] },
+  },
+  'unreachable-route': {
+    triggers: { routes: [route('api'), route('orders', '/api/orders')], policies: [open('api'), open('orders')] },
+    clean: { routes: [route('orders', '/api/orders'), route('api')], policies: [open('api'), open('orders')] },
+  },
+  'egress-wildcard-too-wide': {
+    triggers: { egress: egress([{ name: 'web', identities: ['local'], hosts: ['*.co.uk'] }]) },
+    clean: { egress: egress([{ name: 'web', identities: ['local'], hosts: ['*.example.co.uk'] }]) },
+  },
+  'egress-anonymous': {
+    triggers: { egress: egress([{ name: 'web', identities: ['anonymous'], hosts: ['example.com'] }]) },
+    clean: { egress: egress([{ name: 'web', identities: ['local'], hosts: ['example.com'] }]) },
+  },
+  'route-without-policy': {
+    triggers: { routes: [route('api')], policies: [] },
+    clean: { routes: [route('api')], policies: [open('api')] },
+  },
+};
+
+for (const id of Object.keys(FINDINGS) as FindingId[]) {
+  test(`lint ${id}: triggered, and not once fixed`, () => {
+    const { triggers, clean } = CASES[id];
+    const found = lintConfig(config(triggers)).filter((f) => f.id === id);
+    assert.equal(found.length, 1, JSON.stringify(lintConfig(config(triggers))));
+    assert.equal(found[0]!.severity, FINDINGS[id]);
+    assert.ok(found[0]!.fix.length > 0);
+    assert.deepEqual(lintConfig(config(clean)).filter((f) => f.id === id), []);
+  });
+}
+
+test('the wider public suffixes: private ones count too', () => {
+  const ids = (host: string) => lintConfig(config({ egress: egress([{ name: 'w', identities: ['l'], hosts: [host] }]) })).map((f) => f.id);
+  assert.deepEqual(ids('*.com'), ['egress-wildcard-too-wide']);
+  assert.deepEqual(ids('*.github.io'), ['egress-wildcard-too-wide']);
+  assert.deepEqual(ids('*.example.com'), []);
+});
