@@ -5,6 +5,7 @@ import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
+import { createAuditTrail, sameAuditConfig, type AuditTrail } from './audit/trail.js';
 import { createEgressServer, type EgressServer } from './egress/server.js';
 import { createConnectionTracker } from './ingress/connections.js';
 import { createEdgeListener, type EdgeListener } from './ingress/listener.js';
@@ -43,11 +44,13 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   let listening = false;
   const metrics = deps.metrics ?? createMetrics();
   const limiters = createLimiterCache(deps.logger, metrics);
+  const audit = config.audit ? createAuditTrail(config.audit, { logger: deps.logger, metrics }) : undefined;
 
   const handlerFor = createPipeline({
     logger: deps.logger,
     connections,
     metrics,
+    ...(audit ? { audit } : {}),
     runtime: () => current,
   });
   const build = (cfg: Config): IngressRuntime => {
@@ -85,7 +88,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       },
     ),
   );
-  const egress = config.egress ? startEgress(config, deps, metrics) : undefined;
+  const egress = config.egress ? startEgress(config, deps, metrics, audit) : undefined;
   const ports = new Map<string, number>();
   for (const listener of listeners) connections.trackListener(listener.server);
   for (const [i, listener] of listeners.entries()) metrics.trackConnections(config.listeners[i]!.name, listener.server);
@@ -102,6 +105,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     await Promise.all([...listeners.map((l) => l.close()), egress?.close()]);
     await current.close();
     await limiters.close();
+    audit?.close();
     throw err;
   }
 
@@ -111,6 +115,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     runtime: () => current,
     ready: () => listening && !connections.draining && current.certificates.every((c) => c.notAfter.getTime() > Date.now()),
     reload(next) {
+      if (!sameAuditConfig(config.audit, next.audit)) throw new Error('audit: the audit trail settings change only with a restart');
       const previous = current;
       current = build(next);
       void current.jwt.ready();
@@ -125,16 +130,19 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       // Past the drain every client connection is gone; nothing left upstream may keep the process alive.
       await Promise.all([stopped, egress?.close(), current.destroy()]);
       await limiters.close();
+      // Last: every request and tunnel has ended, so every record is in.
+      audit?.close();
     },
   };
 }
 
 /** The egress proxy runs in the same process when the config has an `egress` section. */
-function startEgress(config: Config, deps: GatewayDeps, metrics: Metrics): EgressServer {
+function startEgress(config: Config, deps: GatewayDeps, metrics: Metrics, trail: AuditTrail | undefined): EgressServer {
   const mesh = config.mesh;
   return createEgressServer(config.egress!, {
     logger: deps.logger,
     metrics,
+    ...(trail ? { trail } : {}),
     ...(config.jwtProviders ? { jwtProviders: config.jwtProviders } : {}),
     ...(config.redis ? { redis: config.redis } : {}),
     ...(mesh

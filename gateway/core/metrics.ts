@@ -55,6 +55,8 @@ export interface Metrics {
   trackConnections(listener: string, server: ConnectionCounter): void;
   /** An error nothing on its path handled (`uncaught_exception`, `unhandled_rejection`); the process stays up. */
   internalError(kind: string): void;
+  /** A write of audit records or of a checkpoint that failed (disk full, file gone read-only). */
+  auditWriteFailure(): void;
 }
 
 export const METRIC_NAMES = {
@@ -74,6 +76,7 @@ export const METRIC_NAMES = {
   tlsHandshakeFailures: 'portcullis_tls_handshake_failures_total',
   openConnections: 'portcullis_open_connections',
   internalErrors: 'portcullis_internal_errors_total',
+  auditWriteFailures: 'portcullis_audit_write_failures_total',
 } as const;
 
 const JWKS_STATES: readonly JwksState[] = ['fresh', 'stale', 'empty'];
@@ -155,6 +158,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     ['kind'],
   );
 
+  const auditWriteFailures = new Counter({
+    name: METRIC_NAMES.auditWriteFailures,
+    help: 'Failed writes of audit records or checkpoints (disk full, file read-only); see audit.onWriteFailure',
+    registers,
+  });
+
   const egressHosts = new Set<string>();
   const egressAttempt = bound<[string, string, string]>(egressAttempts);
 
@@ -186,6 +195,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       redisUp.set(up ? 1 : 0);
     },
     internalError: bound<[string]>(internalErrors),
+    auditWriteFailure() {
+      auditWriteFailures.inc();
+    },
     jwksState(provider, state) {
       for (const s of JWKS_STATES) jwksState.labels(provider, s).set(s === state ? 1 : 0);
     },

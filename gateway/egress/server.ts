@@ -21,6 +21,7 @@ import { canonicalHost } from '../core/net/host.js';
 import { formatAuthority, parseAuthority, type Destination } from './destination.js';
 import { createAddressGuard, type LookupFn } from './stages/address-guard.js';
 import { createAllowlist, type AllowlistDecision } from './stages/allowlist.js';
+import type { AuditTrail } from '../audit/trail.js';
 import { createAudit, type EgressRecord, type ProxyType } from './stages/audit.js';
 import { connectTcp, forwardHttp, inspectFirstBytes, originateTls, type ConnectFn, type OriginationTls } from './stages/dial.js';
 import { ANONYMOUS, createIdentify, createProxyTokenIdentify, PROXY_CHALLENGE, type Identity } from './stages/identify.js';
@@ -35,6 +36,8 @@ export interface EgressServerDeps {
   /** The gateway's SVID (presented for `mutual` origination) and the mesh trust bundle (default client CA), as PEM. */
   mesh?: { certPem: string; keyPem: string; bundlePem: string };
   metrics?: Pick<Metrics, 'egress'>;
+  /** The tamper-evident audit trail, when the config has one. */
+  trail?: AuditTrail;
   /** The config's JWT providers, for `proxyAuthorization`. */
   jwtProviders?: readonly JwtProviderConfig[];
   /** Milliseconds clock for durations; default `performance.now`. */
@@ -124,6 +127,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
   const audit = createAudit(config.audit?.file ? { file: config.audit.file } : {}, {
     logger: deps.logger,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.trail ? { trail: deps.trail } : {}),
   });
   const dialDeps = deps.connect ? { connect: deps.connect } : {};
 
@@ -202,6 +206,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       audit.record(refusalRecord(baseRecord(id, identity, 'connect', socket, dest, started), err, extra));
     };
     if (closing) return refuse(new GatewayError('GW_UNAVAILABLE', 'shutting down'));
+    if (audit.refusing()) return refuse(new GatewayError('GW_UNAVAILABLE', 'audit_unavailable'));
     try {
       identity = await identifyRequest(socket, req);
     } catch (err) {
@@ -287,6 +292,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       audit.record(refusalRecord(baseRecord(id, identity, proxyType, socket, dest, started), err, extra));
     };
     if (closing) return refuse(new GatewayError('GW_UNAVAILABLE', 'shutting down'));
+    if (audit.refusing()) return refuse(new GatewayError('GW_UNAVAILABLE', 'audit_unavailable'));
     try {
       identity = await identifyRequest(socket, req);
     } catch (err) {

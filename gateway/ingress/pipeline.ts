@@ -9,6 +9,7 @@ import type { RequestAttributes } from '../../policies/types.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
+import type { AuditTrail } from '../audit/trail.js';
 import { tlsOf, userAgentOf } from './access-fields.js';
 import type { ConnectionTracker } from './connections.js';
 import type { ServerResponse } from 'node:http';
@@ -28,6 +29,8 @@ export interface PipelineDeps {
   /** The runtime current when a request starts; it keeps that one to its end, whatever reloads happen. */
   runtime(): IngressRuntime;
   metrics?: Metrics;
+  /** Receives every refusal (and, with `ingressAllows`, every proxied request) as a chained audit record. */
+  audit?: AuditTrail;
 }
 
 
@@ -80,13 +83,16 @@ async function handle(req: Request, res: Response, vhost: VirtualHost, rt: Ingre
     if ('stream' in req && ex.code === undefined) deps.connections?.streamReset(connection);
   });
   try {
+    if (deps.audit?.refusing()) throw new GatewayError('GW_UNAVAILABLE', 'audit_unavailable');
     await proxy(req, res, vhost, rt, ex, life);
   } catch (err) {
     refuse(req, res, err, ex);
   } finally {
     const seconds = (performance.now() - ex.started) / 1000;
     deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
-    logExchange(accessLog, ex, req, seconds);
+    const line = accessLine(ex, req, seconds);
+    accessLog.info(line);
+    if (deps.audit && (ex.code !== undefined || deps.audit.ingressAllows)) deps.audit.append('ingress', { listener: vhost.listener, vhost: vhost.name, ...line });
     deps.connections?.requestEnded(connection);
   }
 }
@@ -213,8 +219,9 @@ function breakResponse(req: Request, res: Response): void {
   else res.destroy();
 }
 
-function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number): void {
-  logger.info({
+/** The access line's fields; the ingress audit record is the same fields, so the two can be joined by requestId. */
+function accessLine(ex: Exchange, req: Request, seconds: number) {
+  return {
     event: LOG_EVENTS.REQUEST,
     requestId: ex.id,
     proto: req.httpVersion,
@@ -236,5 +243,5 @@ function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number
     bytesIn: ex.bytesIn,
     bytesOut: ex.bytesOut,
     latencyMs: Math.round(seconds * 100_000) / 100,
-  });
+  };
 }

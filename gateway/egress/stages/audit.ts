@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import { createLogger, LOG_EVENTS, type Logger } from '../../core/log.js';
 import type { Metrics } from '../../core/metrics.js';
+import type { AuditTrail } from '../../audit/trail.js';
 import type { Identity } from './identify.js';
 
 export type ProxyType = 'connect' | 'http' | 'originate';
@@ -50,12 +51,16 @@ export interface AuditDeps {
   logger: Logger;
   /** Counts every attempt by destination host and decision. */
   metrics?: Pick<Metrics, 'egress'>;
+  /** The tamper-evident trail (`audit` in the config), which gets every record as well. */
+  trail?: AuditTrail;
 }
 
 export interface Audit {
   record(r: EgressRecord): void;
   /** Writes everything buffered to the file synchronously and closes it; call once, on shutdown. */
   close(): Promise<void>;
+  /** True while the audit trail cannot be written and the config says to refuse traffic then. */
+  refusing(): boolean;
 }
 
 export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
@@ -82,7 +87,9 @@ export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
       const level = r.alert ? 'warn' : 'info';
       deps.logger[level](line, 'egress decision');
       if (!closed && !failed) fileLog?.[level](line, 'egress decision');
+      deps.trail?.append('egress', line);
     },
+    refusing: () => deps.trail?.refusing() ?? false,
     async close() {
       if (closed || failed || !destination) return;
       closed = true;
