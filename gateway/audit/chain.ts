@@ -1,9 +1,10 @@
 // The audit chain, as pure functions: how a record is sealed into the chain, how a checkpoint is signed, and how a
 // sequence of lines is verified. No I/O here; the writer is trail.ts, the command verify-command.ts.
 //
-// A record is one line of canonical JSON (keys sorted, no spaces; RFC 8785 for the strings, integers and booleans
-// records carry) with `seq` (0, 1, 2, … across every file of the trail), `prev` (the previous record's `hash`; 64
-// zeros for the first record ever) and `hash`: the SHA-256 of the canonical JSON of the record without `hash`. An
+// A record is one line: its canonical JSON (keys sorted, no spaces; RFC 8785 for the strings, integers and booleans
+// records carry) with `seq` (0, 1, 2, … across every file of the trail) and `prev` (the previous record's `hash`; 64
+// zeros for the first record ever), then `hash` appended as the last field: the SHA-256 of that canonical JSON.
+// Appending (rather than sorting `hash` in) serializes each record once on the request path's thread. An
 // edit inside a record breaks its own hash; a deleted, inserted or moved record breaks `seq` and `prev` at the
 // first record out of place. A checkpoint signs `{seq, hash, time}` of the last record written with Ed25519: a
 // chain rewritten from some record on no longer reaches the signed hash, and records cut from the end are missing
@@ -35,10 +36,13 @@ export interface SealedRecord {
 
 /** The record's line and the chain head after it. `fields` must not carry `seq`, `prev` or `hash`. */
 export function seal(head: ChainHead, fields: object): SealedRecord {
-  const body = { ...fields, seq: head.seq, prev: head.hash };
-  const hash = sha256(canonicalJson(body));
-  return { line: canonicalJson({ ...body, hash }), head: { seq: head.seq + 1, hash } };
+  const body = canonicalJson({ ...fields, seq: head.seq, prev: head.hash });
+  const hash = sha256(body);
+  return { line: `${body.slice(0, -1)},"hash":"${hash}"}`, head: { seq: head.seq + 1, hash } };
 }
+
+/** A sealed line ends with its hash; what is before it, closed again, is the hashed canonical JSON. */
+const HASH_FIELD = /,"hash":"([0-9a-f]{64})"\}$/;
 
 export interface Checkpoint {
   /** `seq` of the last record covered. */
@@ -112,17 +116,18 @@ export function verifyChain(lines: Iterable<Located>): { ok: true; summary: Chai
 
 /** Why this line is not the record that follows `head` (any record when `head` is undefined), or undefined. */
 function recordProblem(text: string, head: ChainHead | undefined): string | undefined {
-  let record: unknown;
   try {
-    record = JSON.parse(text);
+    JSON.parse(text);
   } catch {
     return 'not a JSON record (cut short or altered)';
   }
-  if (typeof record !== 'object' || record === null || Array.isArray(record)) return 'not a JSON object';
-  const { hash, ...body } = record as { hash?: unknown; seq?: unknown; prev?: unknown };
-  if (typeof hash !== 'string' || !Number.isSafeInteger(body.seq) || typeof body.prev !== 'string') return 'no seq, prev or hash';
-  if (canonicalJson(record) !== text) return 'not in canonical form (altered)';
-  if (sha256(canonicalJson(body)) !== hash) return 'hash does not match the record (altered)';
+  const sealed = HASH_FIELD.exec(text);
+  if (!sealed) return 'no hash as its last field (altered)';
+  const hashed = `${text.slice(0, sealed.index)}}`;
+  const body = JSON.parse(hashed) as { seq?: unknown; prev?: unknown };
+  if (!Number.isSafeInteger(body.seq) || typeof body.prev !== 'string') return 'no seq or prev';
+  if (canonicalJson(body) !== hashed) return 'not in canonical form (altered)';
+  if (sha256(hashed) !== sealed[1]) return 'hash does not match the record (altered)';
   if (!head) return body.prev === GENESIS_HASH && body.seq !== 0 ? 'a chain start with seq other than 0' : undefined;
   if (body.seq !== head.seq) return `seq ${String(body.seq)} where ${head.seq} was due (a record is missing, inserted or moved)`;
   if (body.prev !== head.hash) return 'prev is not the hash of the record before it (a record is missing, inserted or moved)';

@@ -39,6 +39,8 @@ export function sameAuditConfig(a: AuditConfig | undefined, b: AuditConfig | und
 
 /** Records kept while the disk refuses them; past this, later ones are dropped and counted in an `audit_gap` record. */
 const MAX_PENDING = 10_000;
+/** Records name principals, paths and addresses: readable by the gateway's user only. */
+const FILE_MODE = 0o600;
 /** How often a failing write is retried while no traffic triggers one. */
 const RETRY_MS = 1_000;
 
@@ -66,7 +68,7 @@ export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): Aud
   fs.mkdirSync(path.dirname(file), { recursive: true });
   if (checkpoints) fs.mkdirSync(path.dirname(checkpoints.file), { recursive: true });
   let head = chainHeadOf(file);
-  let fd = fs.openSync(file, 'a');
+  let fd = fs.openSync(file, 'a', FILE_MODE);
   let size = fs.fstatSync(fd).size;
   let pending: object[] = [];
   let dropped = 0;
@@ -144,7 +146,7 @@ export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): Aud
     if (!checkpoints || head.seq === 0) return;
     const line = signCheckpoint(checkpoints.key, { seq: head.seq - 1, hash: head.hash }, new Date().toISOString());
     try {
-      fs.appendFileSync(checkpoints.file, `${line}\n`);
+      fs.appendFileSync(checkpoints.file, `${line}\n`, { mode: FILE_MODE });
       uncheckpointed = 0;
     } catch (err) {
       writeFailed(err, 'checkpoint');
@@ -155,12 +157,12 @@ export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): Aud
     try {
       fs.closeSync(fd);
       fs.renameSync(file, `${file}.${nextRotationNumber(file)}`);
-      fd = fs.openSync(file, 'a');
+      fd = fs.openSync(file, 'a', FILE_MODE);
       size = 0;
     } catch (err) {
       // Rotation failing is not a lost record: the file grows on, and the next flush tries again.
       deps.logger.error({ event: LOG_EVENTS.AUDIT_WRITE_FAILED, file, err }, 'audit file rotation failed');
-      fd = fs.openSync(file, 'a');
+      fd = fs.openSync(file, 'a', FILE_MODE);
     }
   }
 
