@@ -4,14 +4,41 @@
 // disk (/dev/full) is counted, logged, and either refuses traffic or not, as `onWriteFailure` says.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { EMPTY_CHAIN, seal, type ChainHead } from '../../../gateway/audit/chain.js';
 import { runAuditCommand } from '../../../gateway/audit/verify-command.js';
 import { portcullis } from '../../helpers/cli.js';
 import { request, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
 import { connectRequest, curl, rawRequest, startHttpUpstream, type Upstream } from '../egress/harness.js';
+
+const OPERATIONS_DOC = fs.readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+const AUDIT_SECTION = OPERATIONS_DOC.slice(OPERATIONS_DOC.indexOf('## Audit trail'));
+
+/** The key commands of docs/operations.md#audit-trail, run as shown (openssl). */
+function keysFromDocs(): { privatePem: string; publicPem: string } {
+  const commands = /^```sh\n([\s\S]*?)^```/m.exec(AUDIT_SECTION)![1]!;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-audit-key-'));
+  try {
+    execFileSync('bash', ['-euc', commands], { cwd: dir, stdio: 'pipe' });
+    return { privatePem: fs.readFileSync(path.join(dir, 'audit-signing.key'), 'utf8'), publicPem: fs.readFileSync(path.join(dir, 'audit.pub'), 'utf8') };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What every verify in this file printed, to hold the docs' transcript to (see the last test). */
+const printed: string[] = [];
+
+/** A verify line with its particulars (files, numbers, times) taken out. */
+const shape = (line: string) =>
+  line
+    .replace(/\S+\.jsonl(\.\d+)?(?=:\d)/g, 'FILE')
+    .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, 'TIME')
+    .replace(/\d+/g, 'N');
 
 function ed25519Keys(): { privatePem: string; publicPem: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -25,6 +52,7 @@ function ed25519Keys(): { privatePem: string; publicPem: string } {
 function verify(args: string[]): { code: number; out: string } {
   const out: string[] = [];
   const code = runAuditCommand(['verify', ...args], { out: (l) => out.push(l), err: (l) => out.push(l) });
+  printed.push(...out);
   return { code, out: out.join('\n') };
 }
 
@@ -42,7 +70,7 @@ describe('the audit trail of a real run', () => {
 
   before(async () => {
     plain = await startHttpUpstream();
-    const keys = ed25519Keys();
+    const keys = keysFromDocs();
     gw = await startTestIngress((config, { writeFile }) => {
       writeFile('audit.key', keys.privatePem);
       config.audit = {
@@ -121,6 +149,7 @@ describe('the audit trail of a real run', () => {
 
   test('`portcullis audit verify` says ok on the run, with the checkpoints signed (and flushed at shutdown) covering every record', async () => {
     const cli = await portcullis(['audit', 'verify', ...files.audit, '--checkpoints', files.checkpoints, '--key', files.publicKey]);
+    printed.push(cli.stdout.trim());
     assert.equal(cli.code, 0, cli.stdout + cli.stderr);
     assert.match(cli.stdout, new RegExp(`^ok: 24 records \\(seq 0–23\\) in ${files.audit.length} files, chain intact; \\d+ checkpoints verified, the last at seq 23 \\(`));
     assert.match(verify(files.audit).out, /^ok: 24 records .*no checkpoints checked/);
@@ -133,6 +162,7 @@ describe('the audit trail of a real run', () => {
     const index = lines(combined).findIndex((l) => l.includes('"status":403'));
     const file = tampered('flip.jsonl', combined, (list) => list.map((l, i) => (i === index ? l.replace('"status":403', '"status":203') : l)));
     const cli = await portcullis(['audit', 'verify', ...verifyArgs(file)]);
+    printed.push(cli.stdout.trim());
     assert.equal(cli.code, 1);
     assert.equal(cli.stdout.trim(), `FAIL ${file}:${index + 1}: record ${index}: hash does not match the record (altered)`);
     // A flipped byte in the hash itself, or one that breaks the JSON, is named the same way.
@@ -199,6 +229,14 @@ describe('the audit trail of a real run', () => {
     assert.equal(verify([]).code, 2);
     assert.equal(verify([combined, '--key', files.publicKey]).code, 2, '--key without --checkpoints');
     assert.equal(runAuditCommand(['check'], { out: () => undefined, err: () => undefined }), 2);
+  });
+
+  test("the verify transcript of docs/operations.md has the shape of what verify printed here", () => {
+    const transcript = /^```console\n([\s\S]*?)^```/m.exec(AUDIT_SECTION)![1]!;
+    const shown = transcript.split('\n').filter((l) => l.startsWith('ok: ') || l.startsWith('FAIL '));
+    assert.ok(shown.length >= 5);
+    const real = new Set(printed.map(shape));
+    for (const line of shown) assert.ok(real.has(shape(line)), `docs line not printed by any verify here: ${line}`);
   });
 });
 
