@@ -247,6 +247,7 @@ describe('a full disk', () => {
     test(`onWriteFailure: ${mode} — counted, logged, and traffic ${mode === 'refuse' ? 'refused (503)' : 'served'}`, { skip: deviceFull }, async () => {
       const gw = await startTestIngress((config) => {
         config.audit = { file: '/dev/full', onWriteFailure: mode };
+        config.egress = { listener: { address: '127.0.0.1', port: 0 }, allow: [] };
       });
       try {
         assert.equal((await request(gw.port, gw.caPem, { path: '/nowhere' })).status, 404);
@@ -258,6 +259,9 @@ describe('a full disk', () => {
         } else {
           assert.equal(next.status, 200);
         }
+        // The egress proxy too: refused before any policy runs, or decided as usual (no rule: 407 for anonymous).
+        const egress = await rawRequest(gw.gateway.ports.get('egress')!, connectRequest('example.com:443'));
+        assert.equal(egress.status, mode === 'refuse' ? 503 : 407);
         const page = await gw.gateway.metrics.registry.metrics();
         assert.match(page, /^portcullis_audit_write_failures_total [1-9]\d*$/m);
         const failed = gw.logs.filter((l) => l.event === 'AUDIT_WRITE_FAILED');
