@@ -7,6 +7,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ConfigError, loadConfigText } from '../../../gateway/config/load.js';
 import { createLogger } from '../../../gateway/core/log.js';
 import { createAuditTrail, sameAuditConfig } from '../../../gateway/audit/trail.js';
 import { runAuditCommand } from '../../../gateway/audit/verify-command.js';
@@ -98,9 +99,14 @@ test('the trail settings are read once: a reload that changes them is refused', 
   assert.ok(!sameAuditConfig(undefined, { file: 'a' }));
 });
 
-test('a checkpoint key that is not Ed25519 is refused with the reason', (t) => {
+test('a checkpoint key that is not Ed25519, or checkpoints in the audit file, are refused by the loader (so by validate)', (t) => {
   const { file, dir, checkpoints } = setup(t);
   const rsa = path.join(dir, 'rsa.key');
   fs.writeFileSync(rsa, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
   assert.throws(() => createAuditTrail({ file, checkpoints: { file: checkpoints, keyFile: rsa } }, { logger }), /an Ed25519 key is needed, this is rsa/);
+  const yaml = 'version: v1\nlisteners: []\nupstreams: []\nroutes: []\naudit: { file: a.jsonl, checkpoints: { file: a.jsonl, keyFile: rsa.key } }\n';
+  assert.throws(
+    () => loadConfigText(yaml, path.join(dir, 'portcullis.yaml')),
+    (err: Error) => err instanceof ConfigError && /\/audit\/checkpoints\/keyFile: .*an Ed25519 key is needed/.test(err.message) && /\/audit\/checkpoints\/file: must not be the audit file itself/.test(err.message),
+  );
 });
