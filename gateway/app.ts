@@ -1,14 +1,15 @@
-// Composition root: builds the runtime from a validated config, opens the listeners, swaps the runtime
-// on reload, and drains on shutdown. No request logic lives here.
+// Composition root: builds the runtime from a validated config, opens the listeners, applies reloads whole
+// (core/reloadable.ts: every part prepared, then all committed), and drains on shutdown. No request logic lives here.
 import fs from 'node:fs';
 import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
-import { createAuditTrail, sameAuditConfig, type AuditTrail } from './audit/trail.js';
+import { auditSettings, createAuditTrail, type AuditTrail } from './audit/trail.js';
 import { createEgressServer, type EgressServer } from './egress/server.js';
+import { prepareAll, type Reloadable } from './core/reloadable.js';
 import { createConnectionTracker } from './ingress/connections.js';
-import { createEdgeListener, type EdgeListener } from './ingress/listener.js';
+import { createListenerSet } from './ingress/listener-set.js';
 import { createPipeline } from './ingress/pipeline.js';
 import { buildRuntime, newTicketKeys, type IngressRuntime } from './ingress/runtime.js';
 import { createRateLimiter, type RateLimiter } from './ingress/stages/rate-limit.js';
@@ -25,15 +26,18 @@ export interface GatewayDeps {
   ticketKeys?: Buffer;
 }
 
-export interface Gateway {
-  /** Bound port of each listener, by name (useful with port 0). */
+export interface Gateway extends Reloadable {
+  /** Bound port of each listener, by name (useful with port 0); follows reloads. */
   readonly ports: ReadonlyMap<string, number>;
   runtime(): IngressRuntime;
   readonly metrics: Metrics;
-  /** Ready for traffic: listeners bound, config loaded, own certificates valid, not draining. */
+  /** Ready for traffic: listeners bound, every JWKS loaded once, own certificates valid, not draining. */
   ready(): boolean;
-  /** Swaps in a new config; throws (and keeps the current one) if it cannot be built. */
-  reload(config: Config): void;
+  /**
+   * Applies a new config whole (ingress runtime, listeners) or throws and keeps the running one entirely.
+   * `prepare` is the first half of it, for a caller that commits other parts (the admin plane) in the same step.
+   */
+  reload(config: Config): Promise<void>;
   /** Stops accepting, lets in-flight requests finish (up to `drainMs`), then cuts what is left and closes everything. */
   close(drainMs?: number): Promise<void>;
 }
@@ -53,7 +57,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     ...(audit ? { audit } : {}),
     runtime: () => current,
   });
-  const build = (cfg: Config): IngressRuntime => {
+  const build = (cfg: Config, previous?: IngressRuntime): IngressRuntime => {
     const rt = buildRuntime(cfg, {
       logger: deps.logger,
       handlerFor,
@@ -61,70 +65,80 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       metrics,
       rateLimiter: limiters.for(cfg),
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
+      ...(previous ? { previous } : {}),
     });
-    for (const { name, notAfter } of rt.certificates) metrics.certificateExpiry(name, notAfter);
     for (const server of rt.terminatingServers) connections.trackServer(server);
     return rt;
   };
   let current = build(config);
+  const recordCertificates = () => {
+    for (const { name, notAfter } of current.certificates) metrics.certificateExpiry(name, notAfter);
+  };
+  recordCertificates();
   await current.jwt.ready();
   const jwksStates = setInterval(() => {
     for (const [provider, { state }] of Object.entries(current.jwt.status())) metrics.jwksState(provider, state);
   }, 5_000).unref();
 
-  const listeners: EdgeListener[] = config.listeners.map((l) =>
-    createEdgeListener(
-      {
-        name: l.name,
-        address: l.address ?? DEFAULTS.listenerAddress,
-        port: l.port,
-        helloTimeoutMs: l.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
-        ...(l.limits?.maxConnections ? { maxConnections: l.limits.maxConnections } : {}),
-      },
-      {
-        logger: deps.logger,
-        metrics,
-        resolveTarget: (listener, sni) => (sni ? current.listeners.get(listener)?.hosts.lookup(sni)?.target : undefined),
-      },
-    ),
-  );
+  /** The ingress runtime: a new one is built beside the running one, and the swap is one reference. */
+  const ingress: Reloadable = {
+    async prepare(next) {
+      const built = build(next, current);
+      return {
+        commit() {
+          const previous = current;
+          current = built;
+          recordCertificates();
+          // Requests that started on the previous runtime may still be on their way to its pools.
+          setTimeout(() => void previous.close(built), DEFAULTS.requestTimeoutMs).unref();
+        },
+        abort: () => built.close(current),
+      };
+    },
+  };
+  const listeners = createListenerSet({
+    logger: deps.logger,
+    connections,
+    drainMs: DEFAULTS.requestTimeoutMs,
+    metrics,
+    resolveTarget: (listener, sni) => (sni ? current.listeners.get(listener)?.hosts.lookup(sni)?.target : undefined),
+  });
+  // Built first, bound second: a config whose runtime cannot be built never costs a socket. Parts added here are
+  // prepared in this order and committed together.
+  const parts: readonly Reloadable[] = [auditSettings(config.audit), ingress, listeners];
+
   const egress = config.egress ? startEgress(config, deps, metrics, audit) : undefined;
-  const ports = new Map<string, number>();
-  for (const listener of listeners) connections.trackListener(listener.server);
-  for (const [i, listener] of listeners.entries()) metrics.trackConnections(config.listeners[i]!.name, listener.server);
+  const ports = listeners.ports;
   try {
-    for (const [i, listener] of listeners.entries()) {
-      const address = await listener.listen();
-      ports.set(config.listeners[i]!.name, address.port);
-      deps.logger.info({ event: LOG_EVENTS.LISTENING, listener: config.listeners[i]!.name, address: address.address, port: address.port });
-    }
+    (await listeners.prepare(config)).commit();
     if (egress) ports.set('egress', (await egress.listen()).port);
     listening = true;
   } catch (err) {
     clearInterval(jwksStates);
-    await Promise.all([...listeners.map((l) => l.close()), egress?.close()]);
+    await Promise.all([listeners.close(), egress?.close()]);
     await current.close();
     await limiters.close();
     audit?.close();
     throw err;
   }
 
+  const prepare = (next: Config) => prepareAll(parts, next);
   return {
     ports,
     metrics,
     runtime: () => current,
-    ready: () => listening && !connections.draining && current.certificates.every((c) => c.notAfter.getTime() > Date.now()),
-    reload(next) {
-      if (!sameAuditConfig(config.audit, next.audit)) throw new Error('audit: the audit trail settings change only with a restart');
-      const previous = current;
-      current = build(next);
-      void current.jwt.ready();
-      // Requests that started on the previous runtime may still be on their way to its pools.
-      setTimeout(() => void previous.close(), DEFAULTS.requestTimeoutMs).unref();
+    ready: () =>
+      listening &&
+      !connections.draining &&
+      current.certificates.every((c) => c.notAfter.getTime() > Date.now()) &&
+      Object.values(current.jwt.status()).every((s) => s.state !== 'empty'),
+    prepare,
+    async reload(next) {
+      (await prepare(next)).commit();
     },
     async close(drainMs = current.config.shutdown?.drainMs ?? DEFAULTS.drainMs) {
       deps.logger.info({ event: LOG_EVENTS.SHUTDOWN, inFlight: connections.inFlight, drainMs });
-      const stopped = Promise.all(listeners.map((l) => l.close()));
+      const stopped = listeners.close();
       await connections.drain(drainMs);
       clearInterval(jwksStates);
       // Past the drain every client connection is gone; nothing left upstream may keep the process alive.

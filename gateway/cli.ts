@@ -11,6 +11,7 @@ import { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js
 import { DEFAULTS } from './config/defaults.js';
 import { runValidate } from './config/validate-command.js';
 import { createLogger, LOG_EVENTS } from './core/log.js';
+import { createReloadMetrics } from './core/metrics.js';
 import { installProcessGuard } from './core/process-guard.js';
 import { redactUrls } from './core/secrets.js';
 import { createReloader } from './reload.js';
@@ -196,22 +197,24 @@ async function run(args: string[]): Promise<number> {
   }
   installProcessGuard(logger, gateway.metrics);
   if (dev) dev.printDevBanner(gateway.ports, stateDir, loaded);
-  const reloader = createReloader({
-    load,
-    gateway,
-    initial: loaded,
-    logger,
-    watchIntervalMs: loaded.config.reload?.watchIntervalMs ?? DEFAULTS.watchIntervalMs,
-  });
-  process.on('SIGHUP', () => reloader.reload('sighup'));
   const admin = createAdminServer(loaded.config.admin, {
     logger,
     registry: gateway.metrics.registry,
     ready: () => gateway.ready(),
-    reload: async () => reloader.reload('admin'),
+    reload: () => reloader.reload('admin'),
     config: () => gateway.runtime().config,
+    configHash: () => reloader.hash(),
     ...(meshBundlePem !== undefined ? { meshBundlePem } : {}),
   });
+  const reloader = createReloader({
+    load,
+    parts: [gateway, admin],
+    initial: loaded,
+    logger,
+    metrics: createReloadMetrics(gateway.metrics.registry),
+    watchIntervalMs: loaded.config.reload?.watchIntervalMs ?? DEFAULTS.watchIntervalMs,
+  });
+  process.on('SIGHUP', () => void reloader.reload('sighup'));
   try {
     await admin.listen();
   } catch (err) {

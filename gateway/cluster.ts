@@ -2,7 +2,8 @@
 // same config, sharing the listening sockets through node:cluster. The primary serves no traffic: it forks and
 // restarts workers, counts the in-memory rate limits for all of them (rate-limiter-flexible's cluster master, see
 // ingress/stages/rate-limit.ts), runs the admin plane (metrics aggregated over the workers, readiness = every worker
-// ready), validates reloads once and broadcasts them, and turns SIGTERM into an orderly drain of every worker.
+// ready), drives reloads (it watches the input files, validates once, applies the config to its admin plane and to
+// every worker, and counts the outcome), and turns SIGTERM into an orderly drain of every worker.
 //
 // Per worker, as with replicas: the verified-token cache, upstream pools, listener `maxConnections` and the egress
 // proxy's per-identity limits. Shared: listening sockets, TLS session-ticket keys (a client resumes on any worker),
@@ -15,11 +16,12 @@ import { createAdminServer } from './admin/server.js';
 import { startGateway, type Gateway } from './app.js';
 import { installProcessGuard } from './core/process-guard.js';
 import { DEFAULTS } from './config/defaults.js';
-import type { LoadedConfig } from './config/load.js';
+import { ConfigError, type LoadedConfig } from './config/load.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
-import { aggregateWorkerMetrics, type WorkerMetrics } from './core/metrics.js';
+import { aggregateWorkerMetrics, createReloadMetrics, type WorkerMetrics } from './core/metrics.js';
+import type { Reloadable } from './core/reloadable.js';
 import { newTicketKeys } from './ingress/runtime.js';
-import { createReloader, rejectionIssues, type Reloader, type ReloadResult } from './reload.js';
+import { createReloader, rejectionIssues, type ReloadResult } from './reload.js';
 
 /** More workers than this is a typo, not a machine. */
 const MAX_WORKERS = 256;
@@ -29,11 +31,11 @@ const WORKER_ENV = 'PORTCULLIS_WORKER';
 const STABLE_MS = 30_000;
 const RESTART_BASE_MS = 250;
 const RESTART_MAX_MS = 30_000;
-/** Workers drain up to 10 s (Gateway.close); after this the primary kills what is left. */
-const SHUTDOWN_GRACE_MS = 15_000;
+/** Workers drain for `shutdown.drainMs` and then cut what is left; the primary kills one still running this much later. */
+const SHUTDOWN_GRACE_MS = 5_000;
 const ASK_TIMEOUT_MS = { ready: 2_000, metrics: 2_000, config: 2_000, reload: 10_000 } as const;
 
-type Question = { question: 'ready' | 'metrics' | 'config' } | { question: 'reload'; trigger: string };
+type Question = { question: 'ready' | 'metrics' | 'config' | 'reload' };
 type ToWorker = { portcullis: 'init'; ticketKeys: string } | ({ portcullis: 'ask'; id: number } & Question) | { portcullis: 'shutdown' };
 type ToPrimary =
   | { portcullis: 'hello' }
@@ -165,13 +167,14 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     const running = slots.flatMap((s) => (s.worker ? [s.worker] : []));
     const exited = Promise.all(running.map((w) => (w.process.exitCode !== null || w.process.signalCode !== null ? undefined : new Promise((r) => w.once('exit', r)))));
     for (const worker of running) send(worker, { portcullis: 'shutdown' });
+    const graceMs = (options.initial.config.shutdown?.drainMs ?? DEFAULTS.drainMs) + SHUTDOWN_GRACE_MS;
     const kill = setTimeout(() => {
       for (const worker of running) {
         if (worker.process.exitCode !== null || worker.process.signalCode !== null) continue;
-        logger.warn({ pid: worker.process.pid, graceMs: SHUTDOWN_GRACE_MS }, 'worker still draining after the grace period; killing it');
+        logger.warn({ pid: worker.process.pid, graceMs }, 'worker still draining after the grace period; killing it');
         worker.process.kill('SIGKILL');
       }
-    }, SHUTDOWN_GRACE_MS);
+    }, graceMs);
     await exited;
     clearTimeout(kill);
   };
@@ -185,32 +188,32 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   booting = false;
   options.onListening?.(ports!);
 
-  async function reload(trigger: string): Promise<ReloadResult> {
-    // Validated here first, so a bad config is refused and logged once rather than once per worker.
-    try {
-      options.load();
-    } catch (err) {
-      const issues = rejectionIssues(err);
-      logger.error({ event: LOG_EVENTS.CONFIG_REJECTED, trigger, issues }, 'config rejected; every worker keeps the running config');
-      return { ok: false, issues };
-    }
-    const answers = await Promise.all(live().map(({ slot, worker }) => ask(worker, { question: 'reload', trigger }).then((value) => ({ slot, value }))));
-    for (const { slot, value } of answers) {
-      if (value === undefined) return { ok: false, issues: `worker ${slot.number} did not answer the reload` };
-      if (!(value as ReloadResult).ok) return value as ReloadResult;
-    }
-    return { ok: true };
-  }
-  const onSighup = () => void reload('sighup');
-  process.on('SIGHUP', onSighup);
-
+  /**
+   * The workers' part of a reload: each applies the config whole (Gateway.reload), and one that refuses refuses the
+   * reload. It comes last, so nothing after it can fail once workers have applied. A worker that refuses what
+   * another accepted (a file changed between their two loads) leaves them apart until the next reload.
+   */
+  const workers: Reloadable = {
+    async prepare() {
+      const answers = await Promise.all(live().map(({ slot, worker }) => ask(worker, { question: 'reload' }).then((value) => ({ slot, value }))));
+      for (const { slot, value } of answers) {
+        if (value === undefined) throw new Error(`worker ${slot.number} did not answer the reload`);
+        const result = value as ReloadResult;
+        if (!result.ok) throw typeof result.issues === 'string' ? new Error(`worker ${slot.number}: ${result.issues}`) : new ConfigError(result.issues);
+      }
+      return { commit: () => undefined, abort: async () => undefined };
+    },
+  };
+  // Reload outcomes are the primary's: counted once for the machine, and added to the workers' metrics at each scrape.
+  const own = new Registry();
   const admin = createAdminServer(options.initial.config.admin, {
     logger,
     registry: {
       contentType: Registry.PROMETHEUS_CONTENT_TYPE,
       async metrics() {
         const answers = await Promise.all(live().map(async ({ slot, worker }) => ({ worker: String(slot.number), metrics: await ask(worker, { question: 'metrics' }) })));
-        return aggregateWorkerMetrics(answers.filter((a): a is WorkerMetrics => Array.isArray(a.metrics))).metrics();
+        const aggregated = aggregateWorkerMetrics(answers.filter((a): a is WorkerMetrics => Array.isArray(a.metrics)));
+        return Registry.merge([aggregated, own]).metrics();
       },
     },
     async ready() {
@@ -219,17 +222,30 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
       const answers = await Promise.all(workers.map(({ worker }) => ask(worker, { question: 'ready' })));
       return answers.every((ready) => ready === true);
     },
-    reload: () => reload('admin'),
+    reload: () => reloader.reload('admin'),
     // Every worker runs the same config; the first one answering shows it.
     config: async () => {
       const first = live()[0];
       return first ? ask(first.worker, { question: 'config' }) : undefined;
     },
+    configHash: () => reloader.hash(),
     ...(options.meshBundlePem !== undefined ? { meshBundlePem: options.meshBundlePem } : {}),
   });
+  const reloader = createReloader({
+    load: options.load,
+    parts: [admin, workers],
+    initial: options.initial,
+    logger,
+    metrics: createReloadMetrics(own),
+    watchIntervalMs: options.initial.config.reload?.watchIntervalMs ?? DEFAULTS.watchIntervalMs,
+  });
+  const onSighup = () => void reloader.reload('sighup');
+  process.on('SIGHUP', onSighup);
+
   try {
     await admin.listen();
   } catch (err) {
+    reloader.close();
     await stopWorkers();
     return options.failStart('admin plane', err);
   }
@@ -238,6 +254,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     process.once('SIGINT', resolve);
   });
   process.off('SIGHUP', onSighup);
+  reloader.close();
   logger.info({ event: LOG_EVENTS.SHUTDOWN, workers: live().length }, 'draining every worker');
   // The admin plane stays up while the workers drain, so readiness reports 503 until the end.
   await stopWorkers();
@@ -257,10 +274,10 @@ export function workerNumber(): number {
   return Number(process.env[WORKER_ENV]);
 }
 
-/** Runs one worker: the gateway, its reloader, and the answers to the primary; resolves with the exit code. */
+/** Runs one worker: the gateway and the answers to the primary; resolves with the exit code. */
 export async function runWorker(options: WorkerOptions): Promise<number> {
   const { logger, initial } = options;
-  let running: { gateway: Gateway; reloader: Reloader } | undefined;
+  let running: { gateway: Gateway } | undefined;
   let receiveInit!: (ticketKeys: Buffer) => void;
   const init = new Promise<Buffer>((resolve) => (receiveInit = resolve));
   let stop!: () => void;
@@ -275,7 +292,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
       case 'config':
         return running?.gateway.runtime().config;
       case 'reload':
-        return running?.reloader.reload(question.trigger);
+        return running ? reloadWorker(running.gateway, options.load) : undefined;
     }
   };
   const onMessage = (msg: unknown) => {
@@ -289,9 +306,9 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
       );
     }
   };
-  // Reloads come from the primary; a SIGHUP sent to this worker alone (or to the process group) reloads it too,
-  // rather than killing it (the default action).
-  const onSighup = () => running?.reloader.reload('sighup');
+  // Reloads come from the primary, so that they are validated, applied and counted once. A SIGHUP that reaches this
+  // worker (sent to the process group) is left to the primary rather than killing the worker (the default action).
+  const onSighup = () => undefined;
   process.on('message', onMessage);
   // Signals sent to the whole process group (Ctrl-C) reach workers as well: drain, as on the primary's request.
   // A primary that is gone (killed) disconnects the channel: a worker never serves without its primary.
@@ -309,16 +326,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   try {
     const gateway = await startGateway(initial.config, { logger, ticketKeys: await init });
     installProcessGuard(logger, gateway.metrics);
-    running = {
-      gateway,
-      reloader: createReloader({
-        load: options.load,
-        gateway,
-        initial,
-        logger,
-        watchIntervalMs: initial.config.reload?.watchIntervalMs ?? DEFAULTS.watchIntervalMs,
-      }),
-    };
+    running = { gateway };
   } catch (err) {
     // The primary reports it, once for all workers; a user error (a port in use) needs no stack trace.
     const message = err instanceof Error ? err.message : String(err);
@@ -329,8 +337,19 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   }
   process.send!({ portcullis: 'started', ports: [...running.gateway.ports] } satisfies ToPrimary);
   await stopped;
-  running.reloader.close();
   await running.gateway.close();
   detach();
   return 0;
+}
+
+/** A reload the primary asked for: this worker loads the config itself and applies it whole, or refuses it. */
+async function reloadWorker(gateway: Gateway, load: () => LoadedConfig): Promise<ReloadResult> {
+  let loaded: LoadedConfig | undefined;
+  try {
+    loaded = load();
+    await gateway.reload(loaded.config);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, issues: rejectionIssues(err, loaded) };
+  }
 }

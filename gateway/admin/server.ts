@@ -7,18 +7,23 @@
 // Health and metrics are unauthenticated like Envoy's and Istio's, which is why the plane binds to loopback unless
 // told otherwise. With neither a token nor mTLS configured the two secured endpoints do not exist (404): they are
 // never open. Plain node:http: five fixed routes need no framework, and the TLS socket is ours to inspect.
+// A reload applies the `admin` section like any other: a new token or TLS material takes effect on the same socket,
+// a new address or port is bound before the old socket closes (its open connections get a short grace).
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { spiffeIdFromCertificate } from '../../certs/spiffe-id.js';
 import { DEFAULTS } from '../config/defaults.js';
+import type { Config } from '../config/schema.js';
 import type { AdminConfig } from '../config/operations-schema.js';
 import { clientCertTlsOptions } from '../core/client-cert-tls.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import { ReloadRefused, type PreparedChange, type Reloadable } from '../core/reloadable.js';
 import type { ReloadResult } from '../reload.js';
 import { redactConfig } from './redact.js';
 
@@ -32,11 +37,13 @@ export interface AdminServerDeps {
   reload(): Promise<ReloadResult>;
   /** The running configuration (redacted here before it is shown), or a promise of it. */
   config(): unknown;
+  /** SHA-256 of the running config (config/hash.ts), sent with `/config` as `x-portcullis-config-hash`. */
+  configHash?(): string | undefined;
   /** Mesh trust bundle (PEM): the client CA when `admin.tls.clientCa` is unset. */
   meshBundlePem?: string;
 }
 
-export interface AdminServer {
+export interface AdminServer extends Reloadable {
   listen(): Promise<{ port: number }>;
   close(): Promise<void>;
 }
@@ -46,6 +53,8 @@ export interface AdminServer {
 
 /** Short tokens can be guessed; 16 characters of a random token is already 80+ bits. */
 const MIN_TOKEN_LENGTH = 16;
+/** Connections still open on an admin socket a reload moved away from are cut after this. */
+const RETIRE_GRACE_MS = 5_000;
 /** `/reload` takes no body; anything beyond a few bytes is not a reload request. */
 const MAX_BODY_BYTES = 1024;
 const BEARER = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/;
@@ -58,11 +67,31 @@ interface Endpoint {
   handle(req: IncomingMessage, res: ServerResponse, who: string | undefined): Promise<void>;
 }
 
-export function createAdminServer(config: AdminConfig | undefined, deps: AdminServerDeps): AdminServer {
+/** Who may use the secured endpoints, compiled from one `admin` section. */
+interface AdminAuth {
+  readonly tokenDigest: Buffer | undefined;
+  readonly tls: AdminConfig['tls'];
+  readonly tlsOptions: ReturnType<typeof clientCertTlsOptions> | undefined;
+  readonly allowedIds: ReadonlySet<string>;
+  readonly securedEnabled: boolean;
+}
+
+function compileAuth(config: AdminConfig | undefined, meshBundlePem: string | undefined): AdminAuth {
   const tokenDigest = config?.tokenFile !== undefined ? readAdminToken(config.tokenFile) : undefined;
   const tls = config?.tls;
-  const allowedIds = new Set(tls?.allowedSpiffeIds ?? []);
-  const securedEnabled = tokenDigest !== undefined || tls !== undefined;
+  const tlsOptions = tls ? clientCertTlsOptions('admin.tls', tls, meshBundlePem, false) : undefined;
+  return { tokenDigest, tls, tlsOptions, allowedIds: new Set(tls?.allowedSpiffeIds ?? []), securedEnabled: tokenDigest !== undefined || tls !== undefined };
+}
+
+/** One bound admin socket and the credentials its requests are checked against (swapped by a reload). */
+interface Plane {
+  readonly server: Server;
+  readonly address: string;
+  readonly port: number;
+  auth: AdminAuth;
+}
+
+export function createAdminServer(config: AdminConfig | undefined, deps: AdminServerDeps): AdminServer {
   let reloads: Promise<unknown> = Promise.resolve();
 
   const endpoints: Record<string, Endpoint> = {
@@ -83,7 +112,14 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
         send(res, 200, deps.registry.contentType, body);
       },
     },
-    '/config': { method: 'GET', secured: true, handle: async (_req, res) => json(res, 200, redactConfig(await deps.config())) },
+    '/config': {
+      method: 'GET',
+      secured: true,
+      async handle(_req, res) {
+        const hash = deps.configHash?.();
+        json(res, 200, redactConfig(await deps.config()), hash !== undefined ? { 'x-portcullis-config-hash': hash } : {});
+      },
+    },
     '/reload': {
       method: 'POST',
       secured: true,
@@ -100,7 +136,8 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
   };
 
   /** Who may use a secured endpoint: the token holder or an allowed SPIFFE ID; throws 401/403 otherwise. */
-  function authenticate(req: IncomingMessage): string {
+  function authenticate(req: IncomingMessage, auth: AdminAuth): string {
+    const { tokenDigest, tls, allowedIds } = auth;
     const authorization = req.headersDistinct.authorization;
     if (authorization !== undefined) {
       const match = authorization.length === 1 ? BEARER.exec(authorization[0]!) : null;
@@ -121,58 +158,105 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
     throw new GatewayError('GW_AUTHN_INVALID_TOKEN', 'admin_credentials_required', tokenDigest !== undefined ? BEARER_CHALLENGE : undefined);
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, auth: AdminAuth): Promise<void> {
     const path = (req.url ?? '').split('?', 1)[0]!;
     const endpoint = Object.hasOwn(endpoints, path) ? endpoints[path] : undefined;
-    if (!endpoint || (endpoint.secured && !securedEnabled)) throw new GatewayError('GW_ROUTE_NOT_FOUND', endpoint ? 'admin_endpoint_disabled' : undefined);
+    if (!endpoint || (endpoint.secured && !auth.securedEnabled)) throw new GatewayError('GW_ROUTE_NOT_FOUND', endpoint ? 'admin_endpoint_disabled' : undefined);
     const allowed = endpoint.method === 'GET' ? ['GET', 'HEAD'] : [endpoint.method];
     // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
     if (!allowed.includes(req.method ?? '')) throw new GatewayError('GW_METHOD_NOT_ALLOWED', undefined, { allow: allowed.join(', ') });
-    const who = endpoint.secured ? authenticate(req) : undefined;
+    const who = endpoint.secured ? authenticate(req, auth) : undefined;
     await endpoint.handle(req, res, who);
   }
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!(err instanceof GatewayError)) deps.logger.error({ event: LOG_EVENTS.ADMIN_REQUEST, path: req.url, err }, 'admin request failed');
-      if (res.headersSent) return void res.destroy();
-      const r = toHttpResponse(err, randomUUID());
-      res.writeHead(r.status, r.headers).end(r.body);
-    });
-  };
+  /** A server for one admin socket; its requests read the plane's credentials as they are at that moment. */
+  function createPlane(admin: AdminConfig | undefined, auth: AdminAuth): Plane {
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      handle(req, res, plane.auth).catch((err: unknown) => {
+        if (!(err instanceof GatewayError)) deps.logger.error({ event: LOG_EVENTS.ADMIN_REQUEST, path: req.url, err }, 'admin request failed');
+        if (res.headersSent) return void res.destroy();
+        const r = toHttpResponse(err, randomUUID());
+        res.writeHead(r.status, r.headers).end(r.body);
+      });
+    };
+    const serverOptions = { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 8192 };
+    // Health probes and scrapers connect without a certificate; the secured endpoints check it themselves.
+    const server = auth.tlsOptions ? createHttpsServer({ ...serverOptions, ...auth.tlsOptions }, onRequest) : createHttpServer(serverOptions, onRequest);
+    const plane: Plane = { server, address: admin?.address ?? DEFAULTS.adminAddress, port: admin?.port ?? DEFAULTS.adminPort, auth };
+    return plane;
+  }
 
-  const serverOptions = { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 8192 };
-  let server: Server;
-  if (tls) {
-    server = createHttpsServer(
-      // Health probes and scrapers connect without a certificate; the secured endpoints check it themselves.
-      { ...serverOptions, ...clientCertTlsOptions('admin.tls', tls, deps.meshBundlePem, false) },
-      onRequest,
-    );
-  } else {
-    server = createHttpServer(serverOptions, onRequest);
+  function bind(plane: Plane): Promise<{ port: number }> {
+    const { server, address } = plane;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(plane.port, address, () => {
+        server.off('error', reject);
+        const port = (server.address() as { port: number }).port;
+        deps.logger.info({ event: LOG_EVENTS.LISTENING, listener: 'admin', address, port, tls: plane.auth.tls !== undefined, securedEndpoints: plane.auth.securedEnabled });
+        resolve({ port });
+      });
+    });
+  }
+
+  let live = createPlane(config, compileAuth(config, deps.meshBundlePem));
+
+  async function prepare(next: Config): Promise<PreparedChange> {
+    let auth: AdminAuth;
+    try {
+      auth = compileAuth(next.admin, next.mesh ? readFileSync(next.mesh.bundle, 'utf8') : undefined);
+      // Parsed now, so the commit cannot fail on a key that does not match its certificate.
+      if (auth.tlsOptions) createSecureContext(auth.tlsOptions);
+    } catch (err) {
+      throw new ReloadRefused('/admin', (err as Error).message);
+    }
+    const current = live;
+    // A reload that races the start (a file changed at once) must not bind a second plane beside the first.
+    if (!current.server.listening) throw new ReloadRefused('/admin', 'the admin plane is not listening yet');
+    const address = next.admin?.address ?? DEFAULTS.adminAddress;
+    const port = next.admin?.port ?? DEFAULTS.adminPort;
+    const samePort = address === current.address && port === current.port;
+    if (samePort && (auth.tls !== undefined) === (current.auth.tls !== undefined)) {
+      return {
+        commit() {
+          current.auth = auth;
+          if (auth.tlsOptions) (current.server as ReturnType<typeof createHttpsServer>).setSecureContext(auth.tlsOptions);
+        },
+        abort: async () => undefined,
+      };
+    }
+    const plane = createPlane(next.admin, auth);
+    try {
+      await bind(plane);
+    } catch (err) {
+      const hint = samePort ? ' (turning admin TLS on or off on the same port needs a restart)' : '';
+      throw new ReloadRefused('/admin/port', `admin plane: cannot listen on ${address}:${port}: ${(err as Error).message}${hint}`);
+    }
+    return {
+      commit() {
+        live = plane;
+        void closePlane(current, RETIRE_GRACE_MS);
+      },
+      abort: () => closePlane(plane),
+    };
   }
 
   return {
-    listen() {
-      const address = config?.address ?? DEFAULTS.adminAddress;
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config?.port ?? DEFAULTS.adminPort, address, () => {
-          server.off('error', reject);
-          const port = (server.address() as { port: number }).port;
-          deps.logger.info({ event: LOG_EVENTS.LISTENING, listener: 'admin', address, port, tls: tls !== undefined, securedEndpoints: securedEnabled });
-          resolve({ port });
-        });
-      });
-    },
-    async close() {
-      if (!server.listening) return;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
-    },
+    listen: () => bind(live),
+    prepare,
+    close: () => closePlane(live),
   };
+}
+
+/** Stops accepting at once; idle connections close now, busy ones after their answer or at the grace's end. */
+function closePlane(plane: Plane, graceMs = 0): Promise<void> {
+  const { server } = plane;
+  if (!server.listening) return Promise.resolve();
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  if (graceMs === 0) server.closeAllConnections();
+  else setTimeout(() => server.closeAllConnections(), graceMs).unref();
+  return closed;
 }
 
 /** The admin token's digest; throws when the file holds no acceptable token (the config loader calls it too). */
@@ -203,10 +287,10 @@ function drainBody(req: IncomingMessage): Promise<void> {
   });
 }
 
-function json(res: ServerResponse, status: number, value: unknown): void {
-  send(res, status, 'application/json', JSON.stringify(value));
+function json(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  send(res, status, 'application/json', JSON.stringify(value), headers);
 }
 
-function send(res: ServerResponse, status: number, contentType: string, body: string): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' }).end(body);
+function send(res: ServerResponse, status: number, contentType: string, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' }).end(body);
 }

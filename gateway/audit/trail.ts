@@ -12,6 +12,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import type { AuditConfig } from '../config/operations-schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import { ReloadRefused, type Reloadable } from '../core/reloadable.js';
 import type { Metrics } from '../core/metrics.js';
 import { canonicalJson, EMPTY_CHAIN, seal, signCheckpoint, type ChainHead } from './chain.js';
 
@@ -35,6 +36,16 @@ export interface AuditTrailDeps {
 /** A reload cannot move the trail to another file or key mid-chain: these settings are read once, at start. */
 export function sameAuditConfig(a: AuditConfig | undefined, b: AuditConfig | undefined): boolean {
   return canonicalJson(a ?? {}) === canonicalJson(b ?? {});
+}
+
+/** The trail's part in a reload: it prepares nothing, and refuses a config whose `audit` settings differ (restart). */
+export function auditSettings(running: AuditConfig | undefined): Reloadable {
+  return {
+    prepare(next) {
+      if (!sameAuditConfig(running, next.audit)) return Promise.reject(new ReloadRefused('/audit', 'the audit trail settings change only with a restart'));
+      return Promise.resolve({ commit: () => undefined, abort: () => Promise.resolve() });
+    },
+  };
 }
 
 /** Records kept while the disk refuses them; past this, later ones are dropped and counted in an `audit_gap` record. */

@@ -86,8 +86,8 @@ export const DEFAULTS: Defaults = Object.freeze({
   idleTimeoutMs: 60_000,
   /** nginx's default; bounds the work one HTTP/2 connection can have in the pipeline at once. */
   maxConcurrentStreams: 128,
-  /** A browser cancels a few streams per page; hundreds per second is the Rapid Reset attack (CVE-2023-44487). */
-  maxStreamResetsPerSecond: 200,
+  /** A browser cancels a few streams per page; a hundred per second is the Rapid Reset attack (CVE-2023-44487). */
+  maxStreamResetsPerSecond: 100,
   /** Beyond the pool, a bounded wait: an overloaded upstream answers 503 at once instead of growing a queue. */
   upstreamMaxPendingRequests: 256,
   /** SIGTERM: accepted requests get 10 s to finish (Kubernetes' grace period is 30 s), then the rest is cut. */

@@ -73,6 +73,9 @@ export const METRIC_NAMES = {
   redisUp: 'portcullis_redis_up',
   jwksState: 'portcullis_jwks_state',
   workerRequests: 'portcullis_worker_requests_total',
+  configReloads: 'portcullis_config_reloads_total',
+  configLastReloadSuccess: 'portcullis_config_last_reload_success_timestamp_seconds',
+  configInfo: 'portcullis_config_info',
   tlsHandshakeFailures: 'portcullis_tls_handshake_failures_total',
   openConnections: 'portcullis_open_connections',
   internalErrors: 'portcullis_internal_errors_total',
@@ -238,6 +241,48 @@ function bound<Labels extends string[]>(counter: Counter<string>): (...labels: L
       node.set(last, child);
     }
     child.inc();
+  };
+}
+
+/**
+ * Reload outcomes, kept by whoever applies reloads: the single process, or in multi-process mode the primary (it
+ * validates once and applies to every worker), so they are counted once per machine, not once per worker.
+ */
+export interface ReloadMetrics {
+  /** A config is in service (at start, or by a reload): its hash and the time. */
+  active(hash: string): void;
+  reload(result: 'success' | 'rejected'): void;
+}
+
+export function createReloadMetrics(registry: Registry): ReloadMetrics {
+  const registers = [registry];
+  const reloads = new Counter({
+    name: METRIC_NAMES.configReloads,
+    help: 'Config reloads by result: success (applied whole) or rejected (the running config stayed)',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const lastSuccess = new Gauge({
+    name: METRIC_NAMES.configLastReloadSuccess,
+    help: 'When the running config was put in service (start or the last successful reload), as a Unix time in seconds',
+    registers,
+  });
+  const info = new Gauge({
+    name: METRIC_NAMES.configInfo,
+    help: 'The running config: 1, labelled with its SHA-256 (config and the content of every file it names)',
+    labelNames: ['hash'] as const,
+    registers,
+  });
+  // Both series exist from the start, so rate() and alerts see the first rejection.
+  reloads.labels('success').inc(0);
+  reloads.labels('rejected').inc(0);
+  return {
+    active(hash) {
+      info.reset();
+      info.labels(hash).set(1);
+      lastSuccess.set(Date.now() / 1000);
+    },
+    reload: (result) => reloads.labels(result).inc(),
   };
 }
 

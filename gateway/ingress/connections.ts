@@ -11,6 +11,9 @@
 //    requests in the pipeline, counting those whose stream the client already reset, and a session that
 //    resets more than maxStreamResetsPerSecond streams in a second gets GOAWAY(ENHANCE_YOUR_CALM) and is
 //    closed, as Envoy, nginx and Go do.
+//  - Retiring one listener (a reload removed it or moved it to another port), the same way for its connections
+//    only: its HTTP/1.1 connections answer their next response with `Connection: close`, HTTP/2 ones get GOAWAY,
+//    idle ones close at their idle timeout, and whatever is still open at the bound is cut.
 import http2 from 'node:http2';
 import type { Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -21,6 +24,10 @@ import { answerAndClose, connectionLimitsOf, type ConnectionLimits } from './tls
 interface Http1State {
   busy: boolean;
   served: number;
+  /** Its listener is retired: the connection closes after its current or next response. */
+  closing: boolean;
+  /** The response being written, so a retirement can still announce `Connection: close` in it. */
+  response?: KeepAlive;
   idleSince: number;
   headersTimeoutMs: number;
 }
@@ -34,6 +41,8 @@ interface SessionState {
 }
 
 const STATE = Symbol('portcullis.http1');
+/** http.ServerResponse's switch for the `Connection` header it writes (the HTTP/2 compat types do not show it). */
+type KeepAlive = { shouldKeepAlive: boolean; readonly headersSent: boolean };
 type Tracked = TLSSocket & { [STATE]?: Http1State };
 
 export interface ConnectionTracker {
@@ -53,6 +62,8 @@ export interface ConnectionTracker {
   readonly draining: boolean;
   /** Resolves once every connection has closed, or after `ms` with the rest cut. */
   drain(ms: number): Promise<void>;
+  /** Drains the connections one listener accepted (it stopped accepting); resolves when they are gone or cut. */
+  retire(server: Server, ms: number): Promise<void>;
   /** Stops the sweep (tests that never drain). */
   close(): void;
 }
@@ -61,6 +72,10 @@ const SWEEP_MS = 250;
 
 export function createConnectionTracker(deps: { logger?: Logger } = {}): ConnectionTracker {
   const sockets = new Set<Socket>();
+  const socketsOf = new Map<Server, Set<Socket>>();
+  // A TLS socket and the raw socket it wraps share their address pair; that is how a TLS connection is known to
+  // belong to a retired listener (Node has no public link from one to the other).
+  const retiring = new Set<string>();
   const sessions = new Map<http2.ServerHttp2Session, SessionState>();
   const http1 = new Set<Tracked>();
   let inFlight = 0;
@@ -82,10 +97,16 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
 
   return {
     trackListener(server) {
+      const own = new Set<Socket>();
+      socketsOf.set(server, own);
       server.on('connection', (socket: Socket) => {
         sockets.add(socket);
+        own.add(socket);
+        const key = connectionKey(socket);
         socket.once('close', () => {
           sockets.delete(socket);
+          own.delete(socket);
+          retiring.delete(key);
           if (draining && sockets.size === 0) allClosed?.();
         });
       });
@@ -95,16 +116,23 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
       const { headersTimeoutMs } = limits;
       server.on('secureConnection', (socket: Tracked) => {
         if (socket.alpnProtocol === 'h2') return;
-        socket[STATE] = { busy: false, served: 0, idleSince: Date.now(), headersTimeoutMs };
+        socket[STATE] = { busy: false, served: 0, idleSince: Date.now(), headersTimeoutMs, closing: retiring.has(connectionKey(socket)) };
         http1.add(socket);
         socket.once('close', () => http1.delete(socket));
+      });
+      // Runs before the pipeline's handler, while the response head is still unwritten.
+      server.prependListener('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+        const s = req.httpVersionMajor === 1 ? state(req.socket) : undefined;
+        if (!s) return;
+        s.response = res as unknown as KeepAlive;
+        if (s.closing) s.response.shouldKeepAlive = false;
       });
       server.on('session', (session: http2.ServerHttp2Session) => {
         sessions.set(session, { active: 0, resets: 0, windowStart: 0, limits });
         session.once('close', () => sessions.delete(session));
-        // A session that opened while draining was accepted before the listener closed: its first
-        // request is served, then it gets GOAWAY.
-        if (draining) session.once('stream', (stream: http2.ServerHttp2Stream) => stream.once('close', () => session.close()));
+        // A session that opened while draining (or on a retired listener) was accepted before the listener
+        // closed: its first request is served, then it gets GOAWAY.
+        if (draining || retiring.has(connectionKey(session.socket))) session.once('stream', (stream: http2.ServerHttp2Stream) => stream.once('close', () => session.close()));
       });
     },
     requestStarted(connection) {
@@ -125,9 +153,10 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
       const s = state(connection);
       if (!s) return;
       s.busy = false;
+      s.response = undefined;
       s.served++;
       s.idleSince = Date.now();
-      if (draining) (connection as Tracked).end();
+      if (draining || s.closing) (connection as Tracked).end();
     },
     streamReset(session) {
       const s = sessions.get(session as http2.ServerHttp2Session);
@@ -165,6 +194,33 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
       for (const socket of sockets) socket.destroy();
       clearInterval(sweep);
     },
+    async retire(server, ms) {
+      const own = socketsOf.get(server) ?? new Set<Socket>();
+      socketsOf.delete(server);
+      if (own.size === 0) return;
+      for (const socket of own) retiring.add(connectionKey(socket));
+      for (const session of sessions.keys()) if (retiring.has(connectionKey(session.socket))) session.close();
+      for (const socket of http1) {
+        if (!retiring.has(connectionKey(socket))) continue;
+        const s = socket[STATE]!;
+        s.closing = true;
+        if (s.busy && s.response && !s.response.headersSent) s.response.shouldKeepAlive = false;
+      }
+      await new Promise<void>((resolve) => {
+        const cut = setTimeout(resolve, ms).unref();
+        const check = () => {
+          if (own.size > 0) return;
+          clearTimeout(cut);
+          resolve();
+        };
+        for (const socket of own) socket.once('close', () => setImmediate(check));
+      });
+      for (const socket of own) socket.destroy();
+    },
     close: () => clearInterval(sweep),
   };
+}
+
+function connectionKey(socket: Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}|${socket.localPort}`;
 }

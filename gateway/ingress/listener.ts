@@ -33,17 +33,26 @@ export interface ListenerDeps {
 export interface EdgeListener {
   readonly server: net.Server;
   listen(): Promise<net.AddressInfo>;
+  /** A reload that keeps this socket (same address and port) may rename the listener or change its limits. */
+  configure(options: ListenerOptions): void;
   /** Stops accepting; open connections are left to their servers' drain logic. */
   close(): Promise<void>;
 }
 
 export function createEdgeListener(options: ListenerOptions, deps: ListenerDeps): EdgeListener {
+  let current = options;
   const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) =>
-    inspectConnection(socket, options, deps),
+    inspectConnection(socket, current, deps),
   );
-  if (options.maxConnections) server.maxConnections = options.maxConnections;
+  const configure = (next: ListenerOptions) => {
+    current = next;
+    // net.Server's own default: no limit.
+    server.maxConnections = next.maxConnections ?? Infinity;
+  };
+  configure(options);
   return {
     server,
+    configure,
     listen: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);

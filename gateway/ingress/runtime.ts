@@ -58,8 +58,13 @@ export interface IngressRuntime {
   readonly rateLimiter: RateLimiter;
   /** The gateway's own certificates (listener certificates, SVID), for readiness and expiry metrics. */
   readonly certificates: readonly { name: string; notAfter: Date }[];
-  /** Releases pools and JWKS timers once no request uses this runtime any more. */
-  close(): Promise<void>;
+  /** Upstream pools by everything they were built from, for the runtime that replaces this one. */
+  readonly pools: ReadonlyMap<string, UpstreamClient>;
+  /**
+   * Releases pools and JWKS fetches once no request uses this runtime any more, except those `other` took over
+   * (`other` is the runtime that replaced this one, or the one a refused reload built from this one).
+   */
+  close(other?: IngressRuntime): Promise<void>;
   /** Cuts the pools with whatever still runs on them (the end of a shutdown drain). */
   destroy(): Promise<void>;
 }
@@ -74,6 +79,8 @@ export interface RuntimeDeps {
   /** Lives across reloads (its counts must survive them); owned by the caller. */
   rateLimiter: RateLimiter;
   metrics?: Metrics;
+  /** The runtime being replaced: its upstream pools and remote JWKS that did not change are taken over. */
+  previous?: IngressRuntime;
 }
 
 export function newTicketKeys(): Buffer {
@@ -109,6 +116,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     logger: deps.logger,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.previous ? { previous: deps.previous.jwt } : {}),
   });
   // A route's timeout defaults to its upstream's.
   const routeDefaults = (r: RouteConfig) => ({
@@ -116,11 +124,16 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     pathCase: config.pathCase,
     timeoutMs: upstreams.get(r.upstream)?.timeoutMs ?? DEFAULTS.upstreamTimeoutMs,
   });
-  const clients = new Map(
-    config.upstreams
-      .filter((u) => !u.url.startsWith('tcp:'))
-      .map((u) => [u.name, createUpstreamClient(upstreamClientOptions(config, u, trust))]),
-  );
+  const pools = new Map<string, UpstreamClient>();
+  const clients = new Map<string, UpstreamClient>();
+  for (const u of config.upstreams) {
+    if (u.url.startsWith('tcp:')) continue;
+    const options = upstreamClientOptions(config, u, trust);
+    const key = poolKey(options, u, config);
+    const client = deps.previous?.pools.get(key) ?? createUpstreamClient(options);
+    pools.set(key, client);
+    clients.set(u.name, client);
+  }
   return {
     config,
     listeners,
@@ -137,15 +150,32 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     sanitizer: createHeaderSanitizer(jwt.managedHeaders),
     forwarded: createForwardedStage(config.trustedProxies ?? []),
     terminatingServers,
+    pools,
     async destroy() {
       jwt.close();
-      await Promise.all([...clients.values()].map((c) => c.destroy()));
+      await Promise.all([...pools.values()].map((c) => c.destroy()));
     },
-    async close() {
-      jwt.close();
-      await Promise.all([...clients.values()].map((c) => c.close()));
+    async close(other) {
+      jwt.close(other?.jwt);
+      const kept = new Set(other?.pools.values());
+      await Promise.all([...pools.values()].filter((c) => !kept.has(c)).map((c) => c.close()));
     },
   };
+}
+
+/**
+ * Everything an upstream pool was built from, so an unchanged upstream keeps its open connections across a reload:
+ * the options with the PEM contents (a rotated SVID or CA means a new pool) and what its SPIFFE verifier checks.
+ */
+function poolKey(options: ReturnType<typeof upstreamClientOptions>, upstream: UpstreamConfig, config: Config): string {
+  const { verify: _verify, ...tls } = options.tls ?? {};
+  return JSON.stringify({
+    ...options,
+    origin: options.origin.href,
+    tls,
+    spiffeId: upstream.tls?.spiffeId,
+    mesh: config.mesh ? { trustDomain: config.mesh.trustDomain, revoked: config.mesh.revoked } : undefined,
+  });
 }
 
 function compileVirtualHost(

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,7 +84,19 @@ export interface TestIngress {
 /** The base config; `customize` edits it (plain objects, as YAML would give) before it is loaded. */
 export type Customize = (config: Record<string, any>, ctx: { dir: string; writeFile(name: string, content: string): string }) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-export async function startTestIngress(customize?: Customize): Promise<TestIngress> {
+/** Everything of a test ingress but the gateway: files, upstream, JWKS server, and the config written. */
+export interface TestIngressFiles {
+  pki: ReturnType<typeof testPki>;
+  dir: string;
+  configFile: string;
+  /** The config as written (plain objects, relative paths), for tests that rewrite it. */
+  config: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  upstream: EchoServer;
+  jwks: JwksServer;
+  writeFile(name: string, content: string): string;
+}
+
+export async function writeTestIngress(customize?: Customize): Promise<TestIngressFiles> {
   const pki = testPki();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-test-'));
   const writeFile = (name: string, content: string) => {
@@ -147,6 +160,12 @@ export async function startTestIngress(customize?: Customize): Promise<TestIngre
   customize?.(config, { dir, writeFile });
   const configFile = path.join(dir, 'portcullis.yaml');
   fs.writeFileSync(configFile, stringify(config));
+  return { pki, dir, configFile, config, upstream, jwks, writeFile };
+}
+
+/** `logLevel`: `warn` keeps a load test's access lines (one per request) out of the in-memory sink. */
+export async function startTestIngress(customize?: Customize, options: { logLevel?: 'info' | 'warn' } = {}): Promise<TestIngress> {
+  const { pki, dir, configFile, upstream, jwks, writeFile } = await writeTestIngress(customize);
   const loaded = loadConfigText(fs.readFileSync(configFile, 'utf8'), configFile);
 
   const logs: Record<string, unknown>[] = [];
@@ -156,7 +175,7 @@ export async function startTestIngress(customize?: Customize): Promise<TestIngre
       done();
     },
   });
-  const logger = createLogger('info', sink);
+  const logger = createLogger(options.logLevel ?? 'info', sink);
   const gateway = await startGateway(loaded.config, { logger });
   return {
     port: gateway.ports.get('edge')!,
@@ -216,5 +235,17 @@ export function request(
     );
     req.on('error', reject);
     req.end(options.body);
+  });
+}
+
+/** The serial number of the certificate a new TLS connection is served (SNI localhost), leading zeros removed. */
+export function servedSerial(port: number, caPem: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: caPem }, () => {
+      const serial = socket.getPeerCertificate().serialNumber;
+      socket.destroy();
+      resolve(serial.replace(/^0+/, ''));
+    });
+    socket.on('error', reject);
   });
 }

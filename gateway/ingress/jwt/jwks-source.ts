@@ -5,7 +5,7 @@
 // `cacheSeconds`, then refreshed in the background while the cached keys keep serving; an unknown `kid` (IdP key
 // rotation, istio/istio#41588) refetches at most once per cooldown, one fetch in flight at a time.
 // A provider that never fetched a usable JWKS has no key at all: its tokens are refused, never checked against a
-// placeholder (CVE-2026-31837, istio/istio#53260).
+// placeholder (CVE-2026-31837, istio/istio#53260), and it retries in the background until its first success.
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { createLocalJWKSet, errors, type CryptoKey, type FlattenedJWSInput, type JSONWebKeySet, type JWK, type JWSHeaderParameters } from 'jose';
 import { DEFAULTS } from '../../config/defaults.js';
@@ -200,11 +200,20 @@ export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJ
       const e = err as Error;
       lastError = e.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : redactUrls(e.message);
       if (closed.signal.aborted) return;
+      if (local === undefined) retryLater();
       logger.warn(
         { event: LOG_EVENTS.JWKS_FETCH_FAILED, provider, uri: shownUri, error: lastError, state: local ? 'stale' : 'empty', keys: keyCount },
         local ? 'JWKS fetch failed; serving the last good keys' : 'JWKS fetch failed; tokens of this provider are refused',
       );
     }
+  }
+
+  // A provider that never loaded keeps the gateway unready, and an unready gateway gets no requests that would
+  // trigger a fetch: until its first success it retries by itself, once per cooldown (at least once a second).
+  let retry: NodeJS.Timeout | undefined;
+  function retryLater(): void {
+    clearTimeout(retry);
+    retry = setTimeout(() => void refresh(), Math.max(cooldownMs, 1000)).unref();
   }
 
   /** One fetch in flight at a time: concurrent callers share it. */
@@ -245,6 +254,7 @@ export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJ
       };
     },
     close() {
+      clearTimeout(retry);
       closed.abort();
     },
   };

@@ -29,6 +29,11 @@ export interface JwtAuthnDeps {
   fetch?: typeof globalThis.fetch;
   /** Counts each refused token by provider and reason, here where the provider is known. */
   metrics?: Pick<Metrics, 'jwtFailure'>;
+  /**
+   * The authenticator this one replaces on reload: a remote JWKS whose endpoint and fetch settings did not change
+   * is taken over with its cached keys, so a reload during an IdP outage does not throw the last good keys away.
+   */
+  previous?: JwtAuthn;
 }
 
 /** The `provider` label of a token refused before any provider could be told from it. */
@@ -56,7 +61,10 @@ export interface JwtAuthn {
   readonly managedHeaders: readonly string[];
   ready(): Promise<void>;
   status(): Record<string, JwksStatus>;
-  close(): void;
+  /** Remote key sources by what they fetch (endpoint and settings), for the authenticator that replaces this one. */
+  readonly remoteSources: ReadonlyMap<string, JwksSource>;
+  /** Stops the key sources, except those `successor` took over. */
+  close(successor?: JwtAuthn): void;
 }
 
 export interface JwtAuthnOptions {
@@ -131,18 +139,20 @@ interface Verified {
   setHeaders: Readonly<Record<string, string>>;
 }
 
-function keySource(p: JwtProviderConfig, deps: Required<Omit<JwtAuthnDeps, 'metrics'>>): JwksSource {
-  if (p.jwksUri === undefined) return staticKeySource(p);
-  return createRemoteJwksSource(
-    {
-      provider: p.name,
-      uri: p.jwksUri,
-      cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
-      cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
-      timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
-    },
-    deps,
-  );
+type SourceDeps = Required<Omit<JwtAuthnDeps, 'metrics' | 'previous'>> & Pick<JwtAuthnDeps, 'previous'>;
+
+/** A key source and, for a remote one, the fingerprint a later reload finds it by. */
+function keySource(p: JwtProviderConfig, deps: SourceDeps): { source: JwksSource; remoteKey?: string } {
+  if (p.jwksUri === undefined) return { source: staticKeySource(p) };
+  const options = {
+    provider: p.name,
+    uri: p.jwksUri,
+    cacheSeconds: p.jwksCacheSeconds ?? DEFAULTS.jwksCacheSeconds,
+    cooldownSeconds: p.jwksCooldownSeconds ?? DEFAULTS.jwksCooldownSeconds,
+    timeoutMs: p.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
+  };
+  const remoteKey = JSON.stringify(options);
+  return { source: deps.previous?.remoteSources.get(remoteKey) ?? createRemoteJwksSource(options, deps), remoteKey };
 }
 
 /** Inline or file keys: read and checked here, so a bad set fails at config time rather than on every token. */
@@ -222,7 +232,12 @@ const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCookies: EMPTY, removeParams: EMPTY, setHeaders: NO_HEADERS });
 
 export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
-  const full: Required<Omit<JwtAuthnDeps, 'metrics'>> = { logger: deps.logger, now: deps.now ?? Date.now, fetch: deps.fetch ?? globalThis.fetch };
+  const full: SourceDeps = {
+    logger: deps.logger,
+    now: deps.now ?? Date.now,
+    fetch: deps.fetch ?? globalThis.fetch,
+    ...(deps.previous ? { previous: deps.previous } : {}),
+  };
   const cacheSize = options.tokenCacheSize ?? DEFAULTS.jwtTokenCacheSize;
   if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`tokenCacheSize must be a non-negative integer, got ${cacheSize}`);
   // Provider names are unique: the config loader checks that, with the place of both definitions.
@@ -236,10 +251,20 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   };
   const compiled = providers.map((config) => ({ config, checked: inProvider(config, () => compileProvider(config)) }));
   const started: Provider[] = [];
+  const remoteSources = new Map<string, JwksSource>();
+  const adopted = new Set(deps.previous?.remoteSources.values());
+  const closeSources = (keep: ReadonlySet<JwksSource>) => {
+    for (const p of started) if (!keep.has(p.source)) p.source.close();
+  };
   try {
-    for (const { config, checked } of compiled) started.push({ ...checked, source: inProvider(config, () => keySource(config, full)) });
+    for (const { config, checked } of compiled) {
+      const { source, remoteKey } = inProvider(config, () => keySource(config, full));
+      started.push({ ...checked, source });
+      if (remoteKey !== undefined) remoteSources.set(remoteKey, source);
+    }
   } catch (err) {
-    for (const p of started) p.source.close();
+    // The sources taken over still belong to the running authenticator.
+    closeSources(adopted);
     throw err;
   }
 
@@ -322,8 +347,9 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
     managedHeaders,
     ready: () => Promise.all(started.map((p) => p.source.ready())).then(() => undefined),
     status: () => Object.fromEntries(started.map((p) => [p.name, p.source.status()])),
-    close() {
-      for (const p of started) p.source.close();
+    remoteSources,
+    close(successor) {
+      closeSources(new Set(successor?.remoteSources.values()));
     },
   };
 }

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,29 +12,11 @@ import { stringify } from 'yaml';
 import { ensureDevPki } from '../../../certs/dev-bootstrap.js';
 import { loadConfigText } from '../../../gateway/config/load.js';
 import { request } from '../../helpers/ingress.js';
+import { freePort, until } from '../../helpers/net.js';
 import { assertPromtoolAccepts } from '../../helpers/promtool.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const DEFAULT_YAML = path.join(ROOT, 'gateway/config/default.yaml');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('portcullis run --workers 2', () => {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-cluster-'));
@@ -169,6 +150,11 @@ describe('portcullis run --workers 2', () => {
     for (const res of await burst(10, '/public/still')) assert.equal(res.status, 200);
     await sleep(500);
     assert.equal(logLines().filter((l) => l.event === 'CONFIG_REJECTED').length, 1, 'refused once, by the primary');
+    // Counted once for the machine (by the primary), not once per worker.
+    const scrape = await metrics();
+    assert.match(scrape, /^portcullis_config_reloads_total\{result="success"\} 1$/m);
+    assert.match(scrape, /^portcullis_config_reloads_total\{result="rejected"\} 1$/m);
+    assert.match(scrape, /^portcullis_config_info\{hash="[0-9a-f]{64}"\} 1$/m);
     writeConfig('DENY');
   });
 

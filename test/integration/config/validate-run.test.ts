@@ -182,10 +182,10 @@ describe('validate succeeds exactly when run starts', () => {
     const initial = loadConfigFile(file);
     const logger = createLogger('silent');
     const gateway = await startGateway(onFreePorts(initial.config), { logger, fetch: () => Promise.reject(new Error('no network in tests')) });
-    const reloader = createReloader({ load: () => loadConfigFile(file), gateway, initial, logger, watchIntervalMs: 0 });
+    const reloader = createReloader({ load: () => loadConfigFile(file), parts: [gateway], initial, logger, watchIntervalMs: 0 });
     try {
       copyFileSync(join(configFixtures(), 'compile-errors.yaml'), file);
-      const result = reloader.reload('test');
+      const result = await reloader.reload('test');
       assert.ok(!result.ok && typeof result.issues !== 'string');
       assert.equal(`${formatIssues(result.issues)}\n`, validate(file).err);
       assert.equal(gateway.runtime().config.listeners[0]?.name, 'edge');

@@ -2,86 +2,14 @@
 // kept-alive ones), the files are rewritten the way an external issuer or a ConfigMap update does, and
 // not one request may fail. Invalid configs in between are refused while the last good one serves.
 import assert from 'node:assert/strict';
-import https from 'node:https';
-import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import fs from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { loadConfigFile } from '../../../gateway/config/load.js';
 import { createReloader, type Reloader } from '../../../gateway/reload.js';
-import { request, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
+import { request, servedSerial, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
+import { keepTraffic, trafficSince } from '../../helpers/load.js';
 import { testPki } from '../../helpers/pki.js';
-
-interface Load {
-  sent: number;
-  failed: number;
-  errors: string[];
-  stop(): Promise<void>;
-}
-
-/** Workers sending requests back to back until stopped: half on fresh connections, half kept alive. */
-function keepTraffic(ing: TestIngress, workers = 4): Load {
-  const state = { sent: 0, failed: 0, errors: [] as string[], running: true };
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 2, ca: ing.caPem, servername: 'localhost' });
-  const one = (fresh: boolean) =>
-    new Promise<void>((resolve) => {
-      const req = https.request(
-        { host: '127.0.0.1', port: ing.port, path: '/public/load', headers: { host: 'localhost' }, servername: 'localhost', ca: ing.caPem, agent: fresh ? false : agent },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            if (res.statusCode !== 200) {
-              state.failed++;
-              state.errors.push(`status ${res.statusCode}`);
-            }
-            resolve();
-          });
-        },
-      );
-      req.on('error', (err) => {
-        state.failed++;
-        state.errors.push(err.message);
-        resolve();
-      });
-      req.end();
-      state.sent++;
-    });
-  const loops = Array.from({ length: workers }, async (_, i) => {
-    while (state.running) await one(i % 2 === 0);
-  });
-  return {
-    get sent() {
-      return state.sent;
-    },
-    get failed() {
-      return state.failed;
-    },
-    get errors() {
-      return state.errors;
-    },
-    async stop() {
-      state.running = false;
-      await Promise.all(loops);
-      agent.destroy();
-    },
-  };
-}
-
-/** Waits until `count` more requests were sent, so every change overlaps real traffic however slow the machine. */
-async function trafficSince(load: Load, start: number, count: number): Promise<void> {
-  while (load.sent < start + count) await new Promise((r) => setTimeout(r, 5));
-}
-
-function servedSerial(port: number, ca: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca }, () => {
-      const serial = socket.getPeerCertificate().serialNumber;
-      socket.destroy();
-      resolve(serial);
-    });
-    socket.on('error', reject);
-  });
-}
 
 async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -98,7 +26,7 @@ describe('certificate rotation without restarts', () => {
   let reloader: Reloader;
   before(async () => {
     ing = await startTestIngress();
-    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), gateway: ing.gateway, initial: ing.loaded, logger: ing.logger, watchIntervalMs: 50, settleMs: 50 });
+    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), parts: [ing.gateway], initial: ing.loaded, logger: ing.logger, watchIntervalMs: 50, settleMs: 50 });
   });
   after(async () => {
     reloader.close();
@@ -116,8 +44,8 @@ describe('certificate rotation without restarts', () => {
       ing.writeFile('svid-key.pem', svid.keyPem);
       ing.writeFile('svid.pem', svid.certPem);
       const wanted = server.serial.replace(/^0+/, '');
-      const served = await eventually(() => servedSerial(ing.port, ing.caPem), (s) => s.replace(/^0+/, '') === wanted);
-      assert.equal(served.replace(/^0+/, ''), wanted, `rotation ${i + 1}: new connections see the new certificate`);
+      const served = await eventually(() => servedSerial(ing.port, ing.caPem), (s) => s === wanted);
+      assert.equal(served, wanted, `rotation ${i + 1}: new connections see the new certificate`);
       const echo = await eventually(
         async () => (await request(ing.port, ing.caPem)).json(),
         (e) => e.peerSerial?.replace(/^0+/, '') === svid.serial.replace(/^0+/, ''),
@@ -140,7 +68,7 @@ describe('config reload under load', () => {
   let reloader: Reloader;
   before(async () => {
     ing = await startTestIngress();
-    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), gateway: ing.gateway, initial: ing.loaded, logger: ing.logger, watchIntervalMs: 0 });
+    reloader = createReloader({ load: () => loadConfigFile(ing.configFile), parts: [ing.gateway], initial: ing.loaded, logger: ing.logger, watchIntervalMs: 0 });
   });
   after(async () => {
     reloader.close();
@@ -161,7 +89,7 @@ describe('config reload under load', () => {
         next.policies.push({ name: `extra-${i}`, action: 'AUDIT', routes: ['public'], rules: [{}] });
         fs.writeFileSync(ing.configFile, stringify(next));
       }
-      const result = reloader.reload('test');
+      const result = await reloader.reload('test');
       if (result.ok) applied++;
       else refused++;
       await trafficSince(load, load.sent, 8);

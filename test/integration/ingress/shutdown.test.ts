@@ -5,25 +5,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http2 from 'node:http2';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
 import { request, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
 import { startLifecycleUpstream, type LifecycleUpstream } from '../../helpers/lifecycle-upstream.js';
+import { freePort } from '../../helpers/net.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const DRAIN_MS = 1_500;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('SIGTERM with requests that never end', () => {
   let material: TestIngress;

@@ -5,9 +5,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAdminServer, type AdminServer } from '../../../gateway/admin/server.js';
+import type { Config } from '../../../gateway/config/schema.js';
+import { ReloadRefused } from '../../../gateway/core/reloadable.js';
 import type { ReloadResult } from '../../../gateway/reload.js';
 import { REDACTED } from '../../../gateway/admin/redact.js';
 import { issueCertificate } from '../../../certs/issue.js';
@@ -255,5 +258,67 @@ describe('admin plane over mutual TLS', () => {
   test('health and metrics need no client certificate', async () => {
     assert.equal((await call(port, '/healthz', { tls: caOnly })).status, 200);
     assert.equal((await call(port, '/metrics', { tls: caOnly })).status, 200);
+  });
+});
+
+describe('admin plane reload', () => {
+  const pki = testPki();
+  const operator = `spiffe://${pki.trustDomain}/ns/ops/sa/operator`;
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-admin-reload-'));
+  const file = (name: string) => join(dir, name);
+  const client = pki.issue({ spiffeId: operator });
+  const adminConfig = (port: number) => ({
+    port,
+    address: '127.0.0.1',
+    tokenFile: file('token'),
+    tls: { certificate: { cert: file('cert.pem'), key: file('key.pem') }, clientCa: file('ca.pem'), allowedSpiffeIds: [operator] },
+  });
+  const config = (port: number) => ({ version: 'v1', admin: adminConfig(port) }) as unknown as Config;
+  const servedSerial = (port: number) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca.certPem }, () => {
+        resolve(socket.getPeerCertificate().serialNumber.replace(/^0+/, ''));
+        socket.destroy();
+      });
+      socket.on('error', reject);
+    });
+  const issueServer = () => {
+    const cert = pki.issue({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    writeFileSync(file('cert.pem'), cert.certPem);
+    writeFileSync(file('key.pem'), cert.keyPem);
+    return cert.serial.replace(/^0+/, '');
+  };
+  let admin: AdminServer;
+  let port: number;
+
+  before(async () => {
+    writeFileSync(file('ca.pem'), pki.ca.certPem);
+    writeFileSync(file('token'), TOKEN);
+    issueServer();
+    admin = createAdminServer(adminConfig(0), { logger, registry: createMetrics().registry, ready: () => true, reload: async () => ({ ok: true }), config: () => ({}) });
+    ({ port } = await admin.listen());
+  });
+  after(async () => {
+    await admin.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a rotated certificate and token take effect on the same socket', async () => {
+    const serial = issueServer();
+    writeFileSync(file('token'), `${TOKEN}-rotated`);
+    (await admin.prepare(config(0))).commit();
+    assert.equal(await servedSerial(port), serial, 'the next handshake gets the new certificate');
+    const tls = { ca: pki.ca.certPem };
+    assert.equal((await call(port, '/config', { tls, headers: { authorization: `Bearer ${TOKEN}-rotated` } })).status, 200);
+    assert.equal((await call(port, '/config', { tls, headers: { authorization: `Bearer ${TOKEN}` } })).status, 401);
+    assert.equal((await call(port, '/config', { tls: { ...tls, cert: client.certPem, key: client.keyPem } })).status, 200);
+  });
+
+  test('a key that does not match its certificate is refused before anything changes', async () => {
+    const serial = await servedSerial(port);
+    writeFileSync(file('key.pem'), pki.issue({ dnsNames: ['localhost'] }).keyPem);
+    await assert.rejects(admin.prepare(config(0)), (err: Error) => err instanceof ReloadRefused && err.path === '/admin');
+    assert.equal(await servedSerial(port), serial);
+    issueServer();
   });
 });

@@ -57,8 +57,8 @@ describe('secrets stay out of logs and /config; the access line has one shape', 
     // A reload of a config whose Redis URL (with its password) the schema refuses.
     const bad = { ...gw.loaded.config, redis: { url: `http://:${REDIS_PASSWORD}@127.0.0.1:6379` } };
     const badFile = gw.writeFile('bad.yaml', stringify(JSON.parse(JSON.stringify(bad))));
-    const reloader = createReloader({ load: () => loadConfigFile(badFile), gateway: gw.gateway, initial: gw.loaded, logger: gw.logger, watchIntervalMs: 0 });
-    reloadAnswer = reloader.reload('test');
+    const reloader = createReloader({ load: () => loadConfigFile(badFile), parts: [gw.gateway], initial: gw.loaded, logger: gw.logger, watchIntervalMs: 0 });
+    reloadAnswer = await reloader.reload('test');
     reloader.close();
 
     const res = await fetch(`http://127.0.0.1:${adminPort}/config`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });

@@ -9,7 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfigText } from '../../../gateway/config/load.js';
 import { createLogger } from '../../../gateway/core/log.js';
-import { createAuditTrail, sameAuditConfig } from '../../../gateway/audit/trail.js';
+import { auditSettings, createAuditTrail, sameAuditConfig } from '../../../gateway/audit/trail.js';
+import type { AuditConfig } from '../../../gateway/config/operations-schema.js';
+import type { Config } from '../../../gateway/config/schema.js';
+import { ReloadRefused } from '../../../gateway/core/reloadable.js';
 import { runAuditCommand } from '../../../gateway/audit/verify-command.js';
 
 const logger = createLogger('silent');
@@ -93,10 +96,15 @@ test('a checkpoint every everySeconds while records arrive', async (t) => {
   trail.close();
 });
 
-test('the trail settings are read once: a reload that changes them is refused', () => {
+test('the trail settings are read once: a reload that changes them is refused, pointing at /audit', async () => {
   assert.ok(sameAuditConfig({ file: 'a', onWriteFailure: 'continue' }, { onWriteFailure: 'continue', file: 'a' }));
   assert.ok(!sameAuditConfig({ file: 'a' }, { file: 'b' }));
   assert.ok(!sameAuditConfig(undefined, { file: 'a' }));
+  const config = (audit?: AuditConfig) => ({ version: 'v1', listeners: [], upstreams: [], routes: [], ...(audit ? { audit } : {}) }) as Config;
+  const part = auditSettings({ file: 'a' });
+  await part.prepare(config({ file: 'a' }));
+  await assert.rejects(part.prepare(config({ file: 'b' })), (err: Error) => err instanceof ReloadRefused && err.path === '/audit');
+  await assert.rejects(part.prepare(config()), ReloadRefused);
 });
 
 test('a checkpoint key that is not Ed25519, or checkpoints in the audit file, are refused by the loader (so by validate)', (t) => {
