@@ -274,3 +274,19 @@ describe('a full disk', () => {
     });
   }
 });
+
+test('a reload that changes the audit section is refused whole; one that keeps it applies', async () => {
+  const gw = await startTestIngress((config) => {
+    config.audit = { file: 'trail/audit.jsonl' };
+  });
+  try {
+    const config = gw.loaded.config;
+    await assert.rejects(gw.gateway.reload({ ...config, audit: { file: path.join(gw.dir, 'elsewhere.jsonl') } }), /^ReloadRefused: the audit trail settings change only with a restart$/);
+    await assert.rejects(gw.gateway.reload({ ...config, audit: undefined as never }), /audit trail settings/);
+    await gw.gateway.reload({ ...config, routes: config.routes.map((r) => (r.name === 'public' ? { ...r, match: { path: { prefix: '/open' } } } : r)) });
+    assert.equal((await request(gw.port, gw.caPem, { path: '/public/hello' })).status, 404, 'the rest of the reload applied');
+    assert.equal((await request(gw.port, gw.caPem, { path: '/open/hello' })).status, 200);
+  } finally {
+    await gw.close();
+  }
+});
