@@ -6,6 +6,7 @@ import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
 import { auditSettings, createAuditTrail, type AuditTrail } from './audit/trail.js';
+import { createTracing, type Tracing } from './core/tracing.js';
 import { createEgressServer, type EgressServer } from './egress/server.js';
 import { prepareAll, type Reloadable } from './core/reloadable.js';
 import { createConnectionTracker } from './ingress/connections.js';
@@ -64,6 +65,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       ticketKeys,
       metrics,
       rateLimiter: limiters.for(cfg),
+      tracing: tracingFor(cfg, previous, deps.logger),
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
       ...(previous ? { previous } : {}),
     });
@@ -101,13 +103,13 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     connections,
     drainMs: DEFAULTS.requestTimeoutMs,
     metrics,
-    resolveTarget: (listener, sni) => (sni ? current.listeners.get(listener)?.hosts.lookup(sni)?.target : undefined),
+    resolveTarget: (listener, sni) => current.listeners.get(listener)?.hostForSni(sni)?.target,
   });
   // Built first, bound second: a config whose runtime cannot be built never costs a socket. Parts added here are
   // prepared in this order and committed together.
   const parts: readonly Reloadable[] = [auditSettings(config.audit), ingress, listeners];
 
-  const egress = config.egress ? startEgress(config, deps, metrics, audit) : undefined;
+  const egress = config.egress ? startEgress(config, deps, metrics, () => current.tracing, audit) : undefined;
   const ports = listeners.ports;
   try {
     (await listeners.prepare(config)).commit();
@@ -143,7 +145,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       clearInterval(jwksStates);
       // Past the drain every client connection is gone; nothing left upstream may keep the process alive.
       await Promise.all([stopped, egress?.close(), current.destroy()]);
-      await limiters.close();
+      // After the egress audit's last records, so their spans are in the final export.
+      await Promise.all([limiters.close(), current.tracing.shutdown()]);
       // Last: every request and tunnel has ended, so every record is in.
       audit?.close();
     },
@@ -151,11 +154,12 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
 }
 
 /** The egress proxy runs in the same process when the config has an `egress` section. */
-function startEgress(config: Config, deps: GatewayDeps, metrics: Metrics, trail: AuditTrail | undefined): EgressServer {
+function startEgress(config: Config, deps: GatewayDeps, metrics: Metrics, tracing: () => Tracing, trail: AuditTrail | undefined): EgressServer {
   const mesh = config.mesh;
   return createEgressServer(config.egress!, {
     logger: deps.logger,
     metrics,
+    tracing,
     ...(trail ? { trail } : {}),
     ...(config.jwtProviders ? { jwtProviders: config.jwtProviders } : {}),
     ...(config.redis ? { redis: config.redis } : {}),
@@ -190,4 +194,13 @@ function createLimiterCache(logger: Logger, metrics: Metrics) {
     },
     close: async () => limiter?.close(),
   };
+}
+
+/**
+ * A reload keeps the running tracer (its queue, its exporter's connections) unless `tracing` changed; the runtime
+ * that stops using a tracer shuts it down when it closes (runtime.ts), after its requests have ended their spans.
+ */
+function tracingFor(config: Config, previous: IngressRuntime | undefined, logger: Logger): Tracing {
+  const unchanged = previous !== undefined && JSON.stringify(previous.config.tracing ?? null) === JSON.stringify(config.tracing ?? null);
+  return unchanged ? previous.tracing : createTracing(config.tracing, logger);
 }

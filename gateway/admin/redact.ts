@@ -1,6 +1,6 @@
 // What `GET /config` may show of the running configuration. File paths stay (they name where a secret is, not the
-// secret); inline secrets go: JWK private members, token/secret/password fields, and credentials and query values
-// in URLs. Pure: returns a redacted copy, never touches the running config.
+// secret); inline secrets go: JWK private members, token/secret/password fields, every value of `tracing.headers`
+// (a collector's API key), and credentials and query values in URLs. Pure: returns a redacted copy, never touches the running config.
 import { REDACTED, redactUrls } from '../core/secrets.js';
 
 export { REDACTED };
@@ -8,6 +8,8 @@ export { REDACTED };
 /** RFC 7518 §6.2.2, §6.3.2 and §6.4: the private members of EC/OKP, RSA and symmetric (`oct`) JWKs. */
 const JWK_PRIVATE_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
 /** Field names that hold a secret value themselves (`tokenFile`, a path, does not match). */
+/** `tracing.headers`, the only field named so. */
+const EXPORT_HEADERS = 'headers';
 const SECRET_FIELD = /(token|secret|password|passphrase|api[-_]?key|credentials?)$/i;
 
 export function redactConfig(value: unknown): unknown {
@@ -22,6 +24,10 @@ function redact(value: unknown, field: string | undefined): unknown {
     return redactUrls(value);
   }
   if (Array.isArray(value)) return value.map((item) => redact(item, undefined));
+  // Export headers are credentials under any name (`authorization`, `x-honeycomb-team`, `dd-api-key`).
+  if (field === EXPORT_HEADERS && typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.keys(value).map((name) => [name, REDACTED]));
+  }
   if (typeof value === 'object' && value !== null) {
     const isJwk = 'kty' in value;
     const out: Record<string, unknown> = {};

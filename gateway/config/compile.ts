@@ -15,7 +15,7 @@ import { compileOriginate, exactHost } from '../egress/server.js';
 import { compileAddressExceptions, createAddressGuard } from '../egress/stages/address-guard.js';
 import { createAllowlist } from '../egress/stages/allowlist.js';
 import { createIdentify } from '../egress/stages/identify.js';
-import { upstreamClientOptions } from '../ingress/runtime.js';
+import { servingCertificates, upstreamClientOptions } from '../ingress/runtime.js';
 import { checkJwtProvider } from '../ingress/stages/authn-jwt.js';
 import { compileTrustedProxies } from '../ingress/stages/forwarded.js';
 import { redisUrl } from '../ingress/stages/rate-limit.js';
@@ -24,7 +24,7 @@ import { DEV_HELPERS_ADDRESS, devHelpersPlan } from '../dev/helpers-plan.js';
 import { readSigningKey } from '../audit/trail.js';
 import { DEFAULTS } from './defaults.js';
 import { unreadable } from './paths.js';
-import type { Config } from './schema.js';
+import { certificateList, type Config } from './schema.js';
 
 /** A policy and where it was read: the main config or one of its policy files (`S` is the loader's file handle). */
 export interface PolicyRef<S> {
@@ -137,6 +137,12 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
   const hosts = config.listeners.flatMap((l, i) => l.hosts.map((h, j) => ({ host: h, path: `/listeners/${i}/hosts/${j}` })));
   const vhosts = new Map(hosts.map(({ host }) => [host.name, host]));
   const rateLimits = new Set((config.rateLimits ?? []).map((l) => l.name));
+
+  config.listeners.forEach((l, i) => {
+    if (l.defaultHost !== undefined && !l.hosts.some((h) => h.name === l.defaultHost)) {
+      report(`/listeners/${i}/defaultHost`, `no virtual host named "${l.defaultHost}" on this listener`);
+    }
+  });
 
   for (const { host, path } of hosts) {
     if (host.tls.mode === 'passthrough') {
@@ -251,8 +257,15 @@ function checkListenerTls<S>(config: Config, readable: Readable, report: Report<
     l.hosts.forEach((h, j) => {
       if (h.tls.mode !== 'terminate') return;
       const at = `/listeners/${i}/hosts/${j}/tls`;
-      const { cert, key } = h.tls.certificate;
-      if (readable(cert, key)) attempt(report, `${at}/certificate`, () => checkKeyPair(cert, key));
+      const listed = Array.isArray(h.tls.certificate);
+      const certificates = certificateList(h.tls.certificate);
+      certificates.forEach(({ cert, key }, k) => {
+        const where = listed ? `${at}/certificate/${k}` : `${at}/certificate`;
+        if (readable(cert, key)) attempt(report, where, () => checkKeyPair(cert, key));
+      });
+      if (certificates.length > 1 && readable(...certificates.flatMap((c) => [c.cert, c.key]))) {
+        attempt(report, `${at}/certificate`, () => servingCertificates(h.name, certificates));
+      }
       const clientCa = h.tls.clientCa;
       if (clientCa !== undefined && readable(clientCa)) attempt(report, `${at}/clientCa`, () => checkBundle(clientCa));
     }),

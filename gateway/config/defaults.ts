@@ -2,11 +2,12 @@
 // config, because "unset" must stay distinguishable from "set to the default" in a config dump and on reload.
 // docs/configuration.md's Defaults table is checked against this one (test/unit/config/defaults.test.ts).
 import type { EgressConfig } from './egress-schema.js';
-import type { AdminConfig, AuditConfig, RateLimitConfig, RedisConfig } from './operations-schema.js';
-import type { Config, JwtProviderConfig, ListenerConfig, UpstreamConfig, VirtualHostConfig } from './schema.js';
+import type { AdminConfig, AuditConfig, RateLimitConfig, RedisConfig, TracingConfig } from './operations-schema.js';
+import { TLS12_CIPHERS, type Config, type JwtProviderConfig, type ListenerConfig, type RouteConfig, type UpstreamConfig, type VirtualHostConfig } from './schema.js';
 
 type TerminateTls = Extract<VirtualHostConfig['tls'], { mode: 'terminate' }>;
 type Timeouts = NonNullable<ListenerConfig['timeouts']>;
+type ListenerTls = NonNullable<ListenerConfig['tls']>;
 type Limits = NonNullable<ListenerConfig['limits']>;
 type Algorithm = NonNullable<JwtProviderConfig['algorithms']>[number];
 type TokenHeader = NonNullable<JwtProviderConfig['fromHeaders']>[number];
@@ -17,6 +18,8 @@ export interface Defaults {
   readonly listenerAddress: NonNullable<ListenerConfig['address']>;
   readonly tlsMinVersion: NonNullable<TerminateTls['minVersion']>;
   readonly clientAuth: NonNullable<TerminateTls['clientAuth']>;
+  readonly tls12Ciphers: Readonly<NonNullable<ListenerTls['ciphers']>>;
+  readonly tlsCurves: Readonly<NonNullable<ListenerTls['curves']>>;
   readonly handshakeTimeoutMs: NonNullable<Timeouts['handshakeMs']>;
   readonly headersTimeoutMs: NonNullable<Timeouts['headersMs']>;
   readonly requestTimeoutMs: NonNullable<Timeouts['requestMs']>;
@@ -36,6 +39,8 @@ export interface Defaults {
   readonly jwksCacheSeconds: NonNullable<JwtProviderConfig['jwksCacheSeconds']>;
   readonly jwksCooldownSeconds: NonNullable<JwtProviderConfig['jwksCooldownSeconds']>;
   readonly jwksTimeoutMs: NonNullable<JwtProviderConfig['jwksTimeoutMs']>;
+  readonly jwtRequireExpiration: NonNullable<JwtProviderConfig['requireExpiration']>;
+  readonly routeAuthentication: NonNullable<RouteConfig['authentication']>;
   readonly upstreamProtocol: NonNullable<UpstreamConfig['protocol']>;
   readonly upstreamMutualTls: boolean;
   readonly upstreamConnections: NonNullable<UpstreamConfig['connections']>;
@@ -52,6 +57,8 @@ export interface Defaults {
   readonly redisCommandTimeoutMs: NonNullable<RedisConfig['commandTimeoutMs']>;
   readonly rateLimitKey: NonNullable<RateLimitConfig['key']>;
   readonly rateLimitFailureMode: NonNullable<RateLimitConfig['failureMode']>;
+  readonly tracingSamplingRatio: NonNullable<TracingConfig['samplingRatio']>;
+  readonly tracingServiceName: NonNullable<TracingConfig['serviceName']>;
   readonly egressListenerAddress: NonNullable<EgressListener['address']>;
   readonly egressMaxHeaderBytes: NonNullable<EgressListener['maxHeaderBytes']>;
   readonly egressHeadersTimeoutMs: NonNullable<EgressListener['headersTimeoutMs']>;
@@ -72,6 +79,10 @@ export const DEFAULTS: Defaults = Object.freeze({
   tlsMinVersion: 'TLSv1.2',
   /** Client certificates are opt-in per virtual host: most edge clients (browsers, CLIs) have none. */
   clientAuth: 'none',
+  /** Mozilla "intermediate" TLS 1.2 suites (ECDHE + AEAD: forward secrecy, no CBC), in its order of preference. */
+  tls12Ciphers: Object.freeze([...TLS12_CIPHERS]),
+  /** Mozilla "intermediate" groups: X25519 first, then the NIST curves most clients have. */
+  tlsCurves: Object.freeze(['X25519', 'P-256', 'P-384'] as const),
   /** A peer that has not finished its TLS handshake in 10 s is holding a socket for nothing. */
   handshakeTimeoutMs: 10_000,
   /** Slowloris: headers trickled byte by byte must not hold a connection open (Node's own default is 60 s). */
@@ -110,6 +121,10 @@ export const DEFAULTS: Defaults = Object.freeze({
   jwksCooldownSeconds: 30,
   /** A hung JWKS endpoint must not stall requests for longer than this. */
   jwksTimeoutMs: 5_000,
+  /** Envoy's require_expiration: a token without `exp` would stay valid for as long as its key is published. */
+  jwtRequireExpiration: true,
+  /** Istio semantics: no token is anonymous and the policy decides; `required` answers 401 with a challenge instead. */
+  routeAuthentication: 'optional',
   /** HTTP/1.1 unless the upstream is declared h2 (gRPC needs it). */
   upstreamProtocol: 'http1',
   /** Zero trust: https upstreams get the gateway's SVID, so backends can authenticate the gateway. */
@@ -142,6 +157,10 @@ export const DEFAULTS: Defaults = Object.freeze({
   rateLimitKey: 'client_ip',
   /** While Redis is down each replica counts on its own rather than refusing every request. */
   rateLimitFailureMode: 'open',
+  /** OpenTelemetry's own default (`parentbased_always_on`): when tracing is on, every new trace is recorded. */
+  tracingSamplingRatio: 1,
+  /** What the spans' `service.name` says when neither the file nor `OTEL_SERVICE_NAME` names the service. */
+  tracingServiceName: 'portcullis',
   /** The egress proxy serves this machine's workloads unless it is told to listen wider. */
   egressListenerAddress: '127.0.0.1',
   /** Like the edge listeners. */

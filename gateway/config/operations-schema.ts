@@ -86,3 +86,21 @@ export type AdminConfig = Static<typeof AdminSchema>;
 export type RedisConfig = Static<typeof RedisSchema>;
 export type AuditConfig = Static<typeof AuditSchema>;
 export type RateLimitConfig = Static<typeof RateLimitSchema>;
+
+/**
+ * OpenTelemetry tracing (docs/operations.md#tracing). Each field left out falls back to the standard `OTEL_*`
+ * environment variable, then to the default: the file wins, so what `validate` shows is what runs.
+ */
+export const TracingSchema = Obj({
+  /** Off by default; only the config file turns tracing on. */
+  enabled: Type.Boolean(),
+  /** The collector's OTLP/HTTP traces URL (`http://collector:4318/v1/traces`). Else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`. */
+  endpoint: Type.Optional(Type.String({ pattern: '^https?://[^/?#\\s]+(/[^\\s]*)?$' })),
+  /** Share of new traces recorded (0 to 1); a request that comes with a trace context follows its parent's choice. */
+  samplingRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  /** `service.name` of the spans. Else `OTEL_SERVICE_NAME`, then `portcullis`. */
+  serviceName: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  /** Extra headers on export requests (a collector's API key); never shown by `/config`. */
+  headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]+$' }), Type.String())),
+});
+export type TracingConfig = Static<typeof TracingSchema>;

@@ -1,6 +1,6 @@
 // Which config fields name files, and whether those files can be read.
 import { accessSync, constants, statSync } from 'node:fs';
-import type { Config } from './schema.js';
+import { certificateList, type Config } from './schema.js';
 
 /**
  * Rewrites every file path in `config` through `named`: the one list of which fields are files. Outputs (the
@@ -20,8 +20,12 @@ export function resolvePaths(config: Config, named: (pointer: string, path: stri
     l.hosts.forEach((h, j) => {
       if (h.tls.mode !== 'terminate') return;
       const at = `/listeners/${i}/hosts/${j}/tls`;
-      h.tls.certificate.cert = named(`${at}/certificate/cert`, h.tls.certificate.cert, true);
-      h.tls.certificate.key = named(`${at}/certificate/key`, h.tls.certificate.key, true);
+      const list = Array.isArray(h.tls.certificate);
+      certificateList(h.tls.certificate).forEach((c, k) => {
+        const where = list ? `${at}/certificate/${k}` : `${at}/certificate`;
+        c.cert = named(`${where}/cert`, c.cert, true);
+        c.key = named(`${where}/key`, c.key, true);
+      });
       if (h.tls.clientCa !== undefined) h.tls.clientCa = named(`${at}/clientCa`, h.tls.clientCa, true);
     }),
   );

@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Cidr, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
 import { PolicySchema } from '../../policies/schema.js';
 import { EgressSchema } from './egress-schema.js';
-import { AdminSchema, AuditSchema, RateLimitSchema, RedisSchema } from './operations-schema.js';
+import { AdminSchema, AuditSchema, RateLimitSchema, RedisSchema, TracingSchema } from './operations-schema.js';
 
 const Hostname = Type.String({
   minLength: 1,
@@ -15,6 +15,35 @@ const Hostname = Type.String({
 });
 
 export const CertificateSchema = Obj({ cert: FilePath, key: FilePath }, 'PEM certificate chain and private key');
+type Certificate = Static<typeof CertificateSchema>;
+
+/**
+ * One certificate, or several of different key types (RSA and ECDSA side by side): OpenSSL serves each client the
+ * one its signature algorithms can verify.
+ */
+export const CertificatesSchema = Type.Union([CertificateSchema, Type.Array(CertificateSchema, { minItems: 1, maxItems: 3 })]);
+
+/** The certificate list of a virtual host, whichever form the config used. */
+export const certificateList = (certificate: Certificate | Certificate[]): Certificate[] =>
+  Array.isArray(certificate) ? certificate : [certificate];
+
+/**
+ * TLS 1.2 suites a listener may enable: ECDHE key exchange (forward secrecy) with an AEAD cipher only, i.e. Mozilla's
+ * "intermediate" profile without its DHE suites (finite-field DH needs parameters we do not ship). Anything else
+ * (CBC, RSA key exchange, SHA-1 MACs, export, NULL) is refused by the schema. TLS 1.3 suites are all strong and are
+ * left to OpenSSL.
+ */
+export const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+] as const;
+
+/** Key-exchange groups a listener may offer; Mozilla intermediate uses the first three. */
+export const TLS_CURVES = ['X25519', 'P-256', 'P-384', 'X448', 'P-521'] as const;
 
 export const TlsVersionSchema = Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')]);
 
@@ -25,7 +54,7 @@ export const VirtualHostSchema = Obj({
   tls: Type.Union([
     Obj({
       mode: Type.Literal('terminate'),
-      certificate: CertificateSchema,
+      certificate: CertificatesSchema,
       /** Client certificates: `none` (default), `optional` (verified if sent) or `required`. */
       clientAuth: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('optional'), Type.Literal('required')])),
       /** CA bundle client certificates are verified against; defaults to the mesh trust bundle. */
@@ -45,6 +74,18 @@ export const ListenerSchema = Obj({
   address: Type.Optional(Type.String({ minLength: 1 })),
   port: Port,
   hosts: Type.Array(VirtualHostSchema, { minItems: 1 }),
+  /**
+   * The virtual host served to a ClientHello without SNI (clients that connect by IP address); unset, such
+   * connections are refused. Its HTTP `Host` check still applies.
+   */
+  defaultHost: Type.Optional(Name),
+  /** TLS 1.2 parameters for every terminating host of the listener; Mozilla intermediate by default. */
+  tls: Type.Optional(
+    Obj({
+      ciphers: Type.Optional(Type.Array(Type.Union(TLS12_CIPHERS.map((c) => Type.Literal(c))), { minItems: 1 })),
+      curves: Type.Optional(Type.Array(Type.Union(TLS_CURVES.map((c) => Type.Literal(c))), { minItems: 1 })),
+    }),
+  ),
   timeouts: Type.Optional(
     Obj({
       handshakeMs: Type.Optional(Millis),
@@ -75,6 +116,13 @@ export const ClaimHeaderSchema = Obj({
   header: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }),
   /** Claim name, nested with dots (`a.b.c`); string, number and boolean claims only. */
   claim: Type.String({ minLength: 1 }),
+});
+
+export const RequiredClaimSchema = Obj({
+  /** Claim name, nested with dots (`a.b.c`). */
+  claim: Type.String({ minLength: 1 }),
+  /** Accepted values (compared as text); unset means any value, as long as the claim is present. */
+  values: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
 });
 
 export const JwtProviderSchema = Obj({
@@ -109,6 +157,10 @@ export const JwtProviderSchema = Obj({
   /** Minimum interval between refetches triggered by an unknown `kid`. */
   jwksCooldownSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
   jwksTimeoutMs: Type.Optional(Millis),
+  /** Refuse tokens without `exp` (Envoy's require_expiration); default true, since such a token never expires. */
+  requireExpiration: Type.Optional(Type.Boolean()),
+  /** Claims every token of this provider must carry; with `values`, the claim (or one element of an array claim) must be one of them. */
+  requiredClaims: Type.Optional(Type.Array(RequiredClaimSchema)),
 });
 
 export const UpstreamSchema = Obj({
@@ -176,6 +228,11 @@ export const RouteSchema = Obj({
   upstream: Name,
   /** JWT providers whose tokens this route accepts; unset means all providers. */
   jwtProviders: Type.Optional(Type.Array(Name)),
+  /**
+   * `required`: a request without a valid token is answered 401 with a `WWW-Authenticate: Bearer` challenge before
+   * authorization runs. `optional` (default, Istio semantics): it goes on anonymous and the policy decides (403).
+   */
+  authentication: Type.Optional(Type.Union([Type.Literal('required'), Type.Literal('optional')])),
   maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
   timeoutMs: Type.Optional(Millis),
   /** Name of a `rateLimits` entry applied to this route. */
@@ -264,6 +321,8 @@ export const ConfigSchema = Obj({
   /** Shared state for rate limits across replicas. */
   redis: Type.Optional(RedisSchema),
   rateLimits: Type.Optional(Type.Array(RateLimitSchema)),
+  /** OpenTelemetry tracing of ingress requests and egress attempts; off unless `enabled`. */
+  tracing: Type.Optional(TracingSchema),
   /** The egress forward proxy (CONNECT and absolute-form HTTP). */
   egress: Type.Optional(EgressSchema),
   /** The tamper-evident audit trail: hash-chained records of every egress decision and ingress refusal. */

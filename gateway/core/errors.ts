@@ -2,34 +2,45 @@
 // Every refusal carries a stable machine-readable code (logged, counted, returned) and a short message.
 import { STATUS_CODES } from 'node:http';
 
+/**
+ * gRPC status codes (grpc/grpc doc/statuscodes.md) a refusal can map to: CANCELLED 1, INVALID_ARGUMENT 3,
+ * DEADLINE_EXCEEDED 4, PERMISSION_DENIED 7, RESOURCE_EXHAUSTED 8, UNIMPLEMENTED 12, INTERNAL 13, UNAVAILABLE 14,
+ * UNAUTHENTICATED 16.
+ */
+type GrpcStatus = 1 | 3 | 4 | 7 | 8 | 12 | 13 | 14 | 16;
+
+// Each code's HTTP status and, for gRPC requests, its gRPC status: UNIMPLEMENTED for "no such method" follows
+// gRPC's own HTTP-to-gRPC mapping of 404; UNAVAILABLE tells the client a retry elsewhere may succeed.
 export const ERRORS = {
-  GW_REQUEST_MALFORMED: { status: 400, message: 'malformed request' },
-  GW_PATH_REJECTED: { status: 400, message: 'request path rejected' },
-  GW_AUTHN_INVALID_TOKEN: { status: 401, message: 'invalid token' },
-  GW_AUTHN_MULTIPLE_TOKENS: { status: 401, message: 'more than one token in request' },
-  GW_AUTHN_CLIENT_CERT: { status: 403, message: 'client certificate rejected' },
-  GW_AUTHZ_DENIED: { status: 403, message: 'access denied' },
-  GW_ROUTE_NOT_FOUND: { status: 404, message: 'no route' },
-  GW_EGRESS_DENIED: { status: 403, message: 'destination not allowed' },
-  GW_EGRESS_ADDRESS_BLOCKED: { status: 403, message: 'destination address blocked' },
-  GW_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
-  GW_EGRESS_NO_IDENTITY: { status: 407, message: 'proxy authentication required' },
-  GW_REQUEST_TIMEOUT: { status: 408, message: 'request not received in time' },
-  GW_BODY_TOO_LARGE: { status: 413, message: 'request body too large' },
-  GW_HOST_MISDIRECTED: { status: 421, message: 'misdirected request: host does not match TLS server name' },
-  GW_RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },
-  GW_HEADERS_TOO_LARGE: { status: 431, message: 'request headers too large' },
+  GW_REQUEST_MALFORMED: { status: 400, message: 'malformed request', grpc: 3 },
+  GW_PATH_REJECTED: { status: 400, message: 'request path rejected', grpc: 3 },
+  GW_AUTHN_INVALID_TOKEN: { status: 401, message: 'invalid token', grpc: 16 },
+  GW_AUTHN_MULTIPLE_TOKENS: { status: 401, message: 'more than one token in request', grpc: 16 },
+  GW_AUTHN_REQUIRED: { status: 401, message: 'authentication required', grpc: 16 },
+  GW_AUTHN_CLIENT_CERT: { status: 403, message: 'client certificate rejected', grpc: 16 },
+  GW_AUTHZ_DENIED: { status: 403, message: 'access denied', grpc: 7 },
+  GW_ROUTE_NOT_FOUND: { status: 404, message: 'no route', grpc: 12 },
+  GW_EGRESS_DENIED: { status: 403, message: 'destination not allowed', grpc: 7 },
+  GW_EGRESS_ADDRESS_BLOCKED: { status: 403, message: 'destination address blocked', grpc: 7 },
+  GW_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed', grpc: 12 },
+  GW_EGRESS_NO_IDENTITY: { status: 407, message: 'proxy authentication required', grpc: 16 },
+  GW_REQUEST_TIMEOUT: { status: 408, message: 'request not received in time', grpc: 4 },
+  GW_BODY_TOO_LARGE: { status: 413, message: 'request body too large', grpc: 8 },
+  GW_HOST_MISDIRECTED: { status: 421, message: 'misdirected request: host does not match TLS server name', grpc: 3 },
+  GW_RATE_LIMITED: { status: 429, message: 'rate limit exceeded', grpc: 8 },
+  GW_HEADERS_TOO_LARGE: { status: 431, message: 'request headers too large', grpc: 8 },
   // Never sent (the client is gone): nginx's 499, so access logs and metrics tell a cancel from a failure.
-  GW_CLIENT_CANCELLED: { status: 499, message: 'client closed request' },
-  GW_INTERNAL: { status: 500, message: 'internal error' },
-  GW_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable' },
-  GW_UPSTREAM_IDENTITY: { status: 502, message: 'upstream identity verification failed' },
+  GW_CLIENT_CANCELLED: { status: 499, message: 'client closed request', grpc: 1 },
+  GW_INTERNAL: { status: 500, message: 'internal error', grpc: 13 },
+  GW_TRANSFER_CODING_UNSUPPORTED: { status: 501, message: 'transfer coding not implemented', grpc: 12 },
+  GW_UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream unavailable', grpc: 14 },
+  GW_UPSTREAM_IDENTITY: { status: 502, message: 'upstream identity verification failed', grpc: 14 },
   // The upstream failed after the answer had started: the client sees a reset, never a clean end.
-  GW_UPSTREAM_TRUNCATED: { status: 502, message: 'upstream response truncated' },
-  GW_UNAVAILABLE: { status: 503, message: 'service unavailable' },
-  GW_UPSTREAM_OVERLOADED: { status: 503, message: 'upstream overloaded' },
-  GW_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timed out' },
-} as const satisfies Record<string, { status: number; message: string }>;
+  GW_UPSTREAM_TRUNCATED: { status: 502, message: 'upstream response truncated', grpc: 14 },
+  GW_UNAVAILABLE: { status: 503, message: 'service unavailable', grpc: 14 },
+  GW_UPSTREAM_OVERLOADED: { status: 503, message: 'upstream overloaded', grpc: 14 },
+  GW_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timed out', grpc: 4 },
+} as const satisfies Record<string, { status: number; message: string; grpc: GrpcStatus }>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
@@ -79,6 +90,37 @@ export function toHttpResponse(err: unknown, requestId: string): ErrorResponse {
       ...gwErr.headers,
     },
     body,
+  };
+}
+
+/** `application/grpc`, `application/grpc+proto`, `application/grpc-web…`: clients that read `grpc-status`, not HTTP. */
+export function isGrpcContentType(contentType: string | undefined): boolean {
+  return contentType !== undefined && /^application\/grpc(?:[+;-]|$)/i.test(contentType);
+}
+
+// gRPC's Percent-Encoded: every byte outside 0x20–0x7E, and `%` itself (grpc/grpc doc/PROTOCOL-HTTP2.md).
+const percentEncode = (text: string): string =>
+  text.replace(/[^\x20-\x24\x26-\x7e]+/g, (run) => [...Buffer.from(run, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+
+/**
+ * The same refusal for a gRPC client: HTTP 200 and a trailers-only answer (one HEADERS frame with END_STREAM) whose
+ * `grpc-status` and `grpc-message` carry it, since gRPC clients report any other HTTP status as a transport
+ * failure (a 403 becomes INTERNAL or UNKNOWN in most stacks). The gateway's own headers come along.
+ */
+export function toGrpcResponse(err: unknown, requestId: string): ErrorResponse {
+  const gwErr = err instanceof GatewayError ? err : new GatewayError('GW_INTERNAL');
+  const { message, grpc } = ERRORS[gwErr.code];
+  return {
+    status: 200,
+    headers: {
+      'content-type': 'application/grpc',
+      'grpc-status': String(grpc),
+      'grpc-message': percentEncode(gwErr.reason ? `${message}: ${gwErr.reason}` : message),
+      'x-portcullis-code': gwErr.code,
+      'x-request-id': requestId,
+      ...gwErr.headers,
+    },
+    body: '',
   };
 }
 

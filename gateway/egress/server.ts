@@ -16,6 +16,7 @@ import { clientCertTlsOptions } from '../core/client-cert-tls.js';
 import { GatewayError, toHttpResponse, toRawHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
+import type { Tracing } from '../core/tracing.js';
 import { createRateLimiter, rateLimitHeaders } from '../ingress/stages/rate-limit.js';
 import { canonicalHost } from '../core/net/host.js';
 import { formatAuthority, parseAuthority, type Destination } from './destination.js';
@@ -44,6 +45,8 @@ export interface EgressServerDeps {
   now?: () => number;
   /** Where `limits.newConnectionsPerSecond` is counted across replicas; in memory without it. */
   redis?: RedisConfig;
+  /** The tracing current when an attempt ends (it follows reloads); none traced without it. */
+  tracing?: () => Tracing;
 }
 
 export interface EgressServer {
@@ -130,6 +133,8 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     ...(deps.trail ? { trail: deps.trail } : {}),
   });
   const dialDeps = deps.connect ? { connect: deps.connect } : {};
+  /** One audit record, and one span, per attempt. */
+  const record = (req: IncomingMessage, r: EgressRecord): void => audit.record(deps.tracing ? deps.tracing().egress(req, r) : r);
 
   const serverOptions = {
     maxHeaderSize: config.listener.maxHeaderBytes ?? DEFAULTS.egressMaxHeaderBytes,
@@ -203,7 +208,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     let dest: Destination | undefined;
     const refuse = (err: GatewayError, extra?: Partial<EgressRecord>): void => {
       writeRawResponse(socket, err, id);
-      audit.record(refusalRecord(baseRecord(id, identity, 'connect', socket, dest, started), err, extra));
+      record(req, refusalRecord(baseRecord(id, identity, 'connect', socket, dest, started), err, extra));
     };
     if (closing) return refuse(new GatewayError('GW_UNAVAILABLE', 'shutting down'));
     if (audit.refusing()) return refuse(new GatewayError('GW_UNAVAILABLE', 'audit_unavailable'));
@@ -253,7 +258,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       const sni = verdict.sni !== undefined ? { sni: verdict.sni } : {};
       const { durationMs, ...rest } = baseRecord(id, identity, 'connect', socket, dest, started);
       const fronting = stats.end === 'sni_mismatch';
-      audit.record({
+      record(req, {
         ...rest,
         ...ruleFields,
         ...address,
@@ -289,7 +294,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     let proxyType: ProxyType = 'http';
     const refuse = (err: GatewayError, extra?: Partial<EgressRecord>): void => {
       if (!res.headersSent) writeResponse(res, err, id);
-      audit.record(refusalRecord(baseRecord(id, identity, proxyType, socket, dest, started), err, extra));
+      record(req, refusalRecord(baseRecord(id, identity, proxyType, socket, dest, started), err, extra));
     };
     if (closing) return refuse(new GatewayError('GW_UNAVAILABLE', 'shutting down'));
     if (audit.refusing()) return refuse(new GatewayError('GW_UNAVAILABLE', 'audit_unavailable'));
@@ -336,7 +341,7 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     const result = await forwardHttp(req, res, upstream, { path, hostHeader }, limits.idleTimeoutMs);
     if (result.error) return refuse(result.error, { ...ruleFields, ...address, bytesUp: result.bytesUp, bytesDown: result.bytesDown });
     const { durationMs, ...rest } = baseRecord(id, identity, proxyType, socket, leaving, started);
-    audit.record({
+    record(req, {
       ...rest,
       ...ruleFields,
       ...address,

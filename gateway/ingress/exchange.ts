@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { AuthzDecision } from '../../policies/types.js';
 import type { ErrorCode } from '../core/errors.js';
+import type { ExchangeTrace } from '../core/tracing.js';
 
 export type Request = IncomingMessage | Http2ServerRequest;
 export type Response = ServerResponse | Http2ServerResponse;
@@ -26,4 +27,6 @@ export interface Exchange {
   status?: number;
   bytesIn: number;
   bytesOut: number;
+  /** Its span (a shared no-op when tracing is off). */
+  trace: ExchangeTrace;
 }

@@ -2,7 +2,7 @@
 // bytes to a passthrough upstream or hands the socket to the terminating TLS server of the virtual host
 // the SNI names. Routing below TLS is what lets one port serve both modes (Envoy's tls_inspector +
 // filter_chain_match; HAProxy's req.ssl_sni). An SNI that names no virtual host is refused, never sent
-// to a default.
+// to a default; a ClientHello without SNI goes to the listener's `defaultHost` when it has one.
 import net from 'node:net';
 import type { Logger } from '../core/log.js';
 import { LOG_EVENTS } from '../core/log.js';

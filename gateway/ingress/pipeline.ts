@@ -1,12 +1,12 @@
 // THE stage order of an ingress request; nothing else decides it. Request down:
-//   host/SNI check → path normalization → route → authn (mTLS peer, JWT) → authz → limits → upstream
+//   HTTP/1 framing → host/SNI check → path normalization → route → authn (mTLS peer, JWT) → authz → limits → upstream
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
 import { randomUUID } from 'node:crypto';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { RequestAttributes } from '../../policies/types.js';
-import { GatewayError, toHttpResponse } from '../core/errors.js';
+import { GatewayError, isGrpcContentType, toGrpcResponse, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { AuditTrail } from '../audit/trail.js';
@@ -19,6 +19,7 @@ import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
+import { checkHttp1Framing } from './stages/http1-framing.js';
 import type { RequestHandler } from './tls/terminate.js';
 import { forward } from './upstream/forward.js';
 
@@ -82,6 +83,7 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
     status: undefined,
     bytesIn: 0,
     bytesOut: 0,
+    trace: rt.tracing.start(req),
   };
   // The request's life: aborted when its client leaves (HTTP/1 close, RST_STREAM) or a deadline runs out,
   // which stops its upstream request at once and frees its place in the upstream's queue.
@@ -103,11 +105,14 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
     const line = accessLine(ex, req, seconds);
     accessLog.info(line);
     if (deps.audit && (ex.code !== undefined || deps.audit.ingressAllows)) deps.audit.append('ingress', { listener: vhost.listener, vhost: vhost.name, ...line });
+    ex.trace.end(ex);
     deps.connections?.requestEnded(connection);
   }
 }
 
 async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, ex: Exchange, life: AbortController): Promise<void> {
+  // 0. Framing first and synchronously: a refusal must land before llhttp emits the connection's next request.
+  checkHttp1Framing(req);
   const socket = req.socket as TLSSocket;
   const listener = rt.listeners.get(vhost.listener);
   if (!listener) throw new GatewayError('GW_UNAVAILABLE', 'listener_removed');
@@ -129,7 +134,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   ex.route = route.name;
 
-  // 4. Authentication: the mTLS peer, then the token (a missing token is anonymous; the policy decides).
+  // 4. Authentication: the mTLS peer, then the token (a missing token is anonymous and the policy decides, unless
+  //    the route requires authentication: then it is a 401 here, before authorization).
   const peer = vhost.clientAuth === 'none' ? undefined : peerSpiffeId(socket);
   if (peer) ex.peer = peer;
   const authn = await rt.jwt.authenticate({
@@ -137,8 +143,10 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     rawHeaders: req.rawHeaders,
     query: target.query.length > 1 ? target.query.slice(1) : '',
     ...(route.jwtProviders ? { allowedProviders: route.jwtProviders } : {}),
+    required: route.authenticationRequired,
   });
   if (authn.auth) ex.principal = authn.auth.principal;
+  ex.trace.stage('authenticated');
 
   // 5. Authorization.
   const sourceIp = socket.remoteAddress ?? '';
@@ -155,7 +163,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     ...(authn.auth ? { auth: authn.auth } : {}),
     ...(route.pathCase ? { pathCase: route.pathCase } : {}),
   });
-  ex.decision = rt.authz.authorize(route.name, attributes, ex.id);
+  rt.authz.authorize(route.name, attributes, ex);
+  ex.trace.stage('authorized');
 
   // 6. Rate limit, keyed by what authentication established.
   if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes);
@@ -166,6 +175,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
 
   // 8. Upstream, unless the client has already gone (a stream reset while the stages ran is never sent).
   life.signal.throwIfAborted();
+  ex.trace.stage('forwarding');
   await forward(
     req,
     res,
@@ -207,7 +217,7 @@ function requestAttributes(req: Request, fields: Omit<RequestAttributes, 'header
 }
 
 function refuse(req: Request, res: Response, err: unknown, ex: Exchange): void {
-  const response = toHttpResponse(err, ex.id);
+  const response = isGrpcContentType(req.headers['content-type']) ? toGrpcResponse(err, ex.id) : toHttpResponse(err, ex.id);
   ex.status = response.status;
   ex.code = err instanceof GatewayError ? err.code : 'GW_INTERNAL';
   if (err instanceof GatewayError && err.reason) ex.reason = err.reason;
@@ -216,8 +226,11 @@ function refuse(req: Request, res: Response, err: unknown, ex: Exchange): void {
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   // A request whose body was not read to its end leaves the connection unusable for the next one.
   if (!('stream' in req) && !req.complete) (res as ServerResponse).shouldKeepAlive = false;
-  res.writeHead(response.status, response.headers);
-  res.end(response.body);
+  // Set, not written, and no body at all: a gRPC refusal then leaves as one HEADERS frame with END_STREAM.
+  res.statusCode = response.status;
+  for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
+  if (response.body === '') res.end();
+  else res.end(response.body);
 }
 
 /**
@@ -234,6 +247,7 @@ function accessLine(ex: Exchange, req: Request, seconds: number) {
   return {
     event: LOG_EVENTS.REQUEST,
     requestId: ex.id,
+    traceId: ex.trace.traceId,
     proto: req.httpVersion,
     method: ex.method,
     host: ex.host,

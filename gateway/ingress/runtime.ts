@@ -8,7 +8,7 @@ import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
 import { compilePolicies } from '../../policies/compile.js';
-import type { Config, ListenerConfig, RouteConfig, UpstreamConfig, VirtualHostConfig } from '../config/schema.js';
+import { certificateList, type Config, type ListenerConfig, type RouteConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
@@ -19,6 +19,7 @@ import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
 import { createPathStage, type PathStage } from './stages/normalize-path.js';
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
+import type { Tracing } from '../core/tracing.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
 import { loadMeshTrust, type MeshTrust } from './tls/mesh-trust.js';
@@ -38,6 +39,8 @@ export interface ListenerRuntime {
   readonly port: number;
   /** SNI and Host → virtual host of this listener. */
   readonly hosts: HostIndex<VirtualHost>;
+  /** The virtual host a TLS connection goes to: the one its SNI names, or `defaultHost` when it sent none. */
+  hostForSni(sni: string | undefined): VirtualHost | undefined;
   /** Header fields a request may carry (HTTP/2 enforces it in nghttp2; HTTP/1.1 in the pipeline). */
   readonly maxHeaders: number;
   /** Bounds on a request's life once the pipeline has it (see docs/operations.md, Timeouts). */
@@ -56,6 +59,7 @@ export interface IngressRuntime {
   readonly forwarded: ForwardedStage;
   readonly terminatingServers: readonly http2.Http2SecureServer[];
   readonly rateLimiter: RateLimiter;
+  readonly tracing: Tracing;
   /** The gateway's own certificates (listener certificates, SVID), for readiness and expiry metrics. */
   readonly certificates: readonly { name: string; notAfter: Date }[];
   /** Upstream pools by everything they were built from, for the runtime that replaces this one. */
@@ -78,6 +82,8 @@ export interface RuntimeDeps {
   fetch?: typeof globalThis.fetch;
   /** Lives across reloads (its counts must survive them); owned by the caller. */
   rateLimiter: RateLimiter;
+  /** Shared with the previous runtime when `tracing` did not change; shut down by the last runtime that uses it. */
+  tracing: Tracing;
   metrics?: Metrics;
   /** The runtime being replaced: its upstream pools and remote JWKS that did not change are taken over. */
   previous?: IngressRuntime;
@@ -100,10 +106,13 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       if (vhost.target.kind === 'terminate') terminatingServers.push(vhost.target.server as http2.Http2SecureServer);
       return vhost;
     });
+    const hosts = createHostIndex(listener.hosts.map((h, i) => ({ hostnames: h.hostnames, value: vhosts[i]! })));
+    const defaultHost = defaultHostOf(listener, vhosts);
     listeners.set(listener.name, {
       name: listener.name,
       port: listener.port,
-      hosts: createHostIndex(listener.hosts.map((h, i) => ({ hostnames: h.hostnames, value: vhosts[i]! }))),
+      hosts,
+      hostForSni: (sni) => (sni ? hosts.lookup(sni) : defaultHost),
       maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
       timeouts: Object.freeze({
         requestMs: listener.timeouts?.requestMs ?? DEFAULTS.requestTimeoutMs,
@@ -146,6 +155,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
     }),
     rateLimiter: deps.rateLimiter,
+    tracing: deps.tracing,
     certificates: ownCertificates(config),
     sanitizer: createHeaderSanitizer(jwt.managedHeaders),
     forwarded: createForwardedStage(config.trustedProxies ?? []),
@@ -158,9 +168,19 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     async close(other) {
       jwt.close(other?.jwt);
       const kept = new Set(other?.pools.values());
-      await Promise.all([...pools.values()].filter((c) => !kept.has(c)).map((c) => c.close()));
+      await Promise.all([
+        ...[...pools.values()].filter((c) => !kept.has(c)).map((c) => c.close()),
+        other?.tracing === deps.tracing ? undefined : deps.tracing.shutdown(),
+      ]);
     },
   };
+}
+
+function defaultHostOf(listener: ListenerConfig, vhosts: readonly VirtualHost[]): VirtualHost | undefined {
+  if (listener.defaultHost === undefined) return undefined;
+  const vhost = vhosts.find((v) => v.name === listener.defaultHost);
+  if (!vhost) throw new Error(`listener ${listener.name}: defaultHost "${listener.defaultHost}" is not one of its virtual hosts`);
+  return vhost;
 }
 
 /**
@@ -200,8 +220,9 @@ function compileVirtualHost(
   // An explicit clientCa is a plain CA (no SPIFFE rules); otherwise the mesh bundles and their rules apply.
   const clientCaPem = host.tls.clientCa ? readPem(host.tls.clientCa) : trust?.caPem;
   const server = createTerminatingServer({
-    certPem: readPem(host.tls.certificate.cert),
-    keyPem: readPem(host.tls.certificate.key),
+    certificates: servingCertificates(host.name, certificateList(host.tls.certificate)),
+    ciphers: listener.tls?.ciphers ?? DEFAULTS.tls12Ciphers,
+    curves: listener.tls?.curves ?? DEFAULTS.tlsCurves,
     clientAuth,
     ...(clientAuth !== 'none' && clientCaPem ? { clientCaPem } : {}),
     ...(!host.tls.clientCa && trust ? { verifyPeer: trust.verifier() } : {}),
@@ -223,6 +244,22 @@ function compileVirtualHost(
   const vhost: VirtualHost = { ...base, clientAuth, target: { kind: 'terminate', vhost: host.name, server } };
   server.on('request', deps.handlerFor(vhost));
   return vhost;
+}
+
+/**
+ * Reads a host's certificates; two of one key type are refused, because OpenSSL would silently keep only the last
+ * (it holds one certificate per key type and picks among types by the client's signature algorithms). The config
+ * loader calls it too.
+ */
+export function servingCertificates(vhost: string, files: readonly { cert: string; key: string }[]): { certPem: string; keyPem: string }[] {
+  const seen = new Set<string>();
+  return files.map(({ cert, key }) => {
+    const certPem = readPem(cert);
+    const type = new X509Certificate(certPem).publicKey.asymmetricKeyType ?? 'unknown';
+    if (seen.has(type)) throw new Error(`virtual host ${vhost}: two certificates with ${type} keys; give one per key type (e.g. one RSA, one ECDSA)`);
+    seen.add(type);
+    return { certPem, keyPem: readPem(key) };
+  });
 }
 
 /** What an upstream's pool is built from; throws when its TLS cannot be set up (the config loader calls it too). */
@@ -262,7 +299,11 @@ function spiffeVerifier(spiffeId: string, caPem: string, trust: MeshTrust | unde
 function ownCertificates(config: Config): { name: string; notAfter: Date }[] {
   const files = [
     ...config.listeners.flatMap((l) =>
-      l.hosts.flatMap((h) => (h.tls.mode === 'terminate' ? [{ name: `${l.name}/${h.name}`, file: h.tls.certificate.cert }] : [])),
+      l.hosts.flatMap((h) =>
+        h.tls.mode === 'terminate'
+          ? certificateList(h.tls.certificate).map((c, i, all) => ({ name: `${l.name}/${h.name}${all.length > 1 ? `#${i}` : ''}`, file: c.cert }))
+          : [],
+      ),
     ),
     ...(config.mesh ? [{ name: 'mesh-svid', file: config.mesh.svid.cert }] : []),
   ];

@@ -4,7 +4,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCa, issueCertificate } from '../../certs/issue.js';
 import type { CertKeyPem } from '../../certs/types.js';
@@ -39,12 +39,16 @@ export function configFixtures(): string {
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   cpSync(FIXTURES, dir, { recursive: true });
   const { ca, leaf } = meshMaterial('example.org', ['www.example.com', 'legacy.example.com']);
+  const rsa = issueCertificate(ca, { dnsNames: ['api.example.com'], keyType: 'rsa' });
   const files: Record<string, string> = {
     'ca-bundle.txt': ca.certPem,
     'svid-cert.txt': leaf.certPem,
     'svid-key.txt': leaf.keyPem,
     'tls-cert.txt': leaf.certPem,
     'tls-key.txt': leaf.keyPem,
+    // An RSA certificate beside the ECDSA one (every-field.yaml's list form of a host's certificate).
+    'tls-rsa-cert.txt': rsa.certPem,
+    'tls-rsa-key.txt': rsa.keyPem,
     'jwks.json': publicJwks(),
     'admin-token.txt': adminToken(),
     // For compile-errors.yaml: a key that is not the certificate's, and a JWKS with only an RSA key.
@@ -76,11 +80,14 @@ export function inputKind(pointer: string): InputKind {
  */
 export function writeMissingInputs(inputs: readonly { pointer: string; file: string }[], trustDomain: string): void {
   const { ca, leaf } = meshMaterial(trustDomain);
-  const content: Record<InputKind, () => string> = {
-    cert: () => leaf.certPem,
-    key: () => leaf.keyPem,
+  // A file named for RSA gets an RSA pair (a host may serve RSA and ECDSA side by side, one of each key type).
+  let rsa: CertKeyPem | undefined;
+  const pairFor = (file: string) => (/rsa/i.test(basename(file)) ? (rsa ??= issueCertificate(ca, { dnsNames: ['localhost'], keyType: 'rsa' })) : leaf);
+  const content: Record<InputKind, (file: string) => string> = {
+    cert: (file) => pairFor(file).certPem,
+    key: (file) => pairFor(file).keyPem,
     bundle: () => ca.certPem,
-    jwks: publicJwks,
+    jwks: () => publicJwks(),
     token: adminToken,
     policies: () => 'version: v1\npolicies: []\n',
     auditKey: auditSigningKey,
@@ -88,6 +95,6 @@ export function writeMissingInputs(inputs: readonly { pointer: string; file: str
   for (const { pointer, file } of inputs) {
     if (existsSync(file)) continue;
     mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, content[inputKind(pointer)]());
+    writeFileSync(file, content[inputKind(pointer)](file));
   }
 }

@@ -40,6 +40,8 @@ export interface EgressRecord {
   durationMs: number;
   /** Set on records that need a human: byte budget exceeded, SNI mismatch. */
   alert?: boolean;
+  /** The attempt's trace, when tracing is on. */
+  traceId?: string;
 }
 
 export interface AuditOptions {

@@ -157,6 +157,32 @@ async function readLimited(res: Response): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * One fetch's abort signal: aborted when the source closes or after `timeoutMs`, whichever comes first.
+ * An explicit timer, strongly held until `done()`, rather than `AbortSignal.any([…, AbortSignal.timeout()])`: on
+ * Node 20 a garbage collection can reclaim the timeout signal inside `any`, and its timer with it, so the timeout
+ * silently stopped applying (a hung issuer held unknown-`kid` requests for 40 s instead of 5 s).
+ */
+function abortableAttempt(closed: AbortSignal, timeoutMs: number) {
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new Error(`timed out after ${timeoutMs} ms`));
+  }, timeoutMs);
+  const onClose = () => controller.abort(closed.reason);
+  if (closed.aborted) onClose();
+  else closed.addEventListener('abort', onClose, { once: true });
+  return {
+    signal: controller.signal,
+    timedOut: () => timedOut,
+    done() {
+      clearTimeout(timer);
+      closed.removeEventListener('abort', onClose);
+    },
+  };
+}
+
 export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJwksDeps): JwksSource {
   const { provider, uri, timeoutMs } = options;
   // What logs and status show of the URI and of fetch errors (which may quote it): no password, no query values.
@@ -176,11 +202,9 @@ export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJ
   async function fetchOnce(): Promise<void> {
     lastAttemptAt = now();
     const started = performance.now();
+    const attempt = abortableAttempt(closed.signal, timeoutMs);
     try {
-      const res = await deps.fetch(uri, {
-        headers: { accept: 'application/json' },
-        signal: AbortSignal.any([closed.signal, AbortSignal.timeout(timeoutMs)]),
-      });
+      const res = await deps.fetch(uri, { headers: { accept: 'application/json' }, signal: attempt.signal });
       if (!res.ok) {
         await res.body?.cancel();
         throw new Error(`HTTP ${res.status}`);
@@ -197,14 +221,15 @@ export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJ
         'JWKS fetched',
       );
     } catch (err) {
-      const e = err as Error;
-      lastError = e.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : redactUrls(e.message);
+      lastError = attempt.timedOut() ? `timed out after ${timeoutMs} ms` : redactUrls((err as Error).message);
       if (closed.signal.aborted) return;
       if (local === undefined) retryLater();
       logger.warn(
         { event: LOG_EVENTS.JWKS_FETCH_FAILED, provider, uri: shownUri, error: lastError, state: local ? 'stale' : 'empty', keys: keyCount },
         local ? 'JWKS fetch failed; serving the last good keys' : 'JWKS fetch failed; tokens of this provider are refused',
       );
+    } finally {
+      attempt.done();
     }
   }
 

@@ -1,5 +1,5 @@
 // JWT authentication at the edge (Istio RequestAuthentication semantics on jose).
-// No token → anonymous: the policy decides (a route that needs a principal says so in its policy).
+// No token → anonymous: the policy decides (403), unless the route says `authentication: required` (401 + challenge).
 // An invalid token → 401, never anonymous, and a token whose issuer no allowed provider names is invalid
 // (CVE-2021-21378). Providers, verifiers and extractors are compiled here once; the request path only reads them.
 import { readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import type { JwtProviderConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { Metrics } from '../../core/metrics.js';
-import { compileClaimHeaders, toRequestAuth, type ClaimHeaders } from '../jwt/claims.js';
+import { compileClaimHeaders, compileClaimRequirements, toRequestAuth, type ClaimHeaders, type ClaimRequirements } from '../jwt/claims.js';
 import { createTokenExtractor } from '../jwt/extract.js';
 import {
   ASYMMETRIC_ALGORITHMS,
@@ -45,6 +45,8 @@ export interface AuthnInput {
   rawHeaders?: readonly string[];
   query: string;
   allowedProviders?: ReadonlySet<string>;
+  /** The route's `authentication: required`: no token is a 401 with a challenge instead of anonymous. */
+  required?: boolean;
 }
 
 export interface AuthnResult {
@@ -91,6 +93,9 @@ const FAILURES = {
   token_not_yet_valid: 'token not yet valid',
   audience_mismatch: 'audience not accepted',
   claims_invalid: 'invalid claims',
+  missing_exp: 'token has no expiration time',
+  claim_missing: 'a required claim is missing',
+  claim_value_not_allowed: 'a required claim has a value that is not accepted',
 } as const;
 export type AuthnFailure = keyof typeof FAILURES;
 
@@ -102,6 +107,10 @@ const bearerChallenge = (error: string, description: string): Record<string, str
 function invalid(reason: AuthnFailure): GatewayError {
   return new GatewayError('GW_AUTHN_INVALID_TOKEN', reason, bearerChallenge('invalid_token', FAILURES[reason]));
 }
+
+// RFC 6750 §3.1: a request that carries no token at all gets a challenge without an error code.
+const tokenRequired = (): GatewayError =>
+  new GatewayError('GW_AUTHN_REQUIRED', 'token_missing', { 'www-authenticate': 'Bearer realm="portcullis"' });
 
 // RFC 6750 §3.1: more than one method of including a token is an invalid_request.
 const multipleTokens = (): GatewayError =>
@@ -131,6 +140,8 @@ interface Provider {
   source: JwksSource;
   forward: boolean;
   claimHeaders: ClaimHeaders;
+  /** requireExpiration and requiredClaims, checked on the verified payload. */
+  claimRequirements: ClaimRequirements;
 }
 
 interface Verified {
@@ -201,6 +212,7 @@ function compileProvider(p: JwtProviderConfig): Omit<Provider, 'source'> {
     },
     forward: p.forwardOriginalToken ?? false,
     claimHeaders: compileClaimHeaders(p.claimsToHeaders),
+    claimRequirements: compileClaimRequirements(p.requireExpiration ?? DEFAULTS.jwtRequireExpiration, p.requiredClaims),
   };
 }
 
@@ -308,6 +320,11 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
       }
       try {
         const payload = await verifyWith(token, p, now);
+        const unmet = p.claimRequirements(payload);
+        if (unmet) {
+          first ??= { reason: unmet, provider: p.name };
+          continue;
+        }
         return { provider: p, auth: toRequestAuth(payload), setHeaders: p.claimHeaders(payload) };
       } catch (err) {
         first ??= { reason: failureOf(err), provider: p.name };
@@ -317,9 +334,12 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   }
 
   return {
-    async authenticate({ headers, rawHeaders, query, allowedProviders }) {
+    async authenticate({ headers, rawHeaders, query, allowedProviders, required }) {
       const found = extract(headers, query, allowedProviders, rawHeaders);
-      if (found.kind === 'none') return ANONYMOUS;
+      if (found.kind === 'none') {
+        if (required) throw tokenRequired();
+        return ANONYMOUS;
+      }
       if (found.kind === 'multiple') {
         deps.metrics?.jwtFailure(UNKNOWN_PROVIDER, 'multiple_tokens');
         throw multipleTokens();

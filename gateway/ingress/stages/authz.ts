@@ -7,15 +7,19 @@ import type { AuthzDecision, RequestAttributes } from '../../../policies/types.j
 import { GatewayError } from '../../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../../core/log.js';
 import type { Metrics } from '../../core/metrics.js';
+import type { Exchange } from '../exchange.js';
 
 export interface AuthzStage {
-  authorize(route: string, attributes: RequestAttributes, requestId: string): AuthzDecision;
+  /** Records the decision on the exchange, a denial included (the access line and the span name its policy), and throws on a denial. */
+  authorize(route: string, attributes: RequestAttributes, ex: Pick<Exchange, 'id' | 'decision'>): AuthzDecision;
 }
 
 export function createAuthzStage(policies: CompiledPolicySet, deps: { logger: Logger; metrics?: Metrics }): AuthzStage {
   return {
-    authorize(route, attributes, requestId) {
+    authorize(route, attributes, ex) {
       const decision = evaluate(policies, route, attributes);
+      ex.decision = decision;
+      const requestId = ex.id;
       // Logged whenever dry-run policies matched or would change the outcome: a dry-run ALLOW that
       // matches nothing is exactly the request a rollout would lock out.
       if (decision.dryRun.length > 0 || decision.shadowAllowed !== decision.allowed) {

@@ -9,6 +9,7 @@
 // written, and is refused (`path_case_ambiguous`) when the two readings pick different routes.
 import type { IncomingHttpHeaders } from 'node:http';
 import { RELAXED_REASONS, relaxationsOf, type NormalizedTarget } from '../../../policies/path.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
 import { routePathOptions } from './normalize-path.js';
@@ -19,6 +20,8 @@ export interface CompiledRoute {
   readonly name: string;
   readonly upstream: string;
   readonly jwtProviders: ReadonlySet<string> | undefined;
+  /** `authentication: required`: no token is a 401 before authorization runs. */
+  readonly authenticationRequired: boolean;
   readonly maxBodyBytes: number;
   readonly timeoutMs: number;
   /** Name of the rate limit applied after authorization, if any. */
@@ -54,6 +57,8 @@ export interface RouteDefaults {
   maxBodyBytes: number;
   timeoutMs: number;
   pathCase?: PathCase | undefined;
+  /** Unset: the secure default (`DEFAULTS.routeAuthentication`). */
+  authentication?: NonNullable<RouteConfig['authentication']>;
 }
 
 export function compileRoute(route: RouteConfig, defaults: RouteDefaults): CompiledRoute {
@@ -66,6 +71,7 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
     name: route.name,
     upstream: route.upstream,
     jwtProviders: route.jwtProviders ? new Set(route.jwtProviders) : undefined,
+    authenticationRequired: (route.authentication ?? defaults.authentication ?? DEFAULTS.routeAuthentication) === 'required',
     maxBodyBytes: route.maxBodyBytes ?? defaults.maxBodyBytes,
     timeoutMs: route.timeoutMs ?? defaults.timeoutMs,
     rateLimit: route.rateLimit,

@@ -27,6 +27,13 @@ const GATEWAY_SET = [
  */
 const OVERRIDES: ReadonlySet<string> = new Set(REQUEST_LINE_OVERRIDE_HEADERS);
 
+/**
+ * `Expect: 100-continue` is answered by the gateway's own server (Node sends the 100 before the pipeline runs), so
+ * the expectation is met on this hop; forwarded, undici refuses the request outright (UND_ERR_NOT_SUPPORTED, a 502
+ * for every `curl -H 'Expect: 100-continue'`) and other clients would wait for a second 100 (RFC 9110 §10.1.1).
+ */
+const ANSWERED_HERE = ['expect'];
+
 export interface HeaderSanitizer {
   /**
    * Returns the headers to forward; `host` and pseudo-headers are left for the route stage to set.
@@ -40,7 +47,7 @@ export interface HeaderSanitizer {
  *   the route, so no route can receive a client-forged identity header.
  */
 export function createHeaderSanitizer(managed: readonly string[]): HeaderSanitizer {
-  const dropped = new Set<string>([...GATEWAY_SET, 'host', ...managed.map((h) => h.toLowerCase())]);
+  const dropped = new Set<string>([...GATEWAY_SET, ...ANSWERED_HERE, 'host', ...managed.map((h) => h.toLowerCase())]);
   return {
     sanitize(headers, allowedOverrides) {
       const out: OutgoingHeaders = {};

@@ -10,21 +10,15 @@ import type { SpiffePeerVerifier } from '../../../certs/verify.js';
 import { judgePeer } from '../stages/authn-mtls.js';
 import { GatewayError, toRawHttpResponse } from '../../core/errors.js';
 
-/** Mozilla "intermediate" TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 suites are all strong). */
-export const TLS12_CIPHERS = [
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-].join(':');
-
 export type ClientAuth = 'none' | 'optional' | 'required';
 
 export interface TerminateOptions {
-  certPem: string;
-  keyPem: string;
+  /** One or several certificate chains with their keys, of different key types (RSA, ECDSA). */
+  certificates: readonly { certPem: string; keyPem: string }[];
+  /** TLS 1.2 cipher suites, in order of preference (TLS 1.3 suites are OpenSSL's, all strong). */
+  ciphers: readonly string[];
+  /** Key-exchange groups (`ecdhCurve`), in order of preference. */
+  curves: readonly string[];
   clientAuth: ClientAuth;
   /** CA bundle for client certificates (required unless clientAuth is 'none'). */
   clientCaPem?: string;
@@ -55,11 +49,13 @@ export type RequestHandler = (
 
 export function secureContextOptions(options: TerminateOptions): SecureContextOptions {
   return {
-    cert: options.certPem,
-    key: options.keyPem,
+    // Arrays: OpenSSL keeps one certificate per key type and serves the one the client's signature algorithms allow.
+    cert: options.certificates.map((c) => c.certPem),
+    key: options.certificates.map((c) => c.keyPem),
     ...(options.clientCaPem ? { ca: options.clientCaPem } : {}),
     minVersion: options.minVersion,
-    ciphers: TLS12_CIPHERS,
+    ciphers: options.ciphers.join(':'),
+    ecdhCurve: options.curves.join(':'),
     honorCipherOrder: true,
     ticketKeys: options.ticketKeys,
   };
@@ -94,11 +90,16 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
       maxHeaderListPairs: options.maxHeaders,
       maxSessionMemory: 32,
       settings: { maxConcurrentStreams: options.maxConcurrentStreams, maxHeaderListSize: options.maxHeaderBytes },
-      // Applies to the HTTP/1.1 connections of allowHTTP1 (llhttp answers 431 past it).
-      maxHeaderSize: options.maxHeaderBytes,
     } as http2.SecureServerOptions,
   );
+  // The HTTP/1.1 side of allowHTTP1 reads these from the server object, not from the options: unset, the parser
+  // would follow a process-wide --insecure-http-parser (every llhttp leniency on, the smuggling classes reopened)
+  // and --max-http-header-size.
+  Object.assign(server, { insecureHTTPParser: false, maxHeaderSize: options.maxHeaderBytes });
   server.on('clientError', answerParseError);
+  // Client-initiated renegotiation (TLS 1.2) costs the server a full handshake per request of the client's choosing
+  // and lets a client change its identity mid-connection; nothing we serve needs it (TLS 1.3 has none).
+  server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
   server.on('tlsClientError', (err: Error & { code?: string }) => options.onHandshakeFailed?.(handshakeFailureReason(err)));
   const { headersTimeoutMs, maxConcurrentStreams, maxStreamResetsPerSecond } = options;
   connectionLimits.set(server, { headersTimeoutMs, maxConcurrentStreams, maxStreamResetsPerSecond });

@@ -228,7 +228,7 @@ function createH2Transport(options: UpstreamClientOptions): { dispatch: Dispatch
     dispatch,
     close: () =>
       new Promise((resolve) => {
-        if (!session || session.closed) return resolve();
+        if (!session || session.closed || session.destroyed) return resolve();
         session.close(() => resolve());
       }),
     destroy: async () => {

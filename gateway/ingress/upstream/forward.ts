@@ -40,6 +40,7 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   Object.assign(headers, authn.setHeaders);
   rt.forwarded.apply(headers, input.forwarded, input.host, input.port);
   headers['x-request-id'] = ex.id;
+  ex.trace.inject(headers);
   headers.host = requestAuthority(req);
   const query = authn.removeParams.length > 0 ? removeParams(input.query, authn.removeParams) : input.query;
   const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers };
@@ -76,6 +77,7 @@ function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: nu
     start(statusCode, headers, flow) {
       control = flow;
       ex.status = statusCode;
+      ex.trace.stage('upstream_response');
       // Headers are set, not written: they leave with the first body byte or with the end, so an empty
       // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
       res.statusCode = statusCode;

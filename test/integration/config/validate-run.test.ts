@@ -30,7 +30,7 @@ const NOT_STARTED: Record<string, string> = {
   'docs/kubernetes.md#3': 'cert-manager resources, not a gateway config',
   'docs/kubernetes.md#4': 'Helm values (egress NetworkPolicy): checked by the chart tests against values.schema.json',
   'docs/operations.md#3': 'names a Redis at redis.internal, which a test may not reach; Redis is covered by test/integration/ops/rate-limit-redis.test.ts',
-  'docs/operations.md#4': 'its admin token is at an absolute Kubernetes secret path (/run/secrets/…) that a test may not write',
+  'docs/operations.md#5': 'its admin token is at an absolute Kubernetes secret path (/run/secrets/…) that a test may not write',
 };
 
 /** What fragments are merged into: one of each section, every file relative, ports fixed (the check must see them). */

@@ -1,6 +1,7 @@
 // gRPC through the terminating listener: HTTP/2 end to end, a JWT checked at the edge, and an upstream
 // gRPC server that demands the gateway's client certificate. Trailers (grpc-status) must survive.
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { startTestIngress, type TestIngress } from '../../helpers/ingress.js';
@@ -56,7 +57,16 @@ describe('gRPC through terminate mode with a JWT', () => {
         protocol: 'h2',
         tls: { spiffeId: `spiffe://${pki.trustDomain}/ns/grpc/sa/echo` },
       });
-      config.routes.unshift({ name: 'grpc', match: { path: { prefix: '/portcullis.test.Echo' }, methods: ['POST'] }, upstream: 'grpc' });
+      // Not h2: closing an h2 upstream client whose connect failed never resolves (upstream/clients.ts close()
+      // waits on session.close of a destroyed session), which would hang this suite's teardown.
+      config.upstreams.push({ name: 'grpc-down', url: 'https://127.0.0.1:1', tls: { spiffeId: `spiffe://${pki.trustDomain}/ns/grpc/sa/echo` } });
+      config.rateLimits = [{ name: 'one', requests: 1, perSeconds: 3600, key: 'header:x-limit-key' }];
+      config.routes.unshift(
+        { name: 'grpc', match: { path: { prefix: '/portcullis.test.Echo' }, methods: ['POST'] }, upstream: 'grpc' },
+        { name: 'grpc-down', match: { path: { prefix: '/portcullis.test.Down' } }, upstream: 'grpc-down' },
+        { name: 'grpc-limited', match: { path: { prefix: '/portcullis.test.Limited' } }, upstream: 'grpc', rateLimit: 'one' },
+      );
+      config.policies.push({ name: 'grpc-open', action: 'ALLOW', routes: ['grpc-down', 'grpc-limited'], rules: [{}] });
       config.policies.push({ name: 'grpc', action: 'ALLOW', routes: ['grpc'], rules: [{ from: [{ source: { requestPrincipals: ['https://issuer.test/*'] } }] }] });
     });
     const Client = grpc.makeGenericClientConstructor(EchoService, 'Echo');
@@ -90,13 +100,71 @@ describe('gRPC through terminate mode with a JWT', () => {
     assert.equal(err?.details, 'asked to fail');
   });
 
-  test('a call without a token is denied by policy', async () => {
+  test('a call without a token is denied by policy: PERMISSION_DENIED (7) with the gateway\'s reason', async () => {
     const { err } = await call('hello');
     assert.equal(err?.code, grpc.status.PERMISSION_DENIED);
+    assert.match(err?.details ?? '', /^access denied: /);
+    assert.deepEqual(err?.metadata.get('x-portcullis-code'), ['GW_AUTHZ_DENIED']);
   });
 
-  test('a call with an invalid token is unauthenticated', async () => {
+  test('a call with an invalid token is UNAUTHENTICATED (16), with the Bearer challenge as metadata', async () => {
     const { err } = await call('hello', 'not-a-jwt');
     assert.equal(err?.code, grpc.status.UNAUTHENTICATED);
+    assert.equal(err?.details, 'invalid token: token_malformed');
+    assert.match(String(err?.metadata.get('www-authenticate')[0]), /^Bearer realm="portcullis", error="invalid_token"/);
+  });
+
+  const unary = async (path: string, md = new grpc.Metadata()) => {
+    const other = new grpc.Client(`127.0.0.1:${ing.port}`, grpc.credentials.createSsl(Buffer.from(ing.caPem)), {
+      'grpc.ssl_target_name_override': 'localhost',
+      'grpc.default_authority': 'localhost',
+    });
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => other.makeUnaryRequest(path, json.serialize, json.deserialize, {}, md, (e) => resolve(e)));
+    other.close();
+    return err;
+  };
+
+  test('a method no route matches is UNIMPLEMENTED (12)', async () => {
+    assert.equal((await unary('/nowhere.Svc/M'))?.code, grpc.status.UNIMPLEMENTED);
+  });
+
+  test('an unreachable upstream is UNAVAILABLE (14); a rate-limited call is RESOURCE_EXHAUSTED (8)', async () => {
+    assert.equal((await unary('/portcullis.test.Down/M'))?.code, grpc.status.UNAVAILABLE);
+    const md = new grpc.Metadata();
+    md.set('x-limit-key', `k-${Date.now()}`);
+    await unary('/portcullis.test.Limited/M', md);
+    const limited = await unary('/portcullis.test.Limited/M', md);
+    assert.equal(limited?.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(limited?.details, 'rate limit exceeded: one');
+  });
+
+  test('on the wire: HTTP 200, trailers-only (one HEADERS frame with END_STREAM), grpc-status and grpc-message', async () => {
+    const session = http2.connect(`https://127.0.0.1:${ing.port}`, { ca: ing.caPem, servername: 'localhost' });
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/portcullis.test.Echo/Echo', 'content-type': 'application/grpc+proto', te: 'trailers' });
+      stream.end();
+      const [headers, flags] = await new Promise<[http2.IncomingHttpHeaders, number]>((resolve) => stream.once('response', (h, f) => resolve([h, f])));
+      assert.equal(headers[':status'], 200);
+      assert.equal(headers['grpc-status'], '7');
+      assert.equal(headers['content-type'], 'application/grpc');
+      assert.match(String(headers['grpc-message']), /^access denied: no_allow_policy_matched/);
+      assert.ok(flags & http2.constants.NGHTTP2_FLAG_END_STREAM, 'the response ends with its headers');
+    } finally {
+      session.close();
+    }
+  });
+
+  test('a plain HTTP request to the same route still gets the JSON 403', async () => {
+    const session = http2.connect(`https://127.0.0.1:${ing.port}`, { ca: ing.caPem, servername: 'localhost' });
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/portcullis.test.Echo/Echo', 'content-type': 'application/json' });
+      stream.end();
+      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('response', resolve));
+      assert.equal(headers[':status'], 403);
+      assert.equal(headers['grpc-status'], undefined);
+      stream.resume();
+    } finally {
+      session.close();
+    }
   });
 });

@@ -304,4 +304,38 @@ describe('JWT authentication against a real JWKS endpoint', () => {
     const signature = token.split('.')[2] ?? '';
     assert.ok(!log.text().includes(signature));
   });
+
+  test('a token without exp is refused (missing_exp) unless requireExpiration is false (Envoy require_expiration)', async () => {
+    const noExp = await sign(ec, { iss: ISS, aud: 'api', exp: undefined });
+    await rejects((await authn()).authenticate(bearer(noExp)), 'GW_AUTHN_INVALID_TOKEN', 'missing_exp');
+    const lenient = await authn({ requireExpiration: false });
+    assert.equal((await lenient.authenticate(bearer(noExp))).auth?.subject, 'alice');
+  });
+
+  test('requiredClaims: presence, accepted values, array claims, nested claims', async () => {
+    const a = await authn({
+      requiredClaims: [{ claim: 'tenant' }, { claim: 'roles', values: ['admin', 'ops'] }, { claim: 'org.tier', values: ['1', 'gold'] }],
+    }, {}, [], 0);
+    const token = (claims: Record<string, unknown>) => sign(ec, { iss: ISS, aud: 'api', tenant: 't1', roles: 'ops', org: { tier: 1 }, ...claims });
+    await a.authenticate(bearer(await token({})));
+    await a.authenticate(bearer(await token({ roles: ['reader', 'admin'], org: { tier: 'gold' } })));
+    await rejects(a.authenticate(bearer(await token({ tenant: undefined }))), 'GW_AUTHN_INVALID_TOKEN', 'claim_missing');
+    await rejects(a.authenticate(bearer(await token({ tenant: null }))), 'GW_AUTHN_INVALID_TOKEN', 'claim_missing');
+    await rejects(a.authenticate(bearer(await token({ org: {} }))), 'GW_AUTHN_INVALID_TOKEN', 'claim_missing');
+    await rejects(a.authenticate(bearer(await token({ roles: 'reader' }))), 'GW_AUTHN_INVALID_TOKEN', 'claim_value_not_allowed');
+    await rejects(a.authenticate(bearer(await token({ roles: ['reader'] }))), 'GW_AUTHN_INVALID_TOKEN', 'claim_value_not_allowed');
+    await rejects(a.authenticate(bearer(await token({ roles: { admin: true } }))), 'GW_AUTHN_INVALID_TOKEN', 'claim_value_not_allowed');
+    const err = await rejects(a.authenticate(bearer(await token({ org: { tier: 2 } }))), 'GW_AUTHN_INVALID_TOKEN', 'claim_value_not_allowed');
+    assert.match(err.headers?.['www-authenticate'] ?? '', /error="invalid_token"/);
+  });
+
+  test('required: no token is a 401 with a bare Bearer challenge; an anonymous request stays anonymous otherwise', async () => {
+    const a = await authn();
+    const err = await rejects(a.authenticate({ headers: {}, query: '', required: true }), 'GW_AUTHN_REQUIRED', 'token_missing');
+    assert.equal(err.status, 401);
+    assert.equal(err.headers?.['www-authenticate'], 'Bearer realm="portcullis"');
+    assert.equal((await a.authenticate({ headers: {}, query: '', required: false })).auth, undefined);
+    const token = await sign(ec, { iss: ISS, aud: 'api' });
+    assert.equal((await a.authenticate({ ...bearer(token), required: true })).auth?.subject, 'alice');
+  });
 });

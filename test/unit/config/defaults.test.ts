@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { DEFAULTS, type Defaults } from '../../../gateway/config/defaults.js';
+import { TLS12_CIPHERS } from '../../../gateway/config/schema.js';
 
 test('defaults are frozen all the way down', () => {
   assert.ok(Object.isFrozen(DEFAULTS));
@@ -13,6 +14,11 @@ test('defaults are frozen all the way down', () => {
   }, TypeError);
 });
 
+test('the default TLS 1.2 suites are every suite the schema allows, each forward-secret (ECDHE) and AEAD', () => {
+  assert.deepEqual(DEFAULTS.tls12Ciphers, TLS12_CIPHERS);
+  assert.ok(DEFAULTS.tls12Ciphers.length === 6 && DEFAULTS.tls12Ciphers.every((c) => /^ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/.test(c)));
+});
+
 test('no HMAC and no `none` among the accepted JWT algorithms by default (key confusion, CVE-2015-9235)', () => {
   assert.ok(DEFAULTS.jwtAlgorithms.every((a) => !a.startsWith('HS') && (a as string) !== 'none'));
 });
@@ -22,6 +28,8 @@ const DOC_ROWS: Record<Exclude<keyof Defaults, 'egressLimits'>, string> & Record
   listenerAddress: 'listener `address`',
   tlsMinVersion: 'TLS `minVersion`',
   clientAuth: '`clientAuth`',
+  tls12Ciphers: 'listener `tls.ciphers`',
+  tlsCurves: 'listener `tls.curves`',
   handshakeTimeoutMs: '`timeouts.handshakeMs`',
   headersTimeoutMs: '`timeouts.headersMs`',
   requestTimeoutMs: '`timeouts.requestMs`',
@@ -41,6 +49,8 @@ const DOC_ROWS: Record<Exclude<keyof Defaults, 'egressLimits'>, string> & Record
   jwksCacheSeconds: '`jwksCacheSeconds`',
   jwksCooldownSeconds: '`jwksCooldownSeconds`',
   jwksTimeoutMs: '`jwksTimeoutMs`',
+  jwtRequireExpiration: 'JWT `requireExpiration`',
+  routeAuthentication: 'route `authentication`',
   jwtTokenCacheSize: '`jwtCache.maxEntries`',
   upstreamProtocol: 'upstream `protocol`',
   upstreamMutualTls: 'upstream `tls.mutual`',
@@ -57,6 +67,8 @@ const DOC_ROWS: Record<Exclude<keyof Defaults, 'egressLimits'>, string> & Record
   redisCommandTimeoutMs: '`redis.commandTimeoutMs`',
   rateLimitKey: 'rate limit `key`',
   rateLimitFailureMode: 'rate limit `failureMode`',
+  tracingSamplingRatio: '`tracing.samplingRatio`',
+  tracingServiceName: '`tracing.serviceName`',
   egressListenerAddress: '`egress.listener.address`',
   egressMaxHeaderBytes: '`egress.listener.maxHeaderBytes`',
   egressHeadersTimeoutMs: '`egress.listener.headersTimeoutMs`',

@@ -228,8 +228,7 @@ describe('loading a good config', () => {
   test('resolves every file path against the file that named it', () => {
     const host = config.listeners[0]?.hosts[0];
     assert.ok(host?.tls.mode === 'terminate');
-    assert.equal(host.tls.certificate.cert, fixture('files/tls-cert.txt'));
-    assert.equal(host.tls.certificate.key, fixture('files/tls-key.txt'));
+    assert.deepEqual(host.tls.certificate, { cert: fixture('files/tls-cert.txt'), key: fixture('files/tls-key.txt') });
     assert.equal(host.tls.clientCa, fixture('files/ca-bundle.txt'));
     assert.deepEqual(config.mesh?.svid, { cert: fixture('files/svid-cert.txt'), key: fixture('files/svid-key.txt') });
     assert.equal(config.mesh?.bundle, fixture('files/ca-bundle.txt'));

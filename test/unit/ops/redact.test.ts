@@ -14,6 +14,7 @@ const cases: { name: string; input: unknown; expected: unknown }[] = [
   { name: 'OKP private JWK', input: { kty: 'OKP', crv: 'Ed25519', x: 'pub', d: 'priv' }, expected: { kty: 'OKP', crv: 'Ed25519', x: 'pub', d: REDACTED } },
   { name: 'unparsable JWKS text', input: { jwks: '{"keys": [{"d": "priv"' }, expected: { jwks: REDACTED } },
   { name: 'scalars', input: { n: 1, b: true, z: null }, expected: { n: 1, b: true, z: null } },
+  { name: 'every tracing export header, whatever its name', input: { tracing: { enabled: true, headers: { 'x-honeycomb-team': 'k1', authorization: 'Basic x' } } }, expected: { tracing: { enabled: true, headers: { 'x-honeycomb-team': REDACTED, authorization: REDACTED } } } },
 ];
 
 for (const c of cases) {
