@@ -5,15 +5,16 @@ import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
-import { auditSettings, createAuditTrail, type AuditTrail } from './audit/trail.js';
+import { auditSettings, createAuditTrail } from './audit/trail.js';
 import { createTracing, type Tracing } from './core/tracing.js';
-import { createEgressServer, type EgressServer } from './egress/server.js';
-import { prepareAll, type Reloadable } from './core/reloadable.js';
+import { egressRateLimits } from './egress/runtime.js';
+import { createEgressServer, type EgressBuildInputs, type EgressServer } from './egress/server.js';
+import { prepareAll, ReloadRefused, type Reloadable } from './core/reloadable.js';
 import { createConnectionTracker } from './ingress/connections.js';
 import { createListenerSet } from './ingress/listener-set.js';
 import { createPipeline } from './ingress/pipeline.js';
 import { buildRuntime, newTicketKeys, type IngressRuntime } from './ingress/runtime.js';
-import { createRateLimiter, type RateLimiter } from './ingress/stages/rate-limit.js';
+import { createRateLimiter, type RateLimiter } from './limits/rate-limiter.js';
 
 export interface GatewayDeps {
   logger: Logger;
@@ -82,19 +83,26 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     for (const [provider, { state }] of Object.entries(current.jwt.status())) metrics.jwksState(provider, state);
   }, 5_000).unref();
 
+  /** The ingress runtime being prepared by a reload, for the parts prepared after it (egress shares its JWT service). */
+  let preparing: IngressRuntime | undefined;
   /** The ingress runtime: a new one is built beside the running one, and the swap is one reference. */
   const ingress: Reloadable = {
     async prepare(next) {
       const built = build(next, current);
+      preparing = built;
       return {
         commit() {
           const previous = current;
           current = built;
+          preparing = undefined;
           recordCertificates();
           // Requests that started on the previous runtime may still be on their way to its pools.
           setTimeout(() => void previous.close(built), DEFAULTS.requestTimeoutMs).unref();
         },
-        abort: () => built.close(current),
+        abort: () => {
+          preparing = undefined;
+          return built.close(current);
+        },
       };
     },
   };
@@ -105,11 +113,15 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     metrics,
     resolveTarget: (listener, sni) => current.listeners.get(listener)?.hostForSni(sni)?.target,
   });
+  /** What each egress build takes from the rest of the gateway: the SVID read again, the shared JWT service and limiter. */
+  const egressInputs = (cfg: Config, rt: IngressRuntime): EgressBuildInputs => ({ mesh: readMesh(cfg), jwt: rt.jwt, limiter: limiters.for(cfg) });
+  const egress = config.egress
+    ? createEgressServer(config.egress, { logger: deps.logger, metrics, tracing: () => current.tracing, ...(audit ? { trail: audit } : {}), ...egressInputs(config, current) })
+    : undefined;
   // Built first, bound second: a config whose runtime cannot be built never costs a socket. Parts added here are
   // prepared in this order and committed together.
-  const parts: readonly Reloadable[] = [auditSettings(config.audit), ingress, listeners];
+  const parts: readonly Reloadable[] = [auditSettings(config.audit), ingress, egressPart(egress, (next) => egressInputs(next, preparing ?? current)), listeners];
 
-  const egress = config.egress ? startEgress(config, deps, metrics, () => current.tracing, audit) : undefined;
   const ports = listeners.ports;
   try {
     (await listeners.prepare(config)).commit();
@@ -153,26 +165,29 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   };
 }
 
-/** The egress proxy runs in the same process when the config has an `egress` section. */
-function startEgress(config: Config, deps: GatewayDeps, metrics: Metrics, tracing: () => Tracing, trail: AuditTrail | undefined): EgressServer {
+/**
+ * The egress proxy as a reload part: its runtime is built (the new rules, certificates and SVID read) while the
+ * others prepare, and swapped in with them. Adding or removing the section needs a restart.
+ */
+function egressPart(egress: EgressServer | undefined, inputs: (config: Config) => EgressBuildInputs): Reloadable {
+  return {
+    async prepare(next) {
+      if (Boolean(next.egress) !== Boolean(egress)) throw new ReloadRefused('/egress', 'adding or removing the egress section takes effect on restart only');
+      const built = egress && next.egress ? egress.build(next.egress, inputs(next)) : undefined;
+      return { commit: () => built && egress?.apply(built), abort: async () => undefined };
+    },
+  };
+}
+
+/** The mesh SVID and trust bundle, read at each build so a rotated SVID is used after the next reload. */
+function readMesh(config: Config): EgressBuildInputs['mesh'] {
   const mesh = config.mesh;
-  return createEgressServer(config.egress!, {
-    logger: deps.logger,
-    metrics,
-    tracing,
-    ...(trail ? { trail } : {}),
-    ...(config.jwtProviders ? { jwtProviders: config.jwtProviders } : {}),
-    ...(config.redis ? { redis: config.redis } : {}),
-    ...(mesh
-      ? {
-          mesh: {
-            certPem: fs.readFileSync(mesh.svid.cert, 'utf8'),
-            keyPem: fs.readFileSync(mesh.svid.key, 'utf8'),
-            bundlePem: fs.readFileSync(mesh.bundle, 'utf8'),
-          },
-        }
-      : {}),
-  });
+  if (!mesh) return undefined;
+  return {
+    certPem: fs.readFileSync(mesh.svid.cert, 'utf8'),
+    keyPem: fs.readFileSync(mesh.svid.key, 'utf8'),
+    bundlePem: fs.readFileSync(mesh.bundle, 'utf8'),
+  };
 }
 
 /**
@@ -184,10 +199,12 @@ function createLimiterCache(logger: Logger, metrics: Metrics) {
   let limiter: RateLimiter | undefined;
   return {
     for(config: Config): RateLimiter {
-      const next = JSON.stringify([config.rateLimits ?? [], config.redis ?? null]);
+      // One limiter, one Redis client, for ingress limits and the egress new-connection rate alike.
+      const limits = [...(config.rateLimits ?? []), ...egressRateLimits(config.egress)];
+      const next = JSON.stringify([limits, config.redis ?? null]);
       if (limiter && next === key) return limiter;
       const previous = limiter;
-      limiter = createRateLimiter(config.rateLimits ?? [], config.redis, { logger, metrics });
+      limiter = createRateLimiter(limits, config.redis, { logger, metrics });
       key = next;
       if (previous) setTimeout(() => void previous.close(), DEFAULTS.requestTimeoutMs).unref();
       return limiter;

@@ -1,7 +1,7 @@
 // Multi-process mode (`portcullis run --workers N`): a primary process and N workers, each a whole gateway on the
 // same config, sharing the listening sockets through node:cluster. The primary serves no traffic: it forks and
 // restarts workers, counts the in-memory rate limits for all of them (rate-limiter-flexible's cluster master, see
-// ingress/stages/rate-limit.ts), runs the admin plane (metrics aggregated over the workers, readiness = every worker
+// limits/rate-limiter.ts), runs the admin plane (metrics aggregated over the workers, readiness = every worker
 // ready), drives reloads (it watches the input files, validates once, applies the config to its admin plane and to
 // every worker, and counts the outcome), and turns SIGTERM into an orderly drain of every worker.
 //

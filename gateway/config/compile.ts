@@ -11,14 +11,14 @@ import type { Policy } from '../../policies/schema.js';
 import { readAdminToken } from '../admin/server.js';
 import { clientCertTlsOptions, type ClientCertTls } from '../core/client-cert-tls.js';
 import { canonicalHostPattern } from '../core/net/host.js';
-import { compileOriginate, exactHost } from '../egress/server.js';
-import { compileAddressExceptions, createAddressGuard } from '../egress/stages/address-guard.js';
+import { compileOriginate, exactHost } from '../egress/runtime.js';
+import { compileAddressExceptions, createAddressGuard, serverLookup } from '../egress/stages/address-guard.js';
 import { createAllowlist } from '../egress/stages/allowlist.js';
 import { createIdentify } from '../egress/stages/identify.js';
 import { servingCertificates, upstreamClientOptions } from '../ingress/runtime.js';
-import { checkJwtProvider } from '../ingress/stages/authn-jwt.js';
+import { checkJwtProvider } from '../jwt/verifier.js';
 import { compileTrustedProxies } from '../ingress/stages/forwarded.js';
-import { redisUrl } from '../ingress/stages/rate-limit.js';
+import { redisUrl } from '../limits/rate-limiter.js';
 import { loadMeshTrust, type MeshTrust } from '../ingress/tls/mesh-trust.js';
 import { DEV_HELPERS_ADDRESS, devHelpersPlan } from '../dev/helpers-plan.js';
 import { readSigningKey } from '../audit/trail.js';
@@ -313,6 +313,8 @@ function checkEgress<S>(config: Config, readable: Readable, report: Report<S>): 
   egress.staticHosts?.forEach((entry, i) =>
     attempt(report, `/egress/staticHosts/${i}`, () => createAddressGuard({ staticHosts: new Map([[exactHost('egress.staticHosts', entry.host), entry.addresses]]) })),
   );
+  const resolver = egress.resolver;
+  if (resolver) attempt(report, '/egress/resolver/servers', () => serverLookup({ servers: resolver.servers, timeoutMs: 1 }));
   // The SVID's content is checked with the mesh; here only whether there is one to present.
   const mesh = config.mesh ? { certPem: '', keyPem: '' } : undefined;
   egress.originate?.forEach((o, i) => {

@@ -192,6 +192,11 @@ export const DEFAULTS: Defaults = Object.freeze({
     firstBytesTimeoutMs: 10_000,
     /** One workload cannot take every tunnel of the proxy. */
     maxTunnelsPerIdentity: 256,
+    /**
+     * Among callers identified by address or not at all, one source address gets a quarter of an identity's
+     * budget, so one pod behind a shared source identity (or one anonymous caller) cannot starve the others.
+     */
+    maxTunnelsPerSource: 64,
     /** Open tunnels get this long to finish at shutdown, then they are cut. */
     shutdownGraceMs: 10_000,
   }),

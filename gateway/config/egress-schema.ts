@@ -32,8 +32,11 @@ export const EgressAllowRuleSchema = Obj({
   cidrs: Type.Optional(Type.Array(Cidr)),
   /** Destination ports. Default: 80 and 443. */
   ports: Type.Optional(Type.Array(DestinationPort, { minItems: 1 })),
-  /** `report` allows every destination for these identities but logs `wouldDeny` for the unlisted ones. */
-  mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('report')])),
+  /**
+   * `dry-run` allows every destination for these identities but logs `wouldDeny` for the unlisted ones (the same
+   * name as an ingress policy's shadow mode); `report` is accepted as an alias.
+   */
+  mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('dry-run'), Type.Literal('report')])),
 });
 
 export const EgressDenyRuleSchema = Obj({
@@ -118,8 +121,13 @@ export const EgressSchema = Obj({
       firstBytesTimeoutMs: Type.Optional(Millis),
       /** Bytes (both directions) after which a tunnel is cut and an alert written. Default unlimited. */
       maxBytesPerTunnel: Type.Optional(Type.Integer({ minimum: 1 })),
-      /** Concurrent CONNECT tunnels per identity; over it the proxy answers 429. Default 256. */
+      /** Concurrent upstream connections (CONNECT tunnels and forwarded requests) per identity; over it 429. Default 256. */
       maxTunnelsPerIdentity: Type.Optional(Type.Integer({ minimum: 1 })),
+      /**
+       * Concurrent upstream connections per source address, for callers identified by address (`sourceIdentities`)
+       * or not at all, on top of the per-identity limit. Default 64.
+       */
+      maxTunnelsPerSource: Type.Optional(Type.Integer({ minimum: 1 })),
       /**
        * New upstream connections (CONNECT tunnels and forwarded HTTP requests) per identity per second; over it the
        * proxy answers 429 with Retry-After. Shared across replicas when `redis` is configured. Default unlimited.
@@ -127,6 +135,26 @@ export const EgressSchema = Obj({
       newConnectionsPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
       /** On shutdown, open tunnels get this long to finish before they are cut. Default 10 s. */
       shutdownGraceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+    }),
+  ),
+  /**
+   * DNS servers asked for destination names instead of the system resolver (`dns.Resolver`): `address` or
+   * `address:port` (`[v6]:port`). Still resolved once per attempt and the checked address dialled.
+   */
+  resolver: Type.Optional(
+    Obj({
+      servers: Type.Array(Type.String({ minLength: 2, maxLength: 64 }), { minItems: 1 }),
+      /** Per query to the servers; `limits.dnsTimeoutMs` still bounds the whole resolution. Default: dnsTimeoutMs. */
+      timeoutMs: Type.Optional(Millis),
+    }),
+  ),
+  reload: Type.Optional(
+    Obj({
+      /**
+       * On a reload, tunnels opened under the old config that the new one would refuse (allowlist, deny rules,
+       * address guard exceptions) are cut and audited with `end: revoked`. Default false: they run to their end.
+       */
+      cutRevokedTunnels: Type.Optional(Type.Boolean()),
     }),
   ),
   audit: Type.Optional(

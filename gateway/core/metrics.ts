@@ -4,7 +4,7 @@
 // Recorders are on the request path: label children are bound once and cached, so a call is a few Map
 // lookups and an increment, with no string building.
 import { AggregatorRegistry, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { JwksState } from '../ingress/jwt/jwks-source.js';
+import type { JwksState } from '../jwt/jwks-source.js';
 import { PROCESS_METRIC_NAMES, registerProcessMetrics } from './process-metrics.js';
 import { REQUEST_METRIC_NAMES, RequestMetrics } from './request-metrics.js';
 

@@ -243,18 +243,18 @@ function egressAttributes(r: EgressRecord): Attributes {
   return {
     [ATTR_SERVER_ADDRESS]: r.host,
     [ATTR_SERVER_PORT]: r.port,
-    [ATTR_CLIENT_ADDRESS]: r.inboundRemoteAddr,
+    [ATTR_CLIENT_ADDRESS]: r.remote,
     [ATTR_NETWORK_PEER_ADDRESS]: r.address,
     [ATTR_HTTP_RESPONSE_STATUS_CODE]: r.status,
     [ATTR_ERROR_TYPE]: r.code,
-    'portcullis.request_id': r.id,
+    'portcullis.request_id': r.requestId,
     'portcullis.egress.proxy_type': r.proxyType,
     'portcullis.decision': r.allow ? 'allow' : 'deny',
     'portcullis.decision.reason': r.reason,
     'portcullis.rule': r.rule,
     'portcullis.principal': r.identity,
     'portcullis.egress.end': r.end,
-    'portcullis.egress.bytes_up': r.bytesUp,
-    'portcullis.egress.bytes_down': r.bytesDown,
+    'portcullis.egress.bytes_up': r.bytesIn,
+    'portcullis.egress.bytes_down': r.bytesOut,
   };
 }

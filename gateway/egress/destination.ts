@@ -23,7 +23,7 @@ export function parseAuthority(authority: string, defaultPort?: number): Destina
   const port = split.port === undefined ? defaultPort : parsePort(split.port);
   const host = canonicalHost(split.host);
   if (host === undefined || port === undefined) {
-    throw new GatewayError('GW_REQUEST_MALFORMED', 'invalid destination authority');
+    throw new GatewayError('GW_REQUEST_MALFORMED', 'invalid_destination');
   }
   return { host: host.host, port, isIp: host.isIp };
 }

@@ -1,10 +1,19 @@
 // A CONNECT tunnel after the decision: bytes piped both ways with counters, an idle timeout, a byte budget, and
-// the per-identity concurrency limit. The client → upstream direction stays closed until the caller releases it
+// the concurrency limits per identity and per source. The client → upstream direction stays closed until the caller releases it
 // with the bytes it already inspected, so nothing reaches the upstream before the SNI check (CVE-2025-64763 class:
 // no early data forwarded before the tunnel is established).
 import type { Socket } from 'node:net';
 
-export type TunnelEnd = 'closed' | 'idle_timeout' | 'byte_budget_exceeded' | 'client_error' | 'upstream_error' | 'shutdown' | 'sni_mismatch' | 'not_tls' | 'first_bytes_timeout';
+export type TunnelEnd =
+  | 'closed'
+  | 'idle_timeout'
+  | 'byte_budget_exceeded'
+  | 'client_error'
+  | 'upstream_error'
+  | 'shutdown'
+  | 'revoked'
+  | 'sni_mismatch'
+  | 'first_bytes_timeout';
 
 export interface TunnelStats {
   bytesUp: number;
@@ -94,26 +103,44 @@ function relay(from: Socket, to: Socket, count: (bytes: number) => void): void {
   from.resume();
 }
 
-export interface TunnelLimiter {
-  /** A release function, or undefined when the identity already holds its maximum of tunnels. */
-  acquire(principal: string): (() => void) | undefined;
+/** The two counts one upstream connection is held against; `source` is set only for callers named by address or not at all. */
+export interface SlotKeys {
+  principal: string;
+  source?: string;
 }
 
-export function createTunnelLimiter(maxPerIdentity: number): TunnelLimiter {
-  if (!Number.isInteger(maxPerIdentity) || maxPerIdentity < 1) throw new Error('maxTunnelsPerIdentity must be a positive integer');
-  const open = new Map<string, number>();
+export type SlotRefusal = 'too_many_tunnels' | 'too_many_tunnels_from_source';
+
+export interface TunnelLimiter {
+  /** A release function, or why no slot is free. The maxima are passed per call so a reload applies to the next one. */
+  acquire(keys: SlotKeys, max: { perIdentity: number; perSource: number }): (() => void) | SlotRefusal;
+}
+
+/**
+ * Open upstream connections per identity and per source address. The counts are state, not config: they outlive
+ * a reload, so a reload never hands out a second full budget while the first one's tunnels are still open.
+ */
+export function createTunnelLimiter(): TunnelLimiter {
+  const byPrincipal = new Map<string, number>();
+  const bySource = new Map<string, number>();
+  const take = (counts: Map<string, number>, key: string) => counts.set(key, (counts.get(key) ?? 0) + 1);
+  const give = (counts: Map<string, number>, key: string): void => {
+    const left = (counts.get(key) ?? 1) - 1;
+    if (left === 0) counts.delete(key);
+    else counts.set(key, left);
+  };
   return {
-    acquire(principal) {
-      const current = open.get(principal) ?? 0;
-      if (current >= maxPerIdentity) return undefined;
-      open.set(principal, current + 1);
+    acquire({ principal, source }, max) {
+      if ((byPrincipal.get(principal) ?? 0) >= max.perIdentity) return 'too_many_tunnels';
+      if (source !== undefined && (bySource.get(source) ?? 0) >= max.perSource) return 'too_many_tunnels_from_source';
+      take(byPrincipal, principal);
+      if (source !== undefined) take(bySource, source);
       let released = false;
       return () => {
         if (released) return;
         released = true;
-        const left = (open.get(principal) ?? 1) - 1;
-        if (left === 0) open.delete(principal);
-        else open.set(principal, left);
+        give(byPrincipal, principal);
+        if (source !== undefined) give(bySource, source);
       };
     },
   };

@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { Logger } from '../core/log.js';
 import { LOG_EVENTS } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import { looksLikeTls, parseClientHello } from './tls/client-hello.js';
+import { looksLikeTls, parseClientHello } from '../tls/client-hello.js';
 
 /** Where a connection goes once its SNI is known. */
 export type ConnectionTarget =

@@ -12,10 +12,10 @@ import { certificateList, type Config, type ListenerConfig, type RouteConfig, ty
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import type { RateLimiter } from './stages/rate-limit.js';
+import type { RateLimiter } from '../limits/rate-limiter.js';
 import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
-import { createJwtAuthn, type JwtAuthn } from './stages/authn-jwt.js';
+import { createJwtAuthn, type JwtAuthn } from '../jwt/verifier.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
 import { createPathStage, type PathStage } from './stages/normalize-path.js';
 import { compileRoute, createRouteTable, type RouteTable } from './stages/route.js';
@@ -306,6 +306,7 @@ function ownCertificates(config: Config): { name: string; notAfter: Date }[] {
       ),
     ),
     ...(config.mesh ? [{ name: 'mesh-svid', file: config.mesh.svid.cert }] : []),
+    ...(config.egress?.listener.tls ? [{ name: 'egress', file: config.egress.listener.tls.certificate.cert }] : []),
   ];
   return files.map(({ name, file }) => ({ name, notAfter: new Date(new X509Certificate(readPem(file)).validTo) }));
 }

@@ -45,8 +45,31 @@ test('CONNECT secure.test with SNI evil.test: tunnel cut, upstream never sees a 
   assert.equal(fronting?.reason, 'sni_mismatch');
   assert.equal(fronting?.sni, 'evil.test');
   assert.equal(fronting?.host, 'secure.test');
-  assert.equal(fronting?.bytesUp, 0);
+  assert.equal(fronting?.bytesIn, 0);
   assert.equal(fronting?.alert, true);
   assert.equal(honest?.allow, true);
   assert.equal(honest?.sni, 'secure.test');
+});
+
+test('a malformed ClientHello is cut like a fronting attempt, and the record says what was wrong with it', async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.remove());
+  const upstream = await startTlsUpstream();
+  const proxy = await startProxy(dir, localGrant('secure.test', upstream.port));
+  try {
+    const tunnel = await rawRequest(proxy.port, connectRequest(`secure.test:${upstream.port}`));
+    assert.equal(tunnel.status, 200);
+    const closed = new Promise((resolve) => tunnel.socket.once('close', resolve));
+    // A TLS handshake record whose first message is a ServerHello (type 2), not a ClientHello.
+    tunnel.socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00]));
+    await closed;
+    assert.equal(upstream.secureConnections, 0, 'the upstream never saw a handshake');
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+  const [record] = proxy.records();
+  assert.equal(record?.reason, 'sni_mismatch');
+  assert.equal(record?.alert, true);
+  assert.equal(record?.detail, 'first handshake message is not a ClientHello');
 });

@@ -190,30 +190,65 @@ export type ResolveDecision =
       family: 4 | 6;
       /** Every address the resolver (or static map, or literal) produced, with its class. */
       all: ResolvedAddress[];
-      source: 'literal' | 'static' | 'dns';
     }
   | { allowed: false; error: GatewayError; address?: string; all: ResolvedAddress[] };
 
 export type LookupFn = (hostname: string) => Promise<readonly { address: string; family: number }[]>;
 
 export interface AddressGuardDeps {
-  /** Default: `dns.promises.lookup(host, { all: true, verbatim: true })`. */
+  /** Default: the configured `resolver`, else `dns.promises.lookup(host, { all: true, verbatim: true })`. */
   lookup?: LookupFn;
 }
 
 export interface AddressGuard {
+  /** One address under this guard's exceptions (a reload re-checks open tunnels with it). */
   classify(ip: string): AddressClassification;
   /** Resolves once and checks every address; refuses when any address is blocked or none exists. Never throws. */
   resolve(dest: Destination): Promise<ResolveDecision>;
 }
 
+export interface ResolverOptions {
+  /** `address` or `address:port` (`[v6]:port`), as `dns.Resolver.setServers` takes them. */
+  servers: readonly string[];
+  timeoutMs: number;
+}
+
 export interface CreateAddressGuardOptions extends AddressGuardOptions {
   /** Host → addresses used instead of DNS. Host names are canonical (see `canonicalHost`). */
   staticHosts?: ReadonlyMap<string, readonly string[]>;
+  /** Default `DEFAULTS.egressLimits.dnsTimeoutMs`. */
   dnsTimeoutMs?: number;
+  /** Ask these DNS servers instead of the system resolver. */
+  resolver?: ResolverOptions;
 }
 
-const defaultLookup: LookupFn = (hostname) => dns.lookup(hostname, { all: true, verbatim: true });
+const systemLookup: LookupFn = (hostname) => dns.lookup(hostname, { all: true, verbatim: true });
+
+/**
+ * A lookup against the configured servers: A and AAAA asked together, both answers used (IPv4 first). A name with
+ * only one kind of record answers the other query with ENODATA, which is not a failure as long as one query answered.
+ * `setServers` validates the list, so a bad server address fails when the runtime is built, not per request.
+ */
+export function serverLookup(options: ResolverOptions): LookupFn {
+  const resolver = new dns.Resolver({ timeout: options.timeoutMs, tries: 1 });
+  try {
+    resolver.setServers([...options.servers]);
+  } catch (err) {
+    throw new Error(`egress.resolver.servers: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return async (hostname) => {
+    const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);
+    if (v4.status === 'rejected' && v6.status === 'rejected') throw v4.reason;
+    return [
+      ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
+      ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
+    ];
+  };
+}
+
+const dnsTimeout = (): GatewayError => new GatewayError('GW_UPSTREAM_TIMEOUT', 'dns_timeout');
+
+type LookupOutcome = { addresses: readonly string[] } | { error: GatewayError };
 
 export function createAddressGuard(options: CreateAddressGuardOptions, deps: AddressGuardDeps = {}): AddressGuard {
   const exceptions = compileAddressExceptions(options);
@@ -221,56 +256,51 @@ export function createAddressGuard(options: CreateAddressGuardOptions, deps: Add
   for (const [host, addresses] of staticHosts) {
     for (const a of addresses) if (parseIp(a) === undefined) throw new Error(`staticHosts[${host}]: invalid address ${a} (IPv4 as four decimal parts)`);
   }
-  const lookup = deps.lookup ?? defaultLookup;
+  const lookup = deps.lookup ?? (options.resolver ? serverLookup(options.resolver) : systemLookup);
   const dnsTimeoutMs = options.dnsTimeoutMs ?? DEFAULTS.egressLimits.dnsTimeoutMs;
   const classify = (ip: string): AddressClassification => classifyAddress(ip, exceptions);
 
-  async function lookupWithTimeout(host: string): Promise<readonly { address: string; family: number }[]> {
+  async function lookupWithTimeout(host: string): Promise<LookupOutcome> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new GatewayError('GW_UPSTREAM_TIMEOUT', 'dns lookup timed out')), dnsTimeoutMs);
+    const timeout = new Promise<LookupOutcome>((resolve) => {
+      timer = setTimeout(() => resolve({ error: dnsTimeout() }), dnsTimeoutMs);
     });
+    const answer = lookup(host).then(
+      (found): LookupOutcome => ({ addresses: found.map((a) => a.address) }),
+      // Fail closed: a name that does not resolve is not reachable (Smokescreen: DNS failure → deny). A configured
+      // resolver's own per-query timeout is a timeout too.
+      (err: NodeJS.ErrnoException): LookupOutcome =>
+        err.code === dns.TIMEOUT ? { error: dnsTimeout() } : { error: new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'dns_failed') },
+    );
     try {
-      return await Promise.race([lookup(host), timeout]);
-    } catch (err) {
-      if (err instanceof GatewayError) throw err;
-      // Fail closed: a name that does not resolve is not reachable (Smokescreen: DNS failure → deny).
-      throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'dns lookup failed');
+      return await Promise.race([answer, timeout]);
     } finally {
       clearTimeout(timer);
     }
   }
 
+  async function addressesOf(dest: Destination): Promise<LookupOutcome> {
+    if (dest.isIp) return { addresses: [dest.host] };
+    const fixed = staticHosts.get(dest.host);
+    return fixed !== undefined ? { addresses: fixed } : lookupWithTimeout(dest.host);
+  }
+
   return {
     classify,
     async resolve(dest) {
-      let source: 'literal' | 'static' | 'dns';
-      let addresses: readonly string[];
-      if (dest.isIp) {
-        source = 'literal';
-        addresses = [dest.host];
-      } else if (staticHosts.has(dest.host)) {
-        source = 'static';
-        addresses = staticHosts.get(dest.host) ?? [];
-      } else {
-        source = 'dns';
-        try {
-          addresses = (await lookupWithTimeout(dest.host)).map((a) => a.address);
-        } catch (err) {
-          return { allowed: false, error: err as GatewayError, all: [] };
-        }
-      }
+      const found = await addressesOf(dest);
+      if ('error' in found) return { allowed: false, error: found.error, all: [] };
       const all: ResolvedAddress[] = [];
-      for (const address of addresses) {
+      for (const address of found.addresses) {
         const canonical = canonicalIp(address);
         if (canonical === undefined) {
-          return { allowed: false, error: new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'resolver returned an invalid address'), all };
+          return { allowed: false, error: new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'dns_invalid_address'), all };
         }
         all.push({ address: canonical, family: canonical.includes(':') ? 6 : 4, classification: classify(canonical) });
       }
       const first = all[0];
       if (first === undefined) {
-        return { allowed: false, error: new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no address for destination'), all };
+        return { allowed: false, error: new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'dns_no_address'), all };
       }
       // Safe choice: one blocked answer refuses the whole name. A name that mixes public and internal answers is a
       // rebinding setup or a misconfiguration; picking the "good" one would let the attacker retry until it is not.
@@ -279,7 +309,7 @@ export function createAddressGuard(options: CreateAddressGuardOptions, deps: Add
         const error = new GatewayError('GW_EGRESS_ADDRESS_BLOCKED', blocked.classification.reason);
         return { allowed: false, error, address: blocked.address, all };
       }
-      return { allowed: true, address: first.address, family: first.family, all, source };
+      return { allowed: true, address: first.address, family: first.family, all };
     },
   };
 }

@@ -1,7 +1,7 @@
 // Egress allowlist: which identity may reach which host and port. Pure: rules are compiled once into frozen
 // lookups (STYLE lesson 3) and a decision is a value (lesson 6).
 //
-// Order: global deny → rules that list the destination → `report` rules of the caller → default deny.
+// Order: global deny → rules that list the destination → `dry-run` rules of the caller → default deny.
 // Global deny wins over everything, including a rule that names the host: unlike Smokescreen, where a role's own
 // `allowed_domains` beat `global_deny_list`, a deny here is a guarantee an allow elsewhere cannot undo.
 import { DEFAULTS } from '../../config/defaults.js';
@@ -11,14 +11,14 @@ import { ipMatcher, notAnIpOrCidr, parseCidr, parseIp, type IpMatcher, type IpRa
 import type { Destination } from '../destination.js';
 import type { Identity } from './identify.js';
 
-export type AllowlistReason = 'allowed_by_rule' | 'report_would_deny' | 'denied_by_rule' | 'no_rule_matched';
+export type AllowlistReason = 'allowed_by_rule' | 'dry_run_would_deny' | 'denied_by_rule' | 'no_rule_matched';
 
 export interface AllowlistDecision {
   allowed: boolean;
   reason: AllowlistReason;
   /** Name of the deciding rule; absent for the default deny. */
   rule?: string;
-  /** True when a `report` rule let through a destination no rule lists (Smokescreen's `enforce_would_deny`). */
+  /** True when a `dry-run` rule let through a destination no rule lists (Smokescreen's `enforce_would_deny`). */
   wouldDeny: boolean;
 }
 
@@ -42,7 +42,8 @@ interface CompiledRule {
   dest: HostMatcher;
   /** Undefined: every port (deny rules only). */
   ports: ReadonlySet<number> | undefined;
-  report: boolean;
+  /** `dry-run` (or its alias `report`): allows what no rule lists, flagged `wouldDeny`. */
+  dryRun: boolean;
 }
 
 function compileHosts(where: string, hosts: readonly string[] = [], cidrs: readonly string[] = []): HostMatcher {
@@ -96,7 +97,7 @@ export function createAllowlist(options: AllowlistOptions): Allowlist {
       matchesIdentity: identities ? compileIdentities(where, identities) : () => true,
       dest: compileHosts(where, r.hosts, r.cidrs),
       ports: r.ports ? new Set(r.ports) : identities ? new Set(DEFAULTS.egressPorts) : undefined,
-      report: 'mode' in r && r.mode === 'report',
+      dryRun: 'mode' in r && (r.mode === 'dry-run' || r.mode === 'report'),
     };
   };
   const deny = Object.freeze((options.deny ?? []).map((r) => compile('deny', r)));
@@ -111,8 +112,8 @@ export function createAllowlist(options: AllowlistOptions): Allowlist {
     const granted = allow.filter((rule) => rule.matchesIdentity(identity));
     const listed = granted.find((rule) => destinationMatches(rule, dest));
     if (listed) return { allowed: true, reason: 'allowed_by_rule', rule: listed.name, wouldDeny: false };
-    const report = granted.find((rule) => rule.report);
-    if (report) return { allowed: true, reason: 'report_would_deny', rule: report.name, wouldDeny: true };
+    const dryRun = granted.find((rule) => rule.dryRun);
+    if (dryRun) return { allowed: true, reason: 'dry_run_would_deny', rule: dryRun.name, wouldDeny: true };
     return { allowed: false, reason: 'no_rule_matched', wouldDeny: false };
   };
 }

@@ -6,10 +6,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { spiffeIdFromCertificate } from '../../../certs/spiffe-id.js';
-import type { JwtProviderConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
-import type { Logger } from '../../core/log.js';
-import { createJwtAuthn } from '../../ingress/stages/authn-jwt.js';
+import { countHeader } from '../../core/raw-headers.js';
+import type { JwtAuthn } from '../../jwt/verifier.js';
 import { ipMatcher, notAnIpOrCidr, parseCidr, parseIp, type IpRange } from '../../core/net/ip.js';
 
 export type Identity =
@@ -31,35 +30,39 @@ export interface IdentifyDeps {
 
 export type Identify = (socket: Socket) => Identity;
 
-/** The JWT fallback: `Proxy-Authorization: Bearer` verified by the ingress JWT stage, for callers without an SVID. */
-export interface ProxyTokenIdentify {
-  (headers: IncomingHttpHeaders, rawHeaders: readonly string[]): Promise<Identity | undefined>;
-}
+/** The JWT fallback for callers without an SVID: `Proxy-Authorization: Bearer`, verified by the shared JWT service. */
+export type ProxyTokenIdentify = (headers: IncomingHttpHeaders, rawHeaders: readonly string[]) => Promise<Identity | undefined>;
+
+const BEARER = /^Bearer +(\S+)$/i;
 
 /**
- * Reads `Proxy-Authorization: Bearer <JWT>` with the given providers (their own token locations replaced by that
- * header). No header: undefined (the next identity source decides). A bad token throws GW_EGRESS_NO_IDENTITY.
+ * Reads `Proxy-Authorization: Bearer <JWT>` and verifies it with the named providers of the gateway's one JWT
+ * service (the ingress's key fetchers and token cache). No header: undefined (the next identity source decides).
+ * A bad, repeated or non-Bearer header throws GW_EGRESS_NO_IDENTITY: an invalid token is never downgraded to the
+ * source address.
  */
-export function createProxyTokenIdentify(providers: readonly JwtProviderConfig[], deps: { logger: Logger }): { identify: ProxyTokenIdentify; close(): void } {
-  const jwt = createJwtAuthn(
-    providers.map((p) => ({ ...p, fromHeaders: [{ name: 'proxy-authorization', prefix: 'Bearer ' }], fromCookies: [], fromParams: [] })),
-    {},
-    deps,
-  );
-  return {
-    async identify(headers, rawHeaders) {
-      if (headers['proxy-authorization'] === undefined) return undefined;
-      try {
-        const { auth } = await jwt.authenticate({ headers, rawHeaders, query: '' });
-        return auth ? { kind: 'jwt', principal: `jwt:${auth.principal}` } : undefined;
-      } catch (err) {
-        const reason = err instanceof GatewayError ? (err.reason ?? err.code) : 'invalid token';
-        throw new GatewayError('GW_EGRESS_NO_IDENTITY', `proxy token: ${reason}`, PROXY_CHALLENGE);
-      }
-    },
-    close: () => jwt.close(),
+export function createProxyTokenIdentify(providers: readonly string[], jwt: JwtAuthn): ProxyTokenIdentify {
+  for (const name of providers) {
+    if (!jwt.providerNames.has(name)) throw new Error(`egress.proxyAuthorization: no JWT provider named ${name}`);
+  }
+  const allowed: ReadonlySet<string> = new Set(providers);
+  return async (headers, rawHeaders) => {
+    const value = headers['proxy-authorization'];
+    if (value === undefined) return undefined;
+    if (countHeader(rawHeaders, 'proxy-authorization') > 1) throw noIdentity('multiple_tokens');
+    const token = BEARER.exec(value)?.[1];
+    if (token === undefined) throw noIdentity('token_prefix_missing');
+    try {
+      const { auth } = await jwt.verifyToken(token, allowed);
+      return { kind: 'jwt', principal: `jwt:${auth.principal}` };
+    } catch (err) {
+      if (err instanceof GatewayError) throw noIdentity(err.reason ?? 'token_invalid');
+      throw err;
+    }
   };
 }
+
+const noIdentity = (reason: string): GatewayError => new GatewayError('GW_EGRESS_NO_IDENTITY', reason, PROXY_CHALLENGE);
 
 /** RFC 9110 §11.7.1 needs a challenge: the caller must present its X.509-SVID or a bearer token. */
 export const PROXY_CHALLENGE = { 'proxy-authenticate': 'SPIFFE realm="portcullis-egress", Bearer realm="portcullis-egress"' };

@@ -5,7 +5,7 @@ import { GatewayError } from '../../core/errors.js';
 import { hopByHop } from '../../core/net/hop-by-hop.js';
 import type { Exchange, Request, Response } from '../exchange.js';
 import type { IngressRuntime } from '../runtime.js';
-import type { AuthnResult } from '../stages/authn-jwt.js';
+import type { AuthnResult } from '../../jwt/verifier.js';
 import type { ForwardedFor } from '../stages/forwarded.js';
 import type { CompiledRoute } from '../stages/route.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';

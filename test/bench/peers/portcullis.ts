@@ -59,6 +59,8 @@ export function portcullisConfig(ctx: PeerContext, ports: { ingress: number; egr
       allow: [{ name: 'bench', identities: ['anonymous'], hosts: [EGRESS_HOST], ports: [upstreams.egressPort] }],
       staticHosts: [{ host: EGRESS_HOST, addresses: ['127.0.0.1'] }],
       addressGuard: { allowAddresses: ['127.0.0.1'] },
+      // Every load-generator worker is the same anonymous source: as before per-source limits, only the identity's.
+      limits: { maxTunnelsPerSource: 256 },
     },
   };
 }

@@ -60,7 +60,7 @@ test('allowed, denied and cut-at-shutdown attempts each leave exactly one comple
   for (const line of lines) {
     assert.equal(line.event, 'EGRESS_DECISION');
     assert.equal(typeof line.time, 'string');
-    assert.match(String(line.id), /^[0-9a-f-]{36}$/);
+    assert.match(String(line.requestId), /^[0-9a-f-]{36}$/);
     assert.equal(line.identity, 'local');
     assert.equal(line.identityKind, 'source');
     assert.equal(typeof line.durationMs, 'number');
@@ -70,7 +70,7 @@ test('allowed, denied and cut-at-shutdown attempts each leave exactly one comple
     { proxyType: http?.proxyType, host: http?.host, port: http?.port, address: http?.address, allow: http?.allow, reason: http?.reason, rule: http?.rule, status: http?.status },
     { proxyType: 'http', host: 'up.test', port: up.port, address: '127.0.0.1', allow: true, reason: 'allowed_by_rule', rule: 'up', status: 200 },
   );
-  assert.equal(http?.bytesDown, 'hello from upstream'.length);
+  assert.equal(http?.bytesOut, 'hello from upstream'.length);
   assert.deepEqual(
     { proxyType: deny?.proxyType, host: deny?.host, port: deny?.port, allow: deny?.allow, reason: deny?.reason, rule: deny?.rule, code: deny?.code },
     { proxyType: 'connect', host: 'api.forbidden.test', port: 443, allow: false, reason: 'denied_by_rule', rule: 'never', code: 'GW_EGRESS_DENIED' },
@@ -78,12 +78,12 @@ test('allowed, denied and cut-at-shutdown attempts each leave exactly one comple
   assert.equal(deny?.address, undefined, 'a policy denial never resolves the name');
   assert.deepEqual(
     { host: report?.host, allow: report?.allow, reason: report?.reason, rule: report?.rule, wouldDeny: report?.wouldDeny },
-    { host: 'unlisted.test', allow: true, reason: 'report_would_deny', rule: 'shadow', wouldDeny: true },
+    { host: 'unlisted.test', allow: true, reason: 'dry_run_would_deny', rule: 'shadow', wouldDeny: true },
   );
   assert.deepEqual(
     { proxyType: cut?.proxyType, host: cut?.host, allow: cut?.allow, end: cut?.end },
     { proxyType: 'connect', host: 'up.test', allow: true, end: 'shutdown' },
   );
-  assert.equal(cut?.bytesUp, 'GET /t HTTP/1.1\r\nHost: up.test\r\n\r\n'.length);
-  assert.ok(Number(cut?.bytesDown) > 0);
+  assert.equal(cut?.bytesIn, 'GET /t HTTP/1.1\r\nHost: up.test\r\n\r\n'.length);
+  assert.ok(Number(cut?.bytesOut) > 0);
 });

@@ -2,9 +2,11 @@
 // The upstreams are reachable only because `allowAddresses: [127.0.0.1]` opens the loopback address explicitly.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect, Socket } from 'node:net';
 import { ProxyAgent, request } from 'undici';
+import type { ConnectFn } from '../../../gateway/egress/stages/dial.js';
 import { testPki } from '../../helpers/pki.js';
-import { connectRequest, curl, localGrant, rawRequest, startHttpUpstream, startProxy, startTlsUpstream, tempDir, type Proxy, type TempDir, type TlsUpstream, type Upstream } from './harness.js';
+import { connectRequest, curl, eventually, localGrant, rawRequest, startHttpUpstream, startProxy, startTlsUpstream, tempDir, type Proxy, type TempDir, type TlsUpstream, type Upstream, type RawResponse } from './harness.js';
 
 describe('egress forward proxy', () => {
   let dir: TempDir;
@@ -167,6 +169,37 @@ describe('egress limits', () => {
     }
   });
 
+  test('one source cannot starve the others: anonymous callers are also limited per source address (#10)', async () => {
+    const dir = tempDir();
+    const up = await startHttpUpstream();
+    const proxy = await startProxy(dir, {
+      allow: [{ name: 'up', identities: ['anonymous'], hosts: ['up.test'], ports: [up.port] }],
+      staticHosts: [{ host: 'up.test', addresses: ['127.0.0.1'] }],
+      addressGuard: { allowAddresses: ['127.0.0.1'] },
+      limits: { maxTunnelsPerIdentity: 3, maxTunnelsPerSource: 2 },
+    });
+    const open = (source: string) => rawRequest(proxy.port, connectRequest(`up.test:${up.port}`), source);
+    const tunnels: RawResponse[] = [];
+    try {
+      for (let i = 0; i < 2; i++) tunnels.push(await open('127.0.0.1'));
+      assert.deepEqual(tunnels.map((t) => t.status), [200, 200]);
+      const greedy = await open('127.0.0.1');
+      assert.equal(greedy.status, 429);
+      assert.match(greedy.body, /"reason":"too_many_tunnels_from_source"/);
+      const other = await open('127.0.0.2');
+      assert.equal(other.status, 200, 'another source still gets a tunnel');
+      tunnels.push(other);
+      const overIdentity = await open('127.0.0.2');
+      assert.equal(overIdentity.status, 429);
+      assert.match(overIdentity.body, /"reason":"too_many_tunnels"/, 'the identity budget still bounds them all');
+    } finally {
+      for (const t of tunnels) t.socket.destroy();
+      await proxy.close();
+      await up.close();
+      dir.remove();
+    }
+  });
+
   test('an idle tunnel is closed after idleTimeoutMs', async (t) => {
     const dir = tempDir();
     t.after(() => dir.remove());
@@ -217,4 +250,30 @@ describe('egress limits', () => {
     assert.equal(tunnel?.alert, true);
     assert.equal(tunnel?.level, 'warn');
   });
+});
+
+test('a client that leaves while its tunnel is being dialled is audited as client_gone (499), not as a malformed request', async () => {
+  const dir = tempDir();
+  const up = await startHttpUpstream();
+  // Dials the checked address, but only after the client has gone.
+  const slowConnect: ConnectFn = (options) => {
+    const socket = new Socket({ allowHalfOpen: options.allowHalfOpen });
+    setTimeout(() => socket.connect({ host: options.host, port: options.port, family: options.family }), 200);
+    return socket;
+  };
+  const proxy = await startProxy(dir, localGrant('up.test', up.port), { connect: slowConnect });
+  try {
+    const client = connect(proxy.port, '127.0.0.1', () => client.write(connectRequest(`up.test:${up.port}`)));
+    client.on('error', () => undefined);
+    setTimeout(() => client.destroy(), 50);
+    await eventually(() => proxy.records().length > 0);
+    const [record] = proxy.records();
+    assert.equal(record?.code, 'GW_CLIENT_CANCELLED');
+    assert.equal(record?.reason, 'client_gone');
+    assert.equal(record?.allow, false);
+  } finally {
+    await proxy.close();
+    await up.close();
+    dir.remove();
+  }
 });

@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger } from '../../../gateway/core/log.js';
 import type { EgressConfig } from '../../../gateway/config/egress-schema.js';
+import type { JwtProviderConfig } from '../../../gateway/config/schema.js';
+import { egressRateLimits } from '../../../gateway/egress/runtime.js';
 import { createEgressServer, type EgressServerDeps } from '../../../gateway/egress/server.js';
+import { createJwtAuthn } from '../../../gateway/jwt/verifier.js';
+import { createRateLimiter } from '../../../gateway/limits/rate-limiter.js';
 import { testPki } from '../../helpers/pki.js';
 
 export const silentLogger = createLogger('silent');
@@ -122,21 +126,28 @@ export function localGrant(host: string, port: number): Pick<EgressConfig, 'sour
   };
 }
 
+/** The proxy as the gateway runs it, with the shared services app.ts would give it made here (JWT, rate limiter). */
 export async function startProxy(
   dir: TempDir,
   config: Omit<EgressConfig, 'listener' | 'audit'> & { listener?: Partial<EgressConfig['listener']> },
-  deps: Partial<EgressServerDeps> = {},
+  deps: Partial<EgressServerDeps> & { jwtProviders?: JwtProviderConfig[] } = {},
 ): Promise<Proxy> {
   const auditFile = join(dir.path, `audit-${Math.random().toString(36).slice(2)}.jsonl`);
-  const server = createEgressServer(
-    { ...config, listener: { port: 0, address: '127.0.0.1', ...config.listener }, audit: { file: auditFile } },
-    { logger: silentLogger, ...deps },
-  );
+  const egress: EgressConfig = { ...config, listener: { port: 0, address: '127.0.0.1', ...config.listener }, audit: { file: auditFile } };
+  const { jwtProviders, ...rest } = deps;
+  const jwt = jwtProviders ? createJwtAuthn(jwtProviders, {}, { logger: silentLogger }) : undefined;
+  const limits = egressRateLimits(egress);
+  const limiter = limits.length > 0 ? createRateLimiter(limits, undefined, { logger: silentLogger }) : undefined;
+  const server = createEgressServer(egress, { logger: silentLogger, jwt, limiter, ...rest });
   const { port } = await server.listen();
   return {
     port,
     auditFile,
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      jwt?.close();
+      await limiter?.close();
+    },
     records: () => {
       let text = '';
       try {
@@ -159,10 +170,13 @@ export interface RawResponse {
   socket: Socket;
 }
 
-/** Writes `request` to the proxy and reads one response head (and, for refusals, the body until close). */
-export function rawRequest(port: number, request: string): Promise<RawResponse> {
+/**
+ * Writes `request` to the proxy and reads one response head (and, for refusals, the body until close).
+ * `localAddress` picks the client's source address (127.0.0.2 is as local as 127.0.0.1).
+ */
+export function rawRequest(port: number, request: string, localAddress?: string): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
     let buf = Buffer.alloc(0);
     let done = false;
     const finish = (): void => {

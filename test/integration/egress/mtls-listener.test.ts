@@ -6,7 +6,12 @@ import { ProxyAgent, request } from 'undici';
 import { issueCertificate } from '../../../certs/issue.js';
 import { testPki } from '../../helpers/pki.js';
 import { createEgressServer } from '../../../gateway/egress/server.js';
-import { curl, silentLogger, startHttpUpstream, startProxy, tempDir, type Proxy, type TempDir, type Upstream } from './harness.js';
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { renameSync, writeFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
+import { promisify } from 'node:util';
+import { curl, silentLogger, startHttpUpstream, startProxy, startTlsUpstream, tempDir, type Proxy, type TempDir, type Upstream } from './harness.js';
 
 const BILLING = 'spiffe://portcullis.test/ns/billing/sa/api';
 
@@ -135,6 +140,58 @@ test('a TLS listener without a client CA fails at creation', () => {
       /clientCa or the mesh trust bundle/,
     );
   } finally {
+    dir.remove();
+  }
+});
+
+test('the listener serves its own certificate for the Service name: curl with HTTPS_PROXY=https://… works, and a reload rotates it', async () => {
+  const pki = testPki();
+  const dir = tempDir();
+  const upstream = await startTlsUpstream();
+  const first = pki.issue({ dnsNames: ['egress.test'] });
+  const client = pki.issue({ spiffeId: BILLING });
+  const ca = dir.file('ca.pem', pki.ca.certPem);
+  const cert = dir.file('egress.pem', first.certPem);
+  const key = dir.file('egress-key.pem', first.keyPem);
+  const clientCert = dir.file('client.pem', client.certPem);
+  const clientKey = dir.file('client-key.pem', client.keyPem);
+  const config = {
+    listener: { port: 0, address: '127.0.0.1', tls: { certificate: { cert, key }, clientCa: ca } },
+    allow: [{ name: 'billing', identities: [BILLING], hosts: ['secure.test'], ports: [upstream.port] }],
+    staticHosts: [{ host: 'secure.test', addresses: ['127.0.0.1'] }],
+    addressGuard: { allowAddresses: ['127.0.0.1'] },
+  };
+  const server = createEgressServer(config, { logger: silentLogger });
+  const { port } = await server.listen();
+  /** The serial number of the certificate a new handshake with the proxy gets. */
+  const servedSerial = () =>
+    new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'egress.test', ca: pki.ca.certPem, cert: client.certPem, key: client.keyPem }, () => {
+        resolve(socket.getPeerX509Certificate()!.serialNumber);
+        socket.destroy();
+      });
+      socket.once('error', reject);
+    });
+  try {
+    const { stdout } = await promisify(execFile)(
+      'curl',
+      ['-sS', '--max-time', '10', '--resolve', `egress.test:${port}:127.0.0.1`, '--proxy-cacert', ca, '--proxy-cert', clientCert, '--proxy-key', clientKey,
+        '--cacert', ca, `https://secure.test:${upstream.port}/`],
+      { env: { ...process.env, HTTPS_PROXY: `https://egress.test:${port}` } },
+    );
+    assert.match(stdout, /^tls hello/);
+
+    assert.equal(await servedSerial(), new X509Certificate(first.certPem).serialNumber);
+    const second = pki.issue({ dnsNames: ['egress.test'] });
+    for (const [file, pem] of [[cert, second.certPem], [key, second.keyPem]] as const) {
+      writeFileSync(`${file}.tmp`, pem);
+      renameSync(`${file}.tmp`, file);
+    }
+    server.apply(server.build(config, {}));
+    assert.equal(await servedSerial(), new X509Certificate(second.certPem).serialNumber);
+  } finally {
+    await server.close();
+    await upstream.close();
     dir.remove();
   }
 });

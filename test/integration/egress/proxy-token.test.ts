@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { ISSUER, startJwksServer, type JwksServer } from '../../helpers/ingress.js';
+import { ISSUER, startJwksServer, startTestIngress, type JwksServer } from '../../helpers/ingress.js';
 import { curl, eventually, startHttpUpstream, startProxy, tempDir, type Proxy, type TempDir, type Upstream } from './harness.js';
 
 describe('egress identity from a proxy token', () => {
@@ -89,4 +89,29 @@ describe('egress identity from a proxy token', () => {
     const r = await viaProxy();
     assert.match(r.stdout, /^HTTP\/1\.1 403/);
   });
+});
+
+test('in the gateway, proxy tokens use the ingress JWT service: one JWKS fetch for both, one readiness', async () => {
+  const upstream = await startHttpUpstream('partner');
+  const ing = await startTestIngress((config) => {
+    config.egress = {
+      listener: { address: '127.0.0.1', port: 0 },
+      proxyAuthorization: { providers: ['test'] },
+      allow: [{ name: 'alice-partner', identities: [`jwt:${ISSUER}/alice`], hosts: ['partner.test'], ports: [upstream.port] }],
+      staticHosts: [{ host: 'partner.test', addresses: ['127.0.0.1'] }],
+      addressGuard: { allowAddresses: ['127.0.0.1'] },
+    };
+  });
+  try {
+    const fetchesAtStart = ing.jwks.hits;
+    assert.equal(fetchesAtStart, 1, 'one fetcher per provider, whoever uses it');
+    const token = await ing.jwks.sign({ sub: 'alice' });
+    const r = await curl(['-s', '-x', `http://127.0.0.1:${ing.gateway.ports.get('egress')}`, '--proxy-header', `Proxy-Authorization: Bearer ${token}`, `http://partner.test:${upstream.port}/`]);
+    assert.equal(r.stdout, 'hello from partner');
+    assert.equal(ing.jwks.hits, fetchesAtStart);
+    assert.equal(ing.gateway.runtime().jwt.status().test?.state, 'fresh');
+  } finally {
+    await ing.close();
+    await upstream.close();
+  }
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { CompactEncrypt, SignJWT } from 'jose';
 import type { JwtProviderConfig } from '../../../gateway/config/schema.js';
 import { GatewayError } from '../../../gateway/core/errors.js';
-import { createJwtAuthn, type AuthnInput, type JwtAuthn, type JwtAuthnDeps } from '../../../gateway/ingress/stages/authn-jwt.js';
+import { createJwtAuthn, type AuthnInput, type JwtAuthn, type JwtAuthnDeps } from '../../../gateway/jwt/verifier.js';
 import { frozenClock, makeKey, memoryLog, sign, startJwksServer, type JwksServer, type TestKey } from './helpers.js';
 
 const ISS = 'https://idp.example';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 import { mintDevToken, startDevTokenIssuer, type DevTokenIssuer } from '../../../gateway/dev/token-issuer.js';
-import { createJwtAuthn, type JwtAuthn } from '../../../gateway/ingress/stages/authn-jwt.js';
+import { createJwtAuthn, type JwtAuthn } from '../../../gateway/jwt/verifier.js';
 import { memoryLog } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-dev-issuer-'));

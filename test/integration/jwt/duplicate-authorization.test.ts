@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { toHttpResponse } from '../../../gateway/core/errors.js';
-import { createJwtAuthn, type JwtAuthn } from '../../../gateway/ingress/stages/authn-jwt.js';
+import { createJwtAuthn, type JwtAuthn } from '../../../gateway/jwt/verifier.js';
 import { makeKey, memoryLog, sign, startJwksServer, type JwksServer, type TestKey } from './helpers.js';
 
 const ISS = 'https://idp.example';

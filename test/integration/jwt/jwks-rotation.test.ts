@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { JwtProviderConfig } from '../../../gateway/config/schema.js';
 import { GatewayError } from '../../../gateway/core/errors.js';
 import { LOG_EVENTS } from '../../../gateway/core/log.js';
-import { createJwtAuthn, type JwtAuthn } from '../../../gateway/ingress/stages/authn-jwt.js';
+import { createJwtAuthn, type JwtAuthn } from '../../../gateway/jwt/verifier.js';
 import { frozenClock, makeKey, memoryLog, sign, startJwksServer, type TestKey } from './helpers.js';
 
 const ISS = 'https://idp.example';

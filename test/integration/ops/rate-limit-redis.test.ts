@@ -10,7 +10,7 @@ import { GatewayError } from '../../../gateway/core/errors.js';
 import { createLogger } from '../../../gateway/core/log.js';
 import { createMetrics } from '../../../gateway/core/metrics.js';
 import { LOG_EVENTS } from '../../../gateway/core/log.js';
-import { createRateLimiter, type RateLimiter } from '../../../gateway/ingress/stages/rate-limit.js';
+import { createRateLimiter, type RateLimiter } from '../../../gateway/limits/rate-limiter.js';
 
 const SHARED_REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 

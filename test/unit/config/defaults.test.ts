@@ -84,6 +84,7 @@ const DOC_ROWS: Record<Exclude<keyof Defaults, 'egressLimits'>, string> & Record
   'egressLimits.idleTimeoutMs': '`egress.limits.idleTimeoutMs`',
   'egressLimits.firstBytesTimeoutMs': '`egress.limits.firstBytesTimeoutMs`',
   'egressLimits.maxTunnelsPerIdentity': '`egress.limits.maxTunnelsPerIdentity`',
+  'egressLimits.maxTunnelsPerSource': '`egress.limits.maxTunnelsPerSource`',
   'egressLimits.shutdownGraceMs': '`egress.limits.shutdownGraceMs`',
 };
 

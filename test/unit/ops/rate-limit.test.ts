@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { GatewayError, toHttpResponse } from '../../../gateway/core/errors.js';
 import { createLogger } from '../../../gateway/core/log.js';
 import { createMetrics } from '../../../gateway/core/metrics.js';
-import { createRateLimiter, rateLimitHeaders, type RateLimitRequest } from '../../../gateway/ingress/stages/rate-limit.js';
+import { createRateLimiter, rateLimitHeaders, type RateLimitRequest } from '../../../gateway/limits/rate-limiter.js';
 
 const logger = createLogger('silent');
 

@@ -105,7 +105,7 @@ describe('createAddressGuard.resolve', () => {
 
   test('resolves once and dials the first address when every answer is public', async () => {
     let calls = 0;
-    const guard = createAddressGuard({}, {
+    const guard = createAddressGuard({ dnsTimeoutMs: 5_000 }, {
       lookup: async () => {
         calls++;
         return [{ address: '93.184.215.14', family: 4 }, { address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 }];
@@ -118,7 +118,7 @@ describe('createAddressGuard.resolve', () => {
   });
 
   test('one blocked answer refuses the whole name (no "pick the good one")', async () => {
-    const guard = createAddressGuard({}, {
+    const guard = createAddressGuard({ dnsTimeoutMs: 5_000 }, {
       lookup: async () => [{ address: '93.184.215.14', family: 4 }, { address: '169.254.169.254', family: 4 }],
     });
     const r = await guard.resolve(name('rebind.example'));
@@ -131,7 +131,7 @@ describe('createAddressGuard.resolve', () => {
 
   test('static hosts replace DNS and are still checked', async () => {
     const guard = createAddressGuard(
-      { staticHosts: new Map([['svc.test', ['127.0.0.1']]]) },
+      { staticHosts: new Map([['svc.test', ['127.0.0.1']]]), dnsTimeoutMs: 5_000 },
       { lookup: async () => assert.fail('no DNS for static hosts') },
     );
     const r = await guard.resolve(name('svc.test'));
@@ -140,7 +140,7 @@ describe('createAddressGuard.resolve', () => {
   });
 
   test('DNS failure and timeout fail closed', async () => {
-    const failing = createAddressGuard({}, { lookup: async () => Promise.reject(new Error('ENOTFOUND')) });
+    const failing = createAddressGuard({ dnsTimeoutMs: 5_000 }, { lookup: async () => Promise.reject(new Error('ENOTFOUND')) });
     const r1 = await failing.resolve(name('nx.example'));
     assert.ok(!r1.allowed);
     assert.equal(r1.error.code, 'GW_UPSTREAM_UNAVAILABLE');
@@ -148,8 +148,12 @@ describe('createAddressGuard.resolve', () => {
     const r2 = await slow.resolve(name('slow.example'));
     assert.ok(!r2.allowed);
     assert.equal(r2.error.code, 'GW_UPSTREAM_TIMEOUT');
-    const empty = createAddressGuard({}, { lookup: async () => [] });
+    const empty = createAddressGuard({ dnsTimeoutMs: 5_000 }, { lookup: async () => [] });
     const r3 = await empty.resolve(name('empty.example'));
     assert.ok(!r3.allowed);
+  });
+
+  test('a resolver server that is not an address fails at build, naming the field', () => {
+    assert.throws(() => createAddressGuard({ dnsTimeoutMs: 5_000, resolver: { servers: ['dns.example'], timeoutMs: 1_000 } }), /egress\.resolver\.servers/);
   });
 });

@@ -63,7 +63,7 @@ describe('allowlist', () => {
   test('report mode allows unlisted destinations and says it would deny', () => {
     const legacy = svid('spiffe://td/ns/legacy/sa/app');
     assert.deepEqual(allowlist(legacy, to('old.example:443')), { allowed: true, reason: 'allowed_by_rule', rule: 'legacy-report', wouldDeny: false });
-    assert.deepEqual(allowlist(legacy, to('anything.example:9999')), { allowed: true, reason: 'report_would_deny', rule: 'legacy-report', wouldDeny: true });
+    assert.deepEqual(allowlist(legacy, to('anything.example:9999')), { allowed: true, reason: 'dry_run_would_deny', rule: 'legacy-report', wouldDeny: true });
     assert.equal(allowlist(legacy, to('evil.example:443')).reason, 'denied_by_rule');
   });
 

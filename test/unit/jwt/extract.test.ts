@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
-import { createTokenExtractor, type Extraction } from '../../../../gateway/ingress/jwt/extract.js';
+import { createTokenExtractor, type Extraction } from '../../../gateway/jwt/extract.js';
 
 const extract = createTokenExtractor([
   { name: 'default' },

@@ -2,7 +2,7 @@
 // RFC 7301). Written by hand because routing must happen before Node's TLS stack owns the socket, and no
 // maintained npm library parses a ClientHello from a byte buffer. It only reads: every length is
 // bounds-checked, and a hello that spans several records is reassembled up to a fixed limit.
-import { canonicalHost } from '../../core/net/host.js';
+import { canonicalHost } from '../core/net/host.js';
 
 export type ClientHelloResult =
   | { complete: false }

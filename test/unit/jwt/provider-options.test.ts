@@ -5,9 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
-import type { JwtProviderConfig } from '../../../../gateway/config/schema.js';
-import { createLogger } from '../../../../gateway/core/log.js';
-import { createJwtAuthn } from '../../../../gateway/ingress/stages/authn-jwt.js';
+import type { JwtProviderConfig } from '../../../gateway/config/schema.js';
+import { createLogger } from '../../../gateway/core/log.js';
+import { createJwtAuthn } from '../../../gateway/jwt/verifier.js';
 
 const logger = createLogger('silent');
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-jwt-'));

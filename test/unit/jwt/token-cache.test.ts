@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TOKEN_CACHE_MAX_AGE_MS, createTokenCache } from '../../../../gateway/ingress/jwt/token-cache.js';
+import { TOKEN_CACHE_MAX_AGE_MS, createTokenCache } from '../../../gateway/jwt/token-cache.js';
 
 const NOW = 1_800_000_000_000;
 const EXP = NOW / 1000 + 3600;

@@ -1,7 +1,7 @@
 // What a verified token becomes: the policy engine's RequestAuth and the claimsToHeaders output.
 import type { JWTPayload } from 'jose';
-import type { RequestAuth } from '../../../policies/types.js';
-import type { JwtProviderConfig } from '../../config/schema.js';
+import type { RequestAuth } from '../../policies/types.js';
+import type { JwtProviderConfig } from '../config/schema.js';
 
 export type ClaimHeaders = (payload: Readonly<Record<string, unknown>>) => Readonly<Record<string, string>>;
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileClaimHeaders, toRequestAuth } from '../../../../gateway/ingress/jwt/claims.js';
+import { compileClaimHeaders, toRequestAuth } from '../../../gateway/jwt/claims.js';
 
 test('claimsToHeaders keeps scalar claims and drops everything else', () => {
   const headers = compileClaimHeaders([

@@ -8,9 +8,9 @@
 // placeholder (CVE-2026-31837, istio/istio#53260), and it retries in the background until its first success.
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { createLocalJWKSet, errors, type CryptoKey, type FlattenedJWSInput, type JSONWebKeySet, type JWK, type JWSHeaderParameters } from 'jose';
-import { DEFAULTS } from '../../config/defaults.js';
-import { LOG_EVENTS, type Logger } from '../../core/log.js';
-import { redactUrls } from '../../core/secrets.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { LOG_EVENTS, type Logger } from '../core/log.js';
+import { redactUrls } from '../core/secrets.js';
 
 /** A JWKS larger than this is not a key set; reading it would only let the endpoint exhaust our memory. */
 export const JWKS_MAX_BYTES = 1_048_576;

@@ -5,14 +5,14 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import type { RequestAuth } from '../../../policies/types.js';
-import { DEFAULTS } from '../../config/defaults.js';
-import type { JwtProviderConfig } from '../../config/schema.js';
-import { GatewayError } from '../../core/errors.js';
-import type { Logger } from '../../core/log.js';
-import type { Metrics } from '../../core/metrics.js';
-import { compileClaimHeaders, compileClaimRequirements, toRequestAuth, type ClaimHeaders, type ClaimRequirements } from '../jwt/claims.js';
-import { createTokenExtractor } from '../jwt/extract.js';
+import type { RequestAuth } from '../../policies/types.js';
+import { DEFAULTS } from '../config/defaults.js';
+import type { JwtProviderConfig } from '../config/schema.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
+import { compileClaimHeaders, compileClaimRequirements, toRequestAuth, type ClaimHeaders, type ClaimRequirements } from './claims.js';
+import { createTokenExtractor } from './extract.js';
 import {
   ASYMMETRIC_ALGORITHMS,
   JwksUnavailableError,
@@ -20,8 +20,8 @@ import {
   createStaticJwksSource,
   type JwksSource,
   type JwksStatus,
-} from '../jwt/jwks-source.js';
-import { createTokenCache } from '../jwt/token-cache.js';
+} from './jwks-source.js';
+import { createTokenCache } from './token-cache.js';
 
 export interface JwtAuthnDeps {
   logger: Logger;
@@ -58,8 +58,20 @@ export interface AuthnResult {
   setHeaders: Readonly<Record<string, string>>;
 }
 
+/** A token verified by one of the allowed providers. */
+export interface VerifiedToken {
+  auth: RequestAuth;
+  provider: string;
+}
+
 export interface JwtAuthn {
   authenticate(input: AuthnInput): Promise<AuthnResult>;
+  /**
+   * Verifies a token the caller extracted itself (the egress proxy reads `Proxy-Authorization`) with the same
+   * providers, key fetchers and cache; throws GW_AUTHN_INVALID_TOKEN like `authenticate`.
+   */
+  verifyToken(token: string, allowedProviders: ReadonlySet<string>): Promise<VerifiedToken>;
+  readonly providerNames: ReadonlySet<string>;
   readonly managedHeaders: readonly string[];
   ready(): Promise<void>;
   status(): Record<string, JwksStatus>;
@@ -333,6 +345,18 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
     throw refuse(first?.reason ?? 'issuer_unknown', first?.provider ?? only);
   }
 
+  async function verifyCached(token: string, allowed: ReadonlySet<string>): Promise<Verified> {
+    // Before any parsing: a huge token must cost nothing but this comparison.
+    if (token.length > MAX_TOKEN_BYTES) throw refuse('token_too_large', soleProvider(allowed));
+    const now = full.now();
+    let verified = cache?.get(token, now);
+    if (verified === undefined || !allowed.has(verified.provider.name)) {
+      verified = await verify(token, allowed, now);
+      cache?.set(token, verified, now, typeof verified.auth.claims.exp === 'number' ? verified.auth.claims.exp : undefined);
+    }
+    return verified;
+  }
+
   return {
     async authenticate({ headers, rawHeaders, query, allowedProviders, required }) {
       const found = extract(headers, query, allowedProviders, rawHeaders);
@@ -345,15 +369,7 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
         throw multipleTokens();
       }
       if (found.kind === 'malformed') throw refuse('token_prefix_missing', UNKNOWN_PROVIDER);
-      const { token } = found;
-      // Before any parsing: a huge token must cost nothing but this comparison.
-      if (token.length > MAX_TOKEN_BYTES) throw refuse('token_too_large', soleProvider(found.providers));
-      const now = full.now();
-      let verified = cache?.get(token, now);
-      if (verified === undefined || !found.providers.has(verified.provider.name)) {
-        verified = await verify(token, found.providers, now);
-        cache?.set(token, verified, now, typeof verified.auth.claims.exp === 'number' ? verified.auth.claims.exp : undefined);
-      }
+      const verified = await verifyCached(found.token, found.providers);
       const strip = !verified.provider.forward;
       return {
         auth: verified.auth,
@@ -364,6 +380,11 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
         setHeaders: verified.setHeaders,
       };
     },
+    async verifyToken(token, allowedProviders) {
+      const verified = await verifyCached(token, allowedProviders);
+      return { auth: verified.auth, provider: verified.provider.name };
+    },
+    providerNames: new Set(providers.map((p) => p.name)),
     managedHeaders,
     ready: () => Promise.all(started.map((p) => p.source.ready())).then(() => undefined),
     status: () => Object.fromEntries(started.map((p) => [p.name, p.source.status()])),

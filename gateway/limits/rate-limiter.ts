@@ -26,12 +26,12 @@ import {
   RateLimiterRes,
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
-import type { RequestAttributes } from '../../../policies/types.js';
-import { DEFAULTS } from '../../config/defaults.js';
-import type { RateLimitConfig, RedisConfig } from '../../config/operations-schema.js';
-import { GatewayError } from '../../core/errors.js';
-import { LOG_EVENTS, type Logger } from '../../core/log.js';
-import type { Metrics } from '../../core/metrics.js';
+import type { RequestAttributes } from '../../policies/types.js';
+import { DEFAULTS } from '../config/defaults.js';
+import type { RateLimitConfig, RedisConfig } from '../config/operations-schema.js';
+import { GatewayError } from '../core/errors.js';
+import { LOG_EVENTS, type Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 
 export interface RateLimitResult {
   allowed: boolean;
@@ -53,7 +53,7 @@ export interface RateLimiterDeps {
 }
 
 export interface RateLimiter {
-  /** Counts one request for `key` (any string; hashed) under the limit named `limitName`. */
+  /** Counts one request for `key` (used as is: make it with `hashKey`) under the limit named `limitName`. */
   check(limitName: string, key: string): Promise<RateLimitResult>;
   /**
    * The pipeline stage: counts the request under `limitName` by the limit's configured key and throws
@@ -72,7 +72,7 @@ const CLUSTER_TIMEOUT_MS = 1_000;
 /** The burst pool refills once per minute (or per window when that is longer): bursts stay bursts. */
 const BURST_WINDOW_SECONDS = 60;
 
-type KeyKind = 'ip' | 'sub' | 'spiffe' | 'header';
+type KeyKind = 'ip' | 'sub' | 'spiffe' | 'header' | 'egress';
 
 interface CompiledLimit {
   name: string;
@@ -278,7 +278,7 @@ function compileKey(spec: string): (request: RateLimitRequest) => string {
   throw new Error(`rate limit key "${spec}" is not one of client_ip, jwt_subject, spiffe_id, header:<name>`);
 }
 
-function hashKey(kind: KeyKind, value: string): string {
+export function hashKey(kind: KeyKind, value: string): string {
   return `${kind}:${createHash('sha256').update(value).digest('base64url').slice(0, 22)}`;
 }
 

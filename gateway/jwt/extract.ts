@@ -2,9 +2,9 @@
 // Istio leaves requests with several tokens undefined ("the output principal is undefined"); we refuse them, so
 // which token was authenticated never depends on header order.
 import type { IncomingHttpHeaders } from 'node:http';
-import { countHeader } from '../../core/raw-headers.js';
-import { DEFAULTS } from '../../config/defaults.js';
-import type { JwtProviderConfig } from '../../config/schema.js';
+import { countHeader } from '../core/raw-headers.js';
+import { DEFAULTS } from '../config/defaults.js';
+import type { JwtProviderConfig } from '../config/schema.js';
 
 type LocationConfig = Pick<JwtProviderConfig, 'name' | 'fromHeaders' | 'fromCookies' | 'fromParams'>;
 

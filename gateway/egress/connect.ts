@@ -1,0 +1,65 @@
+// A CONNECT tunnel: the shared decision, then dial the checked address, answer 200, read the ClientHello before
+// forwarding a byte (its SNI must be the CONNECT host), pipe, and write the one audit record when it ends.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { GatewayError, toRawHttpResponse } from '../core/errors.js';
+import { attemptRecord, decide, endedEarlyError, recordAttempt, refusalRecord, type InFlight } from './decide.js';
+import { parseAuthority } from './destination.js';
+import { connectTcp, inspectFirstBytes } from './stages/dial.js';
+import { openTunnel } from './tunnel.js';
+
+/** Answers a refused CONNECT on the raw socket (there is no response object) and audits it. */
+export function refuseOnSocket(flight: InFlight, socket: Socket, err: GatewayError): void {
+  socket.end(toRawHttpResponse(err, flight.attempt.requestId));
+  recordAttempt(flight, refusalRecord(flight.rt, flight.attempt, err));
+}
+
+export async function handleConnect(flight: InFlight, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+  const { rt, attempt } = flight;
+  socket.on('error', () => undefined);
+  // A client that closes (or half-closes) while the attempt is decided and dialled has gone: no tunnel for it.
+  let gone = false;
+  const leave = (): void => {
+    gone = true;
+  };
+  socket.once('end', leave).once('close', leave);
+  const decision = await decide(rt, attempt, {
+    socket,
+    headers: req.headers,
+    rawHeaders: req.rawHeaders,
+    target: () => ({ dest: parseAuthority(req.url ?? '') }),
+  });
+  if (!decision.allowed) return refuseOnSocket(flight, socket, decision.error);
+  try {
+    const dialled = await connectTcp({ address: decision.address, family: decision.family, port: decision.target.dest.port }, rt.limits.connectTimeoutMs, rt.dial);
+    if ('error' in dialled) return refuseOnSocket(flight, socket, dialled.error);
+    const upstream = dialled.socket;
+    socket.off('end', leave).off('close', leave);
+    if (gone || socket.destroyed) {
+      upstream.destroy();
+      return refuseOnSocket(flight, socket, endedEarlyError(flight) ?? new GatewayError('GW_CLIENT_CANCELLED', 'client_gone'));
+    }
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    const tunnel = openTunnel(socket, upstream, { idleTimeoutMs: rt.limits.idleTimeoutMs, maxBytes: rt.limits.maxBytesPerTunnel });
+    flight.cut = (end) => tunnel.cut(end);
+    const verdict = await inspectFirstBytes(socket, decision.target.dest, head, rt.limits.firstBytesTimeoutMs);
+    if (verdict.ok) tunnel.release(verdict.head);
+    else tunnel.cut(verdict.end);
+    const stats = await tunnel.done;
+    const fronting = stats.end === 'sni_mismatch';
+    recordAttempt(flight,
+      attemptRecord(rt, attempt, {
+        sni: verdict.sni,
+        detail: verdict.ok ? undefined : verdict.detail,
+        allow: !fronting,
+        reason: fronting ? 'sni_mismatch' : (attempt.decision?.reason ?? 'allowed_by_rule'),
+        end: stats.end,
+        bytesIn: stats.bytesUp,
+        bytesOut: stats.bytesDown,
+        alert: fronting || stats.end === 'byte_budget_exceeded' ? true : undefined,
+      }),
+    );
+  } finally {
+    decision.release();
+  }
+}
