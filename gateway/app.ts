@@ -5,6 +5,7 @@ import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
+import { auditSettings, createAuditTrail } from './audit/trail.js';
 import { createTracing, type Tracing } from './core/tracing.js';
 import { egressRateLimits } from './egress/runtime.js';
 import { createEgressServer, type EgressBuildInputs, type EgressServer } from './egress/server.js';
@@ -49,11 +50,13 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   let listening = false;
   const metrics = deps.metrics ?? createMetrics();
   const limiters = createLimiterCache(deps.logger, metrics);
+  const audit = config.audit ? createAuditTrail(config.audit, { logger: deps.logger, metrics }) : undefined;
 
   const handlerFor = createPipeline({
     logger: deps.logger,
     connections,
     metrics,
+    ...(audit ? { audit } : {}),
     runtime: () => current,
   });
   const build = (cfg: Config, previous?: IngressRuntime): IngressRuntime => {
@@ -114,11 +117,11 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   /** What each egress build takes from the rest of the gateway: the SVID read again, the shared JWT service and limiter. */
   const egressInputs = (cfg: Config, rt: IngressRuntime): EgressBuildInputs => ({ mesh: readMesh(cfg), jwt: rt.jwt, limiter: limiters.for(cfg) });
   const egress = config.egress
-    ? createEgressServer(config.egress, { logger: deps.logger, metrics, tracing: () => current.tracing, ...egressInputs(config, current) })
+    ? createEgressServer(config.egress, { logger: deps.logger, metrics, tracing: () => current.tracing, ...(audit ? { trail: audit } : {}), ...egressInputs(config, current) })
     : undefined;
   // Built first, bound second: a config whose runtime cannot be built never costs a socket. Parts added here are
   // prepared in this order and committed together.
-  const parts: readonly Reloadable[] = [ingress, egressPart(egress, (next) => egressInputs(next, preparing ?? current)), listeners];
+  const parts: readonly Reloadable[] = [auditSettings(config.audit), ingress, egressPart(egress, (next) => egressInputs(next, preparing ?? current)), listeners];
 
   const ports = listeners.ports;
   try {
@@ -130,6 +133,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     await Promise.all([listeners.close(), egress?.close()]);
     await current.close();
     await limiters.close();
+    audit?.close();
     throw err;
   }
 
@@ -156,6 +160,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       await Promise.all([stopped, egress?.close(), current.destroy()]);
       // After the egress audit's last records, so their spans are in the final export.
       await Promise.all([limiters.close(), current.tracing.shutdown()]);
+      // Last: every request and tunnel has ended, so every record is in.
+      audit?.close();
     },
   };
 }

@@ -33,6 +33,7 @@ Commands:
   lint      find policies that grant more than they should
   suggest   propose the tightest ALLOW policies from an access log
   certs     the mesh PKI: init, issue, inspect (portcullis certs --help)
+  audit     verify the tamper-evident audit trail (portcullis audit --help)
 
 Run 'portcullis <command> --help' for a command's options.`,
   run: `Usage: portcullis run [-c CONFIG] [--state-dir DIR] [--workers N|auto]
@@ -141,6 +142,8 @@ async function dispatch(argv: string[]): Promise<number> {
       return suggestPolicies(rest);
     case 'certs':
       return (await import('../certs/cli.js')).runCertsCli(rest);
+    case 'audit':
+      return (await import('./audit/verify-command.js')).runAuditCommand(rest, { out: console.log, err: console.error });
     case '-v':
     case '--version':
       console.log(version());
@@ -205,6 +208,10 @@ async function run(args: string[]): Promise<number> {
     const code = await runWorker({ load, initial: loaded, logger: logger.child({ worker: workerNumber(), pid: process.pid }) });
     logger.flush();
     return code;
+  }
+  if (workers > 1 && loaded.config.audit) {
+    // One chain has one writer: N processes appending to one file would interleave their chains.
+    return reportStartFailure(configName, 'gateway', new Error('the audit trail (audit) needs a single process: run without --workers'));
   }
   const meshBundlePem = loaded.config.mesh ? fs.readFileSync(loaded.config.mesh.bundle, 'utf8') : undefined;
   let stopDev = async () => {};

@@ -21,6 +21,7 @@ import { compileTrustedProxies } from '../ingress/stages/forwarded.js';
 import { redisUrl } from '../limits/rate-limiter.js';
 import { loadMeshTrust, type MeshTrust } from '../ingress/tls/mesh-trust.js';
 import { DEV_HELPERS_ADDRESS, devHelpersPlan } from '../dev/helpers-plan.js';
+import { readSigningKey } from '../audit/trail.js';
 import { DEFAULTS } from './defaults.js';
 import { unreadable } from './paths.js';
 import { certificateList, type Config, type UpstreamConfig } from './schema.js';
@@ -65,10 +66,18 @@ export function compileConfig<S extends { file: string }>(
   for (const problem of proxyProblems) reportPathed(problem, '/trustedProxies', report);
   checkAdmin(config, readable, report);
   checkEgress(config, readable, report);
+  checkAudit(config, readable, report);
   checkPolicies(policies, new Set(config.routes.map((r) => r.name)), report);
 }
 
 type Readable = (...files: (string | undefined)[]) => boolean;
+
+function checkAudit<S>(config: Config, readable: Readable, report: Report<S>): void {
+  const checkpoints = config.audit?.checkpoints;
+  if (!checkpoints) return;
+  if (readable(checkpoints.keyFile)) attempt(report, '/audit/checkpoints/keyFile', () => readSigningKey(checkpoints.keyFile));
+  if (checkpoints.file === config.audit!.file) report('/audit/checkpoints/file', 'must not be the audit file itself');
+}
 
 /** A component's own `section.field[name]: ` message prefix: the pointer says where, more exactly. */
 const COMPONENT_PREFIX = /^[A-Za-z]+(\.[A-Za-z]+|\[[^\]]*\])*: /;

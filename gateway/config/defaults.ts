@@ -2,7 +2,7 @@
 // config, because "unset" must stay distinguishable from "set to the default" in a config dump and on reload.
 // docs/configuration.md's Defaults table is checked against this one (test/unit/config/defaults.test.ts).
 import type { EgressConfig } from './egress-schema.js';
-import type { AdminConfig, RateLimitConfig, RedisConfig, TracingConfig } from './operations-schema.js';
+import type { AdminConfig, AuditConfig, RateLimitConfig, RedisConfig, TracingConfig } from './operations-schema.js';
 import { TLS12_CIPHERS, type Config, type JwtProviderConfig, type ListenerConfig, type RouteConfig, type UpstreamConfig, type VirtualHostConfig } from './schema.js';
 
 type TerminateTls = Extract<VirtualHostConfig['tls'], { mode: 'terminate' }>;
@@ -83,6 +83,10 @@ export interface Defaults {
   readonly egressClientAuth: NonNullable<NonNullable<EgressListener['tls']>['clientAuth']>;
   readonly egressPorts: readonly number[];
   readonly egressOriginatePort: number;
+  readonly auditMaxFileBytes: NonNullable<AuditConfig['maxFileBytes']>;
+  readonly auditOnWriteFailure: NonNullable<AuditConfig['onWriteFailure']>;
+  readonly auditCheckpointEveryRecords: number;
+  readonly auditCheckpointEverySeconds: number;
   readonly egressLimits: Readonly<Required<Omit<EgressLimits, 'maxBytesPerTunnel' | 'newConnectionsPerSecond'>>>;
 }
 
@@ -214,6 +218,14 @@ export const DEFAULTS: Defaults = Object.freeze({
   egressPorts: Object.freeze([80, 443]),
   /** TLS origination speaks HTTPS to the destination. */
   egressOriginatePort: 443,
+  /** Files a log shipper can pick up whole; the chain runs on across them. */
+  auditMaxFileBytes: 104_857_600,
+  /** Fail closed like every other decision: nothing is served that the audit trail could not record. */
+  auditOnWriteFailure: 'refuse',
+  /** Bounds how many records a rewrite or a cut tail can hide behind the last signed checkpoint. */
+  auditCheckpointEveryRecords: 1000,
+  /** And bounds how long, on a quiet gateway. */
+  auditCheckpointEverySeconds: 60,
   egressLimits: Object.freeze({
     /** Destinations are outside the mesh and may be far away: longer than the upstream connect timeout. */
     connectTimeoutMs: 10_000,

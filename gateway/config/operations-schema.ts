@@ -57,8 +57,34 @@ export const RateLimitSchema = Type.Union([
   }),
 ]);
 
+/** The tamper-evident audit trail (gateway/audit/); semantics and the verify command in docs/operations.md. */
+export const AuditSchema = Obj({
+  /** Hash-chained JSON-lines file: every egress decision and every ingress refusal. Created with its folder. */
+  file: FilePath,
+  /** Also record ingress requests that were allowed and proxied. Default false. */
+  ingressAllows: Type.Optional(Type.Boolean()),
+  /** Past this size the file is renamed `<file>.<n>` and a new one started; the chain runs on across files. Default 100 MiB. */
+  maxFileBytes: Type.Optional(Type.Integer({ minimum: 4096 })),
+  /** While records cannot be written (disk full): `refuse` answers new traffic 503 until they can; `continue` serves and drops them. Default `refuse`. */
+  onWriteFailure: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('continue')])),
+  /** Signed checkpoints: the last record's sequence number and hash, signed with Ed25519, in a file of their own. */
+  checkpoints: Type.Optional(
+    Obj({
+      /** JSON-lines file of checkpoints (ship it elsewhere: it is what proves a truncated tail). */
+      file: FilePath,
+      /** Ed25519 private key, PEM (PKCS#8), e.g. `openssl genpkey -algorithm ed25519`. */
+      keyFile: FilePath,
+      /** A checkpoint after this many records. Default 1000. */
+      everyRecords: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+      /** And at least this often while records arrive. Default 60 s. */
+      everySeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+    }),
+  ),
+});
+
 export type AdminConfig = Static<typeof AdminSchema>;
 export type RedisConfig = Static<typeof RedisSchema>;
+export type AuditConfig = Static<typeof AuditSchema>;
 export type RateLimitConfig = Static<typeof RateLimitSchema>;
 
 /**

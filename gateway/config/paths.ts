@@ -47,6 +47,14 @@ export function resolvePaths(config: Config, named: (pointer: string, path: stri
   });
   const audit = config.egress?.audit;
   if (audit?.file !== undefined) audit.file = named('/egress/audit/file', audit.file, false);
+  const trail = config.audit;
+  if (trail) {
+    trail.file = named('/audit/file', trail.file, false);
+    if (trail.checkpoints) {
+      trail.checkpoints.file = named('/audit/checkpoints/file', trail.checkpoints.file, false);
+      trail.checkpoints.keyFile = named('/audit/checkpoints/keyFile', trail.checkpoints.keyFile, true);
+    }
+  }
   const admin = config.admin;
   if (admin?.tokenFile !== undefined) admin.tokenFile = named('/admin/tokenFile', admin.tokenFile, true);
   if (admin?.tls) {

@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Cidr, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
 import { PolicySchema } from '../../policies/schema.js';
 import { EgressSchema } from './egress-schema.js';
-import { AdminSchema, RateLimitSchema, RedisSchema, TracingSchema } from './operations-schema.js';
+import { AdminSchema, AuditSchema, RateLimitSchema, RedisSchema, TracingSchema } from './operations-schema.js';
 
 const Hostname = Type.String({
   minLength: 1,
@@ -408,6 +408,8 @@ export const ConfigSchema = Obj({
   tracing: Type.Optional(TracingSchema),
   /** The egress forward proxy (CONNECT and absolute-form HTTP). */
   egress: Type.Optional(EgressSchema),
+  /** The tamper-evident audit trail: hash-chained records of every egress decision and ingress refusal. */
+  audit: Type.Optional(AuditSchema),
   shutdown: Type.Optional(
     Obj({
       /** On SIGTERM, how long accepted requests get to finish before what is left is cut and the process exits. */

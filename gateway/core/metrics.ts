@@ -63,6 +63,8 @@ export interface Metrics {
   upstreamOverloaded(upstream: string, reason: string): void;
   /** A retry made (`retried`) or refused (`budget_exhausted`, `max_retries`). */
   upstreamRetry(upstream: string, outcome: string): void;
+  /** A write of audit records or of a checkpoint that failed (disk full, file gone read-only). */
+  auditWriteFailure(): void;
 }
 
 export interface UpstreamEndpointState {
@@ -98,6 +100,7 @@ export const METRIC_NAMES = {
   upstreamEjections: 'portcullis_upstream_endpoint_ejections_total',
   upstreamOverloaded: 'portcullis_upstream_overloaded_total',
   upstreamRetries: 'portcullis_upstream_retries_total',
+  auditWriteFailures: 'portcullis_audit_write_failures_total',
 } as const;
 
 const JWKS_STATES: readonly JwksState[] = ['fresh', 'stale', 'empty'];
@@ -214,6 +217,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     'Retries of upstream requests, by upstream and outcome: retried, or refused by budget_exhausted or max_retries',
     ['upstream', 'outcome'],
   );
+  const auditWriteFailures = new Counter({
+    name: METRIC_NAMES.auditWriteFailures,
+    help: 'Failed writes of audit records or checkpoints (disk full, file read-only); see audit.onWriteFailure',
+    registers,
+  });
 
   const egressHosts = new Set<string>();
   const egressAttempt = bound<[string, string, string]>(egressAttempts);
@@ -246,6 +254,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       redisUp.set(up ? 1 : 0);
     },
     internalError: bound<[string]>(internalErrors),
+    auditWriteFailure() {
+      auditWriteFailures.inc();
+    },
     jwksState(provider, state) {
       for (const s of JWKS_STATES) jwksState.labels(provider, s).set(s === state ? 1 : 0);
     },

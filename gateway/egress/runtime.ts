@@ -18,6 +18,7 @@ import { hashKey, rateLimitHeaders, type RateLimiter } from '../limits/rate-limi
 import { canonicalHost } from '../core/net/host.js';
 import { createAddressGuard, type AddressGuard, type LookupFn } from './stages/address-guard.js';
 import { createAllowlist, type Allowlist } from './stages/allowlist.js';
+import type { AuditTrail } from '../audit/trail.js';
 import { createAudit, type Audit } from './stages/audit.js';
 import type { Tracing } from '../core/tracing.js';
 import type { ConnectFn, DialDeps } from './stages/dial.js';
@@ -87,6 +88,8 @@ export interface EgressRuntimeDeps {
   logger: Logger;
   tracing?: () => Tracing;
   metrics?: Pick<Metrics, 'egress'>;
+  /** The tamper-evident audit trail, when the config has one: every record goes to it too. */
+  trail?: AuditTrail;
   /** Milliseconds clock for durations; default `performance.now`. */
   now?: () => number;
   /** Resolver seam; default the configured `resolver`, else the system's. */
@@ -202,7 +205,7 @@ export function buildEgressRuntime(config: EgressConfig, deps: EgressRuntimeDeps
   const audit =
     deps.previous && deps.previous.auditFile === auditFile
       ? deps.previous.audit
-      : createAudit({ file: auditFile }, { logger: deps.logger, metrics: deps.metrics });
+      : createAudit({ file: auditFile }, { logger: deps.logger, metrics: deps.metrics, trail: deps.trail });
 
   return Object.freeze({
     listener: Object.freeze(listener),

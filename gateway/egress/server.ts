@@ -72,15 +72,19 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
     active.set(done, flight);
   };
   const shuttingDown = (): GatewayError => new GatewayError('GW_UNAVAILABLE', 'shutting_down');
+  /** `audit.onWriteFailure: refuse` while the audit trail cannot be written. */
+  const auditUnavailable = (): GatewayError => new GatewayError('GW_UNAVAILABLE', 'audit_unavailable');
 
   server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     const flight: InFlight = { rt: current, attempt: newAttempt(current, 'connect', socket), req, cut: () => socket.destroy() };
     if (closing) return refuseOnSocket(flight, socket, shuttingDown());
+    if (deps.trail?.refusing()) return refuseOnSocket(flight, socket, auditUnavailable());
     track(flight, (f) => handleConnect(f, req, socket, head));
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const flight: InFlight = { rt: current, attempt: newAttempt(current, 'http', req.socket), req, cut: () => res.destroy() };
     if (closing) return refuseResponse(flight, res, shuttingDown());
+    if (deps.trail?.refusing()) return refuseResponse(flight, res, auditUnavailable());
     track(flight, (f) => handleRequest(f, req, res));
   });
   // Requests the parser refuses (raw UTF-8 or NUL in the target, oversized or slow heads) never become an attempt;

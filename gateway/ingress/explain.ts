@@ -7,10 +7,10 @@ import { explainEvaluation, type ExplainedDecision } from '../../policies/trace.
 import type { RequestAuth } from '../../policies/types.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
 import type { Request } from './exchange.js';
-import { compileClaimHeaders, toRequestAuth } from './jwt/claims.js';
+import { compileClaimHeaders, toRequestAuth } from '../jwt/claims.js';
 import { requestAttributes } from './pipeline.js';
 import type { IngressRuntime, ListenerRuntime } from './runtime.js';
-import type { AuthnResult } from './stages/authn-jwt.js';
+import type { AuthnResult } from '../jwt/verifier.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
 import type { CompiledRoute } from './stages/route.js';

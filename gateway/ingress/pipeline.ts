@@ -9,6 +9,7 @@ import type { RequestAttributes } from '../../policies/types.js';
 import { GatewayError, isGrpcContentType, toGrpcResponse, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
+import type { AuditTrail } from '../audit/trail.js';
 import { tlsOf, userAgentOf } from './access-fields.js';
 import type { ConnectionTracker } from './connections.js';
 import type { ServerResponse } from 'node:http';
@@ -29,6 +30,8 @@ export interface PipelineDeps {
   /** The runtime current when a request starts; it keeps that one to its end, whatever reloads happen. */
   runtime(): IngressRuntime;
   metrics?: Metrics;
+  /** Receives every refusal (and, with `ingressAllows`, every proxied request) as a chained audit record. */
+  audit?: AuditTrail;
 }
 
 
@@ -92,13 +95,16 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
     if ('stream' in req && ex.code === undefined) deps.connections?.streamReset(connection);
   });
   try {
+    if (deps.audit?.refusing()) throw new GatewayError('GW_UNAVAILABLE', 'audit_unavailable');
     await proxy(req, res, vhost, rt, ex, life);
   } catch (err) {
     refuse(req, res, err, ex);
   } finally {
     const seconds = (performance.now() - ex.started) / 1000;
     deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
-    logExchange(accessLog, ex, req, seconds);
+    const line = accessLine(ex, req, seconds);
+    accessLog.info(line);
+    if (deps.audit && (ex.code !== undefined || deps.audit.ingressAllows)) deps.audit.append('ingress', { listener: vhost.listener, vhost: vhost.name, ...line });
     ex.trace.end(ex);
     deps.connections?.requestEnded(connection);
   }
@@ -236,8 +242,9 @@ function breakResponse(req: Request, res: Response): void {
   else res.destroy();
 }
 
-function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number): void {
-  logger.info({
+/** The access line's fields; the ingress audit record is the same fields, so the two can be joined by requestId. */
+function accessLine(ex: Exchange, req: Request, seconds: number) {
+  return {
     event: LOG_EVENTS.REQUEST,
     requestId: ex.id,
     traceId: ex.trace.traceId,
@@ -260,5 +267,5 @@ function logExchange(logger: Logger, ex: Exchange, req: Request, seconds: number
     bytesIn: ex.bytesIn,
     bytesOut: ex.bytesOut,
     latencyMs: Math.round(seconds * 100_000) / 100,
-  });
+  };
 }

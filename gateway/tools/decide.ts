@@ -9,7 +9,7 @@ import { createAllowlist, type AllowlistDecision } from '../egress/stages/allowl
 import { ANONYMOUS, type Identity } from '../egress/stages/identify.js';
 import { explainIngress, ExplainInputError, type ExplainInput, type IngressExplanation } from '../ingress/explain.js';
 import { buildRuntime, newTicketKeys, type IngressRuntime } from '../ingress/runtime.js';
-import { createRateLimiter } from '../ingress/stages/rate-limit.js';
+import { createRateLimiter } from '../limits/rate-limiter.js';
 
 export interface EgressInput {
   identity: string;

@@ -24,6 +24,9 @@ export function publicJwks(type: 'ec' | 'rsa' = 'ec'): string {
   return JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'test', use: 'sig' }] });
 }
 
+/** An Ed25519 private key, PEM, as `audit.checkpoints.keyFile` takes it. */
+export const auditSigningKey = (): string => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+
 /** A token acceptable to `admin.tokenFile`. */
 export const adminToken = (): string => randomBytes(24).toString('base64url');
 
@@ -51,6 +54,7 @@ export function configFixtures(): string {
     // For compile-errors.yaml: a key that is not the certificate's, and a JWKS with only an RSA key.
     'other-key.txt': meshMaterial('example.org').leaf.keyPem,
     'rsa-jwks.json': publicJwks('rsa'),
+    'audit-key.txt': auditSigningKey(),
   };
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, 'files', name), text);
   copy = dir;
@@ -58,13 +62,14 @@ export function configFixtures(): string {
 }
 
 /** What kind of file a config field names, from its JSON pointer. */
-type InputKind = 'cert' | 'key' | 'bundle' | 'jwks' | 'token' | 'policies';
+type InputKind = 'cert' | 'key' | 'bundle' | 'jwks' | 'token' | 'policies' | 'auditKey';
 
 export function inputKind(pointer: string): InputKind {
   if (/\/(cert)$/.test(pointer)) return 'cert';
   if (/\/(key)$/.test(pointer)) return 'key';
   if (pointer.endsWith('/jwksFile')) return 'jwks';
   if (pointer.endsWith('/tokenFile')) return 'token';
+  if (pointer === '/audit/checkpoints/keyFile') return 'auditKey';
   if (pointer.startsWith('/policyFiles/')) return 'policies';
   return 'bundle';
 }
@@ -85,6 +90,7 @@ export function writeMissingInputs(inputs: readonly { pointer: string; file: str
     jwks: () => publicJwks(),
     token: adminToken,
     policies: () => 'version: v1\npolicies: []\n',
+    auditKey: auditSigningKey,
   };
   for (const { pointer, file } of inputs) {
     if (existsSync(file)) continue;

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import { createLogger, LOG_EVENTS, type Logger } from '../../core/log.js';
 import type { Metrics } from '../../core/metrics.js';
+import type { AuditTrail } from '../../audit/trail.js';
 import type { Identity } from './identify.js';
 
 /** `unparsed`: a request Node's HTTP parser refused before it had a method. */
@@ -59,6 +60,8 @@ export interface AuditDeps {
   logger: Logger;
   /** Counts every attempt by destination host and decision. */
   metrics?: Pick<Metrics, 'egress'>;
+  /** The tamper-evident trail (`audit` in the config), which gets every record as well. */
+  trail?: AuditTrail | undefined;
 }
 
 export interface Audit {
@@ -99,6 +102,7 @@ export function createAudit(options: AuditOptions, deps: AuditDeps): Audit {
       const line = { event: LOG_EVENTS.EGRESS_DECISION, ...r };
       const level = r.alert ? 'warn' : 'info';
       deps.logger[level](line, 'egress decision');
+      deps.trail?.append('egress', line);
       if (closed || failed || options.file === undefined) return;
       fileLog ??= open(options.file);
       fileLog[level](line, 'egress decision');

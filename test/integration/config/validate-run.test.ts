@@ -25,9 +25,10 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** YAML blocks of the docs that are not gateway configs (or cannot be started here), each with the reason. */
 const NOT_STARTED: Record<string, string> = {
-  'docs/kubernetes.md#1': 'Helm values (replicas, a Redis secret): checked by the chart tests against values.schema.json',
-  'docs/kubernetes.md#2': 'cert-manager resources, not a gateway config',
-  'docs/kubernetes.md#3': 'Helm values (egress NetworkPolicy): checked by the chart tests against values.schema.json',
+  'docs/kubernetes.md#1': 'Helm values (dashboard and alerts): checked by the chart tests against values.schema.json',
+  'docs/kubernetes.md#2': 'Helm values (replicas, a Redis secret): checked by the chart tests against values.schema.json',
+  'docs/kubernetes.md#3': 'cert-manager resources, not a gateway config',
+  'docs/kubernetes.md#4': 'Helm values (egress NetworkPolicy): checked by the chart tests against values.schema.json',
   'docs/operations.md#3': 'names a Redis at redis.internal, which a test may not reach; Redis is covered by test/integration/ops/rate-limit-redis.test.ts',
   'docs/operations.md#5': 'its admin token is at an absolute Kubernetes secret path (/run/secrets/…) that a test may not write',
   'docs/traffic.md#2': 'resolves a cluster DNS name, which a test may not query; DNS endpoints are covered by test/unit/ingress/upstream/endpoints.test.ts',
