@@ -38,6 +38,8 @@ interface SessionState {
   resets: number;
   windowStart: number;
   limits: ConnectionLimits;
+  /** Read once: a destroyed session's socket proxy throws on any property read. */
+  remote: string | undefined;
 }
 
 const STATE = Symbol('portcullis.http1');
@@ -128,7 +130,7 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
         if (s.closing) s.response.shouldKeepAlive = false;
       });
       server.on('session', (session: http2.ServerHttp2Session) => {
-        sessions.set(session, { active: 0, resets: 0, windowStart: 0, limits });
+        sessions.set(session, { active: 0, resets: 0, windowStart: 0, limits, remote: session.socket?.remoteAddress });
         session.once('close', () => sessions.delete(session));
         // A session that opened while draining (or on a retired listener) was accepted before the listener
         // closed: its first request is served, then it gets GOAWAY.
@@ -169,7 +171,9 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
       if (++s.resets <= s.limits.maxStreamResetsPerSecond) return;
       const abuser = session as http2.ServerHttp2Session;
       sessions.delete(abuser);
-      deps.logger?.warn({ event: LOG_EVENTS.HTTP2_ABUSE, reason: 'stream_resets', resets: s.resets, remote: abuser.socket?.remoteAddress });
+      // Gone already (its client left): a destroyed session throws on goaway().
+      if (abuser.destroyed) return;
+      deps.logger?.warn({ event: LOG_EVENTS.HTTP2_ABUSE, reason: 'stream_resets', resets: s.resets, remote: s.remote });
       // GOAWAY first, then a plain destroy once it is on its way (TLS would drop it otherwise): destroy(code)
       // would also error every open stream, and a stream error nobody listens to ends the process.
       abuser.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);

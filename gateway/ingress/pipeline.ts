@@ -61,7 +61,8 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
   if (deps.connections?.requestStarted(connection) === false) {
     // More streams still in the pipeline than the connection may open at once: reset ones included, so
     // opening and resetting streams cannot run unbounded work (CVE-2023-44487; Go's fix).
-    (req as Http2ServerRequest).stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    const { stream } = req as Http2ServerRequest;
+    if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     return;
   }
   const incomingId = req.headers['x-request-id'];
@@ -238,8 +239,8 @@ function refuse(req: Request, res: Response, err: unknown, ex: Exchange): void {
  * HTTP/2 resets the stream with INTERNAL_ERROR, HTTP/1.1 closes the connection before the last chunk.
  */
 function breakResponse(req: Request, res: Response): void {
-  if ('stream' in req) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-  else res.destroy();
+  if (!('stream' in req)) res.destroy();
+  else if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
 }
 
 /** The access line's fields; the ingress audit record is the same fields, so the two can be joined by requestId. */

@@ -1,5 +1,6 @@
 // The one canonical form of a host, used wherever a host is compared: SNI and Host routing, the config's host names
 // and patterns, the egress destination, its allowlist, static hosts and origination. Pure.
+import { domainToUnicode } from 'node:url';
 import ipaddr from 'ipaddr.js';
 
 export interface CanonicalHost {
@@ -74,8 +75,18 @@ export function canonicalHost(raw: string): CanonicalHost | undefined {
   if (hostname === undefined) return undefined;
   if (URL_IPV4.test(hostname)) return { host: hostname, isIp: true };
   const name = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
-  if (name.length === 0 || name.length > 253 || !name.split('.').every((l) => LABEL.test(l))) return undefined;
+  if (name.length === 0 || name.length > 253 || !name.split('.').every((l) => LABEL.test(l) && decodable(l))) return undefined;
   return { host: name, isIp: false };
+}
+
+/**
+ * A punycode label must decode: Node 20's URL parser refuses `xn--a` and Node 24's passes it through unchanged, so
+ * the check is made here, the same on both.
+ */
+function decodable(label: string): boolean {
+  if (!label.startsWith('xn--')) return true;
+  const decoded = domainToUnicode(label);
+  return decoded !== '' && !decoded.startsWith('xn--');
 }
 
 function urlHostname(raw: string): string | undefined {

@@ -32,11 +32,11 @@ describe('HTTP/1 message framing (RFC 9112 §6)', () => {
   });
   after(() => ing.close());
 
-  async function refused(payload: string, status: number, reason?: string): Promise<void> {
+  async function refused(payload: string, status: number, reason?: string | RegExp): Promise<void> {
     const hits = ing.upstream.hits;
     const { text, closed } = await raw(ing.port, ing.caPem, payload);
     assert.deepEqual(statuses(text), [status], text.slice(0, 300));
-    if (reason) assert.match(text, new RegExp(`"reason":"${reason}"`));
+    if (reason) assert.match(text, new RegExp(`"reason":"(?:${typeof reason === 'string' ? reason : reason.source})"`));
     assert.ok(closed, 'the connection is closed');
     assert.equal(ing.upstream.hits, hits, 'nothing reached the upstream');
   }
@@ -72,7 +72,8 @@ describe('HTTP/1 message framing (RFC 9112 §6)', () => {
   });
 
   test('ours: an empty Transfer-Encoding is 400', async () => {
-    await refused(`POST /public/a HTTP/1.1\r\n${H}Transfer-Encoding: \r\n\r\n`, 400, 'transfer_encoding_empty');
+    // Node 24's llhttp refuses it itself (hpe_invalid_transfer_encoding); Node 20's lets it through to our stage.
+    await refused(`POST /public/a HTTP/1.1\r\n${H}Transfer-Encoding: \r\n\r\n`, 400, /transfer_encoding_empty|hpe_invalid_transfer_encoding/);
   });
 
   test('§6.1: chunked not last (chunked, gzip) is 400', async () => {
