@@ -138,15 +138,17 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   const admission = createAdmission({ concurrency: options.connections, maxPending: options.maxPendingRequests });
   const retries = retryState(options);
   return {
-    name: options.name,
-    address: options.origin.host,
-    trailers: options.protocol === 'h2',
-    admission,
+    ...describedBy(options, admission),
     endpoints: () => [{ address: options.origin.host, weight: 1, healthy: true, active: admission.active }],
     exchange: (req, sink) => admitted(admission, retries, options, req, sink, transport.dispatch),
     close: transport.close,
     destroy: transport.destroy,
   };
+}
+
+/** What every client says of itself, one endpoint or several. */
+function describedBy(options: UpstreamClientOptions, admission: Admission): Pick<UpstreamClient, 'name' | 'address' | 'trailers' | 'admission'> {
+  return { name: options.name, address: options.origin.host, trailers: options.protocol === 'h2', admission };
 }
 
 function retryState(options: UpstreamClientOptions): RetryState {
@@ -204,10 +206,7 @@ function createBalancedClient(options: UpstreamClientOptions, balanced: Balanced
   });
   const retries = retryState(options);
   return {
-    name: options.name,
-    address: options.origin.host,
-    trailers: options.protocol === 'h2',
-    admission,
+    ...describedBy(options, admission),
     ...(balanced.hashOn ? { hashKey: hashKeyReader(balanced.hashOn) } : {}),
     endpoints: () =>
       set.endpoints.map((e) => ({
