@@ -117,16 +117,22 @@ describe('portcullis run --workers 2', () => {
     assertPromtoolAccepts(t, page);
   });
 
-  test('an in-memory limit of 10 per minute holds for the machine, not per worker: 10 of 20 allowed', async () => {
+  test('an in-memory limit of 10 per minute holds for the machine, not per worker: 10 allowed in all', async () => {
     const [before1, before2] = await perWorker();
     const statuses: number[] = [];
-    for (let i = 0; i < 4; i++) statuses.push(...(await burst(5, '/limited/x')).map((r) => r.status));
+    // Bursts of new connections until the kernel has given some to each worker (it usually does in the first
+    // four; one run in many it sends a whole burst to one worker).
+    for (let i = 0; i < 12; i++) {
+      statuses.push(...(await burst(5, '/limited/x')).map((r) => r.status));
+      const [w1, w2] = await perWorker();
+      if (statuses.length >= 20 && w1! > before1! && w2! > before2!) break;
+    }
     const [w1, w2] = await perWorker();
     console.log(`cluster rate limit: worker 1 answered ${w1! - before1!}, worker 2 ${w2! - before2!}`);
     assert.ok(w1! > before1! && w2! > before2!, 'both workers counted requests');
     assert.equal(statuses.filter((s) => s === 200).length, 10);
-    assert.equal(statuses.filter((s) => s === 429).length, 10);
-    assert.match(await metrics(), /^portcullis_rate_limit_hits_total\{limit="ten"\} 10$/m);
+    assert.equal(statuses.filter((s) => s === 429).length, statuses.length - 10);
+    assert.match(await metrics(), new RegExp(`^portcullis_rate_limit_hits_total\\{limit="ten"\\} ${statuses.length - 10}$`, 'm'));
   });
 
   test('SIGHUP with a changed policy reaches every worker; an invalid config is refused once while traffic flows', async () => {
