@@ -277,6 +277,9 @@ export const REQUEST_LINE_OVERRIDE_HEADERS = [
   'x-method-override',
 ] as const;
 
+/** What a route's `retries.on` may name: failures, then gRPC statuses (Envoy's and Istio's `retryOn` names). */
+export const RETRY_ON = ['connect-failure', 'reset', 'cancelled', 'deadline-exceeded', 'resource-exhausted', 'internal', 'unavailable'] as const;
+
 export const RouteSchema = Obj({
   name: Name,
   match: Obj({
@@ -317,8 +320,11 @@ export const RouteSchema = Obj({
     Obj({
       /** Tries after the first. */
       attempts: Type.Integer({ minimum: 1, maximum: 10 }),
-      /** `connect-failure` (refused, unreachable, wrong identity), `reset` (closed under the request, per-try timeout). */
-      on: Type.Optional(Type.Array(Type.Union([Type.Literal('connect-failure'), Type.Literal('reset')]), { uniqueItems: true })),
+      /**
+       * `connect-failure` (refused, unreachable, wrong identity), `reset` (closed under the request, per-try timeout);
+       * gRPC trailers-only answers with one of these `grpc-status` values (Envoy's retry_on names).
+       */
+      on: Type.Optional(Type.Array(Type.Union(RETRY_ON.map((c) => Type.Literal(c))), { uniqueItems: true })),
       /** Upstream answers retried too (discarded unseen unless the last try's). */
       statusCodes: Type.Optional(Type.Array(Type.Integer({ minimum: 500, maximum: 599 }), { uniqueItems: true })),
       /** Each try's time to the answer; unset: the route's timeoutMs, and a try that runs out is not retried. */

@@ -12,7 +12,7 @@ import { RELAXED_REASONS, relaxationsOf, type NormalizedTarget } from '../../../
 import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
-import type { RetryPolicy } from '../upstream/retry.js';
+import { GRPC_RETRY_ON, type RetryOn, type RetryPolicy } from '../upstream/retry.js';
 import { routePathOptions } from './normalize-path.js';
 
 export type PathCase = 'sensitive' | 'insensitive';
@@ -91,10 +91,12 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
 }
 
 function compileRetry(retries: NonNullable<RouteConfig['retries']>): RetryPolicy {
+  const on: readonly string[] = retries.on ?? DEFAULTS.retryOn;
   return Object.freeze({
     attempts: retries.attempts,
-    on: new Set(retries.on ?? DEFAULTS.retryOn),
+    on: new Set(on.filter((name): name is RetryOn => !Object.hasOwn(GRPC_RETRY_ON, name))),
     statusCodes: new Set(retries.statusCodes ?? []),
+    grpcStatuses: new Set(on.filter((name) => Object.hasOwn(GRPC_RETRY_ON, name)).map((name) => GRPC_RETRY_ON[name]!)),
     perTryTimeoutMs: retries.perTryTimeoutMs,
     backoffBaseMs: retries.backoff?.baseMs ?? DEFAULTS.retryBackoffBaseMs,
     backoffMaxMs: retries.backoff?.maxMs ?? DEFAULTS.retryBackoffMaxMs,

@@ -70,6 +70,8 @@ export interface UpstreamRequest {
   endpoint?: string;
   /** The route's retry policy (see retry.ts). */
   retry?: RetryPolicy | undefined;
+  /** A streamed body's copy, whole once the client's side ended within its cap, else undefined (see request-body.ts). */
+  replayBody?: (() => Buffer | undefined) | undefined;
 }
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;

@@ -10,7 +10,7 @@ import type { ForwardedFor } from '../stages/forwarded.js';
 import type { CompiledRoute } from '../stages/route.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
 import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink, type UpstreamRequest } from './clients.js';
-import { hasBody, readRequestBody } from './request-body.js';
+import { BodyCopy, hasBody, readRequestBody } from './request-body.js';
 import { UPSTREAM_IDENTITY_ERROR } from './tls-identity.js';
 
 export interface ForwardInput {
@@ -36,12 +36,15 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   ex.upstreamAddress = client.address;
   const { headers, query } = upstreamRequest(req, rt, input, ex.id);
   ex.trace.inject(headers);
-  const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers };
+  // h2 (gRPC) bodies stream; on a retried route a copy is kept, so an answer can be retried once the body went up.
+  const copy = client.trailers && route.retry ? new BodyCopy() : undefined;
+  const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers, copy };
   const body = hasBody(req) ? await readRequestBody(req, limits, ex, life) : null;
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
   signal.throwIfAborted();
   const hashKey = client.hashKey?.(req.headers, input.forwarded.remoteIp);
   const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal, hashKey, retry: route.retry };
+  if (copy && body) upstreamReq.replayBody = () => copy.whole();
   try {
     const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life);
     await client.exchange(upstreamReq, sink);
