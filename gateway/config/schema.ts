@@ -277,6 +277,30 @@ export const REQUEST_LINE_OVERRIDE_HEADERS = [
   'x-method-override',
 ] as const;
 
+/** gRPC status names (grpc/grpc doc/statuscodes.md), in code order from 1; Istio's `grpcStatus` values. */
+export const GRPC_STATUS_NAMES = [
+  'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED',
+] as const;
+
+const Percent = Type.Number({ minimum: 0, maximum: 100, description: 'share of requests, in percent (fractions allowed)' });
+
+/** Fault injection (Istio's HTTPFaultInjection): a share of the requests delayed, a share aborted. Off unless set. */
+export const FaultSchema = Type.Object(
+  {
+    delay: Type.Optional(Obj({ percent: Percent, fixedDelayMs: Millis })),
+    abort: Type.Optional(
+      Obj({
+        percent: Percent,
+        httpStatus: Type.Integer({ minimum: 400, maximum: 599 }),
+        /** What gRPC requests get instead; unset: gRPC's own mapping of `httpStatus` (503 → UNAVAILABLE). */
+        grpcStatus: Type.Optional(Type.Union(GRPC_STATUS_NAMES.map((n) => Type.Literal(n)))),
+      }),
+    ),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
 /** What a route's `retries.on` may name: failures, then gRPC statuses (Envoy's and Istio's `retryOn` names). */
 export const RETRY_ON = ['connect-failure', 'reset', 'cancelled', 'deadline-exceeded', 'resource-exhausted', 'internal', 'unavailable'] as const;
 
@@ -339,6 +363,8 @@ export const RouteSchema = Obj({
       nonIdempotent: Type.Optional(Type.Boolean()),
     }),
   ),
+  /** Resilience testing: requests delayed or aborted before they are forwarded (docs/traffic.md). */
+  fault: Type.Optional(FaultSchema),
   /** Request-line override headers this route forwards (lower case); all others are stripped. */
   allowOverrideHeaders: Type.Optional(Type.Array(Type.Union(REQUEST_LINE_OVERRIDE_HEADERS.map((h) => Type.Literal(h))))),
 });

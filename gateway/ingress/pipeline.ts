@@ -1,5 +1,6 @@
 // THE stage order of an ingress request; nothing else decides it. Request down:
-//   HTTP/1 framing → host/SNI check → path normalization → route → authn (mTLS peer, JWT) → authz → limits → upstream
+//   HTTP/1 framing → host/SNI check → path normalization → route → authn (mTLS peer, JWT) → authz → limits → fault
+//   injection → upstream
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
 import { randomUUID } from 'node:crypto';
@@ -19,6 +20,7 @@ import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
+import { injectFault } from './stages/fault.js';
 import { checkHttp1Framing } from './stages/http1-framing.js';
 import type { RequestHandler } from './tls/terminate.js';
 import { forward } from './upstream/forward.js';
@@ -82,6 +84,7 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
     code: undefined,
     reason: undefined,
     status: undefined,
+    fault: undefined,
     bytesIn: 0,
     bytesOut: 0,
     trace: rt.tracing.start(req),
@@ -174,7 +177,10 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   const declaredLength = Number(req.headers['content-length'] ?? 0);
   if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
 
-  // 8. Upstream, unless the client has already gone (a stream reset while the stages ran is never sent).
+  // 8. Fault injection, when the route asks for it: only requests that passed every check are delayed or aborted.
+  if (route.fault) await injectFault(route.fault, route.timeoutMs, life.signal, ex);
+
+  // 9. Upstream, unless the client has already gone (a stream reset while the stages ran is never sent).
   life.signal.throwIfAborted();
   ex.trace.stage('forwarding');
   await forward(
@@ -259,6 +265,7 @@ function accessLine(ex: Exchange, req: Request, seconds: number) {
     status: ex.status,
     code: ex.code,
     reason: ex.reason,
+    fault: ex.fault,
     decision: ex.decision ? describeDecision(ex.decision) : undefined,
     peer: ex.peer,
     principal: ex.principal,

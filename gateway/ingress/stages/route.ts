@@ -13,6 +13,7 @@ import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
 import { GRPC_RETRY_ON, type RetryOn, type RetryPolicy } from '../upstream/retry.js';
+import { compileFault, type CompiledFault } from './fault.js';
 import { routePathOptions } from './normalize-path.js';
 
 export type PathCase = 'sensitive' | 'insensitive';
@@ -37,6 +38,8 @@ export interface CompiledRoute {
   readonly overrideHeaders: ReadonlySet<string> | undefined;
   /** Retries of failed upstream tries; unset: none. */
   readonly retry: RetryPolicy | undefined;
+  /** Delays and aborts injected before forwarding; unset: none. */
+  readonly fault: CompiledFault | undefined;
   /** Host and method. */
   accepts(vhost: string, method: string): boolean;
   /**
@@ -83,6 +86,7 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
     upperCaseInPath: route.match.path !== undefined && hasUpper('exact' in route.match.path ? route.match.path.exact : route.match.path.prefix),
     overrideHeaders: route.allowOverrideHeaders ? new Set<string>(route.allowOverrideHeaders) : undefined,
     retry: route.retries ? compileRetry(route.retries) : undefined,
+    fault: route.fault ? compileFault(route.fault) : undefined,
     accepts: (vhost: string, method: string) => (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)),
     effectiveMethod: compileMethodOverride(route.allowOverrideHeaders, methods),
     matchesPath: pathCase === 'insensitive' ? (_: string, lower: string) => folded(lower) : (path: string) => exact(path),
