@@ -64,6 +64,8 @@ export interface Defaults {
   readonly retryBackoffBaseMs: number;
   readonly retryBackoffMaxMs: number;
   readonly retryBudgetPercent: NonNullable<Retries['budgetPercent']>;
+  readonly websocketIdleTimeoutMs: number;
+  readonly websocketMaxDurationMs: number;
   readonly stateDir: NonNullable<Config['stateDir']>;
   readonly logLevel: NonNullable<NonNullable<Config['log']>['level']>;
   readonly watchIntervalMs: number;
@@ -180,6 +182,10 @@ export const DEFAULTS: Defaults = Object.freeze({
   retryBackoffMaxMs: 250,
   /** Envoy's retry budget default: retries add at most a fifth to an upstream's load. */
   retryBudgetPercent: 20,
+  /** Envoy's stream idle timeout: a WebSocket silent for 5 minutes is most likely abandoned. */
+  websocketIdleTimeoutMs: 300_000,
+  /** An hour: a client must reconnect now and then, so a token that expired or a policy that changed applies again. */
+  websocketMaxDurationMs: 3_600_000,
   /** Generated material (dev CA, keys) lives here; the folder is git-ignored. */
   stateDir: '.portcullis',
   /** `info` logs one line per decision; `debug` is for development only (more detail, more volume). */

@@ -363,6 +363,21 @@ export const RouteSchema = Obj({
       nonIdempotent: Type.Optional(Type.Boolean()),
     }),
   ),
+  /**
+   * WebSocket (`Upgrade: websocket` over HTTP/1.1) proxied after every check: `true`, or its limits. Off unless set;
+   * every other upgrade (h2c above all) is refused whatever this says (docs/traffic.md).
+   */
+  websocket: Type.Optional(
+    Type.Union([
+      Type.Boolean(),
+      Obj({
+        /** No byte in either direction for this long closes the WebSocket. */
+        idleTimeoutMs: Type.Optional(Millis),
+        /** A WebSocket is closed this long after it opened, busy or not. */
+        maxDurationMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
+      }),
+    ]),
+  ),
   /** Resilience testing: requests delayed or aborted before they are forwarded (docs/traffic.md). */
   fault: Type.Optional(FaultSchema),
   /** Request-line override headers this route forwards (lower case); all others are stripped. */

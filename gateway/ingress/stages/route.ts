@@ -15,6 +15,7 @@ import { GatewayError } from '../../core/errors.js';
 import { GRPC_RETRY_ON, type RetryOn, type RetryPolicy } from '../upstream/retry.js';
 import { compileFault, type CompiledFault } from './fault.js';
 import { routePathOptions } from './normalize-path.js';
+import { compileWebSocket, type WebSocketLimits } from './upgrade.js';
 
 export type PathCase = 'sensitive' | 'insensitive';
 
@@ -40,6 +41,8 @@ export interface CompiledRoute {
   readonly retry: RetryPolicy | undefined;
   /** Delays and aborts injected before forwarding; unset: none. */
   readonly fault: CompiledFault | undefined;
+  /** WebSocket upgrades allowed, with their limits; unset: refused. */
+  readonly websocket: WebSocketLimits | undefined;
   /** Host and method. */
   accepts(vhost: string, method: string): boolean;
   /**
@@ -87,6 +90,7 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
     overrideHeaders: route.allowOverrideHeaders ? new Set<string>(route.allowOverrideHeaders) : undefined,
     retry: route.retries ? compileRetry(route.retries) : undefined,
     fault: route.fault ? compileFault(route.fault) : undefined,
+    websocket: compileWebSocket(route.websocket),
     accepts: (vhost: string, method: string) => (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)),
     effectiveMethod: compileMethodOverride(route.allowOverrideHeaders, methods),
     matchesPath: pathCase === 'insensitive' ? (_: string, lower: string) => folded(lower) : (path: string) => exact(path),

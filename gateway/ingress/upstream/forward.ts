@@ -50,13 +50,18 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
     await client.exchange(upstreamReq, sink);
     if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
   } catch (err) {
-    if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
-    if (signal.aborted) throw signal.reason;
-    if (err instanceof GatewayError) throw err;
-    const failure = upstreamError(err);
-    // Once the answer has started, the client must see a broken response, never a clean but short one.
-    throw ex.status === undefined ? failure : new GatewayError('GW_UPSTREAM_TRUNCATED', failure.reason ?? failure.code.toLowerCase());
+    throw upstreamFailure(err, upstreamReq, ex);
   }
+}
+
+/** What the client is told of a failed upstream exchange: its own cancel, a refusal of ours, or the upstream's failure. */
+export function upstreamFailure(err: unknown, upstreamReq: UpstreamRequest, ex: Exchange): unknown {
+  if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
+  if (upstreamReq.signal.aborted) return upstreamReq.signal.reason;
+  if (err instanceof GatewayError) return err;
+  const failure = upstreamError(err);
+  // Once the answer has started, the client must see a broken response, never a clean but short one.
+  return ex.status === undefined ? failure : new GatewayError('GW_UPSTREAM_TRUNCATED', failure.reason ?? failure.code.toLowerCase());
 }
 
 /** The headers and query the upstream gets: what the gateway vouches for (also shown by `portcullis explain`). */
