@@ -158,6 +158,7 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
     const upstream = upstreams.get(r.upstream);
     if (!upstream) report(`/routes/${i}/upstream`, `no upstream named "${r.upstream}"`);
     else if (!/^https?:\/\//.test(upstream.url)) report(`/routes/${i}/upstream`, `upstream "${upstream.name}" is ${upstream.url}; an HTTP route needs an http:// or https:// upstream`);
+    else if (r.websocket && upstream.protocol === 'h2') report(`/routes/${i}/websocket`, `upstream "${upstream.name}" speaks h2; a WebSocket needs an HTTP/1.1 upstream`);
     r.jwtProviders?.forEach((p, k) => {
       if (!providers.has(p)) report(`/routes/${i}/jwtProviders/${k}`, `no JWT provider named "${p}"`);
     });

@@ -58,6 +58,7 @@ describe('fault injection', () => {
     const replies = await Promise.all(Array.from({ length: 400 }, () => get('/abort-half/x')));
     const aborted = replies.filter((r) => r.status === 502).length;
     const forwarded = replies.filter((r) => r.status === 200).length;
+    console.log(`# fault abort at 50 %: ${aborted} of 400 aborted`);
     assert.equal(aborted + forwarded, 400);
     assert.ok(aborted >= 140 && aborted <= 260, `aborted ${aborted} of 400`);
     assert.equal(gw.upstream.hits - hits, forwarded);
@@ -76,6 +77,7 @@ describe('fault injection', () => {
     const started = performance.now();
     const reply = await get('/delay/x');
     const took = performance.now() - started;
+    console.log(`# fault delay of 300 ms: answered after ${Math.round(took)} ms`);
     assert.equal(reply.status, 200);
     assert.ok(took >= 290, `took ${Math.round(took)} ms`);
     assert.equal(lineFor('/delay/x')?.fault, 'delay');

@@ -48,3 +48,15 @@ test('the schema refuses endpoint addresses without a port, and bad weights', ()
   assert.match(found[0]!, /^\/upstreams\/0\/endpoints\/0\/address/);
   assert.match(found[1]!, /^\/upstreams\/0\/endpoints\/1\/weight/);
 });
+
+test('a WebSocket route needs an HTTP/1.1 upstream', () => {
+  const config = {
+    ...BASE,
+    upstreams: [{ name: 'grpc', url: 'http://grpc.internal:8080', protocol: 'h2' }],
+    routes: [{ name: 'chat', match: {}, upstream: 'grpc', websocket: true }],
+  };
+  assert.throws(
+    () => loadConfigText(stringify(config), '/tmp/traffic-checks.yaml'),
+    (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.path === '/routes/0/websocket' && /HTTP\/1\.1 upstream/.test(i.message)),
+  );
+});
