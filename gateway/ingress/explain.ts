@@ -14,6 +14,7 @@ import type { AuthnResult } from '../jwt/verifier.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
 import type { CompiledRoute } from './stages/route.js';
+import { backendsOf } from './stages/route-traffic.js';
 import { authorityHost } from './tls/host-index.js';
 import { upstreamRequest } from './upstream/forward.js';
 
@@ -129,10 +130,10 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
 
   // 3. Route.
   const routeStep = step('route', `${input.method} on '${vhost.name}'`);
-  const route = rt.routes.select(vhost.name, input.method, normalized);
+  const route = rt.routes.select(vhost.name, input.method, normalized, req.rawHeaders);
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   out.route = route.name;
-  routeStep.detail += ` → route '${route.name}' (upstream '${route.upstream}')`;
+  routeStep.detail += ` → route '${route.name}' (upstream '${backendsOf(route)}')`;
 
   // 4. Authentication.
   const authStep = step('authentication', '');
@@ -178,8 +179,8 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
   const stripped = [...sent].filter((name) => !(name in upstream.headers));
   const added = Object.keys(upstream.headers).filter((name) => !sent.has(name) || upstream.headers[name] !== headers[name]);
   out.forwarded = { headers: upstream.headers, added, stripped };
-  step('forward', `${input.method} ${normalized.forwardPath}${upstream.query} to upstream '${route.upstream}'`);
-  out.outcome = { decision: 'forward', upstream: route.upstream, path: normalized.forwardPath + upstream.query, ...policyOf(explained) };
+  step('forward', `${input.method} ${normalized.forwardPath}${upstream.query} to upstream '${backendsOf(route)}'`);
+  out.outcome = { decision: 'forward', upstream: backendsOf(route), path: normalized.forwardPath + upstream.query, ...policyOf(explained) };
 }
 
 function policyOf(explained: ExplainedDecision | undefined): { policy?: string; rule?: string } {

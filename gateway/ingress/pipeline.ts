@@ -131,7 +131,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   ex.path = target.path;
 
   // 3. Route (which also refuses a path its case or normalization options do not accept).
-  const route = rt.routes.select(vhost.name, ex.method, target);
+  const route = rt.routes.select(vhost.name, ex.method, target, req.rawHeaders);
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   ex.route = route.name;
 

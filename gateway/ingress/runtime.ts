@@ -131,11 +131,11 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     ...(deps.previous ? { previous: deps.previous.jwt } : {}),
   });
   // A route's timeout defaults to its upstream's.
-  const routeDefaults = (r: RouteConfig) => ({
+  const routeDefaults = {
     maxBodyBytes: DEFAULTS.routeMaxBodyBytes,
     pathCase: config.pathCase,
-    timeoutMs: upstreams.get(r.upstream)?.timeoutMs ?? DEFAULTS.upstreamTimeoutMs,
-  });
+    upstreamTimeoutMs: (name: string) => upstreams.get(name)?.timeoutMs ?? DEFAULTS.upstreamTimeoutMs,
+  };
   const hooks = upstreamHooks(deps);
   const pools = new Map<string, UpstreamClient>();
   const clients = new Map<string, UpstreamClient>();
@@ -152,7 +152,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     config,
     listeners,
     paths: createPathStage(config.routes),
-    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults(r)))),
+    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults))),
     upstreams: clients,
     jwt,
     authz: createAuthzStage(policies, {

@@ -30,7 +30,9 @@ export interface ForwardInput {
 export async function forward(req: Request, res: Response, rt: IngressRuntime, input: ForwardInput, ex: Exchange): Promise<void> {
   const { route, life } = input;
   const { signal } = life;
-  const client = rt.upstreams.get(route.upstream);
+  // One backend per request: its retries stay on it (docs/traffic.md, Splits).
+  const backend = route.backend ?? route.split?.pick();
+  const client = backend && rt.upstreams.get(backend.name);
   if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
   ex.upstream = client.name;
   ex.upstreamAddress = client.address;
@@ -41,7 +43,7 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
   signal.throwIfAborted();
   const hashKey = client.hashKey?.(req.headers, input.forwarded.remoteIp);
-  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal, hashKey, retry: route.retry };
+  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: backend.timeoutMs, signal, hashKey, retry: route.retry };
   try {
     const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life);
     await client.exchange(upstreamReq, sink);

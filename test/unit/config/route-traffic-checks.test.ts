@@ -1,0 +1,54 @@
+// A route's traffic fields (backendRefs, header and query matches, filters): the checks beyond the schema
+// (gateway/config/route-traffic-checks.ts), through the real loader, each located by pointer and line.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { stringify } from 'yaml';
+import { ConfigError, loadConfigText } from '../../../gateway/config/load.js';
+
+const UPSTREAMS = [
+  { name: 'stable', url: 'http://10.0.0.1:80' },
+  { name: 'canary', url: 'http://10.0.0.2:80' },
+  { name: 'pg', url: 'tcp://10.0.0.3:5432' },
+];
+
+function issues(routes: unknown[]): string[] {
+  try {
+    loadConfigText(stringify({ version: 'v1', listeners: [], upstreams: UPSTREAMS, routes }), '/tmp/route-traffic.yaml');
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.issues.map((i) => `${i.path}: ${i.message}`);
+  }
+}
+
+const route = (fields: Record<string, unknown>, match: Record<string, unknown> = { path: { prefix: '/r' } }) => ({ name: 'r', match, ...fields });
+
+test('a route sends to exactly one of upstream, backendRefs or a redirect', () => {
+  assert.deepEqual(issues([route({})]), ['/routes/0: set exactly one of upstream, backendRefs or a RequestRedirect filter (found none)']);
+  assert.deepEqual(issues([route({ upstream: 'stable', backendRefs: [{ name: 'canary' }] })]), [
+    '/routes/0/backendRefs: set exactly one of upstream, backendRefs or a RequestRedirect filter (found upstream and backendRefs)',
+  ]);
+  assert.deepEqual(issues([route({ backendRefs: [{ name: 'stable', weight: 99 }, { name: 'canary', weight: 1 }] })]), []);
+});
+
+test('backendRefs name HTTP upstreams, once each, and not all of them drained', () => {
+  assert.deepEqual(issues([route({ backendRefs: [{ name: 'stable' }, { name: 'nope' }, { name: 'pg' }, { name: 'stable' }] })]), [
+    '/routes/0/backendRefs/1/name: no upstream named "nope"',
+    '/routes/0/backendRefs/2/name: upstream "pg" is tcp://10.0.0.3:5432; an HTTP route needs an http:// or https:// upstream',
+    '/routes/0/backendRefs/3/name: upstream "stable" is named twice; give it one weight',
+  ]);
+  assert.deepEqual(issues([route({ backendRefs: [{ name: 'stable', weight: 0 }, { name: 'canary', weight: 0 }] })]), [
+    '/routes/0/backendRefs: every backendRef has weight 0; give at least one a weight',
+  ]);
+});
+
+test('the error names the file and line of the offending node', () => {
+  try {
+    loadConfigText(stringify({ version: 'v1', listeners: [], upstreams: UPSTREAMS, routes: [route({ backendRefs: [{ name: 'nope' }] })] }), '/tmp/route-traffic.yaml');
+    assert.fail('accepted');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.issues[0]!.file, '/tmp/route-traffic.yaml');
+    assert.ok((err.issues[0]!.line ?? 0) > 1, JSON.stringify(err.issues[0]));
+  }
+});
