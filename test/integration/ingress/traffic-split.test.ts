@@ -27,7 +27,14 @@ describe('traffic split', () => {
           { name: 'drained', weight: 0 },
         ],
       });
-      config.policies.push({ name: 'shop', action: 'ALLOW', routes: ['shop'], rules: [{}] });
+      // First match wins: the header and query routes come before the catch-all of /app.
+      config.routes.push(
+        { name: 'by-header', match: { path: { prefix: '/app' }, headers: [{ name: 'X-Version', value: 'v2' }] }, upstream: 'canary' },
+        { name: 'by-query', match: { path: { prefix: '/app' }, queryParams: [{ name: 'track', value: 'beta' }] }, upstream: 'canary' },
+        { name: 'by-regex', match: { path: { prefix: '/app' }, headers: [{ name: 'x-client', type: 'RegularExpression', value: '(a+)+$' }] }, upstream: 'drained' },
+        { name: 'app', match: { path: { prefix: '/app' } }, upstream: 'stable' },
+      );
+      config.policies.push({ name: 'shop', action: 'ALLOW', routes: ['shop', 'by-header', 'by-query', 'by-regex', 'app'], rules: [{}] });
     });
     client = new Pool(`https://127.0.0.1:${gw.port}`, { connections: 8, connect: { ca: gw.caPem, servername: 'localhost' } });
   });
@@ -37,8 +44,9 @@ describe('traffic split', () => {
     await Promise.all([stable.kill(), canary.kill(), drained.kill()]);
   });
 
-  const get = async (path: string, headers: Record<string, string> = {}) => {
-    const res = await client.request({ path, method: 'GET', headers: { host: 'localhost', ...headers } });
+  /** `headers` as a list of name, value, name, value, … sends a header as many times as it is listed. */
+  const get = async (path: string, headers: Record<string, string> | string[] = {}) => {
+    const res = await client.request({ path, method: 'GET', headers: Array.isArray(headers) ? ['host', 'localhost', ...headers] : { host: 'localhost', ...headers } });
     return { status: res.statusCode, body: await res.body.text() };
   };
   /** `n` requests, 16 at a time; how many each backend answered. */
@@ -82,5 +90,45 @@ describe('traffic split', () => {
     assert.deepEqual(await tally('/shop/after', 200), { canary: 200 });
     await gw.gateway.reload(reweighted({ stable: 1, canary: 0, drained: 0 }));
     assert.deepEqual(await tally('/shop/after', 200), { stable: 200 });
+  });
+
+  const backendOf = async (path: string, headers: Record<string, string> | string[] = {}) => {
+    const reply = await get(path, headers);
+    return reply.status === 200 ? reply.body : String(reply.status);
+  };
+
+  it('a header condition matches one exact value, its name in any case, its value not', async () => {
+    assert.equal(await backendOf('/app/x', { 'x-version': 'v2' }), 'canary');
+    assert.equal(await backendOf('/app/x', ['X-VERSION', 'v2']), 'canary');
+    assert.equal(await backendOf('/app/x', { 'x-version': 'V2' }), 'stable');
+    assert.equal(await backendOf('/app/x', { 'x-version': 'v2 ' }), 'canary', 'the client library trims, as every HTTP parser does');
+    assert.equal(await backendOf('/app/x', { 'x-version': 'v20' }), 'stable');
+    assert.equal(await backendOf('/app/x'), 'stable');
+  });
+
+  it('a repeated header never matches, whatever its copies say', async () => {
+    assert.equal(await backendOf('/app/x', ['x-version', 'v2', 'x-version', 'v2']), 'stable');
+    assert.equal(await backendOf('/app/x', ['x-version', 'v1', 'X-Version', 'v2']), 'stable');
+    assert.equal(await backendOf('/app/x', { 'x-version': 'v2, v2' }), 'stable', 'a joined list is one value that is not v2');
+  });
+
+  it('a query condition reads the query as the JWT stage does; a repeated parameter never matches', async () => {
+    assert.equal(await backendOf('/app/x?track=beta'), 'canary');
+    assert.equal(await backendOf('/app/x?a=1&track=beta'), 'canary');
+    assert.equal(await backendOf('/app/x?tr%61ck=b%65ta'), 'canary', 'percent-decoded, as the backend reads it');
+    assert.equal(await backendOf('/app/x?track=Beta'), 'stable');
+    assert.equal(await backendOf('/app/x?track=beta&track=beta'), 'stable');
+    assert.equal(await backendOf('/app/x?track=alpha&track=beta'), 'stable');
+    assert.equal(await backendOf('/app/x?track=beta&track'), 'stable');
+    assert.equal(await backendOf('/app/x?trackx=beta'), 'stable');
+  });
+
+  it('a regular expression matches the whole value in linear time: a ReDoS pattern answers at once', async () => {
+    assert.equal(await backendOf('/app/x', { 'x-client': 'aaaa' }), 'drained');
+    assert.equal(await backendOf('/app/x', { 'x-client': 'aaab' }), 'stable');
+    const started = performance.now();
+    assert.equal(await backendOf('/app/x', { 'x-client': `${'a'.repeat(8000)}!` }), 'stable');
+    // A backtracking engine takes longer than the age of the universe on this input; RE2 a few milliseconds.
+    assert.ok(performance.now() - started < 1_000, `took ${performance.now() - started} ms`);
   });
 });

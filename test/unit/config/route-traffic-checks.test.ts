@@ -52,3 +52,19 @@ test('the error names the file and line of the offending node', () => {
     assert.ok((err.issues[0]!.line ?? 0) > 1, JSON.stringify(err.issues[0]));
   }
 });
+
+test('a regular expression RE2 cannot run in linear time (backreference, lookaround) is refused at validate', () => {
+  const found = issues([
+    route(
+      { upstream: 'stable' },
+      {
+        path: { prefix: '/r' },
+        headers: [{ name: 'x-a', type: 'RegularExpression', value: '(a)\\1' }, { name: 'x-b', type: 'RegularExpression', value: '^v[0-9]+$' }],
+        queryParams: [{ name: 'q', type: 'RegularExpression', value: '(?=x)y' }, { name: 'lit', value: '(a)\\1' }],
+      },
+    ),
+  ]);
+  assert.equal(found.length, 2, found.join('\n'));
+  assert.match(found[0]!, /^\/routes\/0\/match\/headers\/0\/value: "\(a\)\\1" is not an RE2 regular expression: .*invalid escape/);
+  assert.match(found[1]!, /^\/routes\/0\/match\/queryParams\/0\/value: .*not an RE2 regular expression: .*Perl syntax/);
+});
