@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Name, Obj } from './schema-parts.js';
 
 /** An HTTP field name (RFC 9110 token); compared without case. */
-const HeaderName = Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^`|~-]+$', maxLength: 256 });
+const HeaderName = Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$', maxLength: 256 });
 /** A field value the gateway may send: no CR, LF or NUL (they would split or end the header). */
 const HeaderValue = Type.String({ pattern: '^[^\\r\\n\\x00]*$', maxLength: 8192 });
 

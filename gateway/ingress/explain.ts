@@ -51,6 +51,7 @@ export interface IngressExplanation {
   /** `forward` when every stage passed (the status is then the upstream's), else the refusal. */
   outcome:
     | { decision: 'forward'; upstream: string; path: string; policy?: string; rule?: string }
+    | { decision: 'redirect'; status: number; location: string; policy?: string; rule?: string }
     | { decision: 'refuse'; status: number; code: string; reason?: string; policy?: string; rule?: string };
   route?: string;
   authorization?: ExplainedDecision;
@@ -173,7 +174,16 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
   step('limits', `content-length ${declaredLength} of at most ${route.maxBodyBytes}${route.rateLimit ? `; rate limit '${route.rateLimit}' applies (not consumed here)` : ''}`);
   if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
 
-  // 8. What the upstream would get.
+  // 8. A redirect route answers without any upstream.
+  const redirect = route.filters.redirect;
+  if (redirect) {
+    const location = redirect.location(host, authority ?? headers.host ?? '', normalized.forwardPath, normalized.query);
+    step('forward', `no upstream: redirect ${redirect.statusCode} to ${location}`);
+    out.outcome = { decision: 'redirect', status: redirect.statusCode, location, ...policyOf(explained) };
+    return;
+  }
+
+  // 9. What the upstream would get.
   const upstream = upstreamRequest(req, rt, { route, authn, forwarded, host, port: vhost.port, query: normalized.query }, EXPLAIN_REQUEST_ID);
   const sent = new Set(Object.keys(headers));
   const stripped = [...sent].filter((name) => !(name in upstream.headers));

@@ -9,6 +9,7 @@
 // all joined), so a route chosen by one copy could hand the backend a request it reads differently. Regular
 // expressions are RE2 (re2js): linear in the input, no backtracking, so no pattern can be a ReDoS.
 import { RE2JS } from 're2js';
+import { onlyHeaderValue } from '../../core/raw-headers.js';
 import type { RouteConfig } from '../../config/schema.js';
 import type { ValueMatchConfig } from '../../config/route-traffic-schema.js';
 
@@ -87,17 +88,6 @@ function valueTest(m: ValueMatchConfig): (value: string) => boolean {
   }
   // The whole value must match, as Envoy's safe_regex does: `v2` does not match `v20`.
   return (value) => re.matches(value);
-}
-
-/** The value of a header sent exactly once (`name` lower case); undefined when absent or repeated. */
-function onlyHeaderValue(raw: readonly string[], name: string): string | undefined {
-  let found: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length !== name.length || raw[i]!.toLowerCase() !== name) continue;
-    if (found !== undefined) return undefined;
-    found = raw[i + 1]!;
-  }
-  return found;
 }
 
 /** The route's upstream for an explanation: its name, or each of a split's with its weight (`stable:90,canary:10`). */

@@ -14,6 +14,7 @@ import type { RouteConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
 import type { RetryPolicy } from '../upstream/retry.js';
 import { routePathOptions } from './normalize-path.js';
+import { compileFilters, type RouteFilters } from './route-filters.js';
 import { compileRequestMatch, compileSplit, type Backend, type Split } from './route-traffic.js';
 
 export type PathCase = 'sensitive' | 'insensitive';
@@ -40,6 +41,8 @@ export interface CompiledRoute {
   readonly overrideHeaders: ReadonlySet<string> | undefined;
   /** Retries of failed upstream tries; unset: none. */
   readonly retry: RetryPolicy | undefined;
+  /** Header edits, redirect and mirror (route-filters.ts). */
+  readonly filters: RouteFilters;
   /** Host, method, and the header and query conditions (`rawHeaders` as Node gives them, `query` with its `?`). */
   accepts(vhost: string, method: string, rawHeaders: readonly string[], query: string): boolean;
   /**
@@ -89,6 +92,7 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
     upperCaseInPath: route.match.path !== undefined && hasUpper('exact' in route.match.path ? route.match.path.exact : route.match.path.prefix),
     overrideHeaders: route.allowOverrideHeaders ? new Set<string>(route.allowOverrideHeaders) : undefined,
     retry: route.retries ? compileRetry(route.retries) : undefined,
+    filters: compileFilters(route),
     accepts: requestMatch
       ? (vhost: string, method: string, rawHeaders: readonly string[], query: string) =>
           (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)) && requestMatch(rawHeaders, query)

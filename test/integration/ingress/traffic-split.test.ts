@@ -65,10 +65,11 @@ describe('traffic split', () => {
     return counts;
   };
 
-  it('a 90/10 split lands within ±3 % over 2,000 requests; a weight of 0 gets none', async () => {
+  it('a 90/10 split lands within ±3 % over 2,000 requests; a weight of 0 gets none', async (t) => {
     const counts = await tally('/shop/item', 2000);
     assert.equal((counts.stable ?? 0) + (counts.canary ?? 0), 2000, JSON.stringify(counts));
     const share = (counts.canary ?? 0) / 2000;
+    t.diagnostic(`90/10 split over 2,000 requests: ${JSON.stringify(counts)}`);
     assert.ok(share >= 0.07 && share <= 0.13, `canary got ${(share * 100).toFixed(1)} % (${JSON.stringify(counts)})`);
     assert.equal(counts.drained, undefined);
   });

@@ -68,3 +68,77 @@ test('a regular expression RE2 cannot run in linear time (backreference, lookaro
   assert.match(found[0]!, /^\/routes\/0\/match\/headers\/0\/value: "\(a\)\\1" is not an RE2 regular expression: .*invalid escape/);
   assert.match(found[1]!, /^\/routes\/0\/match\/queryParams\/0\/value: .*not an RE2 regular expression: .*Perl syntax/);
 });
+
+test('header modifiers may not touch what the gateway sets, strips or frames', () => {
+  const modifier = (type: string, key: string, m: Record<string, unknown>) => ({ type, [key]: m });
+  const found = issues([
+    route({
+      upstream: 'stable',
+      filters: [
+        modifier('RequestHeaderModifier', 'requestHeaderModifier', {
+          set: [{ name: 'X-Forwarded-For', value: '1.2.3.4' }, { name: 'x-env', value: 'ok' }, { name: 'Host', value: 'h' }],
+          add: [{ name: 'transfer-encoding', value: 'chunked' }, { name: 'x-user', value: 'admin' }, { name: 'x_forwarded_for', value: 'x' }],
+          remove: ['forwarded', 'content-length', 'x-request-id', 'x-original-url', 'x-portcullis-peer', 'x-fine'],
+        }),
+        modifier('ResponseHeaderModifier', 'responseHeaderModifier', { set: [{ name: 'Connection', value: 'close' }, { name: 'x-ok', value: '1' }], remove: ['content-length'] }),
+      ],
+    }),
+  ]);
+  const at = (p: string) => found.filter((f) => f.startsWith(`/routes/0/filters/${p}`)).map((f) => f.split(':')[0]);
+  assert.deepEqual(at('0/'), [
+    '/routes/0/filters/0/requestHeaderModifier/set/0/name',
+    '/routes/0/filters/0/requestHeaderModifier/set/2/name',
+    '/routes/0/filters/0/requestHeaderModifier/add/0/name',
+    '/routes/0/filters/0/requestHeaderModifier/add/2/name',
+    '/routes/0/filters/0/requestHeaderModifier/remove/0',
+    '/routes/0/filters/0/requestHeaderModifier/remove/1',
+    '/routes/0/filters/0/requestHeaderModifier/remove/2',
+    '/routes/0/filters/0/requestHeaderModifier/remove/3',
+    '/routes/0/filters/0/requestHeaderModifier/remove/4',
+  ]);
+  assert.deepEqual(at('1/'), ['/routes/0/filters/1/responseHeaderModifier/set/0/name', '/routes/0/filters/1/responseHeaderModifier/remove/0']);
+  assert.match(found[0]!, /"X-Forwarded-For" is set, stripped or framed by the gateway itself; a route may not change it/);
+});
+
+test('claim headers of the JWT providers are the gateway\'s own too', () => {
+  try {
+    loadConfigText(
+      stringify({
+        version: 'v1',
+        listeners: [],
+        upstreams: UPSTREAMS,
+        jwtProviders: [{ name: 'corp', issuer: 'https://issuer', jwks: '{"keys":[]}', claimsToHeaders: [{ header: 'x-user', claim: 'sub' }] }],
+        routes: [route({ upstream: 'stable', filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'X-User', value: 'admin' }] } }] })],
+      }),
+      '/tmp/route-traffic.yaml',
+    );
+    assert.fail('accepted');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    assert.ok(err.issues.some((i) => i.path === '/routes/0/filters/0/requestHeaderModifier/set/0/name'), JSON.stringify(err.issues));
+  }
+});
+
+test('filters: each type once, nothing beside a redirect, ReplacePrefixMatch needs a prefix, mirrors name HTTP upstreams', () => {
+  assert.deepEqual(
+    issues([
+      route({
+        filters: [
+          { type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' } } },
+          { type: 'RequestMirror', requestMirror: { backendRef: { name: 'pg' } } },
+        ],
+      }, { path: { exact: '/r' } }),
+      { name: 'twice', match: {}, upstream: 'stable', filters: [
+        { type: 'RequestMirror', requestMirror: { backendRef: { name: 'canary' } } },
+        { type: 'RequestMirror', requestMirror: { backendRef: { name: 'nope' } } },
+      ] },
+    ]),
+    [
+      '/routes/0/filters/0/requestRedirect/path: ReplacePrefixMatch replaces the prefix the route matched, so the route needs match.path.prefix',
+      '/routes/0/filters/1/type: a redirect route sends nothing upstream, so RequestMirror has nothing to act on',
+      '/routes/0/filters/1/requestMirror/backendRef/name: upstream "pg" is tcp://10.0.0.3:5432; an HTTP route needs an http:// or https:// upstream',
+      '/routes/1/filters/1/type: a second RequestMirror filter; give each filter type once',
+      '/routes/1/filters/1/requestMirror/backendRef/name: no upstream named "nope"',
+    ],
+  );
+});
