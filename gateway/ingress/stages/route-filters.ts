@@ -1,6 +1,7 @@
 // A route's filters (Gateway API HTTPRoute `filters`), compiled once per config: header edits of the request (after
 // authorization, so policies judge what the client sent) and of the upstream's answer, a redirect answered without
 // any upstream, and a mirror to a shadow upstream (upstream/mirror.ts sends it).
+import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
 import type { HeaderModifierConfig } from '../../config/route-traffic-schema.js';
 
@@ -36,7 +37,7 @@ export function compileFilters(route: RouteConfig): RouteFilters {
     if (f.type === 'RequestHeaderModifier') requestHeaders = compileHeaderEdit(f.requestHeaderModifier);
     else if (f.type === 'ResponseHeaderModifier') responseHeaders = compileHeaderEdit(f.responseHeaderModifier);
     else if (f.type === 'RequestRedirect') redirect = compileRedirect(f.requestRedirect, route.match.path);
-    else mirror = Object.freeze({ upstream: f.requestMirror.backendRef.name, percent: f.requestMirror.percent ?? 100 });
+    else mirror = Object.freeze({ upstream: f.requestMirror.backendRef.name, percent: f.requestMirror.percent ?? DEFAULTS.mirrorPercent });
   }
   return { requestHeaders, responseHeaders, redirect, mirror };
 }
@@ -69,7 +70,7 @@ function compileRedirect(r: RedirectConfig, matched: RouteConfig['match']['path'
   const fixedPort = r.port ?? (r.scheme ? DEFAULT_PORTS[r.scheme] : undefined);
   const hostname = r.hostname;
   return Object.freeze({
-    statusCode: r.statusCode ?? 302,
+    statusCode: r.statusCode ?? DEFAULTS.redirectStatusCode,
     location(host: string, authority: string, path: string, query: string): string {
       const port = fixedPort ?? Number(/:(\d+)$/.exec(authority)?.[1] ?? DEFAULT_PORTS[scheme]);
       const name = hostname ?? (host.includes(':') ? `[${host}]` : host);

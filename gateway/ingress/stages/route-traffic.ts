@@ -10,6 +10,7 @@
 // expressions are RE2 (re2js): linear in the input, no backtracking, so no pattern can be a ReDoS.
 import { RE2JS } from 're2js';
 import { onlyHeaderValue } from '../../core/raw-headers.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
 import type { ValueMatchConfig } from '../../config/route-traffic-schema.js';
 
@@ -27,7 +28,7 @@ export interface Split {
 
 /** `timeoutOf`: a backend's timeout when the route sets none (its upstream's). Throws when every weight is 0. */
 export function compileSplit(refs: NonNullable<RouteConfig['backendRefs']>, timeoutOf: (upstream: string) => number): Split {
-  const weights = refs.map((r) => Object.freeze({ backend: Object.freeze({ name: r.name, timeoutMs: timeoutOf(r.name) }), weight: r.weight ?? 1 }));
+  const weights = refs.map((r) => Object.freeze({ backend: Object.freeze({ name: r.name, timeoutMs: timeoutOf(r.name) }), weight: r.weight ?? DEFAULTS.backendWeight }));
   const live = weights.filter((w) => w.weight > 0);
   if (live.length === 0) throw new Error('every backendRef has weight 0; give at least one a weight');
   const only = live.length === 1 ? live[0]!.backend : undefined;
