@@ -39,7 +39,8 @@ export function createMirrorSender(
       body: req.body,
       timeoutMs,
       signal: AbortSignal.timeout(timeoutMs),
-      hashKey: req.hashKey,
+      // The real request's key is its own upstream's; a consistentHash shadow picks as for a request without one.
+      hashKey: undefined,
       retry: undefined,
     };
     client.exchange(copy, DISCARD).then(
