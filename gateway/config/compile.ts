@@ -16,7 +16,8 @@ import { compileAddressExceptions, createAddressGuard, serverLookup } from '../e
 import { createAllowlist } from '../egress/stages/allowlist.js';
 import { createIdentify } from '../egress/stages/identify.js';
 import { servingCertificates, upstreamClientOptions } from '../ingress/runtime.js';
-import { checkJwtProvider } from '../jwt/verifier.js';
+import { checkJwtProvider, claimHeaderNames } from '../jwt/verifier.js';
+import { checkRouteTraffic } from './route-traffic-checks.js';
 import { compileTrustedProxies } from '../ingress/stages/forwarded.js';
 import { redisUrl } from '../limits/rate-limiter.js';
 import { loadMeshTrust, type MeshTrust } from '../ingress/tls/mesh-trust.js';
@@ -137,6 +138,7 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
   const hosts = config.listeners.flatMap((l, i) => l.hosts.map((h, j) => ({ host: h, path: `/listeners/${i}/hosts/${j}` })));
   const vhosts = new Map(hosts.map(({ host }) => [host.name, host]));
   const rateLimits = new Set((config.rateLimits ?? []).map((l) => l.name));
+  const claimHeaders = claimHeaderNames(config.jwtProviders ?? []);
 
   config.listeners.forEach((l, i) => {
     if (l.defaultHost !== undefined && !l.hosts.some((h) => h.name === l.defaultHost)) {
@@ -154,10 +156,14 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
     }
   }
 
+  const httpUpstream = (name: string, at: string) => {
+    const upstream = upstreams.get(name);
+    if (!upstream) report(at, `no upstream named "${name}"`);
+    else if (!/^https?:\/\//.test(upstream.url)) report(at, `upstream "${upstream.name}" is ${upstream.url}; an HTTP route needs an http:// or https:// upstream`);
+  };
   config.routes.forEach((r, i) => {
-    const upstream = upstreams.get(r.upstream);
-    if (!upstream) report(`/routes/${i}/upstream`, `no upstream named "${r.upstream}"`);
-    else if (!/^https?:\/\//.test(upstream.url)) report(`/routes/${i}/upstream`, `upstream "${upstream.name}" is ${upstream.url}; an HTTP route needs an http:// or https:// upstream`);
+    if (r.upstream !== undefined) httpUpstream(r.upstream, `/routes/${i}/upstream`);
+    checkRouteTraffic(r, `/routes/${i}`, httpUpstream, claimHeaders, report);
     r.jwtProviders?.forEach((p, k) => {
       if (!providers.has(p)) report(`/routes/${i}/jwtProviders/${k}`, `no JWT provider named "${p}"`);
     });

@@ -1,5 +1,6 @@
 // THE stage order of an ingress request; nothing else decides it. Request down:
 //   HTTP/1 framing → host/SNI check → path normalization → route → authn (mTLS peer, JWT) → authz → limits → upstream
+//   (a redirect route answers after limits, without any upstream)
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
 import { randomUUID } from 'node:crypto';
@@ -20,6 +21,7 @@ import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
 import { checkHttp1Framing } from './stages/http1-framing.js';
+import { answerRedirect } from './stages/redirect.js';
 import type { RequestHandler } from './tls/terminate.js';
 import { forward } from './upstream/forward.js';
 
@@ -131,7 +133,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   ex.path = target.path;
 
   // 3. Route (which also refuses a path its case or normalization options do not accept).
-  const route = rt.routes.select(vhost.name, ex.method, target);
+  const route = rt.routes.select(vhost.name, ex.method, target, req.rawHeaders);
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   ex.route = route.name;
 
@@ -169,6 +171,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
 
   // 6. Rate limit, keyed by what authentication established.
   if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes);
+  // 6b. A redirect route answers here, having passed every check above, without any upstream.
+  if (route.filters.redirect) return answerRedirect(req, res, route.filters.redirect, target, ex);
 
   // 7. Limits known before any body byte is read.
   const declaredLength = Number(req.headers['content-length'] ?? 0);

@@ -8,6 +8,7 @@ import type { IngressRuntime } from '../runtime.js';
 import type { AuthnResult } from '../../jwt/verifier.js';
 import type { ForwardedFor } from '../stages/forwarded.js';
 import type { CompiledRoute } from '../stages/route.js';
+import type { HeaderEdit } from '../stages/route-filters.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
 import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink, type UpstreamRequest } from './clients.js';
 import { hasBody, readRequestBody } from './request-body.js';
@@ -30,7 +31,9 @@ export interface ForwardInput {
 export async function forward(req: Request, res: Response, rt: IngressRuntime, input: ForwardInput, ex: Exchange): Promise<void> {
   const { route, life } = input;
   const { signal } = life;
-  const client = rt.upstreams.get(route.upstream);
+  // One backend per request: its retries stay on it (docs/traffic.md, Splits).
+  const backend = route.backend ?? route.split?.pick();
+  const client = backend && rt.upstreams.get(backend.name);
   if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
   ex.upstream = client.name;
   ex.upstreamAddress = client.address;
@@ -41,9 +44,10 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
   signal.throwIfAborted();
   const hashKey = client.hashKey?.(req.headers, input.forwarded.remoteIp);
-  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal, hashKey, retry: route.retry };
+  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: backend.timeoutMs, signal, hashKey, retry: route.retry };
+  if (route.filters.mirror) rt.mirror(route.name, route.filters.mirror, upstreamReq);
   try {
-    const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life);
+    const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life, route.filters.responseHeaders);
     await client.exchange(upstreamReq, sink);
     if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
   } catch (err) {
@@ -71,6 +75,8 @@ export function upstreamRequest(
   rt.forwarded.apply(headers, input.forwarded, input.host, input.port);
   headers['x-request-id'] = requestId;
   headers.host = requestAuthority(req);
+  // After authorization (policies judged what the client sent); the headers the gateway vouches for are refused here at validate.
+  route.filters.requestHeaders?.(headers);
   const query = authn.removeParams.length > 0 ? removeParams(input.query, authn.removeParams) : input.query;
   return { headers, query };
 }
@@ -84,7 +90,7 @@ function requestAuthority(req: Pick<Request, 'headers'>): string {
  * A client that stops reading pauses the upstream, and is cut (freeing the upstream) if it has not drained
  * within `writeIdleMs`.
  */
-function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: number, life: AbortController): ResponseSink {
+function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: number, life: AbortController, edit: HeaderEdit | undefined): ResponseSink {
   let declared = -1;
   let control: FlowControl | undefined;
   let stalled: NodeJS.Timeout | undefined;
@@ -97,6 +103,7 @@ function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: nu
       // Headers are set, not written: they leave with the first body byte or with the end, so an empty
       // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
       res.statusCode = statusCode;
+      edit?.(headers);
       const isHopByHop = hopByHop(headers.connection);
       for (const name in headers) {
         const value = headers[name];
