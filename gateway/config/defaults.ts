@@ -66,6 +66,9 @@ export interface Defaults {
   readonly retryBudgetPercent: NonNullable<Retries['budgetPercent']>;
   readonly websocketIdleTimeoutMs: number;
   readonly websocketMaxDurationMs: number;
+  readonly backendWeight: number;
+  readonly redirectStatusCode: 301 | 302 | 303 | 307 | 308;
+  readonly mirrorPercent: number;
   readonly stateDir: NonNullable<Config['stateDir']>;
   readonly logLevel: NonNullable<NonNullable<Config['log']>['level']>;
   readonly watchIntervalMs: number;
@@ -186,6 +189,12 @@ export const DEFAULTS: Defaults = Object.freeze({
   websocketIdleTimeoutMs: 300_000,
   /** An hour: a client must reconnect now and then, so a token that expired or a policy that changed applies again. */
   websocketMaxDurationMs: 3_600_000,
+  /** Gateway API's: backendRefs without weights share a route's requests evenly. */
+  backendWeight: 1,
+  /** Gateway API's: a temporary redirect, so a wrong one is not cached by browsers for good. */
+  redirectStatusCode: 302,
+  /** Gateway API's: a mirror without a percent copies every request. */
+  mirrorPercent: 100,
   /** Generated material (dev CA, keys) lives here; the folder is git-ignored. */
   stateDir: '.portcullis',
   /** `info` logs one line per decision; `debug` is for development only (more detail, more volume). */

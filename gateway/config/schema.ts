@@ -5,6 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Cidr, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
 import { PolicySchema } from '../../policies/schema.js';
 import { EgressSchema } from './egress-schema.js';
+import { MatchExtensions, RouteTrafficFields } from './route-traffic-schema.js';
 import { AdminSchema, AuditSchema, RateLimitSchema, RedisSchema, TracingSchema } from './operations-schema.js';
 
 const Hostname = Type.String({
@@ -313,8 +314,11 @@ export const RouteSchema = Obj({
       Type.Union([Obj({ exact: Type.String({ pattern: '^/' }) }), Obj({ prefix: Type.String({ pattern: '^/' }) })]),
     ),
     methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }))),
+    ...MatchExtensions,
   }),
-  upstream: Name,
+  /** Exactly one of `upstream`, `backendRefs` or a `RequestRedirect` filter says where a request goes. */
+  upstream: Type.Optional(Name),
+  ...RouteTrafficFields,
   /** JWT providers whose tokens this route accepts; unset means all providers. */
   jwtProviders: Type.Optional(Type.Array(Name)),
   /**

@@ -63,6 +63,8 @@ export interface Metrics {
   upstreamOverloaded(upstream: string, reason: string): void;
   /** A retry made (`retried`) or refused (`budget_exhausted`, `max_retries`). */
   upstreamRetry(upstream: string, outcome: string): void;
+  /** A route's mirrored copy: `sent`, `dropped` (over the shadow's bounds), `failed`, `not_buffered` (streamed body). */
+  routeMirror(route: string, outcome: string): void;
   /** A write of audit records or of a checkpoint that failed (disk full, file gone read-only). */
   auditWriteFailure(): void;
 }
@@ -100,6 +102,7 @@ export const METRIC_NAMES = {
   upstreamEjections: 'portcullis_upstream_endpoint_ejections_total',
   upstreamOverloaded: 'portcullis_upstream_overloaded_total',
   upstreamRetries: 'portcullis_upstream_retries_total',
+  routeMirrors: 'portcullis_route_mirror_requests_total',
   auditWriteFailures: 'portcullis_audit_write_failures_total',
 } as const;
 
@@ -217,6 +220,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     'Retries of upstream requests, by upstream and outcome: retried, or refused by budget_exhausted or max_retries',
     ['upstream', 'outcome'],
   );
+  const routeMirrors = counter(
+    METRIC_NAMES.routeMirrors,
+    'Mirrored copies of route requests, by route and outcome: sent, dropped (over the shadow upstream\'s bounds), failed, not_buffered',
+    ['route', 'outcome'],
+  );
   const auditWriteFailures = new Counter({
     name: METRIC_NAMES.auditWriteFailures,
     help: 'Failed writes of audit records or checkpoints (disk full, file read-only); see audit.onWriteFailure',
@@ -270,6 +278,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     upstreamEjection: bound<[string, string]>(upstreamEjections),
     upstreamOverloaded: bound<[string, string]>(upstreamOverloaded),
     upstreamRetry: bound<[string, string]>(upstreamRetries),
+    routeMirror: bound<[string, string]>(routeMirrors),
   };
 }
 

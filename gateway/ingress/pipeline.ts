@@ -1,12 +1,13 @@
 // THE stage order of an ingress request; nothing else decides it. Request down:
 //   HTTP/1 framing → host/SNI check → path normalization → route → authn (mTLS peer, JWT) → authz → limits → fault
-//   injection → upstream
+//   injection → upstream (a redirect route answers after limits, without any upstream)
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
 // An HTTP/1.1 upgrade request (WebSocket; every other protocol is refused) takes the same stages, then a tunnel.
 import { randomUUID } from 'node:crypto';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
+import type { NormalizedTarget } from '../../policies/path.js';
 import type { RequestAttributes } from '../../policies/types.js';
 import { GatewayError, isGrpcContentType, toGrpcResponse, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
@@ -24,6 +25,7 @@ import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
 import { injectFault } from './stages/fault.js';
 import { checkHttp1Framing } from './stages/http1-framing.js';
+import { answerRedirect } from './stages/redirect.js';
 import { answerAndClose, type RequestHandler } from './tls/terminate.js';
 import { forward, type ForwardInput } from './upstream/forward.js';
 import { proxyWebSocket } from './upstream/websocket.js';
@@ -109,13 +111,14 @@ async function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer,
     if (deps.audit?.refusing()) throw new GatewayError('GW_UNAVAILABLE', 'audit_unavailable');
     checkHttp1Framing(req);
     checkWebSocketHandshake(req);
-    const input = await admit(req, vhost, rt, ex, life);
+    const { input } = await admit(req, vhost, rt, ex, life);
+    const { route, backend } = input;
     // Checked once the request passed every check: a client the policies refuse learns nothing of the route.
-    if (!input.route.websocket) throw new GatewayError('GW_REQUEST_MALFORMED', 'websocket_not_allowed');
-    if (input.route.fault) await injectFault(input.route.fault, input.route.timeoutMs, life.signal, ex);
+    if (!route.websocket || !backend) throw new GatewayError('GW_REQUEST_MALFORMED', 'websocket_not_allowed');
+    if (route.fault) await injectFault(route.fault, backend.timeoutMs, life.signal, ex);
     life.signal.throwIfAborted();
     ex.trace.stage('forwarding');
-    await proxyWebSocket(req, socket, head, rt, input, input.route.websocket, ex);
+    await proxyWebSocket(req, socket, head, rt, input, route.websocket, ex);
   } catch (err) {
     refuseOnSocket(socket, err, ex);
   } finally {
@@ -163,10 +166,17 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   // 0. Framing first and synchronously: a refusal must land before llhttp emits the connection's next request.
   checkHttp1Framing(req);
   refuseStrayUpgrade(req);
-  const input = await admit(req, vhost, rt, ex, life);
+  const { input, target } = await admit(req, vhost, rt, ex, life);
+  const { route, backend } = input;
+  // 6b. A redirect route answers here, having passed every check, without any upstream.
+  if (route.filters.redirect) return answerRedirect(req, res, route.filters.redirect, target, ex);
+
+  // 7. Limits known before any body byte is read.
+  const declaredLength = Number(req.headers['content-length'] ?? 0);
+  if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
 
   // 8. Fault injection, when the route asks for it: only requests that passed every check are delayed or aborted.
-  if (input.route.fault) await injectFault(input.route.fault, input.route.timeoutMs, life.signal, ex);
+  if (route.fault && backend) await injectFault(route.fault, backend.timeoutMs, life.signal, ex);
 
   // 9. Upstream, unless the client has already gone (a stream reset while the stages ran is never sent).
   life.signal.throwIfAborted();
@@ -174,8 +184,14 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   await forward(req, res, rt, input, ex);
 }
 
-/** Stages 1–7: what the request is, where it goes, who sends it, and whether it may. Throws the refusal. */
-async function admit(req: Request, vhost: VirtualHost, rt: IngressRuntime, ex: Exchange, life: AbortController): Promise<ForwardInput> {
+/** Stages 1–6: what the request is, where it goes, who sends it, and whether it may. Throws the refusal. */
+async function admit(
+  req: Request,
+  vhost: VirtualHost,
+  rt: IngressRuntime,
+  ex: Exchange,
+  life: AbortController,
+): Promise<{ input: ForwardInput; target: NormalizedTarget }> {
   const socket = req.socket as TLSSocket;
   const listener = rt.listeners.get(vhost.listener);
   if (!listener) throw new GatewayError('GW_UNAVAILABLE', 'listener_removed');
@@ -193,7 +209,7 @@ async function admit(req: Request, vhost: VirtualHost, rt: IngressRuntime, ex: E
   ex.path = target.path;
 
   // 3. Route (which also refuses a path its case or normalization options do not accept).
-  const route = rt.routes.select(vhost.name, ex.method, target);
+  const route = rt.routes.select(vhost.name, ex.method, target, req.rawHeaders);
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   ex.route = route.name;
 
@@ -231,11 +247,10 @@ async function admit(req: Request, vhost: VirtualHost, rt: IngressRuntime, ex: E
 
   // 6. Rate limit, keyed by what authentication established.
   if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes);
-
-  // 7. Limits known before any body byte is read.
-  const declaredLength = Number(req.headers['content-length'] ?? 0);
-  if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
-  return { route, path: target.forwardPath, query: target.query, authn, host, forwarded, port: vhost.port, timeouts: listener.timeouts, life };
+  // One backend per request, picked once: its timeout bounds a fault's delay, and its retries stay on it.
+  const backend = route.backend ?? route.split?.pick();
+  const input = { route, backend, path: target.forwardPath, query: target.query, authn, host, forwarded, port: vhost.port, timeouts: listener.timeouts, life };
+  return { input, target };
 }
 
 export function requestAttributes(req: Pick<Request, 'rawHeaders'>, fields: Omit<RequestAttributes, 'header'>): RequestAttributes {

@@ -8,7 +8,7 @@ import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
 import { compilePolicies, type CompiledPolicySet } from '../../policies/compile.js';
-import { certificateList, type Config, type ListenerConfig, type RouteConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
+import { certificateList, type Config, type ListenerConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics, UpstreamEndpointState } from '../core/metrics.js';
@@ -26,6 +26,7 @@ import { loadMeshTrust, type MeshTrust } from './tls/mesh-trust.js';
 import { createTerminatingServer, refuseUpgrade, type RequestHandler, type ClientAuth } from './tls/terminate.js';
 import { createUpstreamClient, type BalancedOptions, type EndpointStatus, type UpstreamClient, type UpstreamClientOptions, type UpstreamTls } from './upstream/clients.js';
 import type { EndpointEvents } from './upstream/endpoints.js';
+import { createMirrorSender, type MirrorSender } from './upstream/mirror.js';
 
 export interface VirtualHost {
   readonly name: string;
@@ -54,6 +55,8 @@ export interface IngressRuntime {
   readonly paths: PathStage;
   readonly routes: RouteTable;
   readonly upstreams: ReadonlyMap<string, UpstreamClient>;
+  /** Sends a route's mirrored copy (fire and forget). */
+  readonly mirror: MirrorSender;
   readonly jwt: JwtAuthn;
   readonly authz: AuthzStage;
   /** The compiled policies the authz stage asks (also read by `portcullis explain`). */
@@ -131,11 +134,12 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     ...(deps.previous ? { previous: deps.previous.jwt } : {}),
   });
   // A route's timeout defaults to its upstream's.
-  const routeDefaults = (r: RouteConfig) => ({
+  const timeouts = new Map(config.upstreams.map((u) => [u.name, u.timeoutMs ?? DEFAULTS.upstreamTimeoutMs]));
+  const routeDefaults = {
     maxBodyBytes: DEFAULTS.routeMaxBodyBytes,
     pathCase: config.pathCase,
-    timeoutMs: upstreams.get(r.upstream)?.timeoutMs ?? DEFAULTS.upstreamTimeoutMs,
-  });
+    upstreamTimeoutMs: (name: string) => timeouts.get(name) ?? DEFAULTS.upstreamTimeoutMs,
+  };
   const hooks = upstreamHooks(deps);
   const pools = new Map<string, UpstreamClient>();
   const clients = new Map<string, UpstreamClient>();
@@ -152,8 +156,9 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     config,
     listeners,
     paths: createPathStage(config.routes),
-    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults(r)))),
+    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults))),
     upstreams: clients,
+    mirror: createMirrorSender(clients, routeDefaults.upstreamTimeoutMs, (route, outcome) => deps.metrics?.routeMirror(route, outcome)),
     jwt,
     authz: createAuthzStage(policies, {
       logger: deps.logger,

@@ -296,7 +296,7 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   for (const p of started) byIssuer.set(p.issuer, [...(byIssuer.get(p.issuer) ?? []), p]);
   const extract = createTokenExtractor(providers);
   const cache = cacheSize > 0 ? createTokenCache<Verified>(cacheSize) : undefined;
-  const managedHeaders = Object.freeze([...new Set(providers.flatMap((p) => (p.claimsToHeaders ?? []).map((m) => m.header.toLowerCase())))]);
+  const managedHeaders = Object.freeze(claimHeaderNames(providers));
 
   /** Counted here, where the provider is known: the one that refused it, or the only one the token could be for. */
   function refuse(reason: AuthnFailure, provider: string): GatewayError {
@@ -393,4 +393,9 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
       closeSources(new Set(successor?.remoteSources.values()));
     },
   };
+}
+
+/** The headers the providers' `claimsToHeaders` set (lower case): the gateway's own, never a client's or a route's. */
+export function claimHeaderNames(providers: readonly Pick<JwtProviderConfig, 'claimsToHeaders'>[]): string[] {
+  return [...new Set(providers.flatMap((p) => (p.claimsToHeaders ?? []).map((m) => m.header.toLowerCase())))];
 }

@@ -8,13 +8,17 @@ import type { IngressRuntime } from '../runtime.js';
 import type { AuthnResult } from '../../jwt/verifier.js';
 import type { ForwardedFor } from '../stages/forwarded.js';
 import type { CompiledRoute } from '../stages/route.js';
+import type { HeaderEdit } from '../stages/route-filters.js';
+import type { Backend } from '../stages/route-traffic.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
-import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink, type UpstreamRequest } from './clients.js';
+import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink, type UpstreamClient, type UpstreamRequest } from './clients.js';
 import { BodyCopy, hasBody, readRequestBody } from './request-body.js';
 import { UPSTREAM_IDENTITY_ERROR } from './tls-identity.js';
 
 export interface ForwardInput {
   route: CompiledRoute;
+  /** The route's backend for this request (a split picks one); undefined for a redirect route. */
+  backend: Backend | undefined;
   /** Normalized path and the raw query (with its `?`). */
   path: string;
   query: string;
@@ -30,10 +34,7 @@ export interface ForwardInput {
 export async function forward(req: Request, res: Response, rt: IngressRuntime, input: ForwardInput, ex: Exchange): Promise<void> {
   const { route, life } = input;
   const { signal } = life;
-  const client = rt.upstreams.get(route.upstream);
-  if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
-  ex.upstream = client.name;
-  ex.upstreamAddress = client.address;
+  const { backend, client } = backendClient(rt, input, ex);
   const { headers, query } = upstreamRequest(req, rt, input, ex.id);
   ex.trace.inject(headers);
   // h2 (gRPC) bodies stream; on a retried route a copy is kept, so an answer can be retried once the body went up.
@@ -43,15 +44,26 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
   signal.throwIfAborted();
   const hashKey = client.hashKey?.(req.headers, input.forwarded.remoteIp);
-  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal, hashKey, retry: route.retry };
+  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: backend.timeoutMs, signal, hashKey, retry: route.retry };
   if (copy && body) upstreamReq.replayBody = () => copy.whole();
+  if (route.filters.mirror) rt.mirror(route.name, route.filters.mirror, upstreamReq);
   try {
-    const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life);
+    const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life, route.filters.responseHeaders);
     await client.exchange(upstreamReq, sink);
     if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
   } catch (err) {
     throw upstreamFailure(err, upstreamReq, ex);
   }
+}
+
+/** The request's backend (its retries stay on it: docs/traffic.md, Splits) and that upstream's client, for the access log too. */
+export function backendClient(rt: IngressRuntime, input: Pick<ForwardInput, 'backend'>, ex: Exchange): { backend: Backend; client: UpstreamClient } {
+  const { backend } = input;
+  const client = backend && rt.upstreams.get(backend.name);
+  if (!backend || !client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
+  ex.upstream = client.name;
+  ex.upstreamAddress = client.address;
+  return { backend, client };
 }
 
 /** What the client is told of a failed upstream exchange: its own cancel, a refusal of ours, or the upstream's failure. */
@@ -79,6 +91,8 @@ export function upstreamRequest(
   rt.forwarded.apply(headers, input.forwarded, input.host, input.port);
   headers['x-request-id'] = requestId;
   headers.host = requestAuthority(req);
+  // After authorization (policies judged what the client sent); the headers the gateway vouches for are refused here at validate.
+  route.filters.requestHeaders?.(headers);
   const query = authn.removeParams.length > 0 ? removeParams(input.query, authn.removeParams) : input.query;
   return { headers, query };
 }
@@ -92,7 +106,7 @@ function requestAuthority(req: Pick<Request, 'headers'>): string {
  * A client that stops reading pauses the upstream, and is cut (freeing the upstream) if it has not drained
  * within `writeIdleMs`.
  */
-function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: number, life: AbortController): ResponseSink {
+function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: number, life: AbortController, edit: HeaderEdit | undefined): ResponseSink {
   let declared = -1;
   let control: FlowControl | undefined;
   let stalled: NodeJS.Timeout | undefined;
@@ -105,6 +119,7 @@ function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: nu
       // Headers are set, not written: they leave with the first body byte or with the end, so an empty
       // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
       res.statusCode = statusCode;
+      edit?.(headers);
       const isHopByHop = hopByHop(headers.connection);
       for (const name in headers) {
         const value = headers[name];

@@ -12,9 +12,10 @@ import { GatewayError } from '../../core/errors.js';
 import { hopByHop } from '../../core/net/hop-by-hop.js';
 import type { Exchange } from '../exchange.js';
 import type { IngressRuntime } from '../runtime.js';
+import type { HeaderEdit } from '../stages/route-filters.js';
 import type { WebSocketLimits } from '../stages/upgrade.js';
 import type { FlowControl, ResponseHeaders, ResponseSink, UpstreamRequest } from './clients.js';
-import { upstreamFailure, upstreamRequest, type ForwardInput } from './forward.js';
+import { backendClient, upstreamFailure, upstreamRequest, type ForwardInput } from './forward.js';
 
 export async function proxyWebSocket(
   req: IncomingMessage,
@@ -25,10 +26,7 @@ export async function proxyWebSocket(
   limits: WebSocketLimits,
   ex: Exchange,
 ): Promise<void> {
-  const client = rt.upstreams.get(input.route.upstream);
-  if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
-  ex.upstream = client.name;
-  ex.upstreamAddress = client.address;
+  const { backend, client } = backendClient(rt, input, ex);
   const { headers, query } = upstreamRequest(req, rt, input, ex.id);
   ex.trace.inject(headers);
   const upstreamReq: UpstreamRequest = {
@@ -36,11 +34,11 @@ export async function proxyWebSocket(
     path: input.path + query,
     headers,
     body: null,
-    timeoutMs: input.route.timeoutMs,
+    timeoutMs: backend.timeoutMs,
     signal: input.life.signal,
     upgrade: 'websocket',
   };
-  const answer = answerTo(socket, ex);
+  const answer = answerTo(socket, ex, input.route.filters.responseHeaders);
   try {
     await client.exchange(upstreamReq, answer);
   } catch (err) {
@@ -59,12 +57,13 @@ interface Answer extends ResponseSink {
 }
 
 /** The client's socket as the sink of the handshake's answer: 101 switches it over, anything else is relayed. */
-function answerTo(socket: Duplex, ex: Exchange): Answer {
+function answerTo(socket: Duplex, ex: Exchange, edit: HeaderEdit | undefined): Answer {
   let flow: FlowControl | undefined;
   return {
     start(statusCode, headers, control) {
       flow = control;
       ex.status = statusCode;
+      edit?.(headers);
       // Close-delimited (RFC 9112 §6.3): the body as it comes, whatever framing the upstream used.
       socket.write(responseHead(statusCode, headers, 'connection: close\r\n'));
       socket.on('drain', () => flow?.resume());
@@ -85,6 +84,7 @@ function answerTo(socket: Duplex, ex: Exchange): Answer {
         return;
       }
       ex.status = statusCode;
+      edit?.(headers);
       socket.write(responseHead(statusCode, headers, 'connection: Upgrade\r\nupgrade: websocket\r\n'));
       this.upstream = upstream;
     },
