@@ -154,6 +154,7 @@ export async function sanity(
     'S1-h2': () => [expectStatus(peer.h2Port ?? 0, m, '/s1', undefined, '/s1 over h2 → 200', ok, getH2)],
     'S3-h2': () => jwtChecks(peer.h2Port ?? 0, m, '/s3', 'ES256', verifiesJwt, getH2),
     'S1-3ep': () => [expectStatus(port, m, '/s1-3ep', undefined, '/s1-3ep → 200', ok)],
+    'S3-traceoff': () => jwtChecks(port, m, '/s3', 'ES256', verifiesJwt),
     'S3-trace1': () => jwtChecks(port, m, '/s3', 'ES256', verifiesJwt),
     'S3-trace100': () => jwtChecks(port, m, '/s3', 'ES256', verifiesJwt),
     'S4-audit': () => egressChecks(peer.egressPort ?? 0, m, upstreams),

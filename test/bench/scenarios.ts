@@ -19,6 +19,7 @@ export const SCENARIO_IDS = [
   'S1-h2',
   'S3-h2',
   'S1-3ep',
+  'S3-traceoff',
   'S3-trace1',
   'S3-trace100',
   'S4-audit',
@@ -30,7 +31,7 @@ export type ScenarioId = (typeof SCENARIO_IDS)[number];
  * A gateway-wide setting a scenario needs (tracing, the audit trail): a peer that runs the scenario starts one more
  * instance with it, and the scenario is compared with the same peer's figure in the scenario without it.
  */
-export type GatewayVariant = 'trace1' | 'trace100' | 'audit';
+export type GatewayVariant = 'traceoff' | 'trace1' | 'trace100' | 'audit';
 
 /**
  * h2load's load: 4 processes × 4 connections × 4 streams (HTTP/2 over TLS, ALPN h2) = 64 requests in flight, as wrk's
@@ -112,12 +113,20 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
     load: { kind: 'wrk', path: '/s1-3ep' },
     baseline: 'haproxy',
   },
+  'S3-traceoff': {
+    id: 'S3-traceoff',
+    title: 'S3 on a gateway process of its own without tracing, as the tracing ones are: the baseline of S3-trace1 and S3-trace100',
+    load: { kind: 'wrk', path: '/s3', tokens: (m) => m.jwt.ES256.tokens },
+    baseline: 'portcullis',
+    baselineScenario: 'S3',
+    variant: 'traceoff',
+  },
   'S3-trace1': {
     id: 'S3-trace1',
     title: 'S3 with tracing on, 1 % of traces sampled, OTLP/HTTP export to a sink in the bench process',
     load: { kind: 'wrk', path: '/s3', tokens: (m) => m.jwt.ES256.tokens },
     baseline: 'portcullis',
-    baselineScenario: 'S3',
+    baselineScenario: 'S3-traceoff',
     variant: 'trace1',
   },
   'S3-trace100': {
@@ -125,7 +134,7 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
     title: 'S3 with tracing on, every trace sampled, OTLP/HTTP export to a sink in the bench process',
     load: { kind: 'wrk', path: '/s3', tokens: (m) => m.jwt.ES256.tokens },
     baseline: 'portcullis',
-    baselineScenario: 'S3',
+    baselineScenario: 'S3-traceoff',
     variant: 'trace100',
   },
   'S4-audit': {
