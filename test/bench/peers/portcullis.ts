@@ -13,7 +13,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export type GatewayBuild = 'dist' | 'tsx';
 
-/** `recent`: the features an older checkout (`--base`) may lack, S1-3ep's endpoints, are configured. */
+/** `recent`: the features an older checkout (`--base`) may lack (S1-3ep's endpoints, per-source tunnel limits) are configured. */
 export function portcullisConfig(ctx: PeerContext, ports: { ingress: number; egress: number; admin: number }, recent = true, variant?: GatewayVariant): Record<string, unknown> {
   const { material, upstreams } = ctx;
   // The h2 scenarios keep 640 requests in flight over 64 connections; the default queue (256) would answer the rest 503,
@@ -79,7 +79,7 @@ export function portcullisConfig(ctx: PeerContext, ports: { ingress: number; egr
       staticHosts: [{ host: EGRESS_HOST, addresses: ['127.0.0.1'] }],
       addressGuard: { allowAddresses: ['127.0.0.1'] },
       // Every load-generator worker is the same anonymous source: as before per-source limits, only the identity's.
-      limits: { maxTunnelsPerSource: 256 },
+      ...(recent ? { limits: { maxTunnelsPerSource: 256 } } : {}),
     },
     ...variantConfig(ctx, ports.ingress, variant),
   };
