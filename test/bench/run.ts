@@ -294,7 +294,9 @@ async function startOtlpSink(): Promise<{ url: string; stop: () => Promise<void>
 /** One run of a scenario against a separate Portcullis started with --cpu-prof; the profile is written when it exits. */
 async function profileScenario(id: ScenarioId, ctx: PeerContext, build: GatewayBuild, tokenScript: string): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-profile-'));
-  const peer = await startPortcullis(ctx, build, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  // The scenario's gateway variant too: `--profile-scenario S3-trace1` profiles a gateway with tracing on.
+  const variant = SCENARIOS[id].variant;
+  const peer = await startPortcullis(ctx, build, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`], ...(variant ? { variant } : {}) });
   let usage: Usage;
   let window: Window;
   try {
