@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import type { NormalizedTarget } from '../../policies/path.js';
 import type { RequestAttributes } from '../../policies/types.js';
 import { GatewayError, isGrpcContentType, toGrpcResponse, toHttpResponse } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
@@ -111,7 +110,7 @@ async function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer,
     if (deps.audit?.refusing()) throw new GatewayError('GW_UNAVAILABLE', 'audit_unavailable');
     checkHttp1Framing(req);
     checkWebSocketHandshake(req);
-    const { input } = await admit(req, vhost, rt, ex, life);
+    const input = await admit(req, vhost, rt, ex, life);
     const { route, backend } = input;
     // Checked once the request passed every check: a client the policies refuse learns nothing of the route.
     if (!route.websocket || !backend) throw new GatewayError('GW_REQUEST_MALFORMED', 'websocket_not_allowed');
@@ -166,10 +165,10 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   // 0. Framing first and synchronously: a refusal must land before llhttp emits the connection's next request.
   checkHttp1Framing(req);
   refuseStrayUpgrade(req);
-  const { input, target } = await admit(req, vhost, rt, ex, life);
+  const input = await admit(req, vhost, rt, ex, life);
   const { route, backend } = input;
   // 6b. A redirect route answers here, having passed every check, without any upstream.
-  if (route.filters.redirect) return answerRedirect(req, res, route.filters.redirect, target, ex);
+  if (route.filters.redirect) return answerRedirect(req, res, route.filters.redirect, { forwardPath: input.path, query: input.query }, ex);
 
   // 7. Limits known before any body byte is read.
   const declaredLength = Number(req.headers['content-length'] ?? 0);
@@ -191,7 +190,7 @@ async function admit(
   rt: IngressRuntime,
   ex: Exchange,
   life: AbortController,
-): Promise<{ input: ForwardInput; target: NormalizedTarget }> {
+): Promise<ForwardInput> {
   const socket = req.socket as TLSSocket;
   const listener = rt.listeners.get(vhost.listener);
   if (!listener) throw new GatewayError('GW_UNAVAILABLE', 'listener_removed');
@@ -249,8 +248,7 @@ async function admit(
   if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes);
   // One backend per request, picked once: its timeout bounds a fault's delay, and its retries stay on it.
   const backend = route.backend ?? route.split?.pick();
-  const input = { route, backend, path: target.forwardPath, query: target.query, authn, host, forwarded, port: vhost.port, timeouts: listener.timeouts, life };
-  return { input, target };
+  return { route, backend, path: target.forwardPath, query: target.query, authn, host, forwarded, port: vhost.port, timeouts: listener.timeouts, life };
 }
 
 export function requestAttributes(req: Pick<Request, 'rawHeaders'>, fields: Omit<RequestAttributes, 'header'>): RequestAttributes {

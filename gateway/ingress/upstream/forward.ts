@@ -34,7 +34,9 @@ export interface ForwardInput {
 export async function forward(req: Request, res: Response, rt: IngressRuntime, input: ForwardInput, ex: Exchange): Promise<void> {
   const { route, life } = input;
   const { signal } = life;
-  const { backend, client } = backendClient(rt, input, ex);
+  const client = backendClient(rt, input, ex);
+  // Set, since it has a client.
+  const backend = input.backend!;
   const { headers, query } = upstreamRequest(req, rt, input, ex.id);
   ex.trace.inject(headers);
   // h2 (gRPC) bodies stream; on a retried route a copy is kept, so an answer can be retried once the body went up.
@@ -56,14 +58,13 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   }
 }
 
-/** The request's backend (its retries stay on it: docs/traffic.md, Splits) and that upstream's client, for the access log too. */
-export function backendClient(rt: IngressRuntime, input: Pick<ForwardInput, 'backend'>, ex: Exchange): { backend: Backend; client: UpstreamClient } {
-  const { backend } = input;
-  const client = backend && rt.upstreams.get(backend.name);
-  if (!backend || !client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
+/** The client of the request's backend (its retries stay on it: docs/traffic.md, Splits), named in the access log. */
+export function backendClient(rt: IngressRuntime, input: Pick<ForwardInput, 'backend'>, ex: Exchange): UpstreamClient {
+  const client = input.backend && rt.upstreams.get(input.backend.name);
+  if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
   ex.upstream = client.name;
   ex.upstreamAddress = client.address;
-  return { backend, client };
+  return client;
 }
 
 /** What the client is told of a failed upstream exchange: its own cancel, a refusal of ours, or the upstream's failure. */

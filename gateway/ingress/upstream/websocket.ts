@@ -26,7 +26,9 @@ export async function proxyWebSocket(
   limits: WebSocketLimits,
   ex: Exchange,
 ): Promise<void> {
-  const { backend, client } = backendClient(rt, input, ex);
+  const client = backendClient(rt, input, ex);
+  // Set, since it has a client.
+  const backend = input.backend!;
   const { headers, query } = upstreamRequest(req, rt, input, ex.id);
   ex.trace.inject(headers);
   const upstreamReq: UpstreamRequest = {
