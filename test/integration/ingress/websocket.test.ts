@@ -65,10 +65,11 @@ const withUpstream = (upstream: WsUpstream) => (config: Record<string, any>) => 
     route('ws-token', { websocket: true, authentication: 'required' }),
     route('ws-denied', { websocket: true }),
     route('plain', {}),
+    { name: 'ws-split', match: { path: { prefix: '/ws-split' } }, backendRefs: [{ name: 'chat', weight: 1 }, { name: 'echo', weight: 0 }], websocket: true },
     // The test ingress's echo backend: plain HTTP, it answers an upgrade request 200 without switching.
     { name: 'ws-noswitch', match: { path: { prefix: '/ws-noswitch' } }, upstream: 'echo', websocket: true },
   );
-  config.policies.push({ name: 'ws', action: 'ALLOW', routes: ['ws', 'ws-idle', 'ws-short', 'plain', 'ws-noswitch'], rules: [{}] });
+  config.policies.push({ name: 'ws', action: 'ALLOW', routes: ['ws', 'ws-idle', 'ws-short', 'plain', 'ws-noswitch', 'ws-split'], rules: [{}] });
   config.policies.push({ name: 'ws-token', action: 'ALLOW', routes: ['ws-token'], rules: [{ from: [{ source: { requestPrincipals: ['*'] } }] }] });
 };
 
@@ -134,6 +135,15 @@ describe('WebSocket through the gateway', () => {
     assert.equal(await closed(ws), 1000);
     const line = await until('the access line', () => gw.logs.find((l) => l.route === 'ws' && l.status === 101));
     assert.ok((line.bytesIn as number) > 0 && (line.bytesOut as number) > 0);
+  });
+
+  it('a route with backendRefs carries a WebSocket to the backend it picks', async () => {
+    const opened = await connect(gw, '/ws-split/chat');
+    assert.ok('ws' in opened);
+    opened.ws.send('split');
+    await until('the echo', () => (opened.messages.includes('echo:split') ? true : undefined), 10_000);
+    opened.ws.close();
+    await closed(opened.ws);
   });
 
   it('a route without websocket refuses the upgrade (400) before any upstream connection', async () => {
