@@ -25,7 +25,7 @@ import { DEV_HELPERS_ADDRESS, devHelpersPlan } from '../dev/helpers-plan.js';
 import { readSigningKey } from '../audit/trail.js';
 import { DEFAULTS } from './defaults.js';
 import { unreadable } from './paths.js';
-import { certificateList, type Config, type UpstreamConfig } from './schema.js';
+import { certificateList, type Config, type RouteConfig, type UpstreamConfig } from './schema.js';
 
 /** A policy and where it was read: the main config or one of its policy files (`S` is the loader's file handle). */
 export interface PolicyRef<S> {
@@ -164,6 +164,7 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
   config.routes.forEach((r, i) => {
     if (r.upstream !== undefined) httpUpstream(r.upstream, `/routes/${i}/upstream`);
     checkRouteTraffic(r, `/routes/${i}`, httpUpstream, claimHeaders, report);
+    if (r.websocket) checkWebSocketRoute(r, `/routes/${i}/websocket`, upstreams, report);
     r.jwtProviders?.forEach((p, k) => {
       if (!providers.has(p)) report(`/routes/${i}/jwtProviders/${k}`, `no JWT provider named "${p}"`);
     });
@@ -194,6 +195,14 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
 
 /** Traffic fields that only HTTP upstreams read: a passthrough (`tcp://`) upstream is one TCP destination. */
 const HTTP_TRAFFIC_FIELDS = ['endpoints', 'dns', 'loadBalancer', 'healthCheck', 'outlierDetection', 'maxRequests'] as const;
+
+/** A WebSocket needs somewhere to go, over HTTP/1.1: over h2 it would need extended CONNECT (RFC 8441). */
+function checkWebSocketRoute<S>(r: RouteConfig, at: string, upstreams: ReadonlyMap<string, UpstreamConfig>, report: Report<S>): void {
+  if (r.filters?.some((f) => f.type === 'RequestRedirect')) report(at, 'a redirect route sends nothing upstream, so no WebSocket either');
+  for (const name of [r.upstream, ...(r.backendRefs ?? []).map((b) => b.name)]) {
+    if (name !== undefined && upstreams.get(name)?.protocol === 'h2') report(at, `upstream "${name}" speaks h2; a WebSocket needs an HTTP/1.1 upstream`);
+  }
+}
 
 function checkTraffic<S>(u: UpstreamConfig, at: string, report: Report<S>): void {
   if (u.url.startsWith('tcp://')) {

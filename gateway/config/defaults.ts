@@ -64,6 +64,8 @@ export interface Defaults {
   readonly retryBackoffBaseMs: number;
   readonly retryBackoffMaxMs: number;
   readonly retryBudgetPercent: NonNullable<Retries['budgetPercent']>;
+  readonly websocketIdleTimeoutMs: number;
+  readonly websocketMaxDurationMs: number;
   readonly backendWeight: number;
   readonly redirectStatusCode: 301 | 302 | 303 | 307 | 308;
   readonly mirrorPercent: number;
@@ -183,6 +185,10 @@ export const DEFAULTS: Defaults = Object.freeze({
   retryBackoffMaxMs: 250,
   /** Envoy's retry budget default: retries add at most a fifth to an upstream's load. */
   retryBudgetPercent: 20,
+  /** Envoy's stream idle timeout: a WebSocket silent for 5 minutes is most likely abandoned. */
+  websocketIdleTimeoutMs: 300_000,
+  /** An hour: a client must reconnect now and then, so a token that expired or a policy that changed applies again. */
+  websocketMaxDurationMs: 3_600_000,
   /** Gateway API's: backendRefs without weights share a route's requests evenly. */
   backendWeight: 1,
   /** Gateway API's: a temporary redirect, so a wrong one is not cached by browsers for good. */

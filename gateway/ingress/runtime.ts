@@ -23,7 +23,7 @@ import type { Tracing } from '../core/tracing.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
 import { loadMeshTrust, type MeshTrust } from './tls/mesh-trust.js';
-import { createTerminatingServer, type RequestHandler, type ClientAuth } from './tls/terminate.js';
+import { createTerminatingServer, refuseUpgrade, type RequestHandler, type ClientAuth } from './tls/terminate.js';
 import { createUpstreamClient, type BalancedOptions, type EndpointStatus, type UpstreamClient, type UpstreamClientOptions, type UpstreamTls } from './upstream/clients.js';
 import type { EndpointEvents } from './upstream/endpoints.js';
 import { createMirrorSender, type MirrorSender } from './upstream/mirror.js';
@@ -253,7 +253,10 @@ function compileVirtualHost(
     ticketKeys: deps.ticketKeys,
   });
   const vhost: VirtualHost = { ...base, clientAuth, target: { kind: 'terminate', vhost: host.name, server } };
-  server.on('request', deps.handlerFor(vhost));
+  const handler = deps.handlerFor(vhost);
+  server.on('request', handler);
+  // Listened to, so upgrade requests never reach 'request' as ordinary ones: WebSocket where a route allows it, else 400.
+  server.on('upgrade', handler.upgrade ?? refuseUpgrade);
   return vhost;
 }
 

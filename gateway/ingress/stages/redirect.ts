@@ -5,7 +5,7 @@ import type { NormalizedTarget } from '../../../policies/path.js';
 import type { Exchange, Request, Response } from '../exchange.js';
 import type { Redirect } from './route-filters.js';
 
-export function answerRedirect(req: Request, res: Response, redirect: Redirect, target: NormalizedTarget, ex: Exchange): void {
+export function answerRedirect(req: Request, res: Response, redirect: Redirect, target: Pick<NormalizedTarget, 'forwardPath' | 'query'>, ex: Exchange): void {
   const authority = (req.headers[':authority'] ?? req.headers.host ?? '') as string;
   ex.status = redirect.statusCode;
   // A body the client is still sending is not read: the connection cannot carry another request after it.

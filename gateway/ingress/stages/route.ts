@@ -12,8 +12,10 @@ import { RELAXED_REASONS, relaxationsOf, type NormalizedTarget } from '../../../
 import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
-import type { RetryPolicy } from '../upstream/retry.js';
+import { GRPC_RETRY_ON, type RetryOn, type RetryPolicy } from '../upstream/retry.js';
+import { compileFault, type CompiledFault } from './fault.js';
 import { routePathOptions } from './normalize-path.js';
+import { compileWebSocket, type WebSocketLimits } from './upgrade.js';
 import { compileFilters, type RouteFilters } from './route-filters.js';
 import { compileRequestMatch, compileSplit, type Backend, type Split } from './route-traffic.js';
 
@@ -41,6 +43,10 @@ export interface CompiledRoute {
   readonly overrideHeaders: ReadonlySet<string> | undefined;
   /** Retries of failed upstream tries; unset: none. */
   readonly retry: RetryPolicy | undefined;
+  /** Delays and aborts injected before forwarding; unset: none. */
+  readonly fault: CompiledFault | undefined;
+  /** WebSocket upgrades allowed, with their limits; unset: refused. */
+  readonly websocket: WebSocketLimits | undefined;
   /** Header edits, redirect and mirror (route-filters.ts). */
   readonly filters: RouteFilters;
   /** Host, method, and the header and query conditions (`rawHeaders` as Node gives them, `query` with its `?`). */
@@ -92,6 +98,8 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
     upperCaseInPath: route.match.path !== undefined && hasUpper('exact' in route.match.path ? route.match.path.exact : route.match.path.prefix),
     overrideHeaders: route.allowOverrideHeaders ? new Set<string>(route.allowOverrideHeaders) : undefined,
     retry: route.retries ? compileRetry(route.retries) : undefined,
+    fault: route.fault ? compileFault(route.fault) : undefined,
+    websocket: compileWebSocket(route.websocket),
     filters: compileFilters(route),
     accepts: requestMatch
       ? (vhost: string, method: string, rawHeaders: readonly string[], query: string) =>
@@ -104,10 +112,12 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
 }
 
 function compileRetry(retries: NonNullable<RouteConfig['retries']>): RetryPolicy {
+  const on: readonly string[] = retries.on ?? DEFAULTS.retryOn;
   return Object.freeze({
     attempts: retries.attempts,
-    on: new Set(retries.on ?? DEFAULTS.retryOn),
+    on: new Set(on.filter((name): name is RetryOn => !Object.hasOwn(GRPC_RETRY_ON, name))),
     statusCodes: new Set(retries.statusCodes ?? []),
+    grpcStatuses: new Set(on.filter((name) => Object.hasOwn(GRPC_RETRY_ON, name)).map((name) => GRPC_RETRY_ON[name]!)),
     perTryTimeoutMs: retries.perTryTimeoutMs,
     backoffBaseMs: retries.backoff?.baseMs ?? DEFAULTS.retryBackoffBaseMs,
     backoffMaxMs: retries.backoff?.maxMs ?? DEFAULTS.retryBackoffMaxMs,

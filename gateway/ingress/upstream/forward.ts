@@ -9,13 +9,16 @@ import type { AuthnResult } from '../../jwt/verifier.js';
 import type { ForwardedFor } from '../stages/forwarded.js';
 import type { CompiledRoute } from '../stages/route.js';
 import type { HeaderEdit } from '../stages/route-filters.js';
+import type { Backend } from '../stages/route-traffic.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
-import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink, type UpstreamRequest } from './clients.js';
-import { hasBody, readRequestBody } from './request-body.js';
+import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink, type UpstreamClient, type UpstreamRequest } from './clients.js';
+import { BodyCopy, hasBody, readRequestBody } from './request-body.js';
 import { UPSTREAM_IDENTITY_ERROR } from './tls-identity.js';
 
 export interface ForwardInput {
   route: CompiledRoute;
+  /** The route's backend for this request (a split picks one); undefined for a redirect route. */
+  backend: Backend | undefined;
   /** Normalized path and the raw query (with its `?`). */
   path: string;
   query: string;
@@ -31,33 +34,47 @@ export interface ForwardInput {
 export async function forward(req: Request, res: Response, rt: IngressRuntime, input: ForwardInput, ex: Exchange): Promise<void> {
   const { route, life } = input;
   const { signal } = life;
-  // One backend per request: its retries stay on it (docs/traffic.md, Splits).
-  const backend = route.backend ?? route.split?.pick();
-  const client = backend && rt.upstreams.get(backend.name);
-  if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
-  ex.upstream = client.name;
-  ex.upstreamAddress = client.address;
+  const client = backendClient(rt, input, ex);
+  // Set, since it has a client.
+  const backend = input.backend!;
   const { headers, query } = upstreamRequest(req, rt, input, ex.id);
   ex.trace.inject(headers);
-  const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers };
+  // h2 (gRPC) bodies stream; on a retried route a copy is kept, so an answer can be retried once the body went up.
+  const copy = client.trailers && route.retry ? new BodyCopy() : undefined;
+  const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers, copy };
   const body = hasBody(req) ? await readRequestBody(req, limits, ex, life) : null;
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
   signal.throwIfAborted();
   const hashKey = client.hashKey?.(req.headers, input.forwarded.remoteIp);
   const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: backend.timeoutMs, signal, hashKey, retry: route.retry };
+  if (copy && body) upstreamReq.replayBody = () => copy.whole();
   if (route.filters.mirror) rt.mirror(route.name, route.filters.mirror, upstreamReq);
   try {
     const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life, route.filters.responseHeaders);
     await client.exchange(upstreamReq, sink);
     if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
   } catch (err) {
-    if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
-    if (signal.aborted) throw signal.reason;
-    if (err instanceof GatewayError) throw err;
-    const failure = upstreamError(err);
-    // Once the answer has started, the client must see a broken response, never a clean but short one.
-    throw ex.status === undefined ? failure : new GatewayError('GW_UPSTREAM_TRUNCATED', failure.reason ?? failure.code.toLowerCase());
+    throw upstreamFailure(err, upstreamReq, ex);
   }
+}
+
+/** The client of the request's backend (its retries stay on it: docs/traffic.md, Splits), named in the access log. */
+export function backendClient(rt: IngressRuntime, input: Pick<ForwardInput, 'backend'>, ex: Exchange): UpstreamClient {
+  const client = input.backend && rt.upstreams.get(input.backend.name);
+  if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
+  ex.upstream = client.name;
+  ex.upstreamAddress = client.address;
+  return client;
+}
+
+/** What the client is told of a failed upstream exchange: its own cancel, a refusal of ours, or the upstream's failure. */
+export function upstreamFailure(err: unknown, upstreamReq: UpstreamRequest, ex: Exchange): unknown {
+  if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
+  if (upstreamReq.signal.aborted) return upstreamReq.signal.reason;
+  if (err instanceof GatewayError) return err;
+  const failure = upstreamError(err);
+  // Once the answer has started, the client must see a broken response, never a clean but short one.
+  return ex.status === undefined ? failure : new GatewayError('GW_UPSTREAM_TRUNCATED', failure.reason ?? failure.code.toLowerCase());
 }
 
 /** The headers and query the upstream gets: what the gateway vouches for (also shown by `portcullis explain`). */

@@ -71,6 +71,8 @@ const DOC_ROWS: Record<Exclude<keyof Defaults, 'egressLimits'>, string> & Record
   retryBackoffBaseMs: 'route `retries.backoff.baseMs`',
   retryBackoffMaxMs: 'route `retries.backoff.maxMs`',
   retryBudgetPercent: 'route `retries.budgetPercent`',
+  websocketIdleTimeoutMs: 'route `websocket.idleTimeoutMs`',
+  websocketMaxDurationMs: 'route `websocket.maxDurationMs`',
   backendWeight: 'route `backendRefs[].weight`',
   redirectStatusCode: 'route `RequestRedirect` `statusCode`',
   mirrorPercent: 'route `RequestMirror` `percent`',
