@@ -76,11 +76,12 @@ compares: decision (forward|refuse; egress allow|deny), status, code, reason, ro
 headers (name: value forwarded, name: null not forwarded). Without -c the embedded development config is
 used (--state-dir DIR). Exits 0 when every case passes, 1 on a mismatch (each shown as expected/got) or an
 invalid config, 2 for a malformed case file.`,
-  lint: `Usage: portcullis lint [-c CONFIG] [--fail-on warning|error] [--json]
+  lint: `Usage: portcullis lint [-c CONFIG] [--fail-on warning|error] [--max-dry-run-days N] [--json]
 
 Reports policies and egress rules that grant more than they should, each with a stable id, a severity
 (info, warning, error) and a fix (docs/policies.md, "Lint findings"). 'validate' is about correctness;
 'lint' is about least privilege. Without -c the embedded development config is used (--state-dir DIR).
+--max-dry-run-days (default 14): a dry-run whose dryRunSince is older is reported (dry-run-too-long).
 Exits 1 when a finding is at least as severe as --fail-on (default error), else 0.`,
   suggest: `Usage: portcullis suggest [-c CONFIG] --from ACCESS_LOG [--from ACCESS_LOG]...
 
@@ -368,16 +369,26 @@ async function testCases(args: string[]): Promise<number> {
 async function lint(args: string[]): Promise<number> {
   const { values } = parseCommandLine(
     args,
-    { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, 'fail-on': { type: 'string' }, json: { type: 'boolean' } },
+    {
+      config: { type: 'string', short: 'c' },
+      'state-dir': { type: 'string' },
+      'fail-on': { type: 'string' },
+      'max-dry-run-days': { type: 'string' },
+      json: { type: 'boolean' },
+    },
     'lint',
   );
   if (values.help) return help('lint');
   const failOn = values['fail-on'] ?? 'error';
   if (failOn !== 'warning' && failOn !== 'error') throw new UsageError(`--fail-on is warning or error, not ${failOn}`, HELP.lint);
+  const maxDryRunDays = values['max-dry-run-days'] === undefined ? undefined : Number(values['max-dry-run-days']);
+  if (maxDryRunDays !== undefined && !(Number.isInteger(maxDryRunDays) && maxDryRunDays >= 0)) {
+    throw new UsageError(`--max-dry-run-days is a whole number of days, not ${values['max-dry-run-days']}`, HELP.lint);
+  }
   const { atLeast, lintConfig } = await import('./tools/lint.js');
   const loaded = await loadForTool(values.config, values['state-dir']);
   if (typeof loaded === 'number') return loaded;
-  const findings = lintConfig(loaded.config);
+  const findings = lintConfig(loaded.config, maxDryRunDays === undefined ? {} : { maxDryRunDays });
   if (values.json) process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
   else {
     for (const f of findings) process.stdout.write(`${f.severity.padEnd(7)} ${f.id} ${f.at}: ${f.message}\n        fix: ${f.fix}\n`);

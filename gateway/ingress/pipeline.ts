@@ -147,6 +147,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     required: route.authenticationRequired,
   });
   if (authn.auth) ex.principal = authn.auth.principal;
+  if (authn.wouldDeny) rt.wouldDeny({ kind: 'jwt', policy: authn.wouldDeny.provider, reason: authn.wouldDeny.reason, requestId: ex.id, route: route.name });
+  if (route.authenticationDryRun && !authn.auth) rt.wouldDeny({ kind: 'jwt', policy: route.name, reason: 'token_missing', requestId: ex.id, route: route.name });
   ex.trace.stage('authenticated');
 
   // 5. Authorization.
@@ -168,7 +170,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   ex.trace.stage('authorized');
 
   // 6. Rate limit, keyed by what authentication established.
-  if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes);
+  if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes, { requestId: ex.id, route: route.name });
 
   // 7. Limits known before any body byte is read.
   const declaredLength = Number(req.headers['content-length'] ?? 0);

@@ -21,8 +21,10 @@ export interface CompiledRoute {
   readonly name: string;
   readonly upstream: string;
   readonly jwtProviders: ReadonlySet<string> | undefined;
-  /** `authentication: required`: no token is a 401 before authorization runs. */
+  /** `authentication: required` enforced: no token is a 401 before authorization runs. */
   readonly authenticationRequired: boolean;
+  /** `authentication: required` in `authenticationMode: dry-run`: no token is reported as a would-deny, not refused. */
+  readonly authenticationDryRun: boolean;
   readonly maxBodyBytes: number;
   readonly timeoutMs: number;
   /** Name of the rate limit applied after authorization, if any. */
@@ -74,7 +76,8 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
     name: route.name,
     upstream: route.upstream,
     jwtProviders: route.jwtProviders ? new Set(route.jwtProviders) : undefined,
-    authenticationRequired: (route.authentication ?? defaults.authentication ?? DEFAULTS.routeAuthentication) === 'required',
+    authenticationRequired: (route.authentication ?? defaults.authentication ?? DEFAULTS.routeAuthentication) === 'required' && route.authenticationMode !== 'dry-run',
+    authenticationDryRun: route.authenticationMode === 'dry-run',
     maxBodyBytes: route.maxBodyBytes ?? defaults.maxBodyBytes,
     timeoutMs: route.timeoutMs ?? defaults.timeoutMs,
     rateLimit: route.rateLimit,
