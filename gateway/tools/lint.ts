@@ -225,7 +225,7 @@ function lintDryRuns(config: Config, options: LintOptions, add: Add): void {
     }
     const days = Math.floor((now - Date.parse(`${since}T00:00:00Z`)) / DAY_MS);
     if (days > maxDays) {
-      add('dry-run-too-long', at, `${what} has been in dry-run since ${since} (${days} days, more than ${maxDays}): it still enforces nothing`, `read its DRY_RUN_WOULD_DENY records, then set mode: enforce (or remove it)`);
+      add('dry-run-too-long', at, `${what} has been in dry-run since ${since}, more than ${maxDays} days: it still enforces nothing`, `read its DRY_RUN_WOULD_DENY records, then set mode: enforce (or remove it)`);
     }
   }
 }

@@ -109,10 +109,12 @@ function reportEgress(config: EgressConfig | undefined, attempts: readonly Obser
     const unlisted = used?.filter((a) => a.wouldDeny) ?? [];
     if (unlisted.length > 0) {
       const where = distinct(unlisted.map((a) => `${a.host}:${a.port}`));
-      lines.push(`egress rule '${rule.name}' is in dry-run: ${unlisted.length} attempts to destinations it does not list (${where.join(', ')}); the suggestion lists them`);
+      lines.push(`egress rule '${rule.name}' is in dry-run: ${countAttempts(unlisted.length)} to destinations it does not list (${where.join(', ')}); the suggestion lists them`);
     }
   }
   const anonymous = attempts.filter((a) => a.identity === 'anonymous').length;
-  if (anonymous > 0) lines.push(`${anonymous} attempts by anonymous callers get no rule: identify them (SVID, proxy token, sourceIdentities)`);
+  if (anonymous > 0) lines.push(`${countAttempts(anonymous)} by anonymous callers get no rule: identify them (SVID, proxy token, sourceIdentities)`);
   return lines;
 }
+
+const countAttempts = (n: number) => `${n} attempt${n === 1 ? '' : 's'}`;

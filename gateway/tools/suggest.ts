@@ -99,7 +99,7 @@ function observedWouldDeny(entry: Record<string, unknown>): ObservedWouldDeny | 
 export function reportWouldDenies(records: readonly ObservedWouldDeny[]): string[] {
   const unique = new Map(records.map((r) => [`${r.kind} ${r.policy} ${r.requestId}`, r]));
   const byPoint = groupBy([...unique.values()], (r) => `${r.kind} '${r.policy}'`);
-  return [...byPoint.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([point, seen]) => `dry-run ${point} would have denied ${seen.length} in the log: enforcing it refuses them`);
+  return [...byPoint.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([point, seen]) => `dry-run ${point} would have denied ${seen.length} in the log: enforcing it refuses ${seen.length === 1 ? 'it' : 'them'}`);
 }
 
 export function suggest(config: Config, observed: readonly Observed[]): Suggestion {

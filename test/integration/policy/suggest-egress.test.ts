@@ -36,7 +36,7 @@ test('suggest --from EGRESS_AUDIT: the tightest rule per identity, with a byte b
     r.stdout.split('\n').filter((l) => l.startsWith('#')),
     [
       '# Suggested egress allow rules from 7 allowed egress attempts (put them in the config\'s egress section).',
-      `# egress rule 'billing-learning' is in dry-run: 1 attempts to destinations it does not list (hooks.chat.example:${run.port}); the suggestion lists them`,
+      `# egress rule 'billing-learning' is in dry-run: 1 attempt to destinations it does not list (hooks.chat.example:${run.port}); the suggestion lists them`,
       "# egress rule 'reports-ftp' allowed no attempt in the log",
     ],
   );
@@ -93,5 +93,5 @@ test('suggest reads dry-run would-denies and reports what enforcing each would r
   assert.equal(r.code, 0, r.stderr);
   // The process log has the EGRESS_DECISION lines too: each attempt is counted once.
   assert.match(r.stdout, /^# Suggested egress allow rules from 7 allowed egress attempts/m);
-  assert.match(r.stdout, /^# dry-run egress 'billing-learning' would have denied 1 in the log: enforcing it refuses them$/m);
+  assert.match(r.stdout, /^# dry-run egress 'billing-learning' would have denied 1 in the log: enforcing it refuses it$/m);
 });
