@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { METRIC_NAMES } from '../../../gateway/core/metrics.js';
 import { connectRequest, rawRequest } from '../egress/harness.js';
 import { ISSUER, request, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
+import { portcullis } from '../../helpers/cli.js';
 import { assertPromtoolAccepts } from '../../helpers/promtool.js';
 
 const ROLLOUT_ISSUER = 'https://rollout.test';
@@ -201,6 +202,16 @@ describe('dry-run: every kind lets the request through and reports one would-den
       assert.ok(typeof line.route === 'string' || typeof line.identity === 'string');
     }
     assertPromtoolAccepts(t, await ing.gateway.metrics.registry.metrics());
+  });
+
+  test('explain names what a JWT dry-run would refuse, and still forwards', async () => {
+    const route = await portcullis(['explain', '-c', ing.configFile, '--url', 'https://localhost/login-dry/x']);
+    assert.equal(route.code, 0, route.stderr);
+    assert.match(route.stdout, /^authentication\s+ok\s+no client certificate; no token \(anonymous\); dry-run: route 'login-dry' would refuse it \(token_missing\)$/m);
+    const provider = await portcullis(['explain', '-c', ing.configFile, '--url', 'https://localhost/jwt-dry/x', '-H', `authorization: Bearer ${await forged(ROLLOUT_ISSUER)}`]);
+    assert.equal(provider.code, 0, provider.stderr);
+    assert.match(provider.stdout, /dry-run: provider 'rollout' would refuse the token \(signature_invalid\)$/m);
+    assert.match(provider.stdout, /^decision: forward to 'echo'/m);
   });
 
   /** Through a CONNECT tunnel from `localAddress`: `GET /big`, and the bytes that came back before the tunnel closed. */
