@@ -265,7 +265,6 @@ function soleProvider(providers: ReadonlySet<string>): string {
 const EMPTY: readonly string[] = Object.freeze([]);
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const ANONYMOUS: AuthnResult = Object.freeze({ removeHeaders: EMPTY, removeCookies: EMPTY, removeParams: EMPTY, setHeaders: NO_HEADERS });
-const STRIP_ONLY = { setHeaders: NO_HEADERS } as const;
 
 export function createJwtAuthn(providers: readonly JwtProviderConfig[], options: JwtAuthnOptions, deps: JwtAuthnDeps): JwtAuthn {
   const full: SourceDeps = {
@@ -397,7 +396,8 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
       const verified = await verifyOrDryRun(found.token, found.providers);
       if (verified instanceof TokenRefused) {
         if (required) throw tokenRequired();
-        return { ...STRIP_ONLY, removeHeaders: found.headers, removeCookies: found.cookies, removeParams: found.params, wouldDeny: { provider: verified.provider, reason: verified.failure } };
+        const wouldDeny = { provider: verified.provider, reason: verified.failure };
+        return { removeHeaders: found.headers, removeCookies: found.cookies, removeParams: found.params, setHeaders: NO_HEADERS, wouldDeny };
       }
       const strip = !verified.provider.forward;
       return {

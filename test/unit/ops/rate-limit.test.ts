@@ -116,6 +116,18 @@ describe('rate limits in memory', () => {
   });
 });
 
+describe('a dry-run limit', () => {
+  test('never refuses: over the limit it reports one would-deny per request and counts no hit', async () => {
+    const metrics = createMetrics();
+    const rl = createRateLimiter([{ name: 'trial', requests: 1, perSeconds: 60, mode: 'dry-run' }], undefined, { logger, metrics });
+    for (let i = 0; i < 3; i++) assert.equal((await rl.enforce('trial', request(), AT)).allowed, true);
+    const page = await metrics.registry.metrics();
+    assert.match(page, /^portcullis_dry_run_would_deny_total\{kind="rate_limit",policy="trial"\} 2$/m);
+    assert.doesNotMatch(page, /^portcullis_rate_limit_hits_total\{/m);
+    await rl.close();
+  });
+});
+
 describe('rateLimitHeaders', () => {
   test('rounds the reset up to whole seconds; Retry-After only on refusal and at least 1', () => {
     assert.deepEqual(rateLimitHeaders({ allowed: true, limit: 10, remaining: 4, resetMs: 1200 }), {
