@@ -198,6 +198,8 @@ async function authenticate(rt: IngressRuntime, input: ExplainInput, req: Reques
       rawHeaders: req.rawHeaders,
       query: query.length > 1 ? query.slice(1) : '',
       ...(route.jwtProviders ? { allowedProviders: route.jwtProviders } : {}),
+      // As the pipeline: an enforced `authentication: required` answers a missing token 401 here.
+      required: route.authenticationRequired,
     });
   }
   const auth: RequestAuth = toRequestAuth(input.claims);

@@ -208,6 +208,9 @@ describe('dry-run: every kind lets the request through and reports one would-den
     const route = await portcullis(['explain', '-c', ing.configFile, '--url', 'https://localhost/login-dry/x']);
     assert.equal(route.code, 0, route.stderr);
     assert.match(route.stdout, /^authentication\s+ok\s+no client certificate; no token \(anonymous\); dry-run: route 'login-dry' would refuse it \(token_missing\)$/m);
+    const enforced = await portcullis(['explain', '-c', ing.configFile, '--url', 'https://localhost/login-enforce/x']);
+    assert.equal(enforced.code, 1, 'the gateway answers 401 here, and so does explain');
+    assert.match(enforced.stdout, /^decision: refuse 401 GW_AUTHN_REQUIRED/m);
     const provider = await portcullis(['explain', '-c', ing.configFile, '--url', 'https://localhost/jwt-dry/x', '-H', `authorization: Bearer ${await forged(ROLLOUT_ISSUER)}`]);
     assert.equal(provider.code, 0, provider.stderr);
     assert.match(provider.stdout, /dry-run: provider 'rollout' would refuse the token \(signature_invalid\)$/m);
