@@ -169,6 +169,10 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
       if (!providers.has(p)) report(`/routes/${i}/jwtProviders/${k}`, `no JWT provider named "${p}"`);
     });
     if (r.rateLimit !== undefined && !rateLimits.has(r.rateLimit)) report(`/routes/${i}/rateLimit`, `no rate limit named "${r.rateLimit}"`);
+    // A dry-run of a requirement the route does not have would report nothing and read as a rollout under way.
+    if (r.authenticationMode !== undefined && r.authentication !== 'required') {
+      report(`/routes/${i}/authenticationMode`, 'applies to authentication: required; set it on the route or remove authenticationMode');
+    }
     r.match.hosts?.forEach((h, k) => {
       const host = vhosts.get(h);
       if (!host) report(`/routes/${i}/match/hosts/${k}`, `no virtual host named "${h}"`);

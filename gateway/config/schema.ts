@@ -2,7 +2,7 @@
 // against and that the TypeScript types are derived from, so the two can never disagree.
 // Defaults are secure where the config is silent; they live in defaults.ts and are never written into the config.
 import { Type, type Static } from '@sinclair/typebox';
-import { Cidr, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
+import { Cidr, DryRunSince, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
 import { PolicySchema } from '../../policies/schema.js';
 import { EgressSchema } from './egress-schema.js';
 import { MatchExtensions, RouteTrafficFields } from './route-traffic-schema.js';
@@ -162,6 +162,13 @@ export const JwtProviderSchema = Obj({
   requireExpiration: Type.Optional(Type.Boolean()),
   /** Claims every token of this provider must carry; with `values`, the claim (or one element of an array claim) must be one of them. */
   requiredClaims: Type.Optional(Type.Array(RequiredClaimSchema)),
+  /**
+   * `dry-run`: on ingress routes, a token this provider refuses (expired, bad signature, wrong audience, …) is not
+   * answered 401: the request goes on without it (anonymous; the token is stripped) and a would-deny is reported
+   * (kind `jwt`). Egress proxy tokens are always enforced. Default `enforce`.
+   */
+  mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('dry-run')])),
+  dryRunSince: Type.Optional(DryRunSince),
 });
 
 /** One place an upstream's requests may go: `host:port` (an IP address or a DNS name) and its share of them. */
@@ -326,6 +333,12 @@ export const RouteSchema = Obj({
    * authorization runs. `optional` (default, Istio semantics): it goes on anonymous and the policy decides (403).
    */
   authentication: Type.Optional(Type.Union([Type.Literal('required'), Type.Literal('optional')])),
+  /**
+   * With `authentication: required`, `dry-run` lets a request without a valid token go on anonymous (the policy
+   * decides) and reports a would-deny (kind `jwt`, the route's name as `policy`). Default `enforce`.
+   */
+  authenticationMode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('dry-run')])),
+  authenticationDryRunSince: Type.Optional(DryRunSince),
   maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
   timeoutMs: Type.Optional(Millis),
   /** Name of a `rateLimits` entry applied to this route. */

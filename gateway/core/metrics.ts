@@ -39,6 +39,11 @@ export interface Metrics {
    */
   authz(policy: string, decision: string, reason: string): void;
   /**
+   * An enforcement point in `mode: dry-run` would have refused (gateway/core/dry-run.ts): `kind` is `jwt`, `authz`,
+   * `egress`, `rate_limit` or `byte_budget`; `policy` the name of what would have refused.
+   */
+  dryRunWouldDeny(kind: string, policy: string): void;
+  /**
    * One egress attempt, when it ends: `decision` is the policy's (`allow`, `deny`); `code` is `ok`, or the GW_* code
    * the client saw, so an allowed attempt whose upstream failed is `allow` with `GW_UPSTREAM_*`.
    */
@@ -82,6 +87,7 @@ export const METRIC_NAMES = {
   ...PROCESS_METRIC_NAMES,
   jwtFailures: 'portcullis_jwt_failures_total',
   authzDecisions: 'portcullis_authz_decisions_total',
+  dryRunWouldDeny: 'portcullis_dry_run_would_deny_total',
   egressAttempts: 'portcullis_egress_attempts_total',
   egressSentBytes: 'portcullis_egress_sent_bytes_total',
   egressReceivedBytes: 'portcullis_egress_received_bytes_total',
@@ -130,6 +136,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     METRIC_NAMES.authzDecisions,
     'Authorization decisions: deciding policy (empty when none decided), decision (allow, deny, would_allow, would_deny) and reason',
     ['policy', 'decision', 'reason'],
+  );
+  const dryRunWouldDeny = counter(
+    METRIC_NAMES.dryRunWouldDeny,
+    'Would-deny decisions of enforcement points in dry-run mode, by kind (jwt, authz, egress, rate_limit, byte_budget) and the policy, rule, limit, provider or route that would have refused',
+    ['kind', 'policy'],
   );
   const destinations = `destination host (at most ${maxEgressDestinations} distinct, then "${OTHER_DESTINATION}")`;
   const egressAttempts = counter(
@@ -241,6 +252,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     jwtFailure: bound<[string, string]>(jwtFailures),
     authz: bound<[string, string, string]>(authzDecisions),
+    dryRunWouldDeny: bound<[string, string]>(dryRunWouldDeny),
     egress(host, decision, code, bytesUp, bytesDown) {
       let destination = host;
       if (!egressHosts.has(host)) {

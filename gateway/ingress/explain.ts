@@ -143,6 +143,9 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
   authStep.detail = [
     peer ? `mTLS peer ${peer} (given; no certificate checked)` : input.peer !== undefined ? `peer ${input.peer} ignored: the virtual host asks for no client certificate` : 'no client certificate',
     authn.auth ? `${input.claims ? 'claims given, not verified' : 'token verified'}: principal ${authn.auth.principal}` : 'no token (anonymous)',
+    // What a dry-run would have refused here: the gateway lets the request on and reports it (DRY_RUN_WOULD_DENY).
+    ...(authn.wouldDeny ? [`dry-run: provider '${authn.wouldDeny.provider}' would refuse the token (${authn.wouldDeny.reason})`] : []),
+    ...(route.authenticationDryRun && !authn.auth ? [`dry-run: route '${route.name}' would refuse it (token_missing)`] : []),
   ].join('; ');
 
   // 5. Authorization.
@@ -206,6 +209,8 @@ async function authenticate(rt: IngressRuntime, input: ExplainInput, req: Reques
       rawHeaders: req.rawHeaders,
       query: query.length > 1 ? query.slice(1) : '',
       ...(route.jwtProviders ? { allowedProviders: route.jwtProviders } : {}),
+      // As the pipeline: an enforced `authentication: required` answers a missing token 401 here.
+      required: route.authenticationRequired,
     });
   }
   const auth: RequestAuth = toRequestAuth(input.claims);

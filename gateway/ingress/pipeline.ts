@@ -224,6 +224,8 @@ async function admit(
     required: route.authenticationRequired,
   });
   if (authn.auth) ex.principal = authn.auth.principal;
+  if (authn.wouldDeny) rt.wouldDeny({ kind: 'jwt', policy: authn.wouldDeny.provider, reason: authn.wouldDeny.reason, requestId: ex.id, route: route.name });
+  if (route.authenticationDryRun && !authn.auth) rt.wouldDeny({ kind: 'jwt', policy: route.name, reason: 'token_missing', requestId: ex.id, route: route.name });
   ex.trace.stage('authenticated');
 
   // 5. Authorization.
@@ -245,7 +247,7 @@ async function admit(
   ex.trace.stage('authorized');
 
   // 6. Rate limit, keyed by what authentication established.
-  if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes);
+  if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes, { requestId: ex.id, route: route.name });
   // One backend per request, picked once: its timeout bounds a fault's delay, and its retries stay on it.
   const backend = route.backend ?? route.split?.pick();
   return { route, backend, path: target.forwardPath, query: target.query, authn, host, forwarded, port: vhost.port, timeouts: listener.timeouts, life };

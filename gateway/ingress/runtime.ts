@@ -11,6 +11,7 @@ import { compilePolicies, type CompiledPolicySet } from '../../policies/compile.
 import { certificateList, type Config, type ListenerConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import { createDryRunReporter, type DryRunReporter } from '../core/dry-run.js';
 import type { Metrics, UpstreamEndpointState } from '../core/metrics.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
 import type { ConnectionTarget } from './listener.js';
@@ -59,6 +60,8 @@ export interface IngressRuntime {
   readonly mirror: MirrorSender;
   readonly jwt: JwtAuthn;
   readonly authz: AuthzStage;
+  /** Reports what an enforcement point in dry-run (a JWT provider, a route's token requirement) would have refused. */
+  readonly wouldDeny: DryRunReporter;
   /** The compiled policies the authz stage asks (also read by `portcullis explain`). */
   readonly policies: CompiledPolicySet;
   readonly sanitizer: HeaderSanitizer;
@@ -164,6 +167,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       logger: deps.logger,
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
     }),
+    wouldDeny: createDryRunReporter(deps),
     policies,
     rateLimiter: deps.rateLimiter,
     tracing: deps.tracing,

@@ -28,8 +28,10 @@ export interface CompiledRoute {
   /** Weighted upstreams (`backendRefs`): one is picked per request. */
   readonly split: Split | undefined;
   readonly jwtProviders: ReadonlySet<string> | undefined;
-  /** `authentication: required`: no token is a 401 before authorization runs. */
+  /** `authentication: required` enforced: no token is a 401 before authorization runs. */
   readonly authenticationRequired: boolean;
+  /** `authentication: required` in `authenticationMode: dry-run`: no token is reported as a would-deny, not refused. */
+  readonly authenticationDryRun: boolean;
   readonly maxBodyBytes: number;
   /** Name of the rate limit applied after authorization, if any. */
   readonly rateLimit: string | undefined;
@@ -90,7 +92,8 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
     backend: route.upstream !== undefined ? Object.freeze({ name: route.upstream, timeoutMs: timeoutOf(route.upstream) }) : undefined,
     split: route.backendRefs ? compileSplit(route.backendRefs, timeoutOf) : undefined,
     jwtProviders: route.jwtProviders ? new Set(route.jwtProviders) : undefined,
-    authenticationRequired: (route.authentication ?? defaults.authentication ?? DEFAULTS.routeAuthentication) === 'required',
+    authenticationRequired: (route.authentication ?? defaults.authentication ?? DEFAULTS.routeAuthentication) === 'required' && route.authenticationMode !== 'dry-run',
+    authenticationDryRun: route.authenticationMode === 'dry-run',
     maxBodyBytes: route.maxBodyBytes ?? defaults.maxBodyBytes,
     rateLimit: route.rateLimit,
     pathCase,
