@@ -1,6 +1,6 @@
-// The real `portcullis run` process and its V8 young generation: where Node has process.execve (≥ 22.15), the
-// process replaces itself, same pid, with --max-semi-space-size=8 in front of its own command line; an operator's
-// NODE_OPTIONS choice is kept; on Node 20 it runs as started. /proc/PID/cmdline shows what the process runs as.
+// The real `portcullis run` process and its V8 heap flags: where Node has process.execve (≥ 22.15), the process
+// replaces itself, same pid, with the flags in front of its own command line; an operator's NODE_OPTIONS choice is
+// kept; on Node 20 it runs as started. /proc/PID/cmdline shows what the process runs as.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SEMI_SPACE_FLAG } from '../../../gateway/young-generation.js';
+import { HEAP_FLAGS } from '../../../gateway/heap-flags.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const HAS_EXECVE = typeof (process as { execve?: unknown }).execve === 'function';
@@ -32,11 +32,11 @@ async function runningCommandLine(configFile: string, env: NodeJS.ProcessEnv): P
   }
 }
 
-describe('portcullis run and its young generation', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
+describe('portcullis run and its V8 heap flags', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
   let dir: string;
   let configFile: string;
   before(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-young-'));
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-heap-flags-'));
     configFile = path.join(dir, 'portcullis.yaml');
     fs.writeFileSync(
       configFile,
@@ -56,15 +56,15 @@ admin: { address: 127.0.0.1, port: 0 }
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it(HAS_EXECVE ? 'runs with --max-semi-space-size=8, under the pid it was started as' : 'runs as started (no process.execve on this Node)', async () => {
+  it(HAS_EXECVE ? `runs with ${HEAP_FLAGS.join(' ')}, under the pid it was started as` : 'runs as started (no process.execve on this Node)', async () => {
     const { NODE_OPTIONS: _, ...env } = process.env;
     const argv = await runningCommandLine(configFile, env);
-    assert.equal(argv.includes(SEMI_SPACE_FLAG), HAS_EXECVE, argv.join(' '));
+    assert.deepEqual(argv.slice(1, 3), HAS_EXECVE ? [...HEAP_FLAGS] : ['--import', 'tsx'], argv.join(' '));
     assert.deepEqual(argv.slice(-3), ['run', '-c', configFile]);
   });
 
   it('keeps a semi-space size set in NODE_OPTIONS', async () => {
     const argv = await runningCommandLine(configFile, { ...process.env, NODE_OPTIONS: '--max-semi-space-size=16' });
-    assert.equal(argv.includes(SEMI_SPACE_FLAG), false, argv.join(' '));
+    assert.equal(argv.includes(HEAP_FLAGS[0]), false, argv.join(' '));
   });
 });
