@@ -38,5 +38,7 @@ function realPath(file: string): string {
 type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
 
 const execve = (process as { execve?: Execve }).execve;
-const args = execve ? heapFlagArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS) : undefined;
+// A process forked with an IPC channel (a cluster worker, a supervisor's child) keeps running as started: the channel's
+// descriptor would not survive the exec. Cluster workers inherit the primary's flags anyway (its execArgv).
+const args = execve && !process.channel ? heapFlagArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS) : undefined;
 if (execve && args) execve(process.execPath, [process.execPath, ...args], process.env);
