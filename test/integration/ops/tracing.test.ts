@@ -277,7 +277,7 @@ describe('tracing off (the default)', () => {
 describe('egress attempts are traced', () => {
   test('an allowed request and a denied CONNECT: one span each, the trace id in each audit record', async () => {
     const collector = await startOtlpReceiver();
-    const tracing = createTracing({ enabled: true, endpoint: collector.url }, silentLogger);
+    const tracing = await createTracing({ enabled: true, endpoint: collector.url }, silentLogger);
     const dir = tempDir();
     const upstream = await startHttpUpstream('allowed');
     const proxy = await startProxy(dir, localGrant('allowed.test', upstream.port), { tracing: () => tracing });
