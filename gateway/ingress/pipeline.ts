@@ -76,6 +76,8 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
     route: undefined,
     upstream: undefined,
     upstreamAddress: undefined,
+    upstreamSeries: undefined,
+    upstreamSent: 0,
     peer: undefined,
     principal: undefined,
     decision: undefined,
@@ -103,6 +105,8 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
   } finally {
     const seconds = (performance.now() - ex.started) / 1000;
     deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
+    // The same status and code as the route's series, so the two add up; the time is the upstream's share.
+    ex.upstreamSeries?.record(ex.status ?? 0, ex.code ?? 'ok', (performance.now() - ex.upstreamSent) / 1000, ex.bytesIn, ex.bytesOut);
     const line = accessLine(ex, req, seconds);
     accessLog.info(line);
     if (deps.audit && (ex.code !== undefined || deps.audit.ingressAllows)) deps.audit.append('ingress', { listener: vhost.listener, vhost: vhost.name, ...line });

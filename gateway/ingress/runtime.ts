@@ -12,6 +12,7 @@ import { certificateList, type Config, type ListenerConfig, type RouteConfig, ty
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics, UpstreamEndpointState } from '../core/metrics.js';
+import type { RequestSeries } from '../core/request-metrics.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
 import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
@@ -54,6 +55,8 @@ export interface IngressRuntime {
   readonly paths: PathStage;
   readonly routes: RouteTable;
   readonly upstreams: ReadonlyMap<string, UpstreamClient>;
+  /** Each HTTP upstream's request series, looked up once per request that is sent (empty without metrics). */
+  readonly upstreamSeries: ReadonlyMap<string, RequestSeries>;
   readonly jwt: JwtAuthn;
   readonly authz: AuthzStage;
   /** The compiled policies the authz stage asks (also read by `portcullis explain`). */
@@ -139,8 +142,10 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   const hooks = upstreamHooks(deps);
   const pools = new Map<string, UpstreamClient>();
   const clients = new Map<string, UpstreamClient>();
+  const upstreamSeries = new Map<string, RequestSeries>();
   for (const u of config.upstreams) {
     if (u.url.startsWith('tcp:')) continue;
+    if (deps.metrics) upstreamSeries.set(u.name, deps.metrics.upstream(u.name));
     const options = upstreamClientOptions(config, u, trust, hooks);
     const key = poolKey(options, u, config);
     const client = deps.previous?.pools.get(key) ?? createUpstreamClient(options);
@@ -154,6 +159,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     paths: createPathStage(config.routes),
     routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults(r)))),
     upstreams: clients,
+    upstreamSeries,
     jwt,
     authz: createAuthzStage(policies, {
       logger: deps.logger,

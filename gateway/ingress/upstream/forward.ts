@@ -42,6 +42,8 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   signal.throwIfAborted();
   const hashKey = client.hashKey?.(req.headers, input.forwarded.remoteIp);
   const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal, hashKey, retry: route.retry };
+  ex.upstreamSeries = rt.upstreamSeries.get(client.name);
+  ex.upstreamSent = performance.now();
   try {
     const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life);
     await client.exchange(upstreamReq, sink);

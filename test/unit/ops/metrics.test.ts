@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OTHER_DESTINATION, createMetrics } from '../../../gateway/core/metrics.js';
+import { OTHER_DESTINATION, aggregateWorkerMetrics, createMetrics } from '../../../gateway/core/metrics.js';
 import { PORTCULLIS_VERSION } from '../../../gateway/core/process-metrics.js';
 
 /** Prometheus text exposition → `name{labels}` → value (label order as prom-client prints it). */
@@ -33,6 +33,29 @@ describe('metrics', () => {
     assert.equal(s.get('portcullis_response_bytes_total{route="api"}'), 150);
     assert.equal(s.get('portcullis_request_duration_seconds_count{route="api"}'), 3);
     assert.ok(Math.abs(s.get('portcullis_request_duration_seconds_sum{route="api"}')! - 0.0038) < 1e-9);
+  });
+
+  test('upstreams: one series per name, made once and kept; exported from its first request; summed across workers', async () => {
+    const m = createMetrics();
+    const app = m.upstream('app');
+    assert.equal(m.upstream('app'), app, 'a reloaded runtime gets the same series back, so counts go on');
+    m.upstream('idle');
+    app.record(200, 'ok', 0.002, 5, 7);
+    app.record(200, 'ok', 0.2, 0, 3);
+    app.record(503, 'GW_UPSTREAM_OVERLOADED', 0.0001, 0, 0);
+    const s = await scrape(m.registry);
+    assert.equal(s.get('portcullis_upstream_requests_total{upstream="app",status="200",code="ok"}'), 2);
+    assert.equal(s.get('portcullis_upstream_requests_total{upstream="app",status="503",code="GW_UPSTREAM_OVERLOADED"}'), 1);
+    assert.equal(s.get('portcullis_upstream_request_duration_seconds_bucket{le="0.0025",upstream="app"}'), 2);
+    assert.equal(s.get('portcullis_upstream_request_duration_seconds_count{upstream="app"}'), 3);
+    assert.equal(s.get('portcullis_upstream_sent_bytes_total{upstream="app"}'), 5);
+    assert.equal(s.get('portcullis_upstream_received_bytes_total{upstream="app"}'), 10);
+    assert.ok(![...s.keys()].some((k) => k.includes('upstream="idle"')), 'an upstream no request reached has no series yet');
+
+    const worker = async (name: string) => ({ worker: name, metrics: await m.registry.getMetricsAsJSON() });
+    const machine = await scrape(aggregateWorkerMetrics([await worker('1'), await worker('2')]));
+    assert.equal(machine.get('portcullis_upstream_requests_total{upstream="app",status="200",code="ok"}'), 4);
+    assert.equal(machine.get('portcullis_upstream_request_duration_seconds_bucket{le="+Inf",upstream="app"}'), 6);
   });
 
   test('jwt, authz, rate limit, certificate, redis and JWKS recorders', async () => {
