@@ -247,11 +247,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     'Retries of upstream requests, by upstream and outcome: retried, or refused by budget_exhausted or max_retries',
     ['upstream', 'outcome'],
   );
-  const auditWriteFailures = new Counter({
-    name: METRIC_NAMES.auditWriteFailures,
-    help: 'Failed writes of audit records or checkpoints (disk full, file read-only); see audit.onWriteFailure',
-    registers,
-  });
+  const auditWriteFailures = createAuditFailureCounter(registry);
 
   const egressHosts = new Set<string>();
   const egressAttempt = bound<[string, string, string]>(egressAttempts);
@@ -302,6 +298,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     upstreamOverloaded: bound<[string, string]>(upstreamOverloaded),
     upstreamRetry: bound<[string, string]>(upstreamRetries),
   };
+}
+
+/**
+ * Counts failed audit writes; made by whoever writes the trail: the gateway, or in multi-process mode the primary
+ * (the workers' own counters then stay 0 and are left out of the machine's metrics).
+ */
+export function createAuditFailureCounter(registry: Registry): Counter {
+  return new Counter({
+    name: METRIC_NAMES.auditWriteFailures,
+    help: 'Failed writes of audit records or checkpoints (disk full, file read-only); see audit.onWriteFailure',
+    registers: [registry],
+  });
 }
 
 function openConnections(server: ConnectionCounter): Promise<number> {
