@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OTHER_DESTINATION, aggregateWorkerMetrics, createMetrics } from '../../../gateway/core/metrics.js';
+import fs from 'node:fs';
+import { METRIC_NAMES, OTHER_DESTINATION, aggregateWorkerMetrics, createMetrics, createReloadMetrics } from '../../../gateway/core/metrics.js';
 import { PORTCULLIS_VERSION } from '../../../gateway/core/process-metrics.js';
 
 /** Prometheus text exposition → `name{labels}` → value (label order as prom-client prints it). */
@@ -56,6 +57,19 @@ describe('metrics', () => {
     const machine = await scrape(aggregateWorkerMetrics([await worker('1'), await worker('2')]));
     assert.equal(machine.get('portcullis_upstream_requests_total{upstream="app",status="200",code="ok"}'), 4);
     assert.equal(machine.get('portcullis_upstream_request_duration_seconds_bucket{le="+Inf",upstream="app"}'), 6);
+  });
+
+  test('the metrics list of docs/operations.md: a row for every portcullis_* metric, and no row for one that does not exist', async () => {
+    const doc = fs.readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+    const rows = new Set([...doc.matchAll(/^\| `(portcullis_[a-z_]+)` \|/gm)].map((m) => m[1]!));
+    const m = createMetrics();
+    // Those made on first use (Redis) or by whoever applies reloads, as a running gateway has them.
+    m.redisUp(true);
+    createReloadMetrics(m.registry);
+    const families = (await m.registry.getMetricsAsJSON()).map((f) => f.name).filter((n) => n.startsWith('portcullis_'));
+    const declared = Object.values(METRIC_NAMES).filter((n) => n.startsWith('portcullis_'));
+    for (const name of new Set([...families, ...declared])) assert.ok(rows.has(name), `${name} has no row in docs/operations.md`);
+    for (const name of rows) assert.ok(declared.includes(name as (typeof declared)[number]), `docs/operations.md lists ${name}, which METRIC_NAMES does not`);
   });
 
   test('jwt, authz, rate limit, certificate, redis and JWKS recorders', async () => {
