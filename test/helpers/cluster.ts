@@ -11,6 +11,9 @@ import { freePort, until } from './net.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const DEFAULT_YAML = path.join(ROOT, 'gateway/config/default.yaml');
+const CLI = path.join(ROOT, 'gateway/cli.ts');
+/** Resolved here, so the CLI also runs with a working directory outside the repository. */
+const TSX = import.meta.resolve('tsx');
 
 export interface EmbeddedConfig {
   config: Config;
@@ -56,12 +59,15 @@ export interface ClusterRun {
   burst(n: number, path: string, headers?: () => Record<string, string>): Promise<Reply[]>;
 }
 
-/** Starts `portcullis run --workers N` on the config file; resolves once the admin plane listens. */
-export async function startCluster(configFile: string, stateDir: string, at: EmbeddedConfig, workers = 2): Promise<ClusterRun> {
+/**
+ * Starts `portcullis run --workers N` on the config file, or the command line `args` (in the config file's folder);
+ * resolves once the admin plane listens.
+ */
+export async function startCluster(configFile: string, stateDir: string, at: EmbeddedConfig, workers = 2, args?: readonly string[]): Promise<ClusterRun> {
   const primary = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'gateway/cli.ts'), 'run', '--workers', String(workers), '-c', configFile, '--state-dir', stateDir],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--import', TSX, CLI, ...(args ?? ['run', '--workers', String(workers), '-c', configFile, '--state-dir', stateDir])],
+    { cwd: path.dirname(configFile), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const exit = new Promise<number | null>((resolve) => primary.once('exit', (code) => resolve(code)));
   let out = '';

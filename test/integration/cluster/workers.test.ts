@@ -149,3 +149,30 @@ describe('portcullis run --workers 2', () => {
     assert.equal(await exit, 0);
   });
 });
+
+describe('the command line of docs/operations.md#several-processes-on-one-machine', () => {
+  const cores = os.availableParallelism();
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-cluster-doc-'));
+  after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+
+  test('runs as written, in a folder holding portcullis.yaml: one worker per core', { skip: cores > 4 ? `${cores} cores: would start ${cores} workers` : false }, async () => {
+    const doc = fs.readFileSync(path.join(import.meta.dirname, '../../../docs/operations.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Several processes on one machine'));
+    const line = /^```sh\n(.*)\n```/m.exec(section)![1]!.replace(/#.*/, '').trim();
+    const [command, ...args] = line.split(/\s+/);
+    assert.equal(command, 'portcullis');
+    assert.deepEqual(args, ['run', '-c', 'portcullis.yaml', '--workers', 'auto']);
+    const at = await embeddedConfig(stateDir);
+    const configFile = path.join(stateDir, 'portcullis.yaml');
+    fs.writeFileSync(configFile, stringify(at.config));
+    const run = await startCluster(configFile, stateDir, at, cores, args);
+    try {
+      await until(`${cores} workers listening`, () => (run.edgePids().size === cores ? true : undefined));
+      assert.equal((await request(at.edge, at.caPem, { path: '/public/doc' })).status, 200);
+      run.primary.kill('SIGTERM');
+      assert.equal(await run.exit, 0);
+    } finally {
+      if (run.primary.exitCode === null) run.primary.kill('SIGKILL');
+    }
+  });
+});
