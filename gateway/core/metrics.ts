@@ -127,7 +127,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     { requests: METRIC_NAMES.requests, duration: METRIC_NAMES.requestDuration, requestBytes: METRIC_NAMES.requestBytes, responseBytes: METRIC_NAMES.responseBytes },
     {
       requests: 'Ingress requests by route, response status and gateway code (GW_* or ok)',
-      duration: 'Ingress request duration, first byte in to last byte out',
+      duration: 'Ingress request duration by route and status class (2xx, 4xx, …), first byte in to last byte out',
       requestBytes: 'Ingress request body bytes received from clients, by route',
       responseBytes: 'Ingress response body bytes sent to clients, by route',
     },
@@ -142,7 +142,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     {
       requests: 'Ingress requests sent to each upstream, by the response status and gateway code (GW_* or ok) the client got',
-      duration: 'Upstream request duration, request sent to the last response byte (retries included)',
+      duration: 'Upstream request duration by upstream and status class, request handed to the pool to the last response byte (retries included)',
       requestBytes: 'Request body bytes sent to each upstream',
       responseBytes: 'Response body bytes received from each upstream and sent on to the client',
     },

@@ -21,13 +21,29 @@ export const UPSTREAM_METRIC_NAMES = {
   upstreamReceivedBytes: 'portcullis_upstream_received_bytes_total',
 } as const;
 
+/**
+ * The durations are kept per status class, so that fast refusals and slow answers are not one distribution. Index:
+ * the status' hundreds; anything outside 100–599 (no status at all) is `other`.
+ */
+export const STATUS_CLASSES = ['other', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+function statusClass(status: number): number {
+  return status >= 100 && status < 600 ? Math.trunc(status / 100) : 0;
+}
+
+/** One duration histogram: requests per bucket (not cumulative; the last slot is above the largest bound), sum. */
+class Durations {
+  readonly buckets = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
+  sum = 0;
+  count = 0;
+}
+
 /** One label value's (a route's, an upstream's) counts, durations and bytes: plain numbers until a scrape reads them. */
 export class RequestSeries {
   /** status → code → requests. Nested, so counting builds no key string. */
   readonly outcomes = new Map<number, Map<string, number>>();
-  /** Requests per duration bucket (not cumulative); the last slot is above the largest bound. */
-  readonly buckets = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
-  sum = 0;
+  /** By status class (STATUS_CLASSES' index), made on the class' first request. */
+  readonly durations: (Durations | undefined)[] = STATUS_CLASSES.map(() => undefined);
   count = 0;
   bytesIn = 0;
   bytesOut = 0;
@@ -39,10 +55,13 @@ export class RequestSeries {
       this.outcomes.set(status, codes);
     }
     codes.set(code, (codes.get(code) ?? 0) + 1);
+    const cls = statusClass(status);
+    const d = (this.durations[cls] ??= new Durations());
     let bucket = 0;
     while (bucket < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[bucket]!) bucket++;
-    this.buckets[bucket]!++;
-    this.sum += seconds;
+    d.buckets[bucket]!++;
+    d.sum += seconds;
+    d.count++;
     this.count++;
     this.bytesIn += bytesIn;
     this.bytesOut += bytesOut;
@@ -50,8 +69,8 @@ export class RequestSeries {
 
   clear(): void {
     this.outcomes.clear();
-    this.buckets.fill(0);
-    this.sum = this.count = this.bytesIn = this.bytesOut = 0;
+    this.durations.fill(undefined);
+    this.count = this.bytesIn = this.bytesOut = 0;
   }
 }
 
@@ -121,19 +140,21 @@ export class RequestMetrics {
   private durationValues(name: string): SampleValue[] {
     const values: SampleValue[] = [];
     for (const [value, s] of this.series) {
-      // A series made at compile time (an upstream no request has reached yet) is not exported until it has one.
-      if (s.count === 0) continue;
-      const labels = { [this.label]: value };
-      let cumulative = 0;
-      DURATION_BUCKETS.forEach((le, i) => {
-        cumulative += s.buckets[i]!;
-        values.push({ labels: { le, ...labels }, value: cumulative, metricName: `${name}_bucket` });
+      // A series made at compile time (an upstream no request has reached yet) has no class until its first request.
+      s.durations.forEach((d, cls) => {
+        if (!d) return;
+        const labels = { [this.label]: value, status_class: STATUS_CLASSES[cls]! };
+        let cumulative = 0;
+        DURATION_BUCKETS.forEach((le, i) => {
+          cumulative += d.buckets[i]!;
+          values.push({ labels: { le, ...labels }, value: cumulative, metricName: `${name}_bucket` });
+        });
+        values.push(
+          { labels: { le: '+Inf', ...labels }, value: d.count, metricName: `${name}_bucket` },
+          { labels, value: d.sum, metricName: `${name}_sum` },
+          { labels, value: d.count, metricName: `${name}_count` },
+        );
       });
-      values.push(
-        { labels: { le: '+Inf', ...labels }, value: s.count, metricName: `${name}_bucket` },
-        { labels, value: s.sum, metricName: `${name}_sum` },
-        { labels, value: s.count, metricName: `${name}_count` },
-      );
     }
     return values;
   }

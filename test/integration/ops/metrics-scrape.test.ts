@@ -167,8 +167,9 @@ describe('metrics of a real gateway after a scripted mix', () => {
         ['portcullis_authz_decisions_total{policy="plain",decision="allow",reason="allowed_by_policy"}', 2],
       ]),
     );
-    assert.equal(s.get('portcullis_request_duration_seconds_count{route="public"}'), 2);
-    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="60",route="public"}'), 2);
+    assert.equal(s.get('portcullis_request_duration_seconds_count{route="public",status_class="2xx"}'), 2);
+    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="60",route="public",status_class="2xx"}'), 2);
+    assert.equal(s.get('portcullis_request_duration_seconds_count{route="api",status_class="4xx"}'), 2);
     assert.ok(s.get('portcullis_response_bytes_total{route="public"}')! > 0);
     assert.deepEqual(
       family(s, 'portcullis_tls_handshake_failures_total'),
@@ -192,13 +193,15 @@ describe('metrics of a real gateway after a scripted mix', () => {
         ['portcullis_upstream_requests_total{upstream="plain",status="404",code="ok"}', 1],
       ]),
     );
-    for (const [upstream, n] of [['echo', 3], ['dead', 1], ['plain', 2]] as const) {
-      assert.equal(s.get(`portcullis_upstream_request_duration_seconds_count{upstream="${upstream}"}`), n, upstream);
-      assert.equal(s.get(`portcullis_upstream_request_duration_seconds_bucket{le="+Inf",upstream="${upstream}"}`), n, upstream);
-      assert.equal(s.get(`portcullis_upstream_request_duration_seconds_bucket{le="60",upstream="${upstream}"}`), n, upstream);
+    for (const [upstream, cls, n] of [['echo', '2xx', 3], ['dead', '5xx', 1], ['plain', '2xx', 1], ['plain', '4xx', 1]] as const) {
+      const labels = `upstream="${upstream}",status_class="${cls}"`;
+      assert.equal(s.get(`portcullis_upstream_request_duration_seconds_count{${labels}}`), n, labels);
+      assert.equal(s.get(`portcullis_upstream_request_duration_seconds_bucket{le="+Inf",${labels}}`), n, labels);
+      assert.equal(s.get(`portcullis_upstream_request_duration_seconds_bucket{le="60",${labels}}`), n, labels);
     }
     // The upstream's share of a request is never longer than the whole of it.
-    assert.ok(s.get('portcullis_upstream_request_duration_seconds_sum{upstream="plain"}')! <= s.get('portcullis_request_duration_seconds_sum{route="plain"}')!);
+    const sum = (name: string, label: string) => [...s].filter(([k]) => k.startsWith(`${name}_sum{${label}`)).reduce((t, [, v]) => t + v, 0);
+    assert.ok(sum('portcullis_upstream_request_duration_seconds', 'upstream="plain"') <= sum('portcullis_request_duration_seconds', 'route="plain"'));
     assert.equal(s.get('portcullis_upstream_sent_bytes_total{upstream="plain"}'), 'twelve bytes'.length);
     assert.equal(s.get('portcullis_upstream_received_bytes_total{upstream="plain"}'), 2 * 'hello from upstream'.length);
     assert.equal(s.get('portcullis_upstream_received_bytes_total{upstream="dead"}'), 0);
