@@ -31,7 +31,7 @@ Commands:
   explain   show how the gateway decides one request, step by step
   test      check request → decision cases against a config (policy tests for CI)
   lint      find policies that grant more than they should
-  suggest   propose the tightest ALLOW policies from an access log
+  suggest   propose the tightest ALLOW policies and egress rules from logs
   certs     the mesh PKI: init, issue, inspect (portcullis certs --help)
   audit     verify the tamper-evident audit trail (portcullis audit --help)
 
@@ -76,19 +76,25 @@ compares: decision (forward|refuse; egress allow|deny), status, code, reason, ro
 headers (name: value forwarded, name: null not forwarded). Without -c the embedded development config is
 used (--state-dir DIR). Exits 0 when every case passes, 1 on a mismatch (each shown as expected/got) or an
 invalid config, 2 for a malformed case file.`,
-  lint: `Usage: portcullis lint [-c CONFIG] [--fail-on warning|error] [--json]
+  lint: `Usage: portcullis lint [-c CONFIG] [--fail-on warning|error] [--max-dry-run-days N] [--json]
 
 Reports policies and egress rules that grant more than they should, each with a stable id, a severity
 (info, warning, error) and a fix (docs/policies.md, "Lint findings"). 'validate' is about correctness;
 'lint' is about least privilege. Without -c the embedded development config is used (--state-dir DIR).
+--max-dry-run-days (default 14): a dry-run whose dryRunSince is older is reported (dry-run-too-long).
 Exits 1 when a finding is at least as severe as --fail-on (default error), else 0.`,
-  suggest: `Usage: portcullis suggest [-c CONFIG] --from ACCESS_LOG [--from ACCESS_LOG]...
+  suggest: `Usage: portcullis suggest [-c CONFIG] --from LOG [--from LOG]...
 
-Reads the gateway's access log (JSON lines, event REQUEST) and prints a policy file with, per route, the
-tightest ALLOW policy that still allows every request the log shows allowed: the callers seen (peer SPIFFE
-ID, else token principal), the methods and the paths used (ID-like segments as {*}). Current ALLOW rules
-that allowed nothing in the log are listed as comments at the top. The access log carries no claims, so
-no 'when' conditions are suggested. Without -c the embedded development config is used (--state-dir DIR).`,
+Reads JSON-lines logs: the access log (event REQUEST), the egress audit (egress.audit.file, or the audit
+trail; event EGRESS_DECISION) and dry-run would-denies (DRY_RUN_WOULD_DENY), each line by its event.
+From access-log lines it prints a policy file with, per route, the tightest ALLOW policy that still allows
+every request the log shows allowed: the callers seen (peer SPIFFE ID, else token principal), the methods
+and the paths used (ID-like segments as {*}). From egress records it prints, as a second YAML document,
+one egress allow rule per identity: the hosts and ports reached and, from CONNECT tunnels, a byte budget
+(p99 x 2, in dry-run). Comments at the top list current rules that allowed nothing, dry-run rules and what
+they let through, and what each dry-run enforcement point would have denied. The access log carries no
+claims, so no 'when' conditions are suggested. Without -c the embedded development config is used
+(--state-dir DIR).`,
   token: `Usage: portcullis token [--sub SUBJECT] [--claim NAME=VALUE]... [--ttl SECONDS] [--state-dir DIR]
 
 Prints a development JWT signed by the embedded defaults' token issuer (state folder key).`,
@@ -364,16 +370,26 @@ async function testCases(args: string[]): Promise<number> {
 async function lint(args: string[]): Promise<number> {
   const { values } = parseCommandLine(
     args,
-    { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, 'fail-on': { type: 'string' }, json: { type: 'boolean' } },
+    {
+      config: { type: 'string', short: 'c' },
+      'state-dir': { type: 'string' },
+      'fail-on': { type: 'string' },
+      'max-dry-run-days': { type: 'string' },
+      json: { type: 'boolean' },
+    },
     'lint',
   );
   if (values.help) return help('lint');
   const failOn = values['fail-on'] ?? 'error';
   if (failOn !== 'warning' && failOn !== 'error') throw new UsageError(`--fail-on is warning or error, not ${failOn}`, HELP.lint);
+  const maxDryRunDays = values['max-dry-run-days'] === undefined ? undefined : Number(values['max-dry-run-days']);
+  if (maxDryRunDays !== undefined && !(Number.isInteger(maxDryRunDays) && maxDryRunDays >= 0)) {
+    throw new UsageError(`--max-dry-run-days is a whole number of days, not ${values['max-dry-run-days']}`, HELP.lint);
+  }
   const { atLeast, lintConfig } = await import('./tools/lint.js');
   const loaded = await loadForTool(values.config, values['state-dir']);
   if (typeof loaded === 'number') return loaded;
-  const findings = lintConfig(loaded.config);
+  const findings = lintConfig(loaded.config, maxDryRunDays === undefined ? {} : { maxDryRunDays });
   if (values.json) process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
   else {
     for (const f of findings) process.stdout.write(`${f.severity.padEnd(7)} ${f.id} ${f.at}: ${f.message}\n        fix: ${f.fix}\n`);
@@ -385,12 +401,13 @@ async function lint(args: string[]): Promise<number> {
 async function suggestPolicies(args: string[]): Promise<number> {
   const { values } = parseCommandLine(args, { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, from: { type: 'string', multiple: true } }, 'suggest');
   if (values.help) return help('suggest');
-  if (!values.from?.length) throw new UsageError('suggest needs --from ACCESS_LOG', HELP.suggest);
-  const { readAccessLog, suggest } = await import('./tools/suggest.js');
-  const observed = await inputErrorsAsUsage('suggest', () =>
-    values.from!.flatMap((file) => {
+  if (!values.from?.length) throw new UsageError('suggest needs --from ACCESS_LOG or --from EGRESS_AUDIT', HELP.suggest);
+  const { readRecords, reportWouldDenies, suggest } = await import('./tools/suggest.js');
+  const { suggestEgress } = await import('./tools/suggest-egress.js');
+  const records = await inputErrorsAsUsage('suggest', () =>
+    values.from!.map((file) => {
       try {
-        return readAccessLog(fs.readFileSync(file, 'utf8'));
+        return readRecords(fs.readFileSync(file, 'utf8'));
       } catch (err) {
         throw new ExplainInputError(`cannot read ${file}: ${(err as Error).message}`);
       }
@@ -398,10 +415,23 @@ async function suggestPolicies(args: string[]): Promise<number> {
   );
   const loaded = await loadForTool(values.config, values['state-dir']);
   if (typeof loaded === 'number') return loaded;
-  const suggestion = suggest(loaded.config, observed);
+  const requests = records.flatMap((r) => r.requests);
+  const attempts = records.flatMap((r) => r.egress);
+  const wouldDeny = reportWouldDenies(records.flatMap((r) => r.wouldDeny));
   const { stringify } = await import('yaml');
-  const header = [`# Suggested from ${suggestion.observed} allowed requests.`, ...suggestion.report.map((line) => `# ${line}`)];
-  process.stdout.write(`${header.join('\n')}\n${stringify({ version: 'v1', policies: suggestion.policies })}`);
+  const comments = (lines: readonly string[]) => lines.map((line) => `# ${line}\n`).join('');
+  const documents: string[] = [];
+  // The policy file when the logs had ingress requests (or nothing at all to say otherwise), then the egress rules.
+  if (requests.length > 0 || attempts.length === 0) {
+    const suggestion = suggest(loaded.config, requests);
+    documents.push(`# Suggested from ${suggestion.observed} allowed requests.\n${comments([...suggestion.report, ...wouldDeny])}${stringify({ version: 'v1', policies: suggestion.policies })}`);
+  }
+  if (attempts.length > 0) {
+    const egress = suggestEgress(loaded.config.egress, attempts);
+    const header = `# Suggested egress allow rules from ${egress.observed} allowed egress attempts (put them in the config's egress section).\n`;
+    documents.push(`${header}${comments([...egress.report, ...(requests.length > 0 ? [] : wouldDeny)])}${stringify({ egress: { allow: egress.allow } })}`);
+  }
+  process.stdout.write(documents.join('---\n'));
   return 0;
 }
 

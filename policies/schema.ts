@@ -67,12 +67,22 @@ export const RuleSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * The day something went into `mode: dry-run` (`2026-11-01`, UTC), on any enforcement point that has a mode:
+ * `portcullis lint` reports a dry-run older than `--max-dry-run-days`. Read only while the mode is `dry-run`.
+ */
+export const DryRunSinceSchema = Type.String({
+  pattern: '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$',
+  description: 'a date, YYYY-MM-DD',
+});
+
 export const PolicySchema = Type.Object(
   {
     name: Type.String({ pattern: '^[a-z0-9]([-a-z0-9_.]{0,126}[a-z0-9])?$' }),
     action: Type.Union([Type.Literal('ALLOW'), Type.Literal('DENY'), Type.Literal('AUDIT')]),
     /** `dry-run` evaluates and logs what it would have decided, without enforcing it (Istio's `istio.io/dry-run`). */
     mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('dry-run')])),
+    dryRunSince: Type.Optional(DryRunSinceSchema),
     /** Route names this policy applies to; unset means every route (Istio's root-namespace policy). */
     routes: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
     /** Unset with ALLOW allows nothing; `[{}]` matches every request (Istio semantics). */

@@ -16,7 +16,8 @@ import { compileAddressExceptions, createAddressGuard, serverLookup } from '../e
 import { createAllowlist } from '../egress/stages/allowlist.js';
 import { createIdentify } from '../egress/stages/identify.js';
 import { servingCertificates, upstreamClientOptions } from '../ingress/runtime.js';
-import { checkJwtProvider } from '../jwt/verifier.js';
+import { checkJwtProvider, claimHeaderNames } from '../jwt/verifier.js';
+import { checkRouteTraffic } from './route-traffic-checks.js';
 import { compileTrustedProxies } from '../ingress/stages/forwarded.js';
 import { redisUrl } from '../limits/rate-limiter.js';
 import { loadMeshTrust, type MeshTrust } from '../ingress/tls/mesh-trust.js';
@@ -24,7 +25,7 @@ import { DEV_HELPERS_ADDRESS, devHelpersPlan } from '../dev/helpers-plan.js';
 import { readSigningKey } from '../audit/trail.js';
 import { DEFAULTS } from './defaults.js';
 import { unreadable } from './paths.js';
-import { certificateList, type Config, type UpstreamConfig } from './schema.js';
+import { certificateList, type Config, type RouteConfig, type UpstreamConfig } from './schema.js';
 
 /** A policy and where it was read: the main config or one of its policy files (`S` is the loader's file handle). */
 export interface PolicyRef<S> {
@@ -137,6 +138,7 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
   const hosts = config.listeners.flatMap((l, i) => l.hosts.map((h, j) => ({ host: h, path: `/listeners/${i}/hosts/${j}` })));
   const vhosts = new Map(hosts.map(({ host }) => [host.name, host]));
   const rateLimits = new Set((config.rateLimits ?? []).map((l) => l.name));
+  const claimHeaders = claimHeaderNames(config.jwtProviders ?? []);
 
   config.listeners.forEach((l, i) => {
     if (l.defaultHost !== undefined && !l.hosts.some((h) => h.name === l.defaultHost)) {
@@ -154,14 +156,23 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
     }
   }
 
+  const httpUpstream = (name: string, at: string) => {
+    const upstream = upstreams.get(name);
+    if (!upstream) report(at, `no upstream named "${name}"`);
+    else if (!/^https?:\/\//.test(upstream.url)) report(at, `upstream "${upstream.name}" is ${upstream.url}; an HTTP route needs an http:// or https:// upstream`);
+  };
   config.routes.forEach((r, i) => {
-    const upstream = upstreams.get(r.upstream);
-    if (!upstream) report(`/routes/${i}/upstream`, `no upstream named "${r.upstream}"`);
-    else if (!/^https?:\/\//.test(upstream.url)) report(`/routes/${i}/upstream`, `upstream "${upstream.name}" is ${upstream.url}; an HTTP route needs an http:// or https:// upstream`);
+    if (r.upstream !== undefined) httpUpstream(r.upstream, `/routes/${i}/upstream`);
+    checkRouteTraffic(r, `/routes/${i}`, httpUpstream, claimHeaders, report);
+    if (r.websocket) checkWebSocketRoute(r, `/routes/${i}/websocket`, upstreams, report);
     r.jwtProviders?.forEach((p, k) => {
       if (!providers.has(p)) report(`/routes/${i}/jwtProviders/${k}`, `no JWT provider named "${p}"`);
     });
     if (r.rateLimit !== undefined && !rateLimits.has(r.rateLimit)) report(`/routes/${i}/rateLimit`, `no rate limit named "${r.rateLimit}"`);
+    // A dry-run of a requirement the route does not have would report nothing and read as a rollout under way.
+    if (r.authenticationMode !== undefined && r.authentication !== 'required') {
+      report(`/routes/${i}/authenticationMode`, 'applies to authentication: required; set it on the route or remove authenticationMode');
+    }
     r.match.hosts?.forEach((h, k) => {
       const host = vhosts.get(h);
       if (!host) report(`/routes/${i}/match/hosts/${k}`, `no virtual host named "${h}"`);
@@ -188,6 +199,14 @@ function checkReferences<S>(config: Config, report: Report<S>): void {
 
 /** Traffic fields that only HTTP upstreams read: a passthrough (`tcp://`) upstream is one TCP destination. */
 const HTTP_TRAFFIC_FIELDS = ['endpoints', 'dns', 'loadBalancer', 'healthCheck', 'outlierDetection', 'maxRequests'] as const;
+
+/** A WebSocket needs somewhere to go, over HTTP/1.1: over h2 it would need extended CONNECT (RFC 8441). */
+function checkWebSocketRoute<S>(r: RouteConfig, at: string, upstreams: ReadonlyMap<string, UpstreamConfig>, report: Report<S>): void {
+  if (r.filters?.some((f) => f.type === 'RequestRedirect')) report(at, 'a redirect route sends nothing upstream, so no WebSocket either');
+  for (const name of [r.upstream, ...(r.backendRefs ?? []).map((b) => b.name)]) {
+    if (name !== undefined && upstreams.get(name)?.protocol === 'h2') report(at, `upstream "${name}" speaks h2; a WebSocket needs an HTTP/1.1 upstream`);
+  }
+}
 
 function checkTraffic<S>(u: UpstreamConfig, at: string, report: Report<S>): void {
   if (u.url.startsWith('tcp://')) {

@@ -64,6 +64,11 @@ export interface Defaults {
   readonly retryBackoffBaseMs: number;
   readonly retryBackoffMaxMs: number;
   readonly retryBudgetPercent: NonNullable<Retries['budgetPercent']>;
+  readonly websocketIdleTimeoutMs: number;
+  readonly websocketMaxDurationMs: number;
+  readonly backendWeight: number;
+  readonly redirectStatusCode: 301 | 302 | 303 | 307 | 308;
+  readonly mirrorPercent: number;
   readonly stateDir: NonNullable<Config['stateDir']>;
   readonly logLevel: NonNullable<NonNullable<Config['log']>['level']>;
   readonly watchIntervalMs: number;
@@ -180,6 +185,16 @@ export const DEFAULTS: Defaults = Object.freeze({
   retryBackoffMaxMs: 250,
   /** Envoy's retry budget default: retries add at most a fifth to an upstream's load. */
   retryBudgetPercent: 20,
+  /** Envoy's stream idle timeout: a WebSocket silent for 5 minutes is most likely abandoned. */
+  websocketIdleTimeoutMs: 300_000,
+  /** An hour: a client must reconnect now and then, so a token that expired or a policy that changed applies again. */
+  websocketMaxDurationMs: 3_600_000,
+  /** Gateway API's: backendRefs without weights share a route's requests evenly. */
+  backendWeight: 1,
+  /** Gateway API's: a temporary redirect, so a wrong one is not cached by browsers for good. */
+  redirectStatusCode: 302,
+  /** Gateway API's: a mirror without a percent copies every request. */
+  mirrorPercent: 100,
   /** Generated material (dev CA, keys) lives here; the folder is git-ignored. */
   stateDir: '.portcullis',
   /** `info` logs one line per decision; `debug` is for development only (more detail, more volume). */

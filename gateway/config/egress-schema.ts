@@ -3,7 +3,7 @@
 // deliberate differences documented in docs/egress.md: global deny rules beat every allow, and deny ranges beat
 // allow ranges (stripe/smokescreen#236).
 import { Type, type Static } from '@sinclair/typebox';
-import { Cidr, ClientCertTlsFields, FilePath, Millis, Name, Obj, Port } from './schema-parts.js';
+import { Cidr, ClientCertTlsFields, DryRunSince, FilePath, Millis, Name, Obj, Port } from './schema-parts.js';
 
 const DestinationPort = Type.Integer({ minimum: 1, maximum: 65535 });
 const IpAddress = Type.String({ minLength: 2, maxLength: 64, description: 'IPv4 or IPv6 address' });
@@ -37,6 +37,19 @@ export const EgressAllowRuleSchema = Obj({
    * name as an ingress policy's shadow mode); `report` is accepted as an alias.
    */
   mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('dry-run'), Type.Literal('report')])),
+  dryRunSince: Type.Optional(DryRunSince),
+  /**
+   * Bytes (both directions) one CONNECT tunnel this rule allowed may carry, on top of `limits.maxBytesPerTunnel`.
+   * `enforce` (default) cuts the tunnel there (`end: byte_budget_exceeded`); `dry-run` lets it run and reports a
+   * would-deny (kind `byte_budget`) once, when the tunnel crosses it.
+   */
+  byteBudget: Type.Optional(
+    Obj({
+      maxBytesPerTunnel: Type.Integer({ minimum: 1 }),
+      mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('dry-run')])),
+      dryRunSince: Type.Optional(DryRunSince),
+    }),
+  ),
 });
 
 export const EgressDenyRuleSchema = Obj({

@@ -1,7 +1,7 @@
 // Operations sections of the configuration: admin plane, Redis, rate limits (issue #5). Semantics and examples in
 // docs/operations.md; conventions as in schema.ts.
 import { Type, type Static } from '@sinclair/typebox';
-import { ClientCertTlsFields, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
+import { ClientCertTlsFields, DryRunSince, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
 
 export const AdminSchema = Obj({
   /** Default 127.0.0.1: the admin plane is reachable from elsewhere only when the config says so. */
@@ -46,6 +46,12 @@ const rateLimitCommon = {
   key: Type.Optional(RateLimitKey),
   /** While Redis is unreachable: `open` (default) counts locally per replica, `closed` refuses with 503. */
   failureMode: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('closed')])),
+  /**
+   * `dry-run`: requests over the limit are let through and reported (`DRY_RUN_WOULD_DENY`, kind `rate_limit`), and a
+   * Redis outage never refuses (503) for it. Default `enforce`. Optional like every `mode`; `dryRunSince` as on policies.
+   */
+  mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('dry-run')])),
+  dryRunSince: Type.Optional(DryRunSince),
 };
 
 export const RateLimitSchema = Type.Union([

@@ -2,6 +2,8 @@
 // same thing (and is checked the same way) wherever it appears.
 import { Type, type TSchema } from '@sinclair/typebox';
 
+export { DryRunSinceSchema as DryRunSince } from '../../policies/schema.js';
+
 /** A closed object: unknown keys are errors. */
 export const Obj = <T extends Record<string, TSchema>>(props: T, description?: string) =>
   Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });

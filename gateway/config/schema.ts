@@ -2,9 +2,10 @@
 // against and that the TypeScript types are derived from, so the two can never disagree.
 // Defaults are secure where the config is silent; they live in defaults.ts and are never written into the config.
 import { Type, type Static } from '@sinclair/typebox';
-import { Cidr, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
+import { Cidr, DryRunSince, FilePath, Millis, Name, Obj, Port, SpiffeId } from './schema-parts.js';
 import { PolicySchema } from '../../policies/schema.js';
 import { EgressSchema } from './egress-schema.js';
+import { MatchExtensions, RouteTrafficFields } from './route-traffic-schema.js';
 import { AdminSchema, AuditSchema, RateLimitSchema, RedisSchema, TracingSchema } from './operations-schema.js';
 
 const Hostname = Type.String({
@@ -161,6 +162,13 @@ export const JwtProviderSchema = Obj({
   requireExpiration: Type.Optional(Type.Boolean()),
   /** Claims every token of this provider must carry; with `values`, the claim (or one element of an array claim) must be one of them. */
   requiredClaims: Type.Optional(Type.Array(RequiredClaimSchema)),
+  /**
+   * `dry-run`: on ingress routes, a token this provider refuses (expired, bad signature, wrong audience, …) is not
+   * answered 401: the request goes on without it (anonymous; the token is stripped) and a would-deny is reported
+   * (kind `jwt`). Egress proxy tokens are always enforced. Default `enforce`.
+   */
+  mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('dry-run')])),
+  dryRunSince: Type.Optional(DryRunSince),
 });
 
 /** One place an upstream's requests may go: `host:port` (an IP address or a DNS name) and its share of them. */
@@ -277,6 +285,33 @@ export const REQUEST_LINE_OVERRIDE_HEADERS = [
   'x-method-override',
 ] as const;
 
+/** gRPC status names (grpc/grpc doc/statuscodes.md), in code order from 1; Istio's `grpcStatus` values. */
+export const GRPC_STATUS_NAMES = [
+  'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED',
+] as const;
+
+const Percent = Type.Number({ minimum: 0, maximum: 100, description: 'share of requests, in percent (fractions allowed)' });
+
+/** Fault injection (Istio's HTTPFaultInjection): a share of the requests delayed, a share aborted. Off unless set. */
+export const FaultSchema = Type.Object(
+  {
+    delay: Type.Optional(Obj({ percent: Percent, fixedDelayMs: Millis })),
+    abort: Type.Optional(
+      Obj({
+        percent: Percent,
+        httpStatus: Type.Integer({ minimum: 400, maximum: 599 }),
+        /** What gRPC requests get instead; unset: gRPC's own mapping of `httpStatus` (503 → UNAVAILABLE). */
+        grpcStatus: Type.Optional(Type.Union(GRPC_STATUS_NAMES.map((n) => Type.Literal(n)))),
+      }),
+    ),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+/** What a route's `retries.on` may name: failures, then gRPC statuses (Envoy's and Istio's `retryOn` names). */
+export const RETRY_ON = ['connect-failure', 'reset', 'cancelled', 'deadline-exceeded', 'resource-exhausted', 'internal', 'unavailable'] as const;
+
 export const RouteSchema = Obj({
   name: Name,
   match: Obj({
@@ -286,8 +321,11 @@ export const RouteSchema = Obj({
       Type.Union([Obj({ exact: Type.String({ pattern: '^/' }) }), Obj({ prefix: Type.String({ pattern: '^/' }) })]),
     ),
     methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }))),
+    ...MatchExtensions,
   }),
-  upstream: Name,
+  /** Exactly one of `upstream`, `backendRefs` or a `RequestRedirect` filter says where a request goes. */
+  upstream: Type.Optional(Name),
+  ...RouteTrafficFields,
   /** JWT providers whose tokens this route accepts; unset means all providers. */
   jwtProviders: Type.Optional(Type.Array(Name)),
   /**
@@ -295,6 +333,12 @@ export const RouteSchema = Obj({
    * authorization runs. `optional` (default, Istio semantics): it goes on anonymous and the policy decides (403).
    */
   authentication: Type.Optional(Type.Union([Type.Literal('required'), Type.Literal('optional')])),
+  /**
+   * With `authentication: required`, `dry-run` lets a request without a valid token go on anonymous (the policy
+   * decides) and reports a would-deny (kind `jwt`, the route's name as `policy`). Default `enforce`.
+   */
+  authenticationMode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('dry-run')])),
+  authenticationDryRunSince: Type.Optional(DryRunSince),
   maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })),
   timeoutMs: Type.Optional(Millis),
   /** Name of a `rateLimits` entry applied to this route. */
@@ -317,8 +361,11 @@ export const RouteSchema = Obj({
     Obj({
       /** Tries after the first. */
       attempts: Type.Integer({ minimum: 1, maximum: 10 }),
-      /** `connect-failure` (refused, unreachable, wrong identity), `reset` (closed under the request, per-try timeout). */
-      on: Type.Optional(Type.Array(Type.Union([Type.Literal('connect-failure'), Type.Literal('reset')]), { uniqueItems: true })),
+      /**
+       * `connect-failure` (refused, unreachable, wrong identity), `reset` (closed under the request, per-try timeout);
+       * gRPC trailers-only answers with one of these `grpc-status` values (Envoy's retry_on names).
+       */
+      on: Type.Optional(Type.Array(Type.Union(RETRY_ON.map((c) => Type.Literal(c))), { uniqueItems: true })),
       /** Upstream answers retried too (discarded unseen unless the last try's). */
       statusCodes: Type.Optional(Type.Array(Type.Integer({ minimum: 500, maximum: 599 }), { uniqueItems: true })),
       /** Each try's time to the answer; unset: the route's timeoutMs, and a try that runs out is not retried. */
@@ -333,6 +380,23 @@ export const RouteSchema = Obj({
       nonIdempotent: Type.Optional(Type.Boolean()),
     }),
   ),
+  /**
+   * WebSocket (`Upgrade: websocket` over HTTP/1.1) proxied after every check: `true`, or its limits. Off unless set;
+   * every other upgrade (h2c above all) is refused whatever this says (docs/traffic.md).
+   */
+  websocket: Type.Optional(
+    Type.Union([
+      Type.Boolean(),
+      Obj({
+        /** No byte in either direction for this long closes the WebSocket. */
+        idleTimeoutMs: Type.Optional(Millis),
+        /** A WebSocket is closed this long after it opened, busy or not. */
+        maxDurationMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
+      }),
+    ]),
+  ),
+  /** Resilience testing: requests delayed or aborted before they are forwarded (docs/traffic.md). */
+  fault: Type.Optional(FaultSchema),
   /** Request-line override headers this route forwards (lower case); all others are stripped. */
   allowOverrideHeaders: Type.Optional(Type.Array(Type.Union(REQUEST_LINE_OVERRIDE_HEADERS.map((h) => Type.Literal(h))))),
 });

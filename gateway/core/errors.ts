@@ -42,6 +42,8 @@ export const ERRORS = {
   // Every endpoint of the upstream fails its health checks or is ejected (docs/traffic.md).
   GW_UPSTREAM_NO_HEALTHY: { status: 503, message: 'no healthy upstream endpoint', grpc: 14 },
   GW_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timed out', grpc: 4 },
+  // A route's fault injection aborted the request: its answer carries the route's own status (InjectedFault).
+  GW_FAULT_INJECTED: { status: 503, message: 'fault injected', grpc: 14 },
 } as const satisfies Record<string, { status: number; message: string; grpc: GrpcStatus }>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -64,6 +66,28 @@ export class GatewayError extends Error {
   get status(): number {
     return ERRORS[this.code].status;
   }
+
+  get grpcStatus(): number {
+    return ERRORS[this.code].grpc;
+  }
+}
+
+/** A fault-injection abort: `GW_FAULT_INJECTED` with the HTTP and gRPC statuses the route configured. */
+export class InjectedFault extends GatewayError {
+  constructor(
+    private readonly httpStatus: number,
+    private readonly grpc: number,
+  ) {
+    super('GW_FAULT_INJECTED', 'abort');
+  }
+
+  override get status(): number {
+    return this.httpStatus;
+  }
+
+  override get grpcStatus(): number {
+    return this.grpc;
+  }
 }
 
 export interface ErrorResponse {
@@ -75,7 +99,8 @@ export interface ErrorResponse {
 /** The single mapping from an error to the bytes the client sees: `{ error, code, reason?, requestId }`. */
 export function toHttpResponse(err: unknown, requestId: string): ErrorResponse {
   const gwErr = err instanceof GatewayError ? err : new GatewayError('GW_INTERNAL');
-  const { status, message } = ERRORS[gwErr.code];
+  const { message } = ERRORS[gwErr.code];
+  const status = gwErr.status;
   const body = JSON.stringify({
     error: message,
     code: gwErr.code,
@@ -111,12 +136,12 @@ const percentEncode = (text: string): string =>
  */
 export function toGrpcResponse(err: unknown, requestId: string): ErrorResponse {
   const gwErr = err instanceof GatewayError ? err : new GatewayError('GW_INTERNAL');
-  const { message, grpc } = ERRORS[gwErr.code];
+  const { message } = ERRORS[gwErr.code];
   return {
     status: 200,
     headers: {
       'content-type': 'application/grpc',
-      'grpc-status': String(grpc),
+      'grpc-status': String(gwErr.grpcStatus),
       'grpc-message': percentEncode(gwErr.reason ? `${message}: ${gwErr.reason}` : message),
       'x-portcullis-code': gwErr.code,
       'x-request-id': requestId,

@@ -4,6 +4,7 @@ import { pino, type Logger, type DestinationStream } from 'pino';
 export const LOG_EVENTS = {
   REQUEST: 'REQUEST',
   AUTHZ_DRY_RUN: 'AUTHZ_DRY_RUN',
+  DRY_RUN_WOULD_DENY: 'DRY_RUN_WOULD_DENY',
   AUTHZ_AUDIT: 'AUTHZ_AUDIT',
   JWKS_FETCH: 'JWKS_FETCH',
   JWKS_FETCH_FAILED: 'JWKS_FETCH_FAILED',

@@ -44,6 +44,11 @@ export interface Metrics {
    */
   authz(policy: string, decision: string, reason: string): void;
   /**
+   * An enforcement point in `mode: dry-run` would have refused (gateway/core/dry-run.ts): `kind` is `jwt`, `authz`,
+   * `egress`, `rate_limit` or `byte_budget`; `policy` the name of what would have refused.
+   */
+  dryRunWouldDeny(kind: string, policy: string): void;
+  /**
    * One egress attempt, when it ends: `decision` is the policy's (`allow`, `deny`); `code` is `ok`, or the GW_* code
    * the client saw, so an allowed attempt whose upstream failed is `allow` with `GW_UPSTREAM_*`.
    */
@@ -68,6 +73,8 @@ export interface Metrics {
   upstreamOverloaded(upstream: string, reason: string): void;
   /** A retry made (`retried`) or refused (`budget_exhausted`, `max_retries`). */
   upstreamRetry(upstream: string, outcome: string): void;
+  /** A route's mirrored copy: `sent`, `dropped` (over the shadow's bounds), `failed`, `not_buffered` (streamed body). */
+  routeMirror(route: string, outcome: string): void;
   /** A write of audit records or of a checkpoint that failed (disk full, file gone read-only). */
   auditWriteFailure(): void;
 }
@@ -86,6 +93,7 @@ export const METRIC_NAMES = {
   ...PROCESS_METRIC_NAMES,
   jwtFailures: 'portcullis_jwt_failures_total',
   authzDecisions: 'portcullis_authz_decisions_total',
+  dryRunWouldDeny: 'portcullis_dry_run_would_deny_total',
   egressAttempts: 'portcullis_egress_attempts_total',
   egressSentBytes: 'portcullis_egress_sent_bytes_total',
   egressReceivedBytes: 'portcullis_egress_received_bytes_total',
@@ -106,6 +114,7 @@ export const METRIC_NAMES = {
   upstreamEjections: 'portcullis_upstream_endpoint_ejections_total',
   upstreamOverloaded: 'portcullis_upstream_overloaded_total',
   upstreamRetries: 'portcullis_upstream_retries_total',
+  routeMirrors: 'portcullis_route_mirror_requests_total',
   auditWriteFailures: 'portcullis_audit_write_failures_total',
 } as const;
 
@@ -157,6 +166,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     METRIC_NAMES.authzDecisions,
     'Authorization decisions: deciding policy (empty when none decided), decision (allow, deny, would_allow, would_deny) and reason',
     ['policy', 'decision', 'reason'],
+  );
+  const dryRunWouldDeny = counter(
+    METRIC_NAMES.dryRunWouldDeny,
+    'Would-deny decisions of enforcement points in dry-run mode, by kind (jwt, authz, egress, rate_limit, byte_budget) and the policy, rule, limit, provider or route that would have refused',
+    ['kind', 'policy'],
   );
   const destinations = `destination host (at most ${maxEgressDestinations} distinct, then "${OTHER_DESTINATION}")`;
   const egressAttempts = counter(
@@ -247,6 +261,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     'Retries of upstream requests, by upstream and outcome: retried, or refused by budget_exhausted or max_retries',
     ['upstream', 'outcome'],
   );
+  const routeMirrors = counter(
+    METRIC_NAMES.routeMirrors,
+    'Mirrored copies of route requests, by route and outcome: sent, dropped (over the shadow upstream\'s bounds), failed, not_buffered',
+    ['route', 'outcome'],
+  );
   const auditWriteFailures = createAuditFailureCounter(registry);
 
   const egressHosts = new Set<string>();
@@ -260,6 +279,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     upstream: (name) => upstreams.child(name),
     jwtFailure: bound<[string, string]>(jwtFailures),
     authz: bound<[string, string, string]>(authzDecisions),
+    dryRunWouldDeny: bound<[string, string]>(dryRunWouldDeny),
     egress(host, decision, code, bytesUp, bytesDown) {
       let destination = host;
       if (!egressHosts.has(host)) {
@@ -297,6 +317,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     upstreamEjection: bound<[string, string]>(upstreamEjections),
     upstreamOverloaded: bound<[string, string]>(upstreamOverloaded),
     upstreamRetry: bound<[string, string]>(upstreamRetries),
+    routeMirror: bound<[string, string]>(routeMirrors),
   };
 }
 

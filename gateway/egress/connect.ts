@@ -6,12 +6,29 @@ import { GatewayError, toRawHttpResponse } from '../core/errors.js';
 import { attemptRecord, decide, endedEarlyError, recordAttempt, refusalRecord, type InFlight } from './decide.js';
 import { parseAuthority } from './destination.js';
 import { connectTcp, inspectFirstBytes } from './stages/dial.js';
-import { openTunnel } from './tunnel.js';
+import { openTunnel, type TunnelOptions } from './tunnel.js';
 
 /** Answers a refused CONNECT on the raw socket (there is no response object) and audits it. */
 export function refuseOnSocket(flight: InFlight, socket: Socket, err: GatewayError): void {
   socket.end(toRawHttpResponse(err, flight.attempt.requestId));
   recordAttempt(flight, refusalRecord(flight.rt, flight.attempt, err));
+}
+
+/** The global byte limit and the deciding rule's byte budget: the smaller enforced one cuts, a dry-run one reports. */
+function tunnelOptions({ rt, attempt }: InFlight): TunnelOptions {
+  const budget = attempt.decision?.budget;
+  const global = rt.limits.maxBytesPerTunnel;
+  const enforced = budget && !budget.dryRun ? Math.min(budget.maxBytes, global ?? Infinity) : global;
+  const options: TunnelOptions = { idleTimeoutMs: rt.limits.idleTimeoutMs, ...(enforced !== undefined ? { maxBytes: enforced } : {}) };
+  if (budget?.dryRun) {
+    const rule = attempt.decision?.rule ?? '';
+    options.wouldExceed = {
+      maxBytes: budget.maxBytes,
+      report: () =>
+        rt.wouldDeny({ kind: 'byte_budget', policy: rule, reason: 'byte_budget_exceeded', requestId: attempt.requestId, identity: attempt.identity.principal, host: attempt.dest?.host, port: attempt.dest?.port }),
+    };
+  }
+  return options;
 }
 
 export async function handleConnect(flight: InFlight, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
@@ -40,7 +57,7 @@ export async function handleConnect(flight: InFlight, req: IncomingMessage, sock
       return refuseOnSocket(flight, socket, endedEarlyError(flight) ?? new GatewayError('GW_CLIENT_CANCELLED', 'client_gone'));
     }
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    const tunnel = openTunnel(socket, upstream, { idleTimeoutMs: rt.limits.idleTimeoutMs, maxBytes: rt.limits.maxBytesPerTunnel });
+    const tunnel = openTunnel(socket, upstream, tunnelOptions(flight));
     flight.cut = (end) => tunnel.cut(end);
     const verdict = await inspectFirstBytes(socket, decision.target.dest, head, rt.limits.firstBytesTimeoutMs);
     if (verdict.ok) tunnel.release(verdict.head);

@@ -79,6 +79,9 @@ export async function decide<T extends { dest: Destination }>(rt: EgressRuntime,
   const decision = rt.allowlist(attempt.identity, dest);
   attempt.decision = decision;
   if (!decision.allowed) return { allowed: false, error: policyError(attempt.identity, decision) };
+  if (decision.wouldDeny) {
+    rt.wouldDeny({ kind: 'egress', policy: decision.rule ?? '', reason: 'no_rule_matched', requestId: attempt.requestId, identity: attempt.identity.principal, host: dest.host, port: dest.port });
+  }
 
   const source = attempt.remote ?? '';
   const overRate = await rt.overConnectionRate(attempt.identity, source);

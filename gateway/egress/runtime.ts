@@ -12,6 +12,7 @@ import type { RateLimitConfig } from '../config/operations-schema.js';
 import { clientCertTlsOptions } from '../core/client-cert-tls.js';
 import { GatewayError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { createDryRunReporter, type DryRunReporter } from '../core/dry-run.js';
 import type { Metrics } from '../core/metrics.js';
 import type { JwtAuthn } from '../jwt/verifier.js';
 import { hashKey, rateLimitHeaders, type RateLimiter } from '../limits/rate-limiter.js';
@@ -75,6 +76,8 @@ export interface EgressRuntime {
   overConnectionRate(identity: Identity, source: string): Promise<GatewayError | undefined>;
   readonly tunnels: TunnelLimiter;
   readonly audit: Audit;
+  /** Reports what a dry-run allow rule or byte budget would have refused. */
+  readonly wouldDeny: DryRunReporter;
   /** The file `audit` writes to, so the next build can keep the sink. */
   readonly auditFile: string | undefined;
   readonly dial: DialDeps;
@@ -87,7 +90,7 @@ export interface EgressRuntime {
 export interface EgressRuntimeDeps {
   logger: Logger;
   tracing?: () => Tracing;
-  metrics?: Pick<Metrics, 'egress'>;
+  metrics?: Pick<Metrics, 'egress' | 'dryRunWouldDeny'>;
   /** The tamper-evident audit trail, when the config has one: every record goes to it too. */
   trail?: AuditTrail;
   /** Milliseconds clock for durations; default `performance.now`. */
@@ -222,6 +225,7 @@ export function buildEgressRuntime(config: EgressConfig, deps: EgressRuntimeDeps
     overConnectionRate,
     tunnels: deps.tunnels,
     audit,
+    wouldDeny: createDryRunReporter(deps),
     auditFile,
     tracing: deps.tracing,
     dial: { connect: deps.connect },

@@ -25,6 +25,8 @@ export interface TunnelOptions {
   idleTimeoutMs: number;
   /** Both directions together; undefined is unlimited. */
   maxBytes?: number;
+  /** A dry-run byte budget: `report` is called once, when the tunnel first carries more than `maxBytes`. */
+  wouldExceed?: { maxBytes: number; report: () => void };
 }
 
 export interface Tunnel {
@@ -50,14 +52,22 @@ export function openTunnel(client: Socket, upstream: Socket, options: TunnelOpti
     client.destroy();
     upstream.destroy();
   };
-  const overBudget = (): boolean => options.maxBytes !== undefined && bytesUp + bytesDown > options.maxBytes;
+  let dryRunBudget = options.wouldExceed;
+  const checkBudgets = (): void => {
+    const total = bytesUp + bytesDown;
+    if (options.maxBytes !== undefined && total > options.maxBytes) return cut('byte_budget_exceeded');
+    if (dryRunBudget !== undefined && total > dryRunBudget.maxBytes) {
+      dryRunBudget.report();
+      dryRunBudget = undefined;
+    }
+  };
   const countUp = (bytes: number): void => {
     bytesUp += bytes;
-    if (overBudget()) cut('byte_budget_exceeded');
+    checkBudgets();
   };
   const countDown = (bytes: number): void => {
     bytesDown += bytes;
-    if (overBudget()) cut('byte_budget_exceeded');
+    checkBudgets();
   };
 
   let open = 2;

@@ -29,6 +29,8 @@ export interface Exchange {
   code?: ErrorCode;
   reason?: string;
   status?: number;
+  /** What fault injection did to the request, if anything (docs/traffic.md). */
+  fault?: 'delay' | 'abort' | 'delay+abort';
   bytesIn: number;
   bytesOut: number;
   /** Its span (a shared no-op when tracing is off). */

@@ -14,6 +14,7 @@ import type { AuthnResult } from '../jwt/verifier.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
 import type { CompiledRoute } from './stages/route.js';
+import { backendsOf } from './stages/route-traffic.js';
 import { authorityHost } from './tls/host-index.js';
 import { upstreamRequest } from './upstream/forward.js';
 
@@ -50,6 +51,7 @@ export interface IngressExplanation {
   /** `forward` when every stage passed (the status is then the upstream's), else the refusal. */
   outcome:
     | { decision: 'forward'; upstream: string; path: string; policy?: string; rule?: string }
+    | { decision: 'redirect'; status: number; location: string; policy?: string; rule?: string }
     | { decision: 'refuse'; status: number; code: string; reason?: string; policy?: string; rule?: string };
   route?: string;
   authorization?: ExplainedDecision;
@@ -129,10 +131,10 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
 
   // 3. Route.
   const routeStep = step('route', `${input.method} on '${vhost.name}'`);
-  const route = rt.routes.select(vhost.name, input.method, normalized);
+  const route = rt.routes.select(vhost.name, input.method, normalized, req.rawHeaders);
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   out.route = route.name;
-  routeStep.detail += ` → route '${route.name}' (upstream '${route.upstream}')`;
+  routeStep.detail += ` → route '${route.name}' (upstream '${backendsOf(route)}')`;
 
   // 4. Authentication.
   const authStep = step('authentication', '');
@@ -141,6 +143,9 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
   authStep.detail = [
     peer ? `mTLS peer ${peer} (given; no certificate checked)` : input.peer !== undefined ? `peer ${input.peer} ignored: the virtual host asks for no client certificate` : 'no client certificate',
     authn.auth ? `${input.claims ? 'claims given, not verified' : 'token verified'}: principal ${authn.auth.principal}` : 'no token (anonymous)',
+    // What a dry-run would have refused here: the gateway lets the request on and reports it (DRY_RUN_WOULD_DENY).
+    ...(authn.wouldDeny ? [`dry-run: provider '${authn.wouldDeny.provider}' would refuse the token (${authn.wouldDeny.reason})`] : []),
+    ...(route.authenticationDryRun && !authn.auth ? [`dry-run: route '${route.name}' would refuse it (token_missing)`] : []),
   ].join('; ');
 
   // 5. Authorization.
@@ -172,14 +177,23 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
   step('limits', `content-length ${declaredLength} of at most ${route.maxBodyBytes}${route.rateLimit ? `; rate limit '${route.rateLimit}' applies (not consumed here)` : ''}`);
   if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
 
-  // 8. What the upstream would get.
+  // 8. A redirect route answers without any upstream.
+  const redirect = route.filters.redirect;
+  if (redirect) {
+    const location = redirect.location(host, authority ?? headers.host ?? '', normalized.forwardPath, normalized.query);
+    step('forward', `no upstream: redirect ${redirect.statusCode} to ${location}`);
+    out.outcome = { decision: 'redirect', status: redirect.statusCode, location, ...policyOf(explained) };
+    return;
+  }
+
+  // 9. What the upstream would get.
   const upstream = upstreamRequest(req, rt, { route, authn, forwarded, host, port: vhost.port, query: normalized.query }, EXPLAIN_REQUEST_ID);
   const sent = new Set(Object.keys(headers));
   const stripped = [...sent].filter((name) => !(name in upstream.headers));
   const added = Object.keys(upstream.headers).filter((name) => !sent.has(name) || upstream.headers[name] !== headers[name]);
   out.forwarded = { headers: upstream.headers, added, stripped };
-  step('forward', `${input.method} ${normalized.forwardPath}${upstream.query} to upstream '${route.upstream}'`);
-  out.outcome = { decision: 'forward', upstream: route.upstream, path: normalized.forwardPath + upstream.query, ...policyOf(explained) };
+  step('forward', `${input.method} ${normalized.forwardPath}${upstream.query} to upstream '${backendsOf(route)}'`);
+  out.outcome = { decision: 'forward', upstream: backendsOf(route), path: normalized.forwardPath + upstream.query, ...policyOf(explained) };
 }
 
 function policyOf(explained: ExplainedDecision | undefined): { policy?: string; rule?: string } {
@@ -195,6 +209,8 @@ async function authenticate(rt: IngressRuntime, input: ExplainInput, req: Reques
       rawHeaders: req.rawHeaders,
       query: query.length > 1 ? query.slice(1) : '',
       ...(route.jwtProviders ? { allowedProviders: route.jwtProviders } : {}),
+      // As the pipeline: an enforced `authentication: required` answers a missing token 401 here.
+      required: route.authenticationRequired,
     });
   }
   const auth: RequestAuth = toRequestAuth(input.claims);

@@ -1,7 +1,9 @@
 // THE stage order of an ingress request; nothing else decides it. Request down:
-//   HTTP/1 framing → host/SNI check → path normalization → route → authn (mTLS peer, JWT) → authz → limits → upstream
+//   HTTP/1 framing → host/SNI check → path normalization → route → authn (mTLS peer, JWT) → authz → limits → fault
+//   injection → upstream (a redirect route answers after limits, without any upstream)
 // Response up: upstream status/headers/body (hop-by-hop removed) → client; one access-log line at the end.
 // Every stage before `upstream` can refuse; nothing is forwarded until all of them have passed.
+// An HTTP/1.1 upgrade request (WebSocket; every other protocol is refused) takes the same stages, then a tunnel.
 import { randomUUID } from 'node:crypto';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
@@ -12,16 +14,21 @@ import type { Metrics } from '../core/metrics.js';
 import type { AuditTrail } from '../audit/trail.js';
 import { tlsOf, userAgentOf } from './access-fields.js';
 import type { ConnectionTracker } from './connections.js';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Exchange, Request, Response } from './exchange.js';
 import type { IngressRuntime, VirtualHost } from './runtime.js';
 import { peerSpiffeId } from './stages/authn-mtls.js';
 import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
+import { injectFault } from './stages/fault.js';
 import { checkHttp1Framing } from './stages/http1-framing.js';
-import type { RequestHandler } from './tls/terminate.js';
-import { forward } from './upstream/forward.js';
+import { answerRedirect } from './stages/redirect.js';
+import { answerAndClose, type RequestHandler } from './tls/terminate.js';
+import { forward, type ForwardInput } from './upstream/forward.js';
+import { proxyWebSocket } from './upstream/websocket.js';
+import { checkWebSocketHandshake, refuseStrayUpgrade } from './stages/upgrade.js';
 
 export interface PipelineDeps {
   logger: Logger;
@@ -42,13 +49,15 @@ export function createPipeline(deps: PipelineDeps): (vhost: VirtualHost) => Requ
   return (vhost) => {
     // The virtual host's fields are serialized once, into the child's bindings, not on every request line.
     const accessLog = deps.logger.child({ listener: vhost.listener, vhost: vhost.name });
-    return (req, res) => {
+    const handler: RequestHandler = (req, res) => {
       // HTTP/2 streams start once the frames read with their HEADERS have been processed: a stream its client
       // reset in the same read (the Rapid Reset attack, CVE-2023-44487) is then already closed, and costs a
       // check instead of a pass through the pipeline.
       if ('stream' in req) setImmediate(startStream, req, res, req.stream.session, vhost, deps, accessLog);
       else void handle(req, res, req.socket, vhost, deps.runtime(), deps, accessLog);
     };
+    handler.upgrade = (req, socket, head) => void handleUpgrade(req, socket as Socket, head, vhost, deps.runtime(), deps, accessLog);
+    return handler;
   };
 }
 
@@ -65,8 +74,60 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
     if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     return;
   }
+  const ex = openExchange(req, rt);
+  // The request's life: aborted when its client leaves (HTTP/1 close, RST_STREAM) or a deadline runs out,
+  // which stops its upstream request at once and frees its place in the upstream's queue.
+  const life = new AbortController();
+  res.once('close', () => {
+    // writableEnded, not writableFinished: HTTP/2's compatibility response reports "finished" on a reset.
+    if (res.writableEnded) return;
+    life.abort(new GatewayError('GW_CLIENT_CANCELLED', 'stream' in req ? 'stream_reset' : 'connection_closed'));
+    if ('stream' in req && ex.code === undefined) deps.connections?.streamReset(connection);
+  });
+  try {
+    if (deps.audit?.refusing()) throw new GatewayError('GW_UNAVAILABLE', 'audit_unavailable');
+    await proxy(req, res, vhost, rt, ex, life);
+  } catch (err) {
+    refuse(req, res, err, ex);
+  } finally {
+    closeExchange(ex, req, vhost, deps, accessLog, connection);
+  }
+}
+
+/**
+ * A WebSocket opening handshake (HTTP/1.1 with `Connection: upgrade`; see stages/upgrade.ts): the same stages as
+ * any request, then the tunnel (upstream/websocket.ts), counted as a request in flight until it closes, so a drain
+ * waits for it or cuts it at its end. One access line, written when it closes.
+ */
+async function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, vhost: VirtualHost, rt: IngressRuntime, deps: PipelineDeps, accessLog: Logger): Promise<void> {
+  // Node stops watching the socket once it hands it over: an error nobody listens to would end the process.
+  socket.on('error', () => socket.destroy());
+  deps.connections?.requestStarted(socket);
+  const ex = openExchange(req, rt);
+  const life = new AbortController();
+  socket.once('close', () => life.abort(new GatewayError('GW_CLIENT_CANCELLED', 'connection_closed')));
+  try {
+    if (deps.audit?.refusing()) throw new GatewayError('GW_UNAVAILABLE', 'audit_unavailable');
+    checkHttp1Framing(req);
+    checkWebSocketHandshake(req);
+    const input = await admit(req, vhost, rt, ex, life);
+    const { route, backend } = input;
+    // Checked once the request passed every check: a client the policies refuse learns nothing of the route.
+    if (!route.websocket || !backend) throw new GatewayError('GW_REQUEST_MALFORMED', 'websocket_not_allowed');
+    if (route.fault) await injectFault(route.fault, backend.timeoutMs, life.signal, ex);
+    life.signal.throwIfAborted();
+    ex.trace.stage('forwarding');
+    await proxyWebSocket(req, socket, head, rt, input, route.websocket, ex);
+  } catch (err) {
+    refuseOnSocket(socket, err, ex);
+  } finally {
+    closeExchange(ex, req, vhost, deps, accessLog, socket);
+  }
+}
+
+function openExchange(req: Request, rt: IngressRuntime): Exchange {
   const incomingId = req.headers['x-request-id'];
-  const ex: Exchange = {
+  return {
     id: typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID(),
     started: performance.now(),
     method: req.method ?? '',
@@ -84,40 +145,56 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
     code: undefined,
     reason: undefined,
     status: undefined,
+    fault: undefined,
     bytesIn: 0,
     bytesOut: 0,
     trace: rt.tracing.start(req),
   };
-  // The request's life: aborted when its client leaves (HTTP/1 close, RST_STREAM) or a deadline runs out,
-  // which stops its upstream request at once and frees its place in the upstream's queue.
-  const life = new AbortController();
-  res.once('close', () => {
-    // writableEnded, not writableFinished: HTTP/2's compatibility response reports "finished" on a reset.
-    if (res.writableEnded) return;
-    life.abort(new GatewayError('GW_CLIENT_CANCELLED', 'stream' in req ? 'stream_reset' : 'connection_closed'));
-    if ('stream' in req && ex.code === undefined) deps.connections?.streamReset(connection);
-  });
-  try {
-    if (deps.audit?.refusing()) throw new GatewayError('GW_UNAVAILABLE', 'audit_unavailable');
-    await proxy(req, res, vhost, rt, ex, life);
-  } catch (err) {
-    refuse(req, res, err, ex);
-  } finally {
-    const seconds = (performance.now() - ex.started) / 1000;
-    deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
-    // The same status and code as the route's series, so the two add up; the time is the upstream's share.
-    ex.upstreamSeries?.record(ex.status ?? 0, ex.code ?? 'ok', (performance.now() - ex.upstreamSent) / 1000, ex.bytesIn, ex.bytesOut);
-    const line = accessLine(ex, req, seconds);
-    accessLog.info(line);
-    if (deps.audit && (ex.code !== undefined || deps.audit.ingressAllows)) deps.audit.append('ingress', { listener: vhost.listener, vhost: vhost.name, ...line });
-    ex.trace.end(ex);
-    deps.connections?.requestEnded(connection);
-  }
+}
+
+/** The request's metrics, access line, audit record and span, and its end for the connection tracker. */
+function closeExchange(ex: Exchange, req: Request, vhost: VirtualHost, deps: PipelineDeps, accessLog: Logger, connection: unknown): void {
+  const seconds = (performance.now() - ex.started) / 1000;
+  deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
+  // The same status and code as the route's series, so the two add up; the time is the upstream's share.
+  ex.upstreamSeries?.record(ex.status ?? 0, ex.code ?? 'ok', (performance.now() - ex.upstreamSent) / 1000, ex.bytesIn, ex.bytesOut);
+  const line = accessLine(ex, req, seconds);
+  accessLog.info(line);
+  if (deps.audit && (ex.code !== undefined || deps.audit.ingressAllows)) deps.audit.append('ingress', { listener: vhost.listener, vhost: vhost.name, ...line });
+  ex.trace.end(ex);
+  deps.connections?.requestEnded(connection);
 }
 
 async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, ex: Exchange, life: AbortController): Promise<void> {
   // 0. Framing first and synchronously: a refusal must land before llhttp emits the connection's next request.
   checkHttp1Framing(req);
+  refuseStrayUpgrade(req);
+  const input = await admit(req, vhost, rt, ex, life);
+  const { route, backend } = input;
+  // 6b. A redirect route answers here, having passed every check, without any upstream.
+  if (route.filters.redirect) return answerRedirect(req, res, route.filters.redirect, { forwardPath: input.path, query: input.query }, ex);
+
+  // 7. Limits known before any body byte is read.
+  const declaredLength = Number(req.headers['content-length'] ?? 0);
+  if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
+
+  // 8. Fault injection, when the route asks for it: only requests that passed every check are delayed or aborted.
+  if (route.fault && backend) await injectFault(route.fault, backend.timeoutMs, life.signal, ex);
+
+  // 9. Upstream, unless the client has already gone (a stream reset while the stages ran is never sent).
+  life.signal.throwIfAborted();
+  ex.trace.stage('forwarding');
+  await forward(req, res, rt, input, ex);
+}
+
+/** Stages 1–6: what the request is, where it goes, who sends it, and whether it may. Throws the refusal. */
+async function admit(
+  req: Request,
+  vhost: VirtualHost,
+  rt: IngressRuntime,
+  ex: Exchange,
+  life: AbortController,
+): Promise<ForwardInput> {
   const socket = req.socket as TLSSocket;
   const listener = rt.listeners.get(vhost.listener);
   if (!listener) throw new GatewayError('GW_UNAVAILABLE', 'listener_removed');
@@ -135,7 +212,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   ex.path = target.path;
 
   // 3. Route (which also refuses a path its case or normalization options do not accept).
-  const route = rt.routes.select(vhost.name, ex.method, target);
+  const route = rt.routes.select(vhost.name, ex.method, target, req.rawHeaders);
   if (!route) throw new GatewayError('GW_ROUTE_NOT_FOUND');
   ex.route = route.name;
 
@@ -151,6 +228,8 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
     required: route.authenticationRequired,
   });
   if (authn.auth) ex.principal = authn.auth.principal;
+  if (authn.wouldDeny) rt.wouldDeny({ kind: 'jwt', policy: authn.wouldDeny.provider, reason: authn.wouldDeny.reason, requestId: ex.id, route: route.name });
+  if (route.authenticationDryRun && !authn.auth) rt.wouldDeny({ kind: 'jwt', policy: route.name, reason: 'token_missing', requestId: ex.id, route: route.name });
   ex.trace.stage('authenticated');
 
   // 5. Authorization.
@@ -172,32 +251,10 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   ex.trace.stage('authorized');
 
   // 6. Rate limit, keyed by what authentication established.
-  if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes);
-
-  // 7. Limits known before any body byte is read.
-  const declaredLength = Number(req.headers['content-length'] ?? 0);
-  if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
-
-  // 8. Upstream, unless the client has already gone (a stream reset while the stages ran is never sent).
-  life.signal.throwIfAborted();
-  ex.trace.stage('forwarding');
-  await forward(
-    req,
-    res,
-    rt,
-    {
-      route,
-      path: target.forwardPath,
-      query: target.query,
-      authn,
-      host,
-      forwarded,
-      port: vhost.port,
-      timeouts: listener.timeouts,
-      life,
-    },
-    ex,
-  );
+  if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes, { requestId: ex.id, route: route.name });
+  // One backend per request, picked once: its timeout bounds a fault's delay, and its retries stay on it.
+  const backend = route.backend ?? route.split?.pick();
+  return { route, backend, path: target.forwardPath, query: target.query, authn, host, forwarded, port: vhost.port, timeouts: listener.timeouts, life };
 }
 
 export function requestAttributes(req: Pick<Request, 'rawHeaders'>, fields: Omit<RequestAttributes, 'header'>): RequestAttributes {
@@ -238,6 +295,16 @@ function refuse(req: Request, res: Response, err: unknown, ex: Exchange): void {
   else res.end(response.body);
 }
 
+/** A refused upgrade: the error answer on the raw socket, or, once it switched protocols, a cut. */
+function refuseOnSocket(socket: Socket, err: unknown, ex: Exchange): void {
+  const error = err instanceof GatewayError ? err : new GatewayError('GW_INTERNAL');
+  ex.code = error.code;
+  if (error.reason) ex.reason = error.reason;
+  if (error.code === 'GW_CLIENT_CANCELLED' || ex.status !== undefined) return void socket.destroy();
+  ex.status = error.status;
+  answerAndClose(socket, error, ex.id);
+}
+
 /**
  * Ends a response that cannot be completed so that the client sees an error, not a short success:
  * HTTP/2 resets the stream with INTERNAL_ERROR, HTTP/1.1 closes the connection before the last chunk.
@@ -263,6 +330,7 @@ function accessLine(ex: Exchange, req: Request, seconds: number) {
     status: ex.status,
     code: ex.code,
     reason: ex.reason,
+    fault: ex.fault,
     decision: ex.decision ? describeDecision(ex.decision) : undefined,
     peer: ex.peer,
     principal: ex.principal,

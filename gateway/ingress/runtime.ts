@@ -8,9 +8,10 @@ import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
 import { compilePolicies, type CompiledPolicySet } from '../../policies/compile.js';
-import { certificateList, type Config, type ListenerConfig, type RouteConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
+import { certificateList, type Config, type ListenerConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
+import { createDryRunReporter, type DryRunReporter } from '../core/dry-run.js';
 import type { Metrics, UpstreamEndpointState } from '../core/metrics.js';
 import type { RequestSeries } from '../core/request-metrics.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
@@ -24,9 +25,10 @@ import type { Tracing } from '../core/tracing.js';
 import { createHeaderSanitizer, type HeaderSanitizer } from './stages/sanitize-headers.js';
 import { createHostIndex, type HostIndex } from './tls/host-index.js';
 import { loadMeshTrust, type MeshTrust } from './tls/mesh-trust.js';
-import { createTerminatingServer, type RequestHandler, type ClientAuth } from './tls/terminate.js';
+import { createTerminatingServer, refuseUpgrade, type RequestHandler, type ClientAuth } from './tls/terminate.js';
 import { createUpstreamClient, type BalancedOptions, type EndpointStatus, type UpstreamClient, type UpstreamClientOptions, type UpstreamTls } from './upstream/clients.js';
 import type { EndpointEvents } from './upstream/endpoints.js';
+import { createMirrorSender, type MirrorSender } from './upstream/mirror.js';
 
 export interface VirtualHost {
   readonly name: string;
@@ -57,8 +59,12 @@ export interface IngressRuntime {
   readonly upstreams: ReadonlyMap<string, UpstreamClient>;
   /** Each HTTP upstream's request series, looked up once per request that is sent (empty without metrics). */
   readonly upstreamSeries: ReadonlyMap<string, RequestSeries>;
+  /** Sends a route's mirrored copy (fire and forget). */
+  readonly mirror: MirrorSender;
   readonly jwt: JwtAuthn;
   readonly authz: AuthzStage;
+  /** Reports what an enforcement point in dry-run (a JWT provider, a route's token requirement) would have refused. */
+  readonly wouldDeny: DryRunReporter;
   /** The compiled policies the authz stage asks (also read by `portcullis explain`). */
   readonly policies: CompiledPolicySet;
   readonly sanitizer: HeaderSanitizer;
@@ -134,11 +140,12 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     ...(deps.previous ? { previous: deps.previous.jwt } : {}),
   });
   // A route's timeout defaults to its upstream's.
-  const routeDefaults = (r: RouteConfig) => ({
+  const timeouts = new Map(config.upstreams.map((u) => [u.name, u.timeoutMs ?? DEFAULTS.upstreamTimeoutMs]));
+  const routeDefaults = {
     maxBodyBytes: DEFAULTS.routeMaxBodyBytes,
     pathCase: config.pathCase,
-    timeoutMs: upstreams.get(r.upstream)?.timeoutMs ?? DEFAULTS.upstreamTimeoutMs,
-  });
+    upstreamTimeoutMs: (name: string) => timeouts.get(name) ?? DEFAULTS.upstreamTimeoutMs,
+  };
   const hooks = upstreamHooks(deps);
   const pools = new Map<string, UpstreamClient>();
   const clients = new Map<string, UpstreamClient>();
@@ -157,14 +164,16 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     config,
     listeners,
     paths: createPathStage(config.routes),
-    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults(r)))),
+    routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults))),
     upstreams: clients,
     upstreamSeries,
+    mirror: createMirrorSender(clients, routeDefaults.upstreamTimeoutMs, (route, outcome) => deps.metrics?.routeMirror(route, outcome)),
     jwt,
     authz: createAuthzStage(policies, {
       logger: deps.logger,
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
     }),
+    wouldDeny: createDryRunReporter(deps),
     policies,
     rateLimiter: deps.rateLimiter,
     tracing: deps.tracing,
@@ -254,7 +263,10 @@ function compileVirtualHost(
     ticketKeys: deps.ticketKeys,
   });
   const vhost: VirtualHost = { ...base, clientAuth, target: { kind: 'terminate', vhost: host.name, server } };
-  server.on('request', deps.handlerFor(vhost));
+  const handler = deps.handlerFor(vhost);
+  server.on('request', handler);
+  // Listened to, so upgrade requests never reach 'request' as ordinary ones: WebSocket where a route allows it, else 400.
+  server.on('upgrade', handler.upgrade ?? refuseUpgrade);
   return vhost;
 }
 

@@ -52,6 +52,11 @@ export interface AuthnInput {
 export interface AuthnResult {
   auth?: RequestAuth;
   provider?: string;
+  /**
+   * The token failed a provider in `mode: dry-run`: the request goes on as if it had none (the token is still
+   * stripped), and this is the refusal the provider would have made, for the caller to report.
+   */
+  wouldDeny?: { provider: string; reason: AuthnFailure };
   removeHeaders: readonly string[];
   removeCookies: readonly string[];
   removeParams: readonly string[];
@@ -116,8 +121,14 @@ const bearerChallenge = (error: string, description: string): Record<string, str
   'www-authenticate': `Bearer realm="portcullis", error="${error}", error_description="${description}"`,
 });
 
-function invalid(reason: AuthnFailure): GatewayError {
-  return new GatewayError('GW_AUTHN_INVALID_TOKEN', reason, bearerChallenge('invalid_token', FAILURES[reason]));
+/** An invalid token, with the provider it is counted against: a dry-run provider's refusal is let through. */
+class TokenRefused extends GatewayError {
+  constructor(
+    readonly failure: AuthnFailure,
+    readonly provider: string,
+  ) {
+    super('GW_AUTHN_INVALID_TOKEN', failure, bearerChallenge('invalid_token', FAILURES[failure]));
+  }
 }
 
 // RFC 6750 §3.1: a request that carries no token at all gets a challenge without an error code.
@@ -296,12 +307,25 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
   for (const p of started) byIssuer.set(p.issuer, [...(byIssuer.get(p.issuer) ?? []), p]);
   const extract = createTokenExtractor(providers);
   const cache = cacheSize > 0 ? createTokenCache<Verified>(cacheSize) : undefined;
-  const managedHeaders = Object.freeze([...new Set(providers.flatMap((p) => (p.claimsToHeaders ?? []).map((m) => m.header.toLowerCase())))]);
+  const managedHeaders = Object.freeze(claimHeaderNames(providers));
 
-  /** Counted here, where the provider is known: the one that refused it, or the only one the token could be for. */
-  function refuse(reason: AuthnFailure, provider: string): GatewayError {
-    deps.metrics?.jwtFailure(provider, reason);
-    return invalid(reason);
+  const dryRunProviders = new Set(providers.filter((p) => p.mode === 'dry-run').map((p) => p.name));
+  /**
+   * Counted here, where the provider is known: the one that refused it, or the only one the token could be for.
+   * A dry-run provider's refusals are not refusals on ingress: `authenticate` reports them instead.
+   */
+  function refuse(reason: AuthnFailure, provider: string): TokenRefused {
+    if (!dryRunProviders.has(provider)) deps.metrics?.jwtFailure(provider, reason);
+    return new TokenRefused(reason, provider);
+  }
+
+  async function verifyOrDryRun(token: string, allowed: ReadonlySet<string>): Promise<Verified | TokenRefused> {
+    try {
+      return await verifyCached(token, allowed);
+    } catch (err) {
+      if (err instanceof TokenRefused && dryRunProviders.has(err.provider)) return err;
+      throw err;
+    }
   }
 
   async function verify(token: string, allowed: ReadonlySet<string>, now: number): Promise<Verified> {
@@ -369,7 +393,12 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
         throw multipleTokens();
       }
       if (found.kind === 'malformed') throw refuse('token_prefix_missing', UNKNOWN_PROVIDER);
-      const verified = await verifyCached(found.token, found.providers);
+      const verified = await verifyOrDryRun(found.token, found.providers);
+      if (verified instanceof TokenRefused) {
+        if (required) throw tokenRequired();
+        const wouldDeny = { provider: verified.provider, reason: verified.failure };
+        return { removeHeaders: found.headers, removeCookies: found.cookies, removeParams: found.params, setHeaders: NO_HEADERS, wouldDeny };
+      }
       const strip = !verified.provider.forward;
       return {
         auth: verified.auth,
@@ -381,7 +410,12 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
       };
     },
     async verifyToken(token, allowedProviders) {
-      const verified = await verifyCached(token, allowedProviders);
+      // Egress proxy tokens have no dry-run: a token that does not verify is refused (407) whatever the provider's mode.
+      const verified = await verifyOrDryRun(token, allowedProviders);
+      if (verified instanceof TokenRefused) {
+        deps.metrics?.jwtFailure(verified.provider, verified.failure);
+        throw verified;
+      }
       return { auth: verified.auth, provider: verified.provider.name };
     },
     providerNames: new Set(providers.map((p) => p.name)),
@@ -393,4 +427,9 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
       closeSources(new Set(successor?.remoteSources.values()));
     },
   };
+}
+
+/** The headers the providers' `claimsToHeaders` set (lower case): the gateway's own, never a client's or a route's. */
+export function claimHeaderNames(providers: readonly Pick<JwtProviderConfig, 'claimsToHeaders'>[]): string[] {
+  return [...new Set(providers.flatMap((p) => (p.claimsToHeaders ?? []).map((m) => m.header.toLowerCase())))];
 }

@@ -29,6 +29,7 @@ import {
 import type { RequestAttributes } from '../../policies/types.js';
 import { DEFAULTS } from '../config/defaults.js';
 import type { RateLimitConfig, RedisConfig } from '../config/operations-schema.js';
+import { createDryRunReporter } from '../core/dry-run.js';
 import { GatewayError } from '../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
@@ -47,7 +48,7 @@ export type RateLimitRequest = Pick<RequestAttributes, 'remoteIp' | 'peerSpiffeI
 
 export interface RateLimiterDeps {
   logger: Logger;
-  metrics?: Pick<Metrics, 'rateLimitHit' | 'rateLimitStoreFailure' | 'redisUp'>;
+  metrics?: Pick<Metrics, 'rateLimitHit' | 'rateLimitStoreFailure' | 'redisUp' | 'dryRunWouldDeny'>;
   /** Where `PORTCULLIS_REDIS_URL` is read when `redis.url` is unset; default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
 }
@@ -58,9 +59,10 @@ export interface RateLimiter {
   /**
    * The pipeline stage: counts the request under `limitName` by the limit's configured key and throws
    * `GW_RATE_LIMITED` (429, with Retry-After and RateLimit-* headers) when it is over, or `GW_UNAVAILABLE` (503)
-   * when the limit fails closed and Redis is unreachable.
+   * when the limit fails closed and Redis is unreachable. A limit in `mode: dry-run` refuses nothing: a request over
+   * it is reported as a would-deny for `at` and allowed.
    */
-  enforce(limitName: string, request: RateLimitRequest): Promise<RateLimitResult>;
+  enforce(limitName: string, request: RateLimitRequest, at: { requestId: string; route: string }): Promise<RateLimitResult>;
   /** True while Redis is connected; always true without Redis. */
   redisHealthy(): boolean;
   close(): Promise<void>;
@@ -78,6 +80,7 @@ interface CompiledLimit {
   name: string;
   points: number;
   failureMode: 'open' | 'closed';
+  dryRun: boolean;
   limiter: RateLimiterAbstract | BurstyRateLimiter;
   key(request: RateLimitRequest): string;
 }
@@ -96,6 +99,7 @@ export function createRateLimiter(limits: readonly RateLimitConfig[], redis: Red
     throw err;
   }
   const clusterListeners = process.listeners('message').filter((l) => !listenersBefore.has(l));
+  const wouldDeny = createDryRunReporter(deps);
 
   async function check(limitName: string, key: string): Promise<RateLimitResult> {
     const limit = compiled.get(limitName);
@@ -107,7 +111,8 @@ export function createRateLimiter(limits: readonly RateLimitConfig[], redis: Red
       return { allowed: true, limit: limit.points, remaining: res.remainingPoints, resetMs: res.msBeforeNext };
     } catch (err) {
       if (err instanceof RateLimiterRes) {
-        deps.metrics?.rateLimitHit(limit.name);
+        // A dry-run limit refuses nothing, so it has no hits: its would-denies are counted by the caller.
+        if (!limit.dryRun) deps.metrics?.rateLimitHit(limit.name);
         return { allowed: false, limit: limit.points, remaining: 0, resetMs: err.msBeforeNext };
       }
       return storeFailed(limit, err);
@@ -116,7 +121,8 @@ export function createRateLimiter(limits: readonly RateLimitConfig[], redis: Red
 
   function storeFailed(limit: CompiledLimit, err: unknown): RateLimitResult {
     const error = err instanceof Error ? err.message : String(err);
-    if (limit.failureMode === 'closed') {
+    // A dry-run limit must never change the outcome, not even while its store is down.
+    if (limit.failureMode === 'closed' && !limit.dryRun) {
       deps.metrics?.rateLimitStoreFailure(limit.name, 'refused');
       deps.logger.debug({ event: LOG_EVENTS.RATE_LIMIT_STORE_FAILED, limit: limit.name, error, outcome: 'refused' });
       throw new GatewayError('GW_UNAVAILABLE', 'rate_limit_store_unavailable', { 'retry-after': '1' });
@@ -129,12 +135,14 @@ export function createRateLimiter(limits: readonly RateLimitConfig[], redis: Red
 
   return {
     check,
-    async enforce(limitName, request) {
+    async enforce(limitName, request, at) {
       const limit = compiled.get(limitName);
       if (!limit) throw new Error(`rate limit "${limitName}" is not configured`);
       const result = await check(limitName, limit.key(request));
-      if (!result.allowed) throw new GatewayError('GW_RATE_LIMITED', limitName, rateLimitHeaders(result));
-      return result;
+      if (result.allowed) return result;
+      if (!limit.dryRun) throw new GatewayError('GW_RATE_LIMITED', limitName, rateLimitHeaders(result));
+      wouldDeny({ kind: 'rate_limit', policy: limitName, reason: 'over_limit', requestId: at.requestId, route: at.route });
+      return { ...result, allowed: true };
     },
     redisHealthy: () => store?.healthy() ?? true,
     async close() {
@@ -245,6 +253,7 @@ function compileLimit(limit: RateLimitConfig, store: RedisStore | undefined): Co
     name: limit.name,
     points,
     failureMode,
+    dryRun: limit.mode === 'dry-run',
     limiter: burst > 0 ? new BurstyRateLimiter(main, build(`rl:${limit.name}:burst`, burst, Math.max(BURST_WINDOW_SECONDS, duration))) : main,
     key: compileKey(limit.key ?? DEFAULTS.rateLimitKey),
   };

@@ -89,7 +89,13 @@ export function formatExplanation(e: Explanation): string {
     }
     const o = e.outcome;
     const by = o.policy ? ` by ${o.policy}/${o.rule ?? ''}` : '';
-    lines.push(o.decision === 'forward' ? `decision: forward to '${o.upstream}' as ${o.path}${by}` : `decision: refuse ${o.status} ${o.code}${o.reason ? ` (${o.reason})` : ''}`);
+    lines.push(
+      o.decision === 'forward'
+        ? `decision: forward to '${o.upstream}' as ${o.path}${by}`
+        : o.decision === 'redirect'
+          ? `decision: redirect ${o.status} to ${o.location}${by}`
+          : `decision: refuse ${o.status} ${o.code}${o.reason ? ` (${o.reason})` : ''}`,
+    );
     if (e.forwarded) {
       lines.push(`headers added or set: ${e.forwarded.added.join(', ') || '(none)'}`);
       lines.push(`headers stripped: ${e.forwarded.stripped.join(', ') || '(none)'}`);

@@ -28,6 +28,8 @@ export const FINDINGS = {
   'egress-wildcard-too-wide': 'error',
   'egress-anonymous': 'warning',
   'route-without-policy': 'info',
+  'dry-run-too-long': 'warning',
+  'dry-run-undated': 'info',
 } as const satisfies Record<string, Severity>;
 
 export type FindingId = keyof typeof FINDINGS;
@@ -38,7 +40,17 @@ export function atLeast(severity: Severity, threshold: Severity): boolean {
   return RANK[severity] >= RANK[threshold];
 }
 
-export function lintConfig(config: Config): Finding[] {
+export interface LintOptions {
+  /** A dry-run older than this many days is reported (`dry-run-too-long`). Default `DEFAULT_MAX_DRY_RUN_DAYS`. */
+  maxDryRunDays?: number;
+  /** Milliseconds since the epoch; default now. */
+  now?: number;
+}
+
+/** Two weeks: long enough to see a weekly traffic cycle twice, short enough that a rollout is not forgotten. */
+export const DEFAULT_MAX_DRY_RUN_DAYS = 14;
+
+export function lintConfig(config: Config, options: LintOptions = {}): Finding[] {
   const findings: Finding[] = [];
   const add = (id: FindingId, at: string, message: string, fix: string) => findings.push({ id, severity: FINDINGS[id], at, message, fix });
   const policies = config.policies ?? [];
@@ -49,6 +61,7 @@ export function lintConfig(config: Config): Finding[] {
   for (const route of config.routes) lintRoute(config, route, policies, add);
   policies.forEach((policy, i) => lintPolicy(config, policy, policies.slice(0, i), unreachable, add));
   lintEgress(config, add);
+  lintDryRuns(config, options, add);
   return findings;
 }
 
@@ -180,6 +193,39 @@ function lintEgress(config: Config, add: Add): void {
     }
     if (rule.identities.includes('anonymous')) {
       add('egress-anonymous', at, 'callers the proxy cannot identify (anonymous) may use this rule; the audit cannot name who went out', 'identify callers (mTLS SVID, proxy token or a source identity) and name them here');
+    }
+  }
+}
+
+/** Every enforcement point in dry-run, where it is and since when (`dryRunSince`, when given). */
+function dryRuns(config: Config): { at: string; what: string; since: string | undefined }[] {
+  const out: { at: string; what: string; since: string | undefined }[] = [];
+  for (const p of config.policies ?? []) if (p.mode === 'dry-run') out.push({ at: `policies[${p.name}]`, what: `policy '${p.name}'`, since: p.dryRunSince });
+  for (const p of config.jwtProviders ?? []) if (p.mode === 'dry-run') out.push({ at: `jwtProviders[${p.name}]`, what: `JWT provider '${p.name}'`, since: p.dryRunSince });
+  for (const r of config.routes) {
+    if (r.authenticationMode === 'dry-run') out.push({ at: `routes[${r.name}].authenticationMode`, what: `the token requirement of route '${r.name}'`, since: r.authenticationDryRunSince });
+  }
+  for (const l of config.rateLimits ?? []) if (l.mode === 'dry-run') out.push({ at: `rateLimits[${l.name}]`, what: `rate limit '${l.name}'`, since: l.dryRunSince });
+  for (const r of config.egress?.allow ?? []) {
+    if (r.mode === 'dry-run' || r.mode === 'report') out.push({ at: `egress.allow[${r.name}]`, what: `egress rule '${r.name}'`, since: r.dryRunSince });
+    if (r.byteBudget?.mode === 'dry-run') out.push({ at: `egress.allow[${r.name}].byteBudget`, what: `the byte budget of egress rule '${r.name}'`, since: r.byteBudget.dryRunSince });
+  }
+  return out;
+}
+
+const DAY_MS = 86_400_000;
+
+function lintDryRuns(config: Config, options: LintOptions, add: Add): void {
+  const maxDays = options.maxDryRunDays ?? DEFAULT_MAX_DRY_RUN_DAYS;
+  const now = options.now ?? Date.now();
+  for (const { at, what, since } of dryRuns(config)) {
+    if (since === undefined) {
+      add('dry-run-undated', at, `${what} is in dry-run with no dryRunSince: nobody can tell how long it has not been enforced`, `add dryRunSince: ${new Date(now).toISOString().slice(0, 10)} (the day it went into dry-run)`);
+      continue;
+    }
+    const days = Math.floor((now - Date.parse(`${since}T00:00:00Z`)) / DAY_MS);
+    if (days > maxDays) {
+      add('dry-run-too-long', at, `${what} has been in dry-run since ${since}, more than ${maxDays} days: it still enforces nothing`, `read its DRY_RUN_WOULD_DENY records, then set mode: enforce (or remove it)`);
     }
   }
 }

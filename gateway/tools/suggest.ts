@@ -6,7 +6,10 @@
 import { compilePolicies } from '../../policies/compile.js';
 import type { Policy, Rule } from '../../policies/schema.js';
 import type { Config } from '../config/schema.js';
+import { DRY_RUN_KINDS, type DryRunKind } from '../core/dry-run.js';
 import { LOG_EVENTS } from '../core/log.js';
+import { distinct, groupBy } from './suggest-common.js';
+import { observedAttempt, type ObservedAttempt } from './suggest-egress.js';
 
 /** The fields of an access-log line (`event: REQUEST`) the advisor reads. */
 interface Observed {
@@ -29,9 +32,27 @@ export interface Suggestion {
 
 const ALLOWED = /^allowed_by_policy: ([^/]+)\/(.+)$/;
 
-/** Reads JSON lines; lines that are not allowed requests (refusals, other events, non-JSON) are skipped. */
-export function readAccessLog(text: string): Observed[] {
-  const out: Observed[] = [];
+/** A would-deny of an enforcement point in dry-run (`event: DRY_RUN_WOULD_DENY`). */
+export interface ObservedWouldDeny {
+  kind: DryRunKind;
+  policy: string;
+  requestId: string;
+}
+
+/** What the advisor reads from log files, each line by its event. */
+export interface Recorded {
+  requests: Observed[];
+  egress: ObservedAttempt[];
+  wouldDeny: ObservedWouldDeny[];
+}
+
+/**
+ * Reads JSON lines: the access log (`REQUEST`), egress audit records (`EGRESS_DECISION`: egress.audit.file, or the
+ * audit trail, whose records carry the same fields) and dry-run would-denies, from one file or several. Lines that
+ * are none of these, or refusals, or not JSON, are skipped.
+ */
+export function readRecords(text: string): Recorded {
+  const out: Recorded = { requests: [], egress: [], wouldDeny: [] };
   for (const line of text.split('\n')) {
     let entry: Record<string, unknown>;
     try {
@@ -39,19 +60,46 @@ export function readAccessLog(text: string): Observed[] {
     } catch {
       continue;
     }
-    const decision = typeof entry.decision === 'string' ? ALLOWED.exec(entry.decision) : null;
-    if (entry.event !== LOG_EVENTS.REQUEST || !decision || typeof entry.route !== 'string' || typeof entry.path !== 'string' || typeof entry.method !== 'string') continue;
-    out.push({
-      route: entry.route,
-      method: entry.method,
-      path: entry.path,
-      ...(typeof entry.peer === 'string' ? { peer: entry.peer } : {}),
-      ...(typeof entry.principal === 'string' ? { principal: entry.principal } : {}),
-      policy: decision[1]!,
-      rule: decision[2]!,
-    });
+    if (typeof entry !== 'object' || entry === null) continue;
+    const request = allowedRequest(entry);
+    if (request) out.requests.push(request);
+    const attempt = observedAttempt(entry);
+    if (attempt) out.egress.push(attempt);
+    const wouldDeny = observedWouldDeny(entry);
+    if (wouldDeny) out.wouldDeny.push(wouldDeny);
   }
   return out;
+}
+
+function allowedRequest(entry: Record<string, unknown>): Observed | undefined {
+  const decision = typeof entry.decision === 'string' ? ALLOWED.exec(entry.decision) : null;
+  if (entry.event !== LOG_EVENTS.REQUEST || !decision || typeof entry.route !== 'string' || typeof entry.path !== 'string' || typeof entry.method !== 'string') return undefined;
+  return {
+    route: entry.route,
+    method: entry.method,
+    path: entry.path,
+    ...(typeof entry.peer === 'string' ? { peer: entry.peer } : {}),
+    ...(typeof entry.principal === 'string' ? { principal: entry.principal } : {}),
+    policy: decision[1]!,
+    rule: decision[2]!,
+  };
+}
+
+function observedWouldDeny(entry: Record<string, unknown>): ObservedWouldDeny | undefined {
+  const { kind, policy, requestId } = entry;
+  if (entry.event !== LOG_EVENTS.DRY_RUN_WOULD_DENY || typeof policy !== 'string' || typeof requestId !== 'string') return undefined;
+  if (!(DRY_RUN_KINDS as readonly unknown[]).includes(kind)) return undefined;
+  return { kind: kind as DryRunKind, policy, requestId };
+}
+
+/**
+ * One line per enforcement point in dry-run that would have refused something in the log: what switching it to
+ * enforce would refuse. Each would-deny counted once (the same line may be read from several files).
+ */
+export function reportWouldDenies(records: readonly ObservedWouldDeny[]): string[] {
+  const unique = new Map(records.map((r) => [`${r.kind} ${r.policy} ${r.requestId}`, r]));
+  const byPoint = groupBy([...unique.values()], (r) => `${r.kind} '${r.policy}'`);
+  return [...byPoint.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([point, seen]) => `dry-run ${point} would have denied ${seen.length} in the log: enforcing it refuses ${seen.length === 1 ? 'it' : 'them'}`);
 }
 
 export function suggest(config: Config, observed: readonly Observed[]): Suggestion {
@@ -114,19 +162,4 @@ function reportRules(config: Config, observed: readonly Observed[]): string[] {
 function admitsAnyCaller(rule: Rule): boolean {
   if (rule.from === undefined) return true;
   return rule.from.some((f) => f.source.principals?.includes('*') || f.source.requestPrincipals?.includes('*'));
-}
-
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const list = out.get(k);
-    if (list) list.push(item);
-    else out.set(k, [item]);
-  }
-  return out;
-}
-
-function distinct(values: readonly string[]): string[] {
-  return [...new Set(values)].sort();
 }

@@ -79,7 +79,7 @@ export function actualOf(e: Explanation): Record<ExpectKey, unknown> {
   const o = e.outcome;
   return {
     decision: o.decision,
-    status: o.decision === 'refuse' ? o.status : undefined,
+    status: o.decision === 'forward' ? undefined : o.status,
     code: o.decision === 'refuse' ? o.code : undefined,
     // An authorization refusal is described by the decision's reason; other refusals by their own.
     reason: o.decision === 'refuse' ? (o.code === 'GW_AUTHZ_DENIED' ? d?.reason : o.reason) : d?.reason,

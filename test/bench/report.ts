@@ -56,7 +56,8 @@ export function summarize(samples: readonly Sample[], caveats: (scenario: Scenar
     };
   });
   for (const cell of cells) {
-    const base = cells.find((c) => c.scenario === cell.scenario && c.peer === SCENARIOS[cell.scenario].baseline);
+    const { baseline, baselineScenario = cell.scenario } = SCENARIOS[cell.scenario];
+    const base = cells.find((c) => c.scenario === baselineScenario && c.peer === baseline);
     // A peer doing less work than the baseline (nginx without JWT) gets no ratio: it would mislead.
     if (base && !cell.caveat) cell.ratio = cell.perCore / base.perCore;
   }
@@ -71,7 +72,8 @@ export function markdownTable(cells: readonly Cell[], refused: readonly { scenar
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const scenario of order) {
-    const base = SCENARIOS[scenario].baseline;
+    const { baseline, baselineScenario } = SCENARIOS[scenario];
+    const base = baselineScenario ? `${baseline} ${baselineScenario}` : baseline;
     for (const peer of peers) {
       const cell = cells.find((c) => c.scenario === scenario && c.peer === peer);
       const refusal = refused.find((r) => r.scenario === scenario && r.peer === peer);
@@ -82,7 +84,7 @@ export function markdownTable(cells: readonly Cell[], refused: readonly { scenar
       if (!cell) continue;
       const name = cell.caveat ? `${peer} (${cell.caveat})` : peer;
       const errors = cell.errors ? ` (${cell.errors} errors)` : '';
-      const ratio = cell.ratio === undefined ? '' : peer === base ? '1.00 (baseline)' : `${cell.ratio.toFixed(2)}× ${base}`;
+      const ratio = cell.ratio === undefined ? '' : peer === baseline && !baselineScenario ? '1.00 (baseline)' : `${cell.ratio.toFixed(2)}× ${base}`;
       lines.push(
         `| ${scenario} | ${name} | ${int(cell.rps)}${errors} | ${int(cell.perCore)} | ${cell.p50Ms.toFixed(2)} | ${cell.p99Ms.toFixed(2)} | ${cell.cpuPercent.toFixed(0)} | ${cell.rssMb.toFixed(0)} | ${ratio} |`,
       );

@@ -4,11 +4,15 @@
 //   npm run bench -- --duration 10s --rounds 5 --scenarios S1,HS,S3 --peers portcullis,haproxy --profile
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseBenchArgs, USAGE } from './args.js';
+import { runH2load } from './h2load.js';
 import { createMaterial, EGRESS_HOST, type Material } from './material.js';
+import { fastifyPeer } from './peers/fastify.js';
 import { haproxy } from './peers/haproxy.js';
 import { nginx } from './peers/nginx.js';
 import { nodeUndici } from './peers/node-undici.js';
@@ -16,10 +20,19 @@ import { portcullisDriver, startPortcullis, type GatewayBuild } from './peers/po
 import { squid } from './peers/squid.js';
 import { LOAD_CORE, hasCommand, measure, nodeBinary, pinned, pinningNote, runToEnd, type Usage } from './proc.js';
 import { profileMarkdown, summarizeProfile, type Window } from './profile.js';
-import { int, markdownTable, parseDuration, summarize, type Sample } from './report.js';
+import { int, markdownTable, summarize, type Sample } from './report.js';
 import { measureResumption } from './resumption.js';
 import { sanity, upstreamDemandsClientCert } from './sanity.js';
-import { PEER_NAMES, SCENARIOS, SCENARIO_IDS, type PeerContext, type PeerDriver, type PeerName, type RunningPeer, type ScenarioId } from './scenarios.js';
+import {
+  H2LOAD,
+  SCENARIOS,
+  type GatewayVariant,
+  type PeerContext,
+  type PeerDriver,
+  type PeerName,
+  type RunningPeer,
+  type ScenarioId,
+} from './scenarios.js';
 import { startUpstreams } from './upstream.js';
 import { CONNECTIONS, runWrk, writeTokenScript, type LoadResult } from './wrk.js';
 
@@ -29,47 +42,11 @@ const CONNECT_LOAD = fileURLToPath(new URL('./connect-load.ts', import.meta.url)
 /** Every load generator stops at its duration; this also bounds the CONNECT generator by count. */
 const MAX_REQUESTS_PER_RUN = 5_000_000;
 
-function parseList<T extends string>(flag: string, text: string, allowed: readonly T[]): T[] {
-  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const item of items) if (!allowed.includes(item as T)) throw new Error(`--${flag}: unknown ${item} (known: ${allowed.join(', ')})`);
-  return items as T[];
-}
-
-const { values } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '10s' },
-    rounds: { type: 'string', default: '5' },
-    scenarios: { type: 'string', default: SCENARIO_IDS.join(',') },
-    peers: { type: 'string', default: PEER_NAMES.filter((p) => p !== 'portcullis-base').join(',') },
-    base: { type: 'string' },
-    profile: { type: 'boolean', default: false },
-    'profile-scenario': { type: 'string', default: 'S3' },
-    'access-log': { type: 'string', default: 'on' },
-    'no-build': { type: 'boolean', default: false },
-    workers: { type: 'string', default: '1' },
-    node: { type: 'string', default: process.execPath },
-    out: { type: 'string', default: RESULTS },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
-
+const { values, durationS, rounds, scenarioIds, peerNames, accessLog, workers } = parseBenchArgs(process.argv.slice(2), { node: process.execPath, out: RESULTS });
 if (values.help) {
-  console.log(`Usage: npm run bench -- [--duration 10s] [--rounds 5] [--scenarios ${SCENARIO_IDS.join(',')}]
-                       [--peers ${PEER_NAMES.join(',')}] [--profile [--profile-scenario S3]] [--access-log on|off] [--no-build] [--workers N] [--base DIR] [--node PATH] [--out FILE]`);
+  console.log(USAGE);
   process.exit(0);
 }
-
-const durationS = parseDuration(values.duration);
-const rounds = Number(values.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: expected a positive integer, got ${values.rounds}`);
-const scenarioIds = parseList('scenarios', values.scenarios, SCENARIO_IDS);
-const peerNames = parseList('peers', values.peers, PEER_NAMES);
-// --base DIR: that checkout's compiled gateway joins as `portcullis-base`, measured in the same rounds.
-if (values.base !== undefined && !peerNames.includes('portcullis-base')) peerNames.splice(1, 0, 'portcullis-base');
-if (peerNames.includes('portcullis-base') && values.base === undefined) throw new Error('--peers portcullis-base needs --base DIR (another checkout, built)');
-const accessLog = values['access-log'] !== 'off';
-const workers = Number(values.workers);
-if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers: expected a positive integer, got ${values.workers}`);
 
 // --node PATH: the gateway and the Node peer run under that binary; the bench itself stays on this one.
 const gatewayNode = nodeBinary(values.node);
@@ -90,6 +67,9 @@ function chooseBuild(): GatewayBuild {
 
 async function loadOnce(scenario: ScenarioId, peer: RunningPeer, m: Material, tokenScript: string, seconds: number, egressTargetPort: number): Promise<LoadResult> {
   const load = SCENARIOS[scenario].load;
+  if (load.kind === 'h2load') {
+    return runH2load({ port: peer.h2Port!, path: load.path, durationS: seconds, dir: m.dir, ...(load.jwt ? { tokenFile: m.jwt.ES256.tokens } : {}) });
+  }
   if (load.kind === 'wrk') {
     return runWrk({
       port: peer.ingressPort!,
@@ -129,10 +109,12 @@ async function main(): Promise<number> {
     haproxy,
     nginx,
     'node-undici': nodeUndici,
+    fastify: fastifyPeer,
     squid,
   };
 
   const missingPackages = new Set<string>();
+  const missingNpm = new Set<string>();
   const usable: PeerDriver[] = [];
   for (const name of peerNames) {
     const driver = drivers[name];
@@ -140,23 +122,31 @@ async function main(): Promise<number> {
     if (missing.length) {
       log(`skipping ${name}: missing ${missing.join(', ')}`);
       for (const p of driver.packages) missingPackages.add(p);
+      for (const p of driver.npmPackages ?? []) missingNpm.add(p);
     } else usable.push(driver);
   }
-  const needsWrk = scenarioIds.some((s) => SCENARIOS[s].load.kind === 'wrk');
-  const haveWrk = hasCommand('wrk');
-  if (needsWrk && !haveWrk) {
-    missingPackages.add('wrk');
-    log('skipping the ingress scenarios: wrk is not installed');
+  const generators = [
+    { kind: 'wrk', command: 'wrk', pkg: 'wrk' },
+    { kind: 'h2load', command: 'h2load', pkg: 'nghttp2-client' },
+  ] as const;
+  const absent = new Set<string>();
+  for (const g of generators) {
+    if (!scenarioIds.some((s) => SCENARIOS[s].load.kind === g.kind) || hasCommand(g.command)) continue;
+    missingPackages.add(g.pkg);
+    absent.add(g.kind);
+    log(`skipping the ${scenarioIds.filter((s) => SCENARIOS[s].load.kind === g.kind).join(', ')} scenarios: ${g.command} is not installed`);
   }
   if (missingPackages.size) log(`to bench every peer: apt-get install -y ${[...missingPackages].sort().join(' ')}`);
-  const scenarios = scenarioIds.filter((s) => haveWrk || SCENARIOS[s].load.kind !== 'wrk');
+  if (missingNpm.size) log(`not measured: the npm packages ${[...missingNpm].join(', ')} are not installed (not dependencies of the project)`);
+  const scenarios = scenarioIds.filter((s) => !absent.has(SCENARIOS[s].load.kind));
 
   log(`${os.cpus().length} cores; Node peers on ${gatewayNode.version}; ${pinningNote()}; ${durationS}s × ${rounds} rounds; access logs ${accessLog ? 'on (to /dev/null)' : 'off'}`);
   const material = await createMaterial();
   const started: RunningPeer[] = [];
   let stopUpstreams: (() => Promise<void>) | undefined;
+  let stopSink: (() => Promise<void>) | undefined;
   const interrupted = () => {
-    void Promise.allSettled(started.map((p) => p.stop())).then(() => stopUpstreams?.()).finally(() => {
+    void Promise.allSettled(started.map((p) => p.stop())).then(() => Promise.allSettled([stopUpstreams?.(), stopSink?.()])).finally(() => {
       material.remove();
       process.exit(130);
     });
@@ -168,15 +158,22 @@ async function main(): Promise<number> {
     log(`upstreams: ${upstreams.kind}`);
     const upstreamProblem = await upstreamDemandsClientCert(material, upstreams);
     if (upstreamProblem) throw new Error(upstreamProblem);
-    const ctx: PeerContext = { material, upstreams, accessLog, node: gatewayNode.binary };
+    const sink = scenarios.some((s) => SCENARIOS[s].variant?.startsWith('trace')) ? await startOtlpSink() : undefined;
+    stopSink = sink?.stop;
+    const ctx: PeerContext = { material, upstreams, accessLog, node: gatewayNode.binary, ...(sink ? { otlpUrl: sink.url } : {}) };
     const tokenScript = writeTokenScript(material.dir);
 
-    const running = new Map<PeerName, RunningPeer>();
+    // One instance per peer, plus one per gateway variant (tracing, audit) its scenarios need.
+    const running = new Map<string, RunningPeer>();
+    const instanceOf = (driver: PeerDriver, scenario: ScenarioId) => running.get(instanceKey(driver.name, SCENARIOS[scenario].variant))!;
     for (const driver of usable) {
-      const peer = await driver.start(ctx);
-      started.push(peer);
-      running.set(driver.name, peer);
-      log(`started ${driver.name} (pid ${peer.pid})`);
+      const variants = new Set(scenarios.filter((s) => driver.scenarios.includes(s)).map((s) => SCENARIOS[s].variant));
+      for (const variant of [undefined, ...[...variants].filter((v) => v !== undefined)]) {
+        const peer = await driver.start(ctx, variant);
+        started.push(peer);
+        running.set(instanceKey(driver.name, variant), peer);
+        log(`started ${instanceKey(driver.name, variant)} (pid ${peer.pid})`);
+      }
     }
 
     const refused: { scenario: ScenarioId; peer: PeerName; failures: string[] }[] = [];
@@ -184,7 +181,7 @@ async function main(): Promise<number> {
     for (const scenario of scenarios) {
       for (const driver of usable) {
         if (!driver.scenarios.includes(scenario)) continue;
-        const failures = await sanity(scenario, running.get(driver.name)!, material, upstreams, !driver.caveats?.[scenario]);
+        const failures = await sanity(scenario, instanceOf(driver, scenario), material, upstreams, !driver.caveats?.[scenario]);
         if (failures.length) {
           log(`REFUSED ${driver.name} ${scenario}: ${failures.join('; ')}`);
           refused.push({ scenario, peer: driver.name, failures });
@@ -195,7 +192,7 @@ async function main(): Promise<number> {
     const warmS = Math.min(3, durationS);
     for (const { scenario, driver } of measured) {
       log(`warm-up ${scenario} ${driver.name} (${warmS}s)`);
-      await loadOnce(scenario, running.get(driver.name)!, material, tokenScript, warmS, upstreams.egressPort);
+      await loadOnce(scenario, instanceOf(driver, scenario), material, tokenScript, warmS, upstreams.egressPort);
     }
 
     const samples: Sample[] = [];
@@ -205,7 +202,7 @@ async function main(): Promise<number> {
         // Rotating the order each round spreads any drift (thermal, background) over every peer.
         const order = here.map((_, i) => here[(i + round) % here.length]!);
         for (const { driver } of order) {
-          const peer = running.get(driver.name)!;
+          const peer = instanceOf(driver, scenario);
           const { result, usage } = await measure(peer.pid, () => loadOnce(scenario, peer, material, tokenScript, durationS, upstreams.egressPort));
           samples.push({ scenario, peer: driver.name, load: result, usage });
           log(`round ${round} ${scenario} ${driver.name}: ${Math.round(result.rps)} req/s, ${Math.round(result.requests / Math.max(usage.cpuSeconds, 0.01))} per core, p99 ${result.p99Ms.toFixed(2)} ms${result.errors ? `, ${result.errors} errors` : ''}`);
@@ -214,7 +211,7 @@ async function main(): Promise<number> {
     }
     const resumption: string[] = [];
     for (const { driver } of measured.filter((m) => m.scenario === 'HS')) {
-      const peer = running.get(driver.name)!;
+      const peer = instanceOf(driver, 'HS');
       try {
         const r = await measureResumption(peer.pid, peer.ingressPort!, material.caPem, durationS);
         resumption.push(`| ${driver.name} | ${int(r.fullPerCore)} | ${int(r.resumedPerCore)} | ${(r.resumedShare * 100).toFixed(0)} % | ${r.ratio.toFixed(2)}× |`);
@@ -233,9 +230,10 @@ async function main(): Promise<number> {
     const header = [
       `Portcullis bench, ${new Date().toISOString().slice(0, 10)}: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, gateway and Node peer on Node ${gatewayNode.version}${gatewayNode.binary === process.execPath ? '' : ` (${gatewayNode.binary})`}.`,
       `${durationS}s × ${rounds} rounds (medians; RSS = peak), one proxy process/thread pinned to core 1; load generator and upstream (${upstreams.kind}) on core 0.`,
-      `wrk -t1 -c${CONNECTIONS} keep-alive over TLS 1.3, ECDSA P-256 certificates; S4 through a Node CONNECT load generator (${CONNECTIONS} workers).`,
+      `wrk -t1 -c${CONNECTIONS} keep-alive over TLS 1.3, ECDSA P-256 certificates; S4 through a Node CONNECT load generator (${CONNECTIONS} workers); S*-h2 from ${H2LOAD.processes} h2load processes × -c${H2LOAD.connections} -m${H2LOAD.streams} (ALPN h2).`,
       `"per core" = requests per second of the proxy's own CPU (utime+stime of its process tree). Access logs ${accessLog ? 'on, to /dev/null' : 'off'}. Portcullis: ${build === 'dist' ? 'compiled build' : 'sources through tsx'}${workers > 1 ? `, ${workers} worker processes` : ''}.`,
-      ...(missingPackages.size ? [`Not installed, so not measured: ${[...missingPackages].join(', ')} (apt-get install -y ${[...missingPackages].sort().join(' ')}).`] : []),
+        ...(missingPackages.size ? [`Not installed, so not measured: ${[...missingPackages].join(', ')} (apt-get install -y ${[...missingPackages].sort().join(' ')}).`] : []),
+      ...(missingNpm.size ? [`Not measured: the npm packages ${[...missingNpm].join(', ')} are not installed (the fastify peer needs them; they are not dependencies of the project).`] : []),
     ].join('\n');
     const scenarioList = scenarios.map((s) => `- **${s}**: ${SCENARIOS[s].title}; baseline ${SCENARIOS[s].baseline}`).join('\n');
     const resumptionTable = resumption.length
@@ -258,14 +256,47 @@ async function main(): Promise<number> {
     process.off('SIGINT', interrupted);
     await Promise.allSettled(started.map((p) => p.stop()));
     await stopUpstreams?.();
+    await stopSink?.();
     material.remove();
   }
+}
+
+function instanceKey(name: PeerName, variant: GatewayVariant | undefined): string {
+  return variant ? `${name}/${variant}` : name;
+}
+
+/**
+ * The OTLP/HTTP collector of the tracing scenarios, in this process (the load core): it reads each export request
+ * whole and answers 200 with an empty ExportTraceServiceResponse, as a collector does, and counts what arrived.
+ */
+async function startOtlpSink(): Promise<{ url: string; stop: () => Promise<void> }> {
+  let exports = 0;
+  let bytes = 0;
+  const server = http.createServer((req, res) => {
+    req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    req.on('end', () => {
+      exports++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1/traces`,
+    stop: async () => {
+      log(`OTLP sink: ${exports} export requests, ${(bytes / 2 ** 20).toFixed(1)} MB`);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** One run of a scenario against a separate Portcullis started with --cpu-prof; the profile is written when it exits. */
 async function profileScenario(id: ScenarioId, ctx: PeerContext, build: GatewayBuild, tokenScript: string): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-profile-'));
-  const peer = await startPortcullis(ctx, build, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  // The scenario's gateway variant too: `--profile-scenario S3-trace1` profiles a gateway with tracing on.
+  const variant = SCENARIOS[id].variant;
+  const peer = await startPortcullis(ctx, build, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`], ...(variant ? { variant } : {}) });
   let usage: Usage;
   let window: Window;
   try {

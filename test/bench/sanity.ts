@@ -1,6 +1,7 @@
 // Checks each peer must pass before its figures are reported: it does the scenario's work and refuses
 // what the scenario's checks must refuse. A proxy that accepts a forged token would be fast for the wrong
 // reason, so such a peer's cell is replaced by the failure.
+import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
 import { connectTunnel, runConnectLoad } from './connect-load.js';
@@ -8,7 +9,9 @@ import { EGRESS_HOST, SERVER_NAME, type Alg, type Material } from './material.js
 import type { RunningPeer, ScenarioId } from './scenarios.js';
 import type { Upstreams } from './upstream.js';
 
-function get(port: number, caPem: string, path: string, token?: string): Promise<{ status: number; protocol: string | null }> {
+type Get = (port: number, caPem: string, path: string, token?: string) => Promise<{ status: number; protocol: string | null }>;
+
+const get: Get = (port, caPem, path, token) => {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
@@ -31,14 +34,42 @@ function get(port: number, caPem: string, path: string, token?: string): Promise
     req.on('error', reject);
     req.end();
   });
-}
+};
+
+/** The same request over HTTP/2; fails unless the server chose h2 by ALPN. */
+const getH2: Get = (port, caPem, path, token) => {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://${SERVER_NAME}:${port}`, { ca: caPem, servername: SERVER_NAME, host: '127.0.0.1', ALPNProtocols: ['h2', 'http/1.1'] });
+    const fail = (err: Error) => {
+      session.destroy();
+      reject(err);
+    };
+    session.once('error', fail);
+    session.setTimeout(5000, () => fail(new Error('timeout')));
+    session.once('connect', () => {
+      const socket = session.socket as tls.TLSSocket;
+      if (socket.alpnProtocol !== 'h2') return fail(new Error(`ALPN chose ${String(socket.alpnProtocol)}, not h2`));
+      const protocol = socket.getProtocol();
+      const stream = session.request({ ':path': path, ':authority': SERVER_NAME, ...(token ? { authorization: `Bearer ${token}` } : {}) });
+      stream.once('error', fail);
+      stream.once('response', (headers) => {
+        stream.resume();
+        stream.once('end', () => {
+          session.close();
+          resolve({ status: Number(headers[':status']), protocol });
+        });
+      });
+      stream.end();
+    });
+  });
+};
 
 type Check = () => Promise<string | undefined>;
 
-function expectStatus(port: number, m: Material, path: string, token: string | undefined, label: string, accept: (s: number) => boolean): Check {
+function expectStatus(port: number, m: Material, path: string, token: string | undefined, label: string, accept: (s: number) => boolean, fetch = get): Check {
   return async () => {
     try {
-      const { status, protocol } = await get(port, m.caPem, path, token);
+      const { status, protocol } = await fetch(port, m.caPem, path, token);
       if (protocol !== 'TLSv1.3') return `${label}: negotiated ${protocol}, not TLSv1.3`;
       return accept(status) ? undefined : `${label}: got ${status}`;
     } catch (err) {
@@ -50,19 +81,20 @@ function expectStatus(port: number, m: Material, path: string, token: string | u
 const ok = (s: number) => s === 200;
 const refused = (s: number) => s === 401 || s === 403;
 
-function jwtChecks(port: number, m: Material, path: string, alg: Alg, verifiesJwt: boolean): Check[] {
+function jwtChecks(port: number, m: Material, path: string, alg: Alg, verifiesJwt: boolean, fetch = get): Check[] {
   const p = m.probes[alg];
   const other = m.probes[alg === 'ES256' ? 'RS256' : 'ES256'];
-  const checks = [expectStatus(port, m, path, p.valid, `${path} valid ${alg} token → 200`, ok)];
+  const check = (token: string | undefined, label: string, accept: (s: number) => boolean) => expectStatus(port, m, path, token, label, accept, fetch);
+  const checks = [check(p.valid, `${path} valid ${alg} token → 200`, ok)];
   if (!verifiesJwt) return checks;
   return [
     ...checks,
-    expectStatus(port, m, path, undefined, `${path} no token → 401/403`, refused),
-    expectStatus(port, m, path, p.badSignature, `${path} wrong signature → 401/403`, refused),
-    expectStatus(port, m, path, p.expired, `${path} expired token → 401/403`, refused),
-    expectStatus(port, m, path, p.wrongAudience, `${path} wrong audience → 401/403`, refused),
-    expectStatus(port, m, path, p.wrongIssuer, `${path} wrong issuer → 401/403`, refused),
-    expectStatus(port, m, path, other.valid, `${path} valid token of the other alg (not pinned) → 401/403`, refused),
+    check(undefined, `${path} no token → 401/403`, refused),
+    check(p.badSignature, `${path} wrong signature → 401/403`, refused),
+    check(p.expired, `${path} expired token → 401/403`, refused),
+    check(p.wrongAudience, `${path} wrong audience → 401/403`, refused),
+    check(p.wrongIssuer, `${path} wrong issuer → 401/403`, refused),
+    check(other.valid, `${path} valid token of the other alg (not pinned) → 401/403`, refused),
   ];
 }
 
@@ -119,6 +151,14 @@ export async function sanity(
     'S3-nocache': () => jwtChecks(port, m, '/s3', 'ES256', verifiesJwt),
     'S4-tunnel': () => egressChecks(peer.egressPort ?? 0, m, upstreams),
     'S4-new': () => egressChecks(peer.egressPort ?? 0, m, upstreams),
+    'S1-h2': () => [expectStatus(peer.h2Port ?? 0, m, '/s1', undefined, '/s1 over h2 → 200', ok, getH2)],
+    'S3-h2': () => jwtChecks(peer.h2Port ?? 0, m, '/s3', 'ES256', verifiesJwt, getH2),
+    'S1-3ep': () => [expectStatus(port, m, '/s1-3ep', undefined, '/s1-3ep → 200', ok)],
+    'S3-traceoff': () => jwtChecks(port, m, '/s3', 'ES256', verifiesJwt),
+    'S3-trace1': () => jwtChecks(port, m, '/s3', 'ES256', verifiesJwt),
+    'S3-trace100': () => jwtChecks(port, m, '/s3', 'ES256', verifiesJwt),
+    'S4-audit': () => egressChecks(peer.egressPort ?? 0, m, upstreams),
+    'S4-new-audit': () => egressChecks(peer.egressPort ?? 0, m, upstreams),
   }[scenario]();
   const failures: string[] = [];
   for (const check of checks) {

@@ -4,19 +4,56 @@
 import type { Material } from './material.js';
 import type { Upstreams } from './upstream.js';
 
-export const PEER_NAMES = ['portcullis', 'portcullis-base', 'haproxy', 'nginx', 'node-undici', 'squid'] as const;
+export const PEER_NAMES = ['portcullis', 'portcullis-base', 'haproxy', 'nginx', 'node-undici', 'fastify', 'squid'] as const;
 export type PeerName = (typeof PEER_NAMES)[number];
 
-export const SCENARIO_IDS = ['S1', 'HS', 'S2-ES256', 'S2-RS256', 'S3', 'S3-nocache', 'S4-tunnel', 'S4-new'] as const;
+export const SCENARIO_IDS = [
+  'S1',
+  'HS',
+  'S2-ES256',
+  'S2-RS256',
+  'S3',
+  'S3-nocache',
+  'S4-tunnel',
+  'S4-new',
+  'S1-h2',
+  'S3-h2',
+  'S1-3ep',
+  'S3-traceoff',
+  'S3-trace1',
+  'S3-trace100',
+  'S4-audit',
+  'S4-new-audit',
+] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
+
+/**
+ * A gateway-wide setting a scenario needs (tracing, the audit trail): a peer that runs the scenario starts one more
+ * instance with it, and the scenario is compared with the same peer's figure in the scenario without it.
+ */
+export type GatewayVariant = 'traceoff' | 'trace1' | 'trace100' | 'audit';
+
+/**
+ * h2load's load: 4 processes × 4 connections × 4 streams (HTTP/2 over TLS, ALPN h2) = 64 requests in flight, as wrk's
+ * 64 connections, so every peer's 64 upstream connections suffice. With 640 in flight (-c64 -m10) HAProxy and nginx
+ * opened an upstream mTLS connection per extra request and the run measured that churn.
+ */
+export const H2LOAD = { processes: 4, connections: 4, streams: 4 } as const;
 
 export interface Scenario {
   id: ScenarioId;
   title: string;
   /** wrk against the ingress port, or the CONNECT load generator against the egress port. */
-  load: { kind: 'wrk'; path: string; tokens?: (m: Material) => string; connectionClose?: boolean } | { kind: 'connect'; newTunnelPerRequest: boolean };
+  load:
+    | { kind: 'wrk'; path: string; tokens?: (m: Material) => string; connectionClose?: boolean }
+    | { kind: 'connect'; newTunnelPerRequest: boolean }
+    /** h2load against the peer's HTTP/2 port; with `jwt`, each h2load process sends one of the first tokens. */
+    | { kind: 'h2load'; path: string; jwt: boolean };
   /** The peer ratios are computed against. */
   baseline: PeerName;
+  /** The baseline's figure comes from this scenario (same rounds) instead of this one: S3-trace1 against S3. */
+  baselineScenario?: ScenarioId;
+  variant?: GatewayVariant;
 }
 
 export const SCENARIOS: Record<ScenarioId, Scenario> = {
@@ -63,6 +100,59 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
     load: { kind: 'connect', newTunnelPerRequest: true },
     baseline: 'squid',
   },
+  'S1-h2': { id: 'S1-h2', title: 'S1 over HTTP/2 (TLS ALPN h2), h2load', load: { kind: 'h2load', path: '/s1', jwt: false }, baseline: 'haproxy' },
+  'S3-h2': {
+    id: 'S3-h2',
+    title: `S3 over HTTP/2 (TLS ALPN h2), h2load; ${H2LOAD.processes} tokens, one per h2load process (h2load sends a fixed header set), so the verified-token cache always hits`,
+    load: { kind: 'h2load', path: '/s3', jwt: true },
+    baseline: 'haproxy',
+  },
+  'S1-3ep': {
+    id: 'S1-3ep',
+    title: 'S1 to an upstream of three endpoints (three ports), least request (Portcullis leastRequest, HAProxy leastconn, nginx least_conn)',
+    load: { kind: 'wrk', path: '/s1-3ep' },
+    baseline: 'haproxy',
+  },
+  'S3-traceoff': {
+    id: 'S3-traceoff',
+    title: 'S3 on a gateway process of its own without tracing, as the tracing ones are: the baseline of S3-trace1 and S3-trace100',
+    load: { kind: 'wrk', path: '/s3', tokens: (m) => m.jwt.ES256.tokens },
+    baseline: 'portcullis',
+    baselineScenario: 'S3',
+    variant: 'traceoff',
+  },
+  'S3-trace1': {
+    id: 'S3-trace1',
+    title: 'S3 with tracing on, 1 % of traces sampled, OTLP/HTTP export to a sink in the bench process',
+    load: { kind: 'wrk', path: '/s3', tokens: (m) => m.jwt.ES256.tokens },
+    baseline: 'portcullis',
+    baselineScenario: 'S3-traceoff',
+    variant: 'trace1',
+  },
+  'S3-trace100': {
+    id: 'S3-trace100',
+    title: 'S3 with tracing on, every trace sampled, OTLP/HTTP export to a sink in the bench process',
+    load: { kind: 'wrk', path: '/s3', tokens: (m) => m.jwt.ES256.tokens },
+    baseline: 'portcullis',
+    baselineScenario: 'S3-traceoff',
+    variant: 'trace100',
+  },
+  'S4-audit': {
+    id: 'S4-audit',
+    title: 'S4-tunnel with the tamper-evident audit trail on (hash chain, signed checkpoints every 1,000 records)',
+    load: { kind: 'connect', newTunnelPerRequest: false },
+    baseline: 'portcullis',
+    baselineScenario: 'S4-tunnel',
+    variant: 'audit',
+  },
+  'S4-new-audit': {
+    id: 'S4-new-audit',
+    title: 'S4-new with the audit trail on: one audit record per tunnel',
+    load: { kind: 'connect', newTunnelPerRequest: true },
+    baseline: 'portcullis',
+    baselineScenario: 'S4-new',
+    variant: 'audit',
+  },
 };
 
 export interface PeerContext {
@@ -72,6 +162,8 @@ export interface PeerContext {
   accessLog: boolean;
   /** The Node binary the Node peers (Portcullis, node-undici) run under: `--node PATH`, else the bench's own. */
   node: string;
+  /** The OTLP/HTTP traces URL of the bench's sink, when a tracing scenario runs. */
+  otlpUrl?: string;
 }
 
 export interface RunningPeer {
@@ -80,6 +172,8 @@ export interface RunningPeer {
   ingressPort?: number;
   /** Plain-HTTP forward proxy port (egress peers). */
   egressPort?: number;
+  /** TLS listener offering ALPN h2 (the S*-h2 scenarios); may be the ingress port. */
+  h2Port?: number;
   stop(): Promise<void>;
 }
 
@@ -87,10 +181,13 @@ export interface PeerDriver {
   name: PeerName;
   /** Debian packages the peer needs (empty when it only needs Node). */
   packages: readonly string[];
+  /** npm packages the peer needs beyond the project's own (named when missing; the bench never installs). */
+  npmPackages?: readonly string[];
   /** Missing executables; the peer is skipped when any is. */
   missing(): string[];
   scenarios: readonly ScenarioId[];
   /** Cells where the peer does less work than the scenario says, shown next to its figure. */
   caveats?: Partial<Record<ScenarioId, string>>;
-  start(ctx: PeerContext): Promise<RunningPeer>;
+  /** `variant`: the gateway-wide setting of a scenario (only peers that list such a scenario get one). */
+  start(ctx: PeerContext, variant?: GatewayVariant): Promise<RunningPeer>;
 }

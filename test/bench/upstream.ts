@@ -13,22 +13,28 @@ export interface Upstreams {
   httpPort: number;
   mtlsPort: number;
   egressPort: number;
+  /** S1-3ep: three plain HTTP ports answering alike (httpPort first), one upstream of three endpoints. */
+  endpointPorts: readonly number[];
   stop(): Promise<void>;
 }
+
+type Ports = { httpPort: number; mtlsPort: number; egressPort: number; extraPorts: number[] };
 
 const BODY = 'ok\n';
 
 export async function startUpstreams(material: Material): Promise<Upstreams> {
-  const ports = { httpPort: await freePort(), mtlsPort: await freePort(), egressPort: await freePort() };
+  const ports: Ports = { httpPort: await freePort(), mtlsPort: await freePort(), egressPort: await freePort(), extraPorts: [await freePort(), await freePort()] };
+  const { extraPorts, ...main } = ports;
+  const endpointPorts = [ports.httpPort, ...extraPorts];
   if (hasCommand('nginx')) {
     const proc = startNginxUpstream(material, ports);
-    for (const port of Object.values(ports)) await waitForPort(port, proc);
-    return { kind: 'nginx', ...ports, stop: proc.stop };
+    for (const port of [...Object.values(main), ...extraPorts]) await waitForPort(port, proc);
+    return { kind: 'nginx', ...main, endpointPorts, stop: proc.stop };
   }
-  return { kind: 'node', ...ports, stop: await startNodeUpstreams(material, ports) };
+  return { kind: 'node', ...main, endpointPorts, stop: await startNodeUpstreams(material, ports) };
 }
 
-function startNginxUpstream(material: Material, ports: { httpPort: number; mtlsPort: number; egressPort: number }): Started {
+function startNginxUpstream(material: Material, ports: Ports): Started {
   const prefix = path.join(material.dir, 'nginx-upstream');
   fs.mkdirSync(prefix, { recursive: true });
   const conf = material.write(
@@ -41,6 +47,7 @@ http {
   ssl_protocols TLSv1.3;
   server {
     listen 127.0.0.1:${ports.httpPort};
+${ports.extraPorts.map((p) => `    listen 127.0.0.1:${p};`).join('\n')}
     location / { return 200 "${BODY.trim()}\\n"; }
   }
   server {
@@ -74,7 +81,7 @@ error_log ${prefix}/error.log warn;
 events { worker_connections 4096; }`;
 }
 
-async function startNodeUpstreams(material: Material, ports: { httpPort: number; mtlsPort: number; egressPort: number }): Promise<() => Promise<void>> {
+async function startNodeUpstreams(material: Material, ports: Ports): Promise<() => Promise<void>> {
   const answer = (_req: http.IncomingMessage, res: http.ServerResponse) => {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': BODY.length });
     res.end(BODY);
@@ -87,8 +94,9 @@ async function startNodeUpstreams(material: Material, ports: { httpPort: number;
       answer,
     ),
     https.createServer({ cert: read(material.egressTarget.cert), key: read(material.egressTarget.key), minVersion: 'TLSv1.3', keepAliveTimeout: 300_000 }, answer),
+    ...ports.extraPorts.map(() => http.createServer({ keepAliveTimeout: 300_000 }, answer)),
   ];
-  const list = [ports.httpPort, ports.mtlsPort, ports.egressPort];
+  const list = [ports.httpPort, ports.mtlsPort, ports.egressPort, ...ports.extraPorts];
   await Promise.all(servers.map((s, i) => new Promise<void>((resolve) => s.listen(list[i], '127.0.0.1', resolve))));
   return async () => {
     await Promise.all(

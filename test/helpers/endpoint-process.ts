@@ -32,20 +32,21 @@ export interface EndpointProcess {
   restart(): Promise<void>;
 }
 
-export async function startEndpointProcess(id: string): Promise<EndpointProcess> {
+/** `port` 0 (the default) asks the OS for a free one. */
+export async function startEndpointProcess(id: string, port = 0): Promise<EndpointProcess> {
   let child: ChildProcess;
-  const start = (port: number) =>
+  const start = (at: number) =>
     new Promise<number>((resolve, reject) => {
-      child = spawn(process.execPath, ['-e', SERVER, id, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      child = spawn(process.execPath, ['-e', SERVER, id, String(at)], { stdio: ['ignore', 'pipe', 'inherit'] });
       child.once('error', reject);
       child.once('exit', (code) => reject(new Error(`endpoint ${id} exited (${code}) before listening`)));
       child.stdout!.once('data', (line: Buffer) => resolve(Number(/listening (\d+)/.exec(line.toString())?.[1])));
     });
-  const port = await start(0);
+  const bound = await start(port);
   return {
     id,
-    port,
-    address: `127.0.0.1:${port}`,
+    port: bound,
+    address: `127.0.0.1:${bound}`,
     kill: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -54,7 +55,7 @@ export async function startEndpointProcess(id: string): Promise<EndpointProcess>
         child.kill('SIGKILL');
       }),
     restart: async () => {
-      await start(port);
+      await start(bound);
     },
   };
 }

@@ -20,6 +20,13 @@ export interface AllowlistDecision {
   rule?: string;
   /** True when a `dry-run` rule let through a destination no rule lists (Smokescreen's `enforce_would_deny`). */
   wouldDeny: boolean;
+  /** The deciding allow rule's `byteBudget`, for the tunnel it opens. */
+  budget?: ByteBudget;
+}
+
+export interface ByteBudget {
+  readonly maxBytes: number;
+  readonly dryRun: boolean;
 }
 
 export interface AllowlistOptions {
@@ -44,6 +51,7 @@ interface CompiledRule {
   ports: ReadonlySet<number> | undefined;
   /** `dry-run` (or its alias `report`): allows what no rule lists, flagged `wouldDeny`. */
   dryRun: boolean;
+  budget: ByteBudget | undefined;
 }
 
 function compileHosts(where: string, hosts: readonly string[] = [], cidrs: readonly string[] = []): HostMatcher {
@@ -98,6 +106,7 @@ export function createAllowlist(options: AllowlistOptions): Allowlist {
       dest: compileHosts(where, r.hosts, r.cidrs),
       ports: r.ports ? new Set(r.ports) : identities ? new Set(DEFAULTS.egressPorts) : undefined,
       dryRun: 'mode' in r && (r.mode === 'dry-run' || r.mode === 'report'),
+      budget: 'byteBudget' in r && r.byteBudget ? Object.freeze({ maxBytes: r.byteBudget.maxBytesPerTunnel, dryRun: r.byteBudget.mode === 'dry-run' }) : undefined,
     };
   };
   const deny = Object.freeze((options.deny ?? []).map((r) => compile('deny', r)));
@@ -111,9 +120,14 @@ export function createAllowlist(options: AllowlistOptions): Allowlist {
     if (denied) return { allowed: false, reason: 'denied_by_rule', rule: denied.name, wouldDeny: false };
     const granted = allow.filter((rule) => rule.matchesIdentity(identity));
     const listed = granted.find((rule) => destinationMatches(rule, dest));
-    if (listed) return { allowed: true, reason: 'allowed_by_rule', rule: listed.name, wouldDeny: false };
+    if (listed) return withBudget({ allowed: true, reason: 'allowed_by_rule', rule: listed.name, wouldDeny: false }, listed);
     const dryRun = granted.find((rule) => rule.dryRun);
-    if (dryRun) return { allowed: true, reason: 'dry_run_would_deny', rule: dryRun.name, wouldDeny: true };
+    if (dryRun) return withBudget({ allowed: true, reason: 'dry_run_would_deny', rule: dryRun.name, wouldDeny: true }, dryRun);
     return { allowed: false, reason: 'no_rule_matched', wouldDeny: false };
   };
+}
+
+function withBudget(decision: AllowlistDecision, rule: CompiledRule): AllowlistDecision {
+  if (rule.budget) decision.budget = rule.budget;
+  return decision;
 }

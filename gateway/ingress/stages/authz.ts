@@ -4,6 +4,7 @@
 import type { CompiledPolicySet } from '../../../policies/compile.js';
 import { evaluate } from '../../../policies/evaluate.js';
 import type { AuthzDecision, RequestAttributes } from '../../../policies/types.js';
+import { createDryRunReporter } from '../../core/dry-run.js';
 import { GatewayError } from '../../core/errors.js';
 import { LOG_EVENTS, type Logger } from '../../core/log.js';
 import type { Metrics } from '../../core/metrics.js';
@@ -15,6 +16,7 @@ export interface AuthzStage {
 }
 
 export function createAuthzStage(policies: CompiledPolicySet, deps: { logger: Logger; metrics?: Metrics }): AuthzStage {
+  const wouldDeny = createDryRunReporter(deps);
   return {
     authorize(route, attributes, ex) {
       const decision = evaluate(policies, route, attributes);
@@ -41,6 +43,8 @@ export function createAuthzStage(policies: CompiledPolicySet, deps: { logger: Lo
       deps.metrics?.authz(decision.policy ?? '', decision.allowed ? 'allow' : 'deny', decision.reason);
       if (decision.shadowAllowed !== decision.allowed) {
         deps.metrics?.authz(decision.shadowPolicy ?? '', decision.shadowAllowed ? 'would_allow' : 'would_deny', decision.shadowReason);
+        // Only a dry-run DENY can refuse what the enforced policies allow; it is the shadow decision's policy.
+        if (decision.allowed) wouldDeny({ kind: 'authz', policy: decision.shadowPolicy ?? '', reason: decision.shadowReason, requestId, route });
       }
       if (!decision.allowed) throw new GatewayError('GW_AUTHZ_DENIED', describe(decision));
       return decision;

@@ -12,19 +12,27 @@ import { RELAXED_REASONS, relaxationsOf, type NormalizedTarget } from '../../../
 import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
 import { GatewayError } from '../../core/errors.js';
-import type { RetryPolicy } from '../upstream/retry.js';
+import { GRPC_RETRY_ON, type RetryOn, type RetryPolicy } from '../upstream/retry.js';
+import { compileFault, type CompiledFault } from './fault.js';
 import { routePathOptions } from './normalize-path.js';
+import { compileWebSocket, type WebSocketLimits } from './upgrade.js';
+import { compileFilters, type RouteFilters } from './route-filters.js';
+import { compileRequestMatch, compileSplit, type Backend, type Split } from './route-traffic.js';
 
 export type PathCase = 'sensitive' | 'insensitive';
 
 export interface CompiledRoute {
   readonly name: string;
-  readonly upstream: string;
+  /** The route's one upstream; undefined when it splits (`split`) or redirects. */
+  readonly backend: Backend | undefined;
+  /** Weighted upstreams (`backendRefs`): one is picked per request. */
+  readonly split: Split | undefined;
   readonly jwtProviders: ReadonlySet<string> | undefined;
-  /** `authentication: required`: no token is a 401 before authorization runs. */
+  /** `authentication: required` enforced: no token is a 401 before authorization runs. */
   readonly authenticationRequired: boolean;
+  /** `authentication: required` in `authenticationMode: dry-run`: no token is reported as a would-deny, not refused. */
+  readonly authenticationDryRun: boolean;
   readonly maxBodyBytes: number;
-  readonly timeoutMs: number;
   /** Name of the rate limit applied after authorization, if any. */
   readonly rateLimit: string | undefined;
   /** How policies compare paths for this route; undefined is the default (DENY folds, ALLOW does not). */
@@ -37,8 +45,14 @@ export interface CompiledRoute {
   readonly overrideHeaders: ReadonlySet<string> | undefined;
   /** Retries of failed upstream tries; unset: none. */
   readonly retry: RetryPolicy | undefined;
-  /** Host and method. */
-  accepts(vhost: string, method: string): boolean;
+  /** Delays and aborts injected before forwarding; unset: none. */
+  readonly fault: CompiledFault | undefined;
+  /** WebSocket upgrades allowed, with their limits; unset: refused. */
+  readonly websocket: WebSocketLimits | undefined;
+  /** Header edits, redirect and mirror (route-filters.ts). */
+  readonly filters: RouteFilters;
+  /** Host, method, and the header and query conditions (`rawHeaders` as Node gives them, `query` with its `?`). */
+  accepts(vhost: string, method: string, rawHeaders: readonly string[], query: string): boolean;
   /**
    * The method the backend will execute, which is what policies must see: the value of a method-override
    * header the route allows, else `method`. Throws on a malformed or conflicting override, or one the route's
@@ -53,12 +67,13 @@ export interface CompiledRoute {
 
 export interface RouteTable {
   /** The route, or undefined (404); throws GW_PATH_REJECTED when the path is ambiguous or needs an opt-out the route lacks. */
-  select(vhost: string, method: string, target: NormalizedTarget): CompiledRoute | undefined;
+  select(vhost: string, method: string, target: NormalizedTarget, rawHeaders: readonly string[]): CompiledRoute | undefined;
 }
 
 export interface RouteDefaults {
   maxBodyBytes: number;
-  timeoutMs: number;
+  /** An upstream's own timeout, for routes that set none. */
+  upstreamTimeoutMs(upstream: string): number;
   pathCase?: PathCase | undefined;
   /** Unset: the secure default (`DEFAULTS.routeAuthentication`). */
   authentication?: NonNullable<RouteConfig['authentication']>;
@@ -70,20 +85,29 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
   const pathCase = route.pathCase ?? defaults.pathCase;
   const exact = compilePathMatch(route.match.path);
   const folded = compilePathMatch(foldMatch(route.match.path));
+  const requestMatch = compileRequestMatch(route.match);
+  const timeoutOf = (upstream: string) => route.timeoutMs ?? defaults.upstreamTimeoutMs(upstream);
   return Object.freeze({
     name: route.name,
-    upstream: route.upstream,
+    backend: route.upstream !== undefined ? Object.freeze({ name: route.upstream, timeoutMs: timeoutOf(route.upstream) }) : undefined,
+    split: route.backendRefs ? compileSplit(route.backendRefs, timeoutOf) : undefined,
     jwtProviders: route.jwtProviders ? new Set(route.jwtProviders) : undefined,
-    authenticationRequired: (route.authentication ?? defaults.authentication ?? DEFAULTS.routeAuthentication) === 'required',
+    authenticationRequired: (route.authentication ?? defaults.authentication ?? DEFAULTS.routeAuthentication) === 'required' && route.authenticationMode !== 'dry-run',
+    authenticationDryRun: route.authenticationMode === 'dry-run',
     maxBodyBytes: route.maxBodyBytes ?? defaults.maxBodyBytes,
-    timeoutMs: route.timeoutMs ?? defaults.timeoutMs,
     rateLimit: route.rateLimit,
     pathCase,
     relaxations: relaxationsOf(routePathOptions(route)),
     upperCaseInPath: route.match.path !== undefined && hasUpper('exact' in route.match.path ? route.match.path.exact : route.match.path.prefix),
     overrideHeaders: route.allowOverrideHeaders ? new Set<string>(route.allowOverrideHeaders) : undefined,
     retry: route.retries ? compileRetry(route.retries) : undefined,
-    accepts: (vhost: string, method: string) => (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)),
+    fault: route.fault ? compileFault(route.fault) : undefined,
+    websocket: compileWebSocket(route.websocket),
+    filters: compileFilters(route),
+    accepts: requestMatch
+      ? (vhost: string, method: string, rawHeaders: readonly string[], query: string) =>
+          (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)) && requestMatch(rawHeaders, query)
+      : (vhost: string, method: string) => (!hosts || hosts.has(vhost)) && (!methods || methods.has(method)),
     effectiveMethod: compileMethodOverride(route.allowOverrideHeaders, methods),
     matchesPath: pathCase === 'insensitive' ? (_: string, lower: string) => folded(lower) : (path: string) => exact(path),
     matchesFolded: pathCase === 'sensitive' ? (path: string) => exact(path) : (_: string, lower: string) => folded(lower),
@@ -91,10 +115,12 @@ export function compileRoute(route: RouteConfig, defaults: RouteDefaults): Compi
 }
 
 function compileRetry(retries: NonNullable<RouteConfig['retries']>): RetryPolicy {
+  const on: readonly string[] = retries.on ?? DEFAULTS.retryOn;
   return Object.freeze({
     attempts: retries.attempts,
-    on: new Set(retries.on ?? DEFAULTS.retryOn),
+    on: new Set(on.filter((name): name is RetryOn => !Object.hasOwn(GRPC_RETRY_ON, name))),
     statusCodes: new Set(retries.statusCodes ?? []),
+    grpcStatuses: new Set(on.filter((name) => Object.hasOwn(GRPC_RETRY_ON, name)).map((name) => GRPC_RETRY_ON[name]!)),
     perTryTimeoutMs: retries.perTryTimeoutMs,
     backoffBaseMs: retries.backoff?.baseMs ?? DEFAULTS.retryBackoffBaseMs,
     backoffMaxMs: retries.backoff?.maxMs ?? DEFAULTS.retryBackoffMaxMs,
@@ -147,17 +173,17 @@ export function createRouteTable(routes: readonly CompiledRoute[]): RouteTable {
   // With lower-case route paths (the usual config), a path without upper-case letters reads the same
   // folded, so one pass decides.
   const upperInRoutes = routes.some((r) => r.upperCaseInPath);
-  const pick = (vhost: string, method: string, path: string): CompiledRoute | undefined => {
+  const pick = (vhost: string, method: string, path: string, rawHeaders: readonly string[], query: string): CompiledRoute | undefined => {
     const upper = hasUpper(path);
     const lower = upper ? path.toLowerCase() : path;
     if (!upper && !upperInRoutes) {
-      for (const route of routes) if (route.accepts(vhost, method) && route.matchesPath(path, lower)) return route;
+      for (const route of routes) if (route.accepts(vhost, method, rawHeaders, query) && route.matchesPath(path, lower)) return route;
       return undefined;
     }
     let asWritten: CompiledRoute | undefined;
     let folded: CompiledRoute | undefined;
     for (const route of routes) {
-      if (!route.accepts(vhost, method)) continue;
+      if (!route.accepts(vhost, method, rawHeaders, query)) continue;
       asWritten ??= route.matchesPath(path, lower) ? route : undefined;
       folded ??= route.matchesFolded(path, lower) ? route : undefined;
       if (asWritten && folded) break;
@@ -166,8 +192,8 @@ export function createRouteTable(routes: readonly CompiledRoute[]): RouteTable {
     return asWritten ?? folded;
   };
   return {
-    select(vhost, method, target) {
-      const route = pick(vhost, method, target.path);
+    select(vhost, method, target, rawHeaders) {
+      const route = pick(vhost, method, target.path, rawHeaders, target.query);
       const missing = route ? target.relaxed & ~route.relaxations : 0;
       if (missing !== 0) throw new GatewayError('GW_PATH_REJECTED', RELAXED_REASONS.find(([bit]) => (missing & bit) !== 0)![1]);
       return route;

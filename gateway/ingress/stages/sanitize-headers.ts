@@ -4,7 +4,7 @@
 // can never remove them (CVE-2024-45410).
 import type { IncomingHttpHeaders } from 'node:http';
 import { REQUEST_LINE_OVERRIDE_HEADERS } from '../../config/schema.js';
-import { hopByHop } from '../../core/net/hop-by-hop.js';
+import { HOP_BY_HOP_HEADERS, hopByHop } from '../../core/net/hop-by-hop.js';
 
 export type OutgoingHeaders = Record<string, string | string[]>;
 
@@ -33,6 +33,25 @@ const OVERRIDES: ReadonlySet<string> = new Set(REQUEST_LINE_OVERRIDE_HEADERS);
  * for every `curl -H 'Expect: 100-continue'`) and other clients would wait for a second 100 (RFC 9110 §10.1.1).
  */
 const ANSWERED_HERE = ['expect'];
+
+/**
+ * Whether a route's header modifier must leave a request header (lower case) alone: the gateway sets it or strips it
+ * from clients (`claimHeaders` too), or it frames the message. A modifier could otherwise forge what the gateway
+ * vouches for, or desynchronize the upstream's framing.
+ */
+export function isGatewayManaged(name: string, claimHeaders: readonly string[]): boolean {
+  return (
+    GATEWAY_SET.includes(name) ||
+    ANSWERED_HERE.includes(name) ||
+    name === 'host' ||
+    name === 'content-length' ||
+    HOP_BY_HOP_HEADERS.has(name) ||
+    OVERRIDES.has(name) ||
+    name.startsWith('x-portcullis-') ||
+    name.includes('_') ||
+    claimHeaders.includes(name)
+  );
+}
 
 export interface HeaderSanitizer {
   /**

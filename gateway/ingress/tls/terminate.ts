@@ -42,10 +42,18 @@ export interface TerminateOptions {
   onHandshakeFailed?(reason: string): void;
 }
 
-export type RequestHandler = (
-  req: IncomingMessage | http2.Http2ServerRequest,
-  res: ServerResponse | http2.Http2ServerResponse,
-) => void;
+export type RequestHandler = ((req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse) => void) & {
+  /** HTTP/1.1 requests that ask for a protocol switch (`Connection: upgrade`); unset: all refused. */
+  upgrade?: UpgradeHandler;
+};
+
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** The answer to an upgrade request when nothing may be upgraded: 400, and the connection closed. */
+export const refuseUpgrade: UpgradeHandler = (_req, socket) => {
+  socket.on('error', () => socket.destroy());
+  answerAndClose(socket, new GatewayError('GW_REQUEST_MALFORMED', 'upgrade_refused'));
+};
 
 export function secureContextOptions(options: TerminateOptions): SecureContextOptions {
   return {
@@ -138,8 +146,8 @@ function answerParseError(err: Error & { code?: string }, socket: Duplex): void 
   );
 }
 
-/** Writes the gateway's error response straight to a socket that has no request object, then closes it. */
-export function answerAndClose(socket: Duplex, error: GatewayError): void {
+/** Writes the gateway's error response straight to a socket that has no response object, then closes it. */
+export function answerAndClose(socket: Duplex, error: GatewayError, requestId = 'none'): void {
   if (!socket.writable) return void socket.destroy();
-  socket.end(toRawHttpResponse(error, 'none'));
+  socket.end(toRawHttpResponse(error, requestId));
 }

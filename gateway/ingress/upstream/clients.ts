@@ -4,7 +4,7 @@
 // the upstream against the mesh bundle and, when configured, its SPIFFE ID.
 import http2 from 'node:http2';
 import net from 'node:net';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, type Duplex, type Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { GatewayError } from '../../core/errors.js';
 import { createAdmission, type Admission } from './admission.js';
@@ -70,6 +70,10 @@ export interface UpstreamRequest {
   endpoint?: string;
   /** The route's retry policy (see retry.ts). */
   retry?: RetryPolicy | undefined;
+  /** A WebSocket opening handshake (HTTP/1.1 upstreams only): a 101 answer goes to the sink's `upgraded`. */
+  upgrade?: 'websocket';
+  /** A streamed body's copy, whole once the client's side ended within its cap, else undefined (see request-body.ts). */
+  replayBody?: (() => Buffer | undefined) | undefined;
 }
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
@@ -89,6 +93,8 @@ export interface ResponseSink {
   start(statusCode: number, headers: ResponseHeaders, flow: FlowControl): void;
   data(chunk: Buffer): void;
   end(trailers?: ResponseHeaders): void;
+  /** The upstream switched protocols (101): the connection is the sink's from now on (set for upgrades only). */
+  upgraded?: ((statusCode: number, headers: ResponseHeaders, socket: Duplex) => void) | undefined;
 }
 
 export interface UpstreamClient {
@@ -242,6 +248,7 @@ async function exchangeWith(endpoint: Endpoint, set: EndpointSet, req: UpstreamR
     },
     data: (chunk) => sink.data(chunk),
     end: (trailers) => sink.end(trailers),
+    upgraded: sink.upgraded,
   };
   endpoint.active++;
   try {
@@ -320,7 +327,15 @@ function createHttp1Transport(options: UpstreamClientOptions, origin: URL): Tran
         else reject(signal.aborted ? signal.reason : err);
       };
       pool.dispatch(
-        { method: req.method, path: req.path, headers: req.headers, body: req.body, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs },
+        {
+          method: req.method,
+          path: req.path,
+          headers: req.headers,
+          body: req.body,
+          headersTimeout: req.timeoutMs,
+          bodyTimeout: req.timeoutMs,
+          ...(req.upgrade ? { upgrade: req.upgrade } : {}),
+        },
         {
           onRequestStart(controller) {
             started = controller;
@@ -339,6 +354,11 @@ function createHttp1Transport(options: UpstreamClientOptions, origin: URL): Tran
           },
           onResponseError(_controller, err) {
             settle(err);
+          },
+          // The connection left the pool: from here on it is the WebSocket's, bounded by its own limits.
+          onRequestUpgrade(_controller, statusCode, headers, socket) {
+            sink.upgraded?.(statusCode, headers, socket);
+            settle();
           },
         },
       );
@@ -362,6 +382,8 @@ function createH2Transport(options: UpstreamClientOptions, origin: URL): Transpo
   };
   const dispatch: Dispatch = (req, sink) =>
     new Promise((resolve, reject) => {
+      // WebSocket needs an HTTP/1.1 connection to upgrade; over h2 it would need extended CONNECT (RFC 8441).
+      if (req.upgrade) return reject(new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'websocket_needs_http1'));
       const { host, ...headers } = req.headers;
       const { signal } = req;
       const stream = connect().request(

@@ -8,13 +8,17 @@ import type { IngressRuntime } from '../runtime.js';
 import type { AuthnResult } from '../../jwt/verifier.js';
 import type { ForwardedFor } from '../stages/forwarded.js';
 import type { CompiledRoute } from '../stages/route.js';
+import type { HeaderEdit } from '../stages/route-filters.js';
+import type { Backend } from '../stages/route-traffic.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
-import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink, type UpstreamRequest } from './clients.js';
-import { hasBody, readRequestBody } from './request-body.js';
+import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink, type UpstreamClient, type UpstreamRequest } from './clients.js';
+import { BodyCopy, hasBody, readRequestBody } from './request-body.js';
 import { UPSTREAM_IDENTITY_ERROR } from './tls-identity.js';
 
 export interface ForwardInput {
   route: CompiledRoute;
+  /** The route's backend for this request (a split picks one); undefined for a redirect route. */
+  backend: Backend | undefined;
   /** Normalized path and the raw query (with its `?`). */
   path: string;
   query: string;
@@ -30,32 +34,54 @@ export interface ForwardInput {
 export async function forward(req: Request, res: Response, rt: IngressRuntime, input: ForwardInput, ex: Exchange): Promise<void> {
   const { route, life } = input;
   const { signal } = life;
-  const client = rt.upstreams.get(route.upstream);
-  if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
-  ex.upstream = client.name;
-  ex.upstreamAddress = client.address;
+  const client = backendClient(rt, input, ex);
+  // Set, since it has a client.
+  const backend = input.backend!;
   const { headers, query } = upstreamRequest(req, rt, input, ex.id);
   ex.trace.inject(headers);
-  const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers };
+  // h2 (gRPC) bodies stream; on a retried route a copy is kept, so an answer can be retried once the body went up.
+  const copy = client.trailers && route.retry ? new BodyCopy() : undefined;
+  const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers, copy };
   const body = hasBody(req) ? await readRequestBody(req, limits, ex, life) : null;
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
   signal.throwIfAborted();
   const hashKey = client.hashKey?.(req.headers, input.forwarded.remoteIp);
-  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: route.timeoutMs, signal, hashKey, retry: route.retry };
-  ex.upstreamSeries = rt.upstreamSeries.get(client.name);
-  ex.upstreamSent = performance.now();
+  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: backend.timeoutMs, signal, hashKey, retry: route.retry };
+  if (copy && body) upstreamReq.replayBody = () => copy.whole();
+  if (route.filters.mirror) rt.mirror(route.name, route.filters.mirror, upstreamReq);
+  markSent(rt, client, ex);
   try {
-    const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life);
+    const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life, route.filters.responseHeaders);
     await client.exchange(upstreamReq, sink);
     if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
   } catch (err) {
-    if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
-    if (signal.aborted) throw signal.reason;
-    if (err instanceof GatewayError) throw err;
-    const failure = upstreamError(err);
-    // Once the answer has started, the client must see a broken response, never a clean but short one.
-    throw ex.status === undefined ? failure : new GatewayError('GW_UPSTREAM_TRUNCATED', failure.reason ?? failure.code.toLowerCase());
+    throw upstreamFailure(err, upstreamReq, ex);
   }
+}
+
+/** The request leaves for its upstream now: that upstream's series, and the start of the upstream's share of the time. */
+export function markSent(rt: IngressRuntime, client: UpstreamClient, ex: Exchange): void {
+  ex.upstreamSeries = rt.upstreamSeries.get(client.name);
+  ex.upstreamSent = performance.now();
+}
+
+/** The client of the request's backend (its retries stay on it: docs/traffic.md, Splits), named in the access log. */
+export function backendClient(rt: IngressRuntime, input: Pick<ForwardInput, 'backend'>, ex: Exchange): UpstreamClient {
+  const client = input.backend && rt.upstreams.get(input.backend.name);
+  if (!client) throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'no_pool');
+  ex.upstream = client.name;
+  ex.upstreamAddress = client.address;
+  return client;
+}
+
+/** What the client is told of a failed upstream exchange: its own cancel, a refusal of ours, or the upstream's failure. */
+export function upstreamFailure(err: unknown, upstreamReq: UpstreamRequest, ex: Exchange): unknown {
+  if (upstreamReq.endpoint) ex.upstreamAddress = upstreamReq.endpoint;
+  if (upstreamReq.signal.aborted) return upstreamReq.signal.reason;
+  if (err instanceof GatewayError) return err;
+  const failure = upstreamError(err);
+  // Once the answer has started, the client must see a broken response, never a clean but short one.
+  return ex.status === undefined ? failure : new GatewayError('GW_UPSTREAM_TRUNCATED', failure.reason ?? failure.code.toLowerCase());
 }
 
 /** The headers and query the upstream gets: what the gateway vouches for (also shown by `portcullis explain`). */
@@ -73,6 +99,8 @@ export function upstreamRequest(
   rt.forwarded.apply(headers, input.forwarded, input.host, input.port);
   headers['x-request-id'] = requestId;
   headers.host = requestAuthority(req);
+  // After authorization (policies judged what the client sent); the headers the gateway vouches for are refused here at validate.
+  route.filters.requestHeaders?.(headers);
   const query = authn.removeParams.length > 0 ? removeParams(input.query, authn.removeParams) : input.query;
   return { headers, query };
 }
@@ -86,7 +114,7 @@ function requestAuthority(req: Pick<Request, 'headers'>): string {
  * A client that stops reading pauses the upstream, and is cut (freeing the upstream) if it has not drained
  * within `writeIdleMs`.
  */
-function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: number, life: AbortController): ResponseSink {
+function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: number, life: AbortController, edit: HeaderEdit | undefined): ResponseSink {
   let declared = -1;
   let control: FlowControl | undefined;
   let stalled: NodeJS.Timeout | undefined;
@@ -99,6 +127,7 @@ function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: nu
       // Headers are set, not written: they leave with the first body byte or with the end, so an empty
       // body goes out as one HEADERS frame with END_STREAM, which gRPC trailers-only responses rely on.
       res.statusCode = statusCode;
+      edit?.(headers);
       const isHopByHop = hopByHop(headers.connection);
       for (const name in headers) {
         const value = headers[name];

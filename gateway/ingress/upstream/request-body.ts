@@ -17,6 +17,34 @@ export interface BodyLimits {
   requestMs: number;
   /** Read the body whole first when it fits in BUFFERED_BODY_BYTES (HTTP/1.1 upstreams; never for gRPC streams). */
   buffer: boolean;
+  /** Keep a copy of a streamed body for a retry (see `BodyCopy`). */
+  copy?: BodyCopy | undefined;
+}
+
+/**
+ * A copy of a streamed body, for retrying an answer (gRPC's UNAVAILABLE) once the body went upstream: whole when the
+ * client's side ended within BUFFERED_BODY_BYTES, else nothing (a long stream is not held in memory).
+ */
+export class BodyCopy {
+  private chunks: Buffer[] | undefined = [];
+  private size = 0;
+  private ended = false;
+
+  add(chunk: Buffer): void {
+    if (!this.chunks) return;
+    this.size += chunk.length;
+    if (this.size > BUFFERED_BODY_BYTES) this.chunks = undefined;
+    else this.chunks.push(chunk);
+  }
+
+  end(): void {
+    this.ended = true;
+  }
+
+  /** The whole body, or undefined while it has not ended or when it outgrew the cap. */
+  whole(): Buffer | undefined {
+    return this.ended && this.chunks ? Buffer.concat(this.chunks, this.size) : undefined;
+  }
 }
 
 export function hasBody(req: Request): boolean {
@@ -41,14 +69,20 @@ export async function readRequestBody(req: Request, limits: BodyLimits, ex: Exch
     if (req.readableFlowing === false) idle.refresh();
     else timeout('body_idle');
   }, limits.idleMs);
+  const { copy } = limits;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       ex.bytesIn += chunk.length;
       idle.refresh();
+      copy?.add(chunk);
       if (ex.bytesIn <= limits.maxBytes) return done(null, chunk);
       const tooLarge = new GatewayError('GW_BODY_TOO_LARGE');
       abort(tooLarge);
       done(tooLarge);
+    },
+    flush(done) {
+      copy?.end();
+      done();
     },
   });
   const stopTimers = () => {

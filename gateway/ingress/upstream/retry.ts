@@ -4,17 +4,31 @@
 // streamed (it cannot be sent twice), never a non-idempotent method unless the route says so. Each try has its own
 // timeout; between tries an exponential backoff with full jitter. A budget bounds retries to a share of the
 // upstream's requests in flight (and `maxRetries` to a number), so retries cannot multiply an outage.
+// gRPC: a trailers-only answer (grpc-status in the one HEADERS frame, no message sent) with a chosen status is
+// retried like a chosen 5xx. A gRPC request body streams to h2 upstreams; the forward keeps a copy of it, and an
+// answer is retried only when that copy is the whole body (the client's side ended within the copy's cap).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayError } from '../../core/errors.js';
-import type { ResponseSink, UpstreamRequest } from './clients.js';
+import type { ResponseHeaders, ResponseSink, UpstreamRequest } from './clients.js';
 
 export type RetryOn = 'connect-failure' | 'reset';
+
+/** `retries.on` names of gRPC statuses, and the `grpc-status` values they stand for. */
+export const GRPC_RETRY_ON: Readonly<Record<string, string>> = Object.freeze({
+  cancelled: '1',
+  'deadline-exceeded': '4',
+  'resource-exhausted': '8',
+  internal: '13',
+  unavailable: '14',
+});
 
 export interface RetryPolicy {
   /** Tries after the first. */
   readonly attempts: number;
   readonly on: ReadonlySet<RetryOn>;
   readonly statusCodes: ReadonlySet<number>;
+  /** `grpc-status` values of trailers-only answers to retry. */
+  readonly grpcStatuses: ReadonlySet<string>;
   readonly perTryTimeoutMs: number | undefined;
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
@@ -39,10 +53,14 @@ export interface RetryState {
 
 type Try = (req: UpstreamRequest, sink: ResponseSink) => Promise<void>;
 
-/** Whether the request can be retried at all: its policy, its method, and a body that can be sent again. */
+/** Whether the request can be retried at all: its policy, its method, and a body that can be sent again (or its copy). */
 export function retriable(req: UpstreamRequest): req is UpstreamRequest & { retry: RetryPolicy } {
   const policy = req.retry;
-  return policy !== undefined && (policy.nonIdempotent || IDEMPOTENT.has(req.method)) && (req.body === null || Buffer.isBuffer(req.body));
+  return (
+    policy !== undefined &&
+    (policy.nonIdempotent || IDEMPOTENT.has(req.method)) &&
+    (req.body === null || Buffer.isBuffer(req.body) || req.replayBody !== undefined)
+  );
 }
 
 export async function withRetries(
@@ -103,11 +121,16 @@ async function tryWith(
 ): Promise<'done' | 'retry' | { error: unknown }> {
   let started = false;
   let discarded = false;
+  // A streamed body is consumed by its try: only an answer can be retried then, with the body's copy.
+  const streamed = req.body !== null && !Buffer.isBuffer(req.body);
   const guarded: ResponseSink = {
     start(statusCode, headers, flow) {
       // Swallowed only when a retry is sure to follow; otherwise the client gets the upstream's own answer.
-      if (!last && policy.statusCodes.has(statusCode) && reserve()) discarded = true;
-      else {
+      const again = !last && retriableAnswer(policy, statusCode, headers) ? nextBody(req, streamed) : undefined;
+      if (again !== undefined && reserve()) {
+        discarded = true;
+        req.body = again;
+      } else {
         started = true;
         sink.start(statusCode, headers, flow);
       }
@@ -125,9 +148,21 @@ async function tryWith(
     return discarded ? 'retry' : 'done';
   } catch (err) {
     if (discarded && !req.signal.aborted) return 'retry';
-    if (req.signal.aborted || started || last || !retriableFailure(err, policy, perTry?.aborted ?? false)) throw err;
+    if (req.signal.aborted || started || last || streamed || !retriableFailure(err, policy, perTry?.aborted ?? false)) throw err;
     return { error: err };
   }
+}
+
+/** A chosen 5xx, or a gRPC trailers-only answer (grpc-status in its headers, so no message was sent) with a chosen status. */
+function retriableAnswer(policy: RetryPolicy, statusCode: number, headers: ResponseHeaders): boolean {
+  if (policy.statusCodes.has(statusCode)) return true;
+  const grpcStatus = headers['grpc-status'];
+  return typeof grpcStatus === 'string' && policy.grpcStatuses.has(grpcStatus);
+}
+
+/** The body the next try sends: the same, or for a streamed one its whole copy; undefined when there is none. */
+function nextBody(req: UpstreamRequest, streamed: boolean): UpstreamRequest['body'] | undefined {
+  return streamed ? req.replayBody?.() : req.body;
 }
 
 /** Connect failures; resets (a connection closed under the request) and this try's own timeout. Never a refusal of ours. */

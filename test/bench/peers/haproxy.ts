@@ -25,9 +25,11 @@ export const haproxy: PeerDriver = {
   name: 'haproxy',
   packages: ['haproxy'],
   missing: () => (hasCommand('haproxy') ? [] : ['haproxy']),
-  scenarios: ['S1', 'HS', 'S2-ES256', 'S2-RS256', 'S3', 'S3-nocache'],
+  scenarios: ['S1', 'HS', 'S2-ES256', 'S2-RS256', 'S3', 'S3-nocache', 'S1-h2', 'S3-h2', 'S1-3ep'],
   async start({ material, upstreams, accessLog }) {
     const port = await freePort();
+    // HTTP/2 on a second bind of the same frontend (same rules); the first stays HTTP/1.1 as before.
+    const h2Port = await freePort();
     const config = `global
   nbthread 1
   ssl-default-bind-options ssl-min-ver TLSv1.3
@@ -45,6 +47,7 @@ defaults
 
 frontend edge
   bind 127.0.0.1:${port} ssl crt ${material.listener.combined} alpn http/1.1
+  bind 127.0.0.1:${h2Port} ssl crt ${material.listener.combined} alpn h2,http/1.1
   http-request deny status 421 unless { ssl_fc_sni -i ${SERVER_NAME} }
   acl jwt_es path /s2 /s3
   acl jwt_rs path /s2rs
@@ -53,10 +56,15 @@ frontend edge
 ${jwtRules(material, 'ES256', 'jwt_es')}
 ${jwtRules(material, 'RS256', 'jwt_rs')}
   use_backend mtls if { path /s3 }
+  use_backend plain3 if { path /s1-3ep }
   default_backend plain
 
 backend plain
   server up 127.0.0.1:${upstreams.httpPort}
+
+backend plain3
+  balance leastconn
+${upstreams.endpointPorts.map((p, i) => `  server up${i} 127.0.0.1:${p}`).join('\n')}
 
 backend mtls
   server up 127.0.0.1:${upstreams.mtlsPort} ssl crt ${material.svid.combined} ca-file ${material.ca} verify required verifyhost ${SERVER_NAME} sni str(${SERVER_NAME}) alpn http/1.1
@@ -67,6 +75,6 @@ backend mtls
       stdoutFile: '/dev/null',
     });
     await waitForPort(port, proc);
-    return { pid: proc.child.pid!, ingressPort: port, stop: proc.stop };
+    return { pid: proc.child.pid!, ingressPort: port, h2Port, stop: proc.stop };
   },
 };

@@ -11,10 +11,12 @@ export const nginx: PeerDriver = {
   name: 'nginx',
   packages: ['nginx'],
   missing: () => (hasCommand('nginx') ? [] : ['nginx']),
-  scenarios: ['S1', 'HS', 'S3'],
-  caveats: { S3: 'no JWT' },
+  scenarios: ['S1', 'HS', 'S3', 'S1-h2', 'S3-h2', 'S1-3ep'],
+  caveats: { S3: 'no JWT', 'S3-h2': 'no JWT' },
   async start({ material, upstreams, accessLog }) {
     const port = await freePort();
+    // HTTP/2 on a second listen of the same server block; the first stays HTTP/1.1 as before.
+    const h2Port = await freePort();
     const prefix = path.join(material.dir, 'nginx-peer');
     fs.mkdirSync(prefix, { recursive: true });
     const conf = material.write(
@@ -26,8 +28,14 @@ http {
   keepalive_timeout 300s;
   upstream plain { server 127.0.0.1:${upstreams.httpPort}; keepalive 64; }
   upstream mtls { server 127.0.0.1:${upstreams.mtlsPort}; keepalive 64; }
+  upstream plain3 {
+    least_conn;
+${upstreams.endpointPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
+    keepalive 64;
+  }
   server {
     listen 127.0.0.1:${port} ssl;
+    listen 127.0.0.1:${h2Port} ssl http2;
     server_name ${SERVER_NAME};
     ssl_protocols TLSv1.3;
     ssl_certificate ${material.listener.cert};
@@ -36,6 +44,7 @@ http {
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     location = /s1 { proxy_pass http://plain; }
+    location = /s1-3ep { proxy_pass http://plain3; }
     location = /s3 {
       proxy_pass https://mtls;
       proxy_ssl_protocols TLSv1.3;
@@ -53,6 +62,6 @@ http {
     );
     const proc = start('nginx', pinned(PROXY_CPUS, ['nginx', '-p', prefix, '-c', conf]));
     await waitForPort(port, proc);
-    return { pid: proc.child.pid!, ingressPort: port, stop: proc.stop };
+    return { pid: proc.child.pid!, ingressPort: port, h2Port, stop: proc.stop };
   },
 };

@@ -25,6 +25,13 @@ const READ_ELSEWHERE: Record<string, { file: string; reads: string } | { pending
   '.dev.demoBackendPort': { file: 'gateway/dev/helpers-plan.ts', reads: 'dev?.demoBackendPort' },
   '.dev.tokenIssuerPort': { file: 'gateway/dev/helpers-plan.ts', reads: 'dev?.tokenIssuerPort' },
   '.shutdown.drainMs': { file: 'gateway/cli.ts', reads: 'config.shutdown?.drainMs' },
+  // When a dry-run began changes nothing at run time: `portcullis lint` reads it (dry-run-too-long).
+  '.policies[].dryRunSince': { file: 'gateway/tools/lint.ts', reads: 'since: p.dryRunSince' },
+  '.jwtProviders[].dryRunSince': { file: 'gateway/tools/lint.ts', reads: 'since: p.dryRunSince' },
+  '.routes[].authenticationDryRunSince': { file: 'gateway/tools/lint.ts', reads: 'since: r.authenticationDryRunSince' },
+  '.rateLimits[].dryRunSince': { file: 'gateway/tools/lint.ts', reads: 'since: l.dryRunSince' },
+  '.egress.allow[].dryRunSince': { file: 'gateway/tools/lint.ts', reads: 'since: r.dryRunSince' },
+  '.egress.allow[].byteBudget.dryRunSince': { file: 'gateway/tools/lint.ts', reads: 'since: r.byteBudget.dryRunSince' },
 };
 
 /** Every leaf path of the schema: `.a.b`, with `[]` for array items; both branches of a union. */

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
 import { request, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
 import { startLifecycleUpstream, type LifecycleUpstream } from '../../helpers/lifecycle-upstream.js';
-import { freePort } from '../../helpers/net.js';
+import { freePort, until } from '../../helpers/net.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const DRAIN_MS = 1_500;
@@ -44,6 +44,9 @@ describe('SIGTERM with requests that never end', () => {
     const port = await freePort();
     const config = parse(fs.readFileSync(material.configFile, 'utf8'));
     config.listeners[0].port = port;
+    // Its own admin port: the default (9901) may be held by another gateway on the machine, and a child that
+    // could not start its admin plane must fail this test, not leave it waiting.
+    config.admin = { address: '127.0.0.1', port: await freePort() };
     fs.writeFileSync(material.configFile, stringify(config));
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli.ts'), 'run', '-c', material.configFile], {
       cwd: ROOT,
@@ -64,7 +67,10 @@ describe('SIGTERM with requests that never end', () => {
     stream.on('error', () => {});
     stream.write(Buffer.from([0, 0, 0, 0, 0]));
     const slowAnswer = request(port, material.caPem, { path: '/slow/slow?ms=10000' }).catch((err: Error) => err);
-    while (grpc.open < 1 || slow.open < 1) await sleep(20);
+    await until('both upstream requests open', () => (grpc.open >= 1 && slow.open >= 1) || undefined, 15_000).catch((err: Error) => {
+      child.kill('SIGKILL');
+      throw new Error(`${err.message}\n${out}`);
+    });
 
     const signalled = performance.now();
     child.kill('SIGTERM');

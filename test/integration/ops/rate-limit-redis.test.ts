@@ -87,6 +87,7 @@ describe('Redis outage and recovery', () => {
       [
         { name: 'open', requests: 5, perSeconds: 60 },
         { name: 'closed', requests: 5, perSeconds: 60, failureMode: 'closed' },
+        { name: 'trial', requests: 5, perSeconds: 60, failureMode: 'closed', mode: 'dry-run' },
       ],
       { url, keyPrefix: 'outage:' },
       { logger, metrics },
@@ -115,7 +116,10 @@ describe('Redis outage and recovery', () => {
       assert.ok(refusal instanceof GatewayError);
       assert.equal(refusal.code, 'GW_UNAVAILABLE');
       assert.equal(refusal.status, 503);
+      // A dry-run limit never refuses, not even one that fails closed.
+      assert.equal((await rl.check('trial', 'k')).allowed, true);
       const text = await metrics.registry.metrics();
+      assert.match(text, /portcullis_rate_limit_store_failures_total\{limit="trial",outcome="allowed"\} 1/);
       assert.match(text, /portcullis_rate_limit_store_failures_total\{limit="open",outcome="fallback"\} 7/);
       assert.match(text, /portcullis_rate_limit_store_failures_total\{limit="closed",outcome="refused"\} 1/);
 

@@ -14,6 +14,8 @@ before(async () => {
   ing = await startTestIngress((config) => {
     config.routes.push({ name: 'orders', match: { path: { prefix: '/orders' } }, upstream: 'echo' });
     config.routes.push({ name: 'closed', match: { path: { prefix: '/closed' } }, upstream: 'echo' });
+    config.routes.push({ name: 'moved', match: { path: { prefix: '/moved' } }, filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/orders' }, statusCode: 308 } }] });
+    config.policies.push({ name: 'moved', action: 'ALLOW', routes: ['moved'], rules: [{}] });
     config.policies.push({
       name: 'orders',
       action: 'ALLOW',
@@ -60,6 +62,7 @@ const ROWS: Row[] = [
   { name: 'admin with role', path: '/admin/x', token: { role: 'admin' } },
   { name: 'invalid token', path: '/api/x', headers: { authorization: 'Bearer not.a.token' } },
   { name: 'unknown host', path: '/public/a', headers: { host: 'other.test' } },
+  { name: 'redirect route', path: '/moved/a?x=1' },
 ];
 
 for (const row of ROWS) {
@@ -85,6 +88,9 @@ for (const row of ROWS) {
         assert.deepEqual(echoed.headers[name], value, name);
       }
       for (const name of explained.forwarded!.stripped) assert.equal(echoed.headers[name], undefined, name);
+    } else if (outcome.decision === 'redirect') {
+      assert.equal(reply.status, outcome.status);
+      assert.equal(reply.headers.location, outcome.location);
     } else {
       assert.equal(reply.status, outcome.status, reply.text);
       const body = reply.json();

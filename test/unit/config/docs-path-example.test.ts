@@ -31,11 +31,11 @@ test('the documented path options load, and the route reads paths as documented'
   const loaded = loadConfigText(stringify(config), goodFile).config;
   assert.equal(loaded.pathCase, 'insensitive');
 
-  const routes = createRouteTable(loaded.routes.map((r) => compileRoute(r, { maxBodyBytes: 1, timeoutMs: 1, pathCase: loaded.pathCase })));
+  const routes = createRouteTable(loaded.routes.map((r) => compileRoute(r, { maxBodyBytes: 1, upstreamTimeoutMs: () => 1, pathCase: loaded.pathCase })));
   const paths = createPathStage(loaded.routes);
   const select = (target: string) => {
     const normalized = paths.normalize(target);
-    return { route: routes.select('www', 'GET', normalized)?.name, path: normalized.path, forwardPath: normalized.forwardPath };
+    return { route: routes.select('www', 'GET', normalized, [])?.name, path: normalized.path, forwardPath: normalized.forwardPath };
   };
   assert.deepEqual(select('/shop;v=1/cart;jsessionid=x'), { route: 'legacy-java', path: '/shop/cart', forwardPath: '/shop;v=1/cart;jsessionid=x' });
   assert.deepEqual(select('/SHOP/%ef%bd%81'), { route: 'legacy-java', path: '/SHOP/a', forwardPath: '/SHOP/a' });

@@ -48,3 +48,31 @@ test('the schema refuses endpoint addresses without a port, and bad weights', ()
   assert.match(found[0]!, /^\/upstreams\/0\/endpoints\/0\/address/);
   assert.match(found[1]!, /^\/upstreams\/0\/endpoints\/1\/weight/);
 });
+
+test('a WebSocket route needs an HTTP/1.1 upstream on every backend, and is no redirect', () => {
+  const config = {
+    ...BASE,
+    upstreams: [
+      { name: 'grpc', url: 'http://grpc.internal:8080', protocol: 'h2' },
+      { name: 'web', url: 'http://web.internal:8080' },
+    ],
+    routes: [
+      { name: 'chat', match: {}, upstream: 'grpc', websocket: true },
+      { name: 'split', match: {}, backendRefs: [{ name: 'web' }, { name: 'grpc' }], websocket: true },
+      { name: 'moved', match: {}, filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'example.com' } }], websocket: true },
+      { name: 'fine', match: {}, upstream: 'web', websocket: { idleTimeoutMs: 1000 } },
+    ],
+  };
+  let issues: string[] = [];
+  try {
+    loadConfigText(stringify(config), '/tmp/traffic-checks.yaml');
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    issues = err.issues.map((i) => `${i.path}: ${i.message}`);
+  }
+  assert.deepEqual(issues, [
+    '/routes/0/websocket: upstream "grpc" speaks h2; a WebSocket needs an HTTP/1.1 upstream',
+    '/routes/1/websocket: upstream "grpc" speaks h2; a WebSocket needs an HTTP/1.1 upstream',
+    '/routes/2/websocket: a redirect route sends nothing upstream, so no WebSocket either',
+  ]);
+});

@@ -183,7 +183,7 @@ describe('helm chart', { skip: NO_HELM }, () => {
   const badConfigs: [string, Dict, RegExp][] = [
     ['an unknown key in a listener', { config: { listeners: [{ name: 'edge', port: 8443, hosts: [], backlog: 5 }] } }, /config\.listeners\.0: Additional property backlog is not allowed/],
     ['a port that is not a number', { config: { admin: { port: 'admin' } } }, /config\.admin\.port: Invalid type/],
-    ['a route without an upstream', { config: { routes: [{ name: 'app', match: {} }] } }, /config\.routes\.0: upstream is required/],
+    ['a route without a match', { config: { routes: [{ name: 'app', upstream: 'app' }] } }, /config\.routes\.0: match is required/],
     ['an unknown log level', { config: { log: { level: 'verbose' } } }, /config\.log\.level/],
     ['an HMAC JWT algorithm', { config: { jwtProviders: [{ name: 'idp', issuer: 'i', jwksUri: 'https://i/jwks', algorithms: ['HS256'] }] } }, /config\.jwtProviders\.0\.algorithms\.0/],
   ];

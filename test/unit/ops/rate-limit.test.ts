@@ -6,6 +6,8 @@ import { createMetrics } from '../../../gateway/core/metrics.js';
 import { createRateLimiter, rateLimitHeaders, type RateLimitRequest } from '../../../gateway/limits/rate-limiter.js';
 
 const logger = createLogger('silent');
+/** The request a decision is reported for (a dry-run limit's would-deny names it). */
+const AT = { requestId: 'r-1', route: 'api' };
 
 function request(fields: Partial<Omit<RateLimitRequest, 'header'>> & { headers?: Record<string, string[]> } = {}): RateLimitRequest {
   const { headers = {}, ...rest } = fields;
@@ -39,8 +41,8 @@ describe('rate limits in memory', () => {
   test('enforce refuses with GW_RATE_LIMITED, Retry-After and RateLimit-* headers', async () => {
     const metrics = createMetrics();
     const rl = createRateLimiter([{ name: 'one', requests: 1, perSeconds: 30 }], undefined, { logger, metrics });
-    await rl.enforce('one', request());
-    const err = await rl.enforce('one', request()).then(
+    await rl.enforce('one', request(), AT);
+    const err = await rl.enforce('one', request(), AT).then(
       () => assert.fail('second request must be refused'),
       (e: unknown) => e,
     );
@@ -68,38 +70,38 @@ describe('rate limits in memory', () => {
       { logger },
     );
     const auth = (sub: string) => ({ issuer: 'https://idp', subject: sub, principal: `https://idp/${sub}`, audiences: [], claims: {} });
-    assert.equal((await rl.enforce('by-sub', request({ auth: auth('alice') }))).allowed, true);
+    assert.equal((await rl.enforce('by-sub', request({ auth: auth('alice') }), AT)).allowed, true);
     // Same IP, another subject: its own bucket.
-    assert.equal((await rl.enforce('by-sub', request({ auth: auth('bob') }))).allowed, true);
+    assert.equal((await rl.enforce('by-sub', request({ auth: auth('bob') }), AT)).allowed, true);
     // Anonymous: counted by IP, which has not been used under this limit yet.
-    assert.equal((await rl.enforce('by-sub', request())).allowed, true);
-    await assert.rejects(rl.enforce('by-sub', request()), { code: 'GW_RATE_LIMITED' });
-    await assert.rejects(rl.enforce('by-sub', request({ auth: auth('alice'), remoteIp: '198.51.100.7' })), { code: 'GW_RATE_LIMITED' });
+    assert.equal((await rl.enforce('by-sub', request(), AT)).allowed, true);
+    await assert.rejects(rl.enforce('by-sub', request(), AT), { code: 'GW_RATE_LIMITED' });
+    await assert.rejects(rl.enforce('by-sub', request({ auth: auth('alice'), remoteIp: '198.51.100.7' }), AT), { code: 'GW_RATE_LIMITED' });
 
-    await rl.enforce('by-spiffe', request({ peerSpiffeId: 'spiffe://td/ns/a/sa/x' }));
-    await rl.enforce('by-spiffe', request({ peerSpiffeId: 'spiffe://td/ns/a/sa/y' }));
-    await rl.enforce('by-spiffe', request());
-    await assert.rejects(rl.enforce('by-spiffe', request({ peerSpiffeId: 'spiffe://td/ns/a/sa/x', remoteIp: '203.0.113.9' })), {
+    await rl.enforce('by-spiffe', request({ peerSpiffeId: 'spiffe://td/ns/a/sa/x' }), AT);
+    await rl.enforce('by-spiffe', request({ peerSpiffeId: 'spiffe://td/ns/a/sa/y' }), AT);
+    await rl.enforce('by-spiffe', request(), AT);
+    await assert.rejects(rl.enforce('by-spiffe', request({ peerSpiffeId: 'spiffe://td/ns/a/sa/x', remoteIp: '203.0.113.9' }), AT), {
       code: 'GW_RATE_LIMITED',
     });
 
-    await rl.enforce('by-header', request({ headers: { 'x-api-key': ['k1'] } }));
-    await rl.enforce('by-header', request({ headers: { 'x-api-key': ['k2'] } }));
-    await rl.enforce('by-header', request());
-    await assert.rejects(rl.enforce('by-header', request({ headers: { 'x-api-key': ['k1'] }, remoteIp: '203.0.113.9' })), {
+    await rl.enforce('by-header', request({ headers: { 'x-api-key': ['k1'] } }), AT);
+    await rl.enforce('by-header', request({ headers: { 'x-api-key': ['k2'] } }), AT);
+    await rl.enforce('by-header', request(), AT);
+    await assert.rejects(rl.enforce('by-header', request({ headers: { 'x-api-key': ['k1'] }, remoteIp: '203.0.113.9' }), AT), {
       code: 'GW_RATE_LIMITED',
     });
     // A huge client-chosen value is still one short key, and distinct from the others.
-    assert.equal((await rl.enforce('by-header', request({ headers: { 'x-api-key': ['z'.repeat(100_000)] } }))).allowed, true);
+    assert.equal((await rl.enforce('by-header', request({ headers: { 'x-api-key': ['z'.repeat(100_000)] } }), AT)).allowed, true);
     await rl.close();
   });
 
   test('an IP and a subject spelled the same never share a count', async () => {
     const rl = createRateLimiter([{ name: 'l', requests: 1, perSeconds: 60, key: 'jwt_subject' }], undefined, { logger });
     const ip = '192.0.2.1';
-    await rl.enforce('l', request({ remoteIp: ip }));
+    await rl.enforce('l', request({ remoteIp: ip }), AT);
     const auth = { issuer: '', subject: ip, principal: ip, audiences: [], claims: {} };
-    assert.equal((await rl.enforce('l', request({ remoteIp: '198.51.100.1', auth }))).allowed, true);
+    assert.equal((await rl.enforce('l', request({ remoteIp: '198.51.100.1', auth }), AT)).allowed, true);
     await rl.close();
   });
 
@@ -111,6 +113,18 @@ describe('rate limits in memory', () => {
   test('an unknown limit name is a programming error, not a refusal', async () => {
     const rl = createRateLimiter([], undefined, { logger });
     await assert.rejects(rl.check('nope', 'k'), /not configured/);
+  });
+});
+
+describe('a dry-run limit', () => {
+  test('never refuses: over the limit it reports one would-deny per request and counts no hit', async () => {
+    const metrics = createMetrics();
+    const rl = createRateLimiter([{ name: 'trial', requests: 1, perSeconds: 60, mode: 'dry-run' }], undefined, { logger, metrics });
+    for (let i = 0; i < 3; i++) assert.equal((await rl.enforce('trial', request(), AT)).allowed, true);
+    const page = await metrics.registry.metrics();
+    assert.match(page, /^portcullis_dry_run_would_deny_total\{kind="rate_limit",policy="trial"\} 2$/m);
+    assert.doesNotMatch(page, /^portcullis_rate_limit_hits_total\{/m);
+    await rl.close();
   });
 });
 

@@ -15,6 +15,9 @@ function config(c: ConfigPart): Config {
 
 const egress = (allow: unknown[]) => ({ listener: { address: '127.0.0.1', port: 3128 }, allow }) as unknown as Config['egress'];
 
+const today = new Date().toISOString().slice(0, 10);
+const rollout = (extra: object) => ({ name: 'rollout', action: 'DENY' as const, mode: 'dry-run' as const, rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }], ...extra });
+
 const CASES: Record<FindingId, { triggers: ConfigPart; clean: ConfigPart }> = {
   'allow-everyone-on-token-route': {
     triggers: {
@@ -72,6 +75,14 @@ const CASES: Record<FindingId, { triggers: ConfigPart; clean: ConfigPart }> = {
     triggers: { routes: [route('api')], policies: [] },
     clean: { routes: [route('api')], policies: [open('api')] },
   },
+  'dry-run-too-long': {
+    triggers: { routes: [route('api')], policies: [open('api'), rollout({ dryRunSince: '2020-01-01' })] },
+    clean: { routes: [route('api')], policies: [open('api'), rollout({ dryRunSince: today })] },
+  },
+  'dry-run-undated': {
+    triggers: { routes: [route('api')], policies: [open('api'), rollout({})] },
+    clean: { routes: [route('api')], policies: [open('api'), rollout({ dryRunSince: today })] },
+  },
 };
 
 for (const id of Object.keys(FINDINGS) as FindingId[]) {
@@ -90,4 +101,22 @@ test('the wider public suffixes: private ones count too', () => {
   assert.deepEqual(ids('*.com'), ['egress-wildcard-too-wide']);
   assert.deepEqual(ids('*.github.io'), ['egress-wildcard-too-wide']);
   assert.deepEqual(ids('*.example.com'), []);
+});
+
+test('dry-run-too-long covers every kind of dry-run, counted from dryRunSince against --max-dry-run-days', () => {
+  const since = '2026-11-01';
+  const dated = config({
+    routes: [{ ...route('api'), authentication: 'required', authenticationMode: 'dry-run', authenticationDryRunSince: since }],
+    policies: [open('api'), rollout({ dryRunSince: since })],
+    jwtProviders: [{ name: 'idp', issuer: 'https://idp', jwksUri: 'https://idp/jwks', mode: 'dry-run', dryRunSince: since }],
+    rateLimits: [{ name: 'per-ip', requestsPerSecond: 5, mode: 'dry-run', dryRunSince: since }],
+    egress: egress([{ name: 'web', identities: ['local'], hosts: ['example.com'], mode: 'report', dryRunSince: since, byteBudget: { maxBytesPerTunnel: 10, mode: 'dry-run', dryRunSince: since } }]),
+  });
+  const at = (now: string, maxDryRunDays?: number) =>
+    lintConfig(dated, { now: Date.parse(now), ...(maxDryRunDays === undefined ? {} : { maxDryRunDays }) }).filter((f) => f.id === 'dry-run-too-long').map((f) => f.at);
+  const all = ['policies[rollout]', 'jwtProviders[idp]', 'routes[api].authenticationMode', 'rateLimits[per-ip]', 'egress.allow[web]', 'egress.allow[web].byteBudget'];
+  assert.deepEqual(at('2026-11-15T23:00:00Z'), [], '14 days is not more than 14');
+  assert.deepEqual(at('2026-11-16T00:00:00Z'), all);
+  assert.deepEqual(at('2026-11-30T12:00:00Z', 30), []);
+  assert.deepEqual(at('2026-11-03T00:00:00Z', 1), all);
 });

@@ -14,11 +14,11 @@ const route = (name: string, prefix: string, extra: Partial<RouteConfig> = {}): 
 });
 
 function selector(routes: RouteConfig[], pathCase?: PathCase) {
-  const table = createRouteTable(routes.map((r) => compileRoute(r, { maxBodyBytes: 1, timeoutMs: 1, pathCase })));
+  const table = createRouteTable(routes.map((r) => compileRoute(r, { maxBodyBytes: 1, upstreamTimeoutMs: () => 1, pathCase })));
   const paths = createPathStage(routes);
   return (target: string): string => {
     try {
-      return table.select('main', 'GET', paths.normalize(target))?.name ?? '404';
+      return table.select('main', 'GET', paths.normalize(target), [])?.name ?? '404';
     } catch (err) {
       if (err instanceof GatewayError) return `${err.code} ${err.reason}`;
       throw err;
@@ -101,7 +101,7 @@ table('without any opt-out, the strict default refuses before routing', selector
 describe('an allowed method override is the method policies see', () => {
   const compiled = compileRoute(
     { ...route('legacy', '/legacy', { allowOverrideHeaders: ['x-http-method-override', 'x-method-override'] }), match: { path: { prefix: '/legacy' }, methods: ['GET', 'POST', 'PUT'] } },
-    { maxBodyBytes: 1, timeoutMs: 1 },
+    { maxBodyBytes: 1, upstreamTimeoutMs: () => 1 },
   );
   const effective = (headers: Record<string, string>): string => {
     try {

@@ -1,0 +1,45 @@
+// The bench's readers of what it measured: h2load's summary (S1-h2, S3-h2), and ratios against another scenario's
+// figure (S3-trace1 against S3-traceoff), on outputs captured from real runs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseH2load } from '../../bench/h2load.js';
+import { summarize, type Sample } from '../../bench/report.js';
+import type { PeerName, ScenarioId } from '../../bench/scenarios.js';
+
+// h2load 1.52 against the bench's nginx peer (-c4 -m4 -D3); one answer arrived after the end.
+const H2LOAD_OUT = `finished in 3.00s, 508.67 req/s, 19.07KB/s
+requests: 1526 total, 1542 started, 1526 done, 1526 succeeded, 0 failed, 0 errored, 0 timeout
+status codes: 1527 2xx, 0 3xx, 0 4xx, 0 5xx
+traffic: 57.20KB (58577) total, 12.36KB (12656) headers (space savings 91.54%), 4.47KB (4581) data
+`;
+
+test('h2load: 2xx answers that completed, no more; the run time', () => {
+  assert.deepEqual(parseH2load(H2LOAD_OUT), { succeeded: 1526, durationS: 3, errors: 0 });
+});
+
+test('h2load: a 503 is an error, though h2load counts it as succeeded', () => {
+  const out = H2LOAD_OUT.replace('1527 2xx, 0 3xx, 0 4xx, 0 5xx', '1400 2xx, 0 3xx, 0 4xx, 126 5xx');
+  assert.deepEqual(parseH2load(out), { succeeded: 1400, durationS: 3, errors: 126 });
+});
+
+test('h2load: output without its summary is refused, not read as zero', () => {
+  assert.throws(() => parseH2load('starting benchmark...\nStopped all clients for thread #0\n'), /cannot parse h2load output/);
+});
+
+const sample = (scenario: ScenarioId, peer: PeerName, requests: number, cpuSeconds: number): Sample => ({
+  scenario,
+  peer,
+  load: { requests, durationS: 4, rps: requests / 4, p50Ms: 1, p99Ms: 2, errors: 0 },
+  usage: { cpuSeconds, peakRssBytes: 2 ** 27 },
+});
+
+test('a tracing scenario is compared with the same peer in its baseline scenario', () => {
+  const cells = summarize(
+    [sample('S3', 'portcullis', 8000, 1), sample('S3', 'haproxy', 10_000, 1), sample('S3-traceoff', 'portcullis', 8000, 1), sample('S3-trace1', 'portcullis', 6000, 1)],
+    () => undefined,
+  );
+  const ratio = (scenario: ScenarioId) => cells.find((c) => c.scenario === scenario)?.ratio;
+  assert.equal(ratio('S3-trace1'), 0.75);
+  assert.equal(ratio('S3-traceoff'), 1);
+  assert.equal(cells.find((c) => c.scenario === 'S3' && c.peer === 'portcullis')?.ratio, 0.8);
+});
