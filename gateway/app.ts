@@ -64,21 +64,21 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     ...(audit ? { audit } : {}),
     runtime: () => current,
   });
-  const build = (cfg: Config, previous?: IngressRuntime): IngressRuntime => {
+  const build = async (cfg: Config, previous?: IngressRuntime): Promise<IngressRuntime> => {
     const rt = buildRuntime(cfg, {
       logger: deps.logger,
       handlerFor,
       ticketKeys,
       metrics,
       rateLimiter: limiters.for(cfg),
-      tracing: tracingFor(cfg, previous, deps.logger),
+      tracing: await tracingFor(cfg, previous, deps.logger),
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
       ...(previous ? { previous } : {}),
     });
     for (const server of rt.terminatingServers) connections.trackServer(server);
     return rt;
   };
-  let current = build(config);
+  let current = await build(config);
   const recordCertificates = () => {
     for (const { name, notAfter } of current.certificates) metrics.certificateExpiry(name, notAfter);
   };
@@ -94,7 +94,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   /** The ingress runtime: a new one is built beside the running one, and the swap is one reference. */
   const ingress: Reloadable = {
     async prepare(next) {
-      const built = build(next, current);
+      const built = await build(next, current);
       preparing = built;
       return {
         commit() {
@@ -223,7 +223,7 @@ function createLimiterCache(logger: Logger, metrics: Metrics) {
  * A reload keeps the running tracer (its queue, its exporter's connections) unless `tracing` changed; the runtime
  * that stops using a tracer shuts it down when it closes (runtime.ts), after its requests have ended their spans.
  */
-function tracingFor(config: Config, previous: IngressRuntime | undefined, logger: Logger): Tracing {
+async function tracingFor(config: Config, previous: IngressRuntime | undefined, logger: Logger): Promise<Tracing> {
   const unchanged = previous !== undefined && JSON.stringify(previous.config.tracing ?? null) === JSON.stringify(config.tracing ?? null);
-  return unchanged ? previous.tracing : createTracing(config.tracing, logger);
+  return unchanged ? previous.tracing : await createTracing(config.tracing, logger);
 }

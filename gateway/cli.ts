@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The `portcullis` command line: run, validate, token, certs. Argument parsing is node:util's parseArgs.
+// First: `run` may re-execute itself with its V8 heap flags, before anything else loads (heap-flags.ts).
+import './heap-flags.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

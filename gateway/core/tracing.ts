@@ -1,47 +1,15 @@
 // OpenTelemetry tracing: one SERVER span per ingress request and per egress attempt, the stages as span events
 // (cheaper than child spans, and a request's stages never overlap), W3C trace context and B3 accepted, the gateway's
 // span handed to the upstream as the parent, OTLP/HTTP export in batches off the request path.
-// Off (the default), `start` returns one shared no-op trace: no span, no context, no header read.
+// Off (the default), `start` returns one shared no-op trace: no span, no context, no header read, and the SDK is
+// never loaded: it is ~5 MB of heap and code (otel-tracing.ts holds it, imported when a config turns tracing on).
 import type { IncomingMessage } from 'node:http';
-import {
-  defaultTextMapGetter,
-  defaultTextMapSetter,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Attributes,
-  type Context,
-  type Span,
-  type TextMapPropagator,
-  type Tracer,
-} from '@opentelemetry/api';
-import { CompositePropagator, setGlobalErrorHandler, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-base';
-import {
-  ATTR_CLIENT_ADDRESS,
-  ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_NETWORK_PEER_ADDRESS,
-  ATTR_NETWORK_PROTOCOL_VERSION,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
-  ATTR_SERVICE_NAME,
-  ATTR_URL_PATH,
-  ATTR_URL_SCHEME,
-  ATTR_USER_AGENT_ORIGINAL,
-} from '@opentelemetry/semantic-conventions';
 import { DEFAULTS } from '../config/defaults.js';
 import type { TracingConfig } from '../config/operations-schema.js';
 import type { EgressRecord } from '../egress/stages/audit.js';
 import type { Exchange, Request } from '../ingress/exchange.js';
 import type { OutgoingHeaders } from '../ingress/stages/sanitize-headers.js';
-import { LOG_EVENTS, type Logger } from './log.js';
-import { redactUrls } from './secrets.js';
+import type { Logger } from './log.js';
 
 /** The trace of one ingress request, carried on its Exchange. */
 export interface ExchangeTrace {
@@ -77,21 +45,6 @@ export const TRACING_OFF: Tracing = Object.freeze({
   shutdown: async () => undefined,
 });
 
-/**
- * Every header a client may carry a trace context in. With tracing on they are all removed from the upstream
- * request before the gateway's own context is written, so no stale parent (say, a B3 header next to the new
- * `traceparent`) reaches the upstream.
- */
-const TRACE_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags'];
-
-/**
- * W3C trace context and B3 in. When a request carries both, W3C wins (the later propagator overwrites). Out:
- * `traceparent`/`tracestate` and the single `b3` header, so upstreams on either format see the gateway's span.
- */
-const propagator: TextMapPropagator = new CompositePropagator({
-  propagators: [new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER }), new W3CTraceContextPropagator()],
-});
-
 /** Where each setting comes from: the config file, else the standard `OTEL_*` variable, else our default. */
 export interface TracingSettings {
   /** Undefined: the exporter reads `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`, or uses `http://localhost:4318/v1/traces`. */
@@ -110,151 +63,8 @@ export function tracingSettings(config: TracingConfig, env: NodeJS.ProcessEnv = 
   };
 }
 
-const SHUTDOWN_EXPORT_MS = 2_000;
-
-/** A failing collector is reported at most once a minute: the batches keep failing as long as it is down. */
-const EXPORT_FAILURE_LOG_INTERVAL_MS = 60_000;
-
-export function createTracing(config: TracingConfig | undefined, logger: Logger): Tracing {
+/** The tracing a config asks for: TRACING_OFF, or the SDK loaded on first use. */
+export async function createTracing(config: TracingConfig | undefined, logger: Logger): Promise<Tracing> {
   if (!config?.enabled) return TRACING_OFF;
-  const settings = tracingSettings(config);
-  const exporter = new OTLPTraceExporter({
-    ...(settings.endpoint ? { url: settings.endpoint } : {}),
-    ...(config.headers ? { headers: config.headers } : {}),
-  });
-  const sampler: Sampler | undefined =
-    settings.samplingRatio === undefined ? undefined : new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.samplingRatio) });
-  // The batch processor's queue is bounded (OTEL_BSP_MAX_QUEUE_SIZE, 2048): spans past it are dropped, never
-  // waited for, and each export gives up after OTEL_BSP_EXPORT_TIMEOUT; a dead collector costs requests nothing.
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }),
-    ...(sampler ? { sampler } : {}),
-    spanProcessors: [new BatchSpanProcessor(exporter)],
-  });
-  reportExportFailures(logger);
-  const tracer = provider.getTracer('portcullis');
-  return {
-    enabled: true,
-    start: (req) => startIngress(tracer, req),
-    egress: (req, record) => recordEgress(tracer, req, record),
-    shutdown: () => shutdown(provider, logger),
-  };
-}
-
-/**
- * The last spans are exported on shutdown, but a collector that does not answer must neither fail nor hold up the
- * gateway's exit for the whole export timeout: after SHUTDOWN_EXPORT_MS what is left is dropped.
- */
-async function shutdown(provider: BasicTracerProvider, logger: Logger): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const exported = provider.shutdown().catch((err: unknown) => {
-    logger.warn({ event: LOG_EVENTS.TRACE_EXPORT_FAILED, error: redactUrls(err instanceof Error ? err.message : String(err)) }, 'last spans not exported');
-  });
-  const late = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, SHUTDOWN_EXPORT_MS).unref();
-  });
-  await Promise.race([exported, late]);
-  clearTimeout(timer);
-}
-
-function reportExportFailures(logger: Logger): void {
-  let lastLogged = -Infinity;
-  // The SDK reports failed exports to one process-wide handler; the latest tracing built owns it.
-  setGlobalErrorHandler((err) => {
-    if (performance.now() - lastLogged < EXPORT_FAILURE_LOG_INTERVAL_MS) return;
-    lastLogged = performance.now();
-    const message = err instanceof Error ? err.message : String(err);
-    logger.warn({ event: LOG_EVENTS.TRACE_EXPORT_FAILED, error: redactUrls(message) }, 'trace export failed; spans are being dropped');
-  });
-}
-
-function startIngress(tracer: Tracer, req: Request): ExchangeTrace {
-  const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
-  const span = tracer.startSpan(req.method ?? 'HTTP', { kind: SpanKind.SERVER }, parent);
-  return new SpanTrace(span, trace.setSpan(parent, span), req);
-}
-
-class SpanTrace implements ExchangeTrace {
-  readonly traceId: string;
-
-  constructor(
-    private readonly span: Span,
-    private readonly context: Context,
-    private readonly req: Request,
-  ) {
-    this.traceId = span.spanContext().traceId;
-  }
-
-  stage(name: string): void {
-    this.span.addEvent(name);
-  }
-
-  inject(headers: OutgoingHeaders): void {
-    for (const name of TRACE_HEADERS) delete headers[name];
-    propagator.inject(this.context, headers, defaultTextMapSetter);
-  }
-
-  end(ex: Exchange): void {
-    const span = this.span;
-    if (span.isRecording()) span.setAttributes(ingressAttributes(ex, this.req));
-    // Server spans: a 4xx is the client's error, not the gateway's (OTel HTTP semantic conventions).
-    if (ex.status === undefined || ex.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, ...(ex.code ? { message: ex.code } : {}) });
-    span.end();
-  }
-}
-
-function ingressAttributes(ex: Exchange, req: Request): Attributes {
-  const decision = ex.decision;
-  return {
-    [ATTR_HTTP_REQUEST_METHOD]: ex.method,
-    [ATTR_URL_SCHEME]: 'https',
-    [ATTR_URL_PATH]: ex.path,
-    [ATTR_SERVER_ADDRESS]: ex.host,
-    [ATTR_HTTP_RESPONSE_STATUS_CODE]: ex.status,
-    [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
-    [ATTR_CLIENT_ADDRESS]: req.socket?.remoteAddress,
-    [ATTR_USER_AGENT_ORIGINAL]: req.headers['user-agent'],
-    [ATTR_ERROR_TYPE]: ex.code,
-    'portcullis.request_id': ex.id,
-    'portcullis.route': ex.route,
-    'portcullis.upstream': ex.upstream,
-    'portcullis.upstream.address': ex.upstreamAddress,
-    'portcullis.decision': decision ? (decision.allowed ? 'allow' : 'deny') : undefined,
-    'portcullis.decision.reason': decision?.reason,
-    'portcullis.policy': decision?.policy,
-    'portcullis.rule': decision?.rule,
-    'portcullis.principal': ex.principal,
-    'portcullis.peer': ex.peer,
-    'portcullis.error.reason': ex.reason,
-  };
-}
-
-/** An egress attempt ends with its audit record: the span is written then, starting when the attempt did. */
-function recordEgress(tracer: Tracer, req: IncomingMessage, record: EgressRecord): EgressRecord {
-  const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
-  const span = tracer.startSpan(req.method ?? 'HTTP', { kind: SpanKind.SERVER, startTime: Date.now() - record.durationMs }, parent);
-  if (span.isRecording()) span.setAttributes(egressAttributes(record));
-  if (record.allow && record.code) span.setStatus({ code: SpanStatusCode.ERROR, message: record.code });
-  span.end();
-  return { ...record, traceId: span.spanContext().traceId };
-}
-
-function egressAttributes(r: EgressRecord): Attributes {
-  return {
-    [ATTR_SERVER_ADDRESS]: r.host,
-    [ATTR_SERVER_PORT]: r.port,
-    [ATTR_CLIENT_ADDRESS]: r.remote,
-    [ATTR_NETWORK_PEER_ADDRESS]: r.address,
-    [ATTR_HTTP_RESPONSE_STATUS_CODE]: r.status,
-    [ATTR_ERROR_TYPE]: r.code,
-    'portcullis.request_id': r.requestId,
-    'portcullis.egress.proxy_type': r.proxyType,
-    'portcullis.decision': r.allow ? 'allow' : 'deny',
-    'portcullis.decision.reason': r.reason,
-    'portcullis.rule': r.rule,
-    'portcullis.principal': r.identity,
-    'portcullis.egress.end': r.end,
-    'portcullis.egress.bytes_up': r.bytesIn,
-    'portcullis.egress.bytes_down': r.bytesOut,
-  };
+  return (await import('./otel-tracing.js')).createOtelTracing(config, logger);
 }

@@ -125,6 +125,7 @@ export async function runConnectLoad(o: ConnectLoadOptions): Promise<LoadResult>
     rps: requests / durationS,
     p50Ms: histogram.percentile(50) / 1e6,
     p99Ms: histogram.percentile(99) / 1e6,
+    p999Ms: histogram.percentile(99.9) / 1e6,
     errors,
   };
 }

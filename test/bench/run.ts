@@ -205,7 +205,7 @@ async function main(): Promise<number> {
           const peer = instanceOf(driver, scenario);
           const { result, usage } = await measure(peer.pid, () => loadOnce(scenario, peer, material, tokenScript, durationS, upstreams.egressPort));
           samples.push({ scenario, peer: driver.name, load: result, usage });
-          log(`round ${round} ${scenario} ${driver.name}: ${Math.round(result.rps)} req/s, ${Math.round(result.requests / Math.max(usage.cpuSeconds, 0.01))} per core, p99 ${result.p99Ms.toFixed(2)} ms${result.errors ? `, ${result.errors} errors` : ''}`);
+          log(`round ${round} ${scenario} ${driver.name}: ${Math.round(result.rps)} req/s, ${Math.round(result.requests / Math.max(usage.cpuSeconds, 0.01))} per core, p99 ${result.p99Ms.toFixed(2)} ms${result.p999Ms === undefined ? '' : `, p99.9 ${result.p999Ms.toFixed(2)} ms`}${result.errors ? `, ${result.errors} errors` : ''}`);
         }
       }
     }

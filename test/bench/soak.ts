@@ -185,7 +185,7 @@ function report(durationS: number, idle: number, points: readonly Point[], load:
     command,
     '```',
     '',
-    `Requests served: ${int(load.requests)} in ${load.durationS.toFixed(1)} s = ${int(load.rps)} req/s (p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms${load.errors ? `, ${load.errors} errors` : ', no errors'}).`,
+    `Requests served: ${int(load.requests)} in ${load.durationS.toFixed(1)} s = ${int(load.rps)} req/s (p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms${load.p999Ms === undefined ? '' : `, p99.9 ${load.p999Ms.toFixed(2)} ms`}${load.errors ? `, ${load.errors} errors` : ', no errors'}).`,
     '',
     '| elapsed | RSS MB min | RSS MB max | samples |',
     '|---|---:|---:|---:|',

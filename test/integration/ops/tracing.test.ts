@@ -216,6 +216,27 @@ describe('sampling: parent-based ratio', () => {
   });
 });
 
+describe('sampling: a ratio between 0 and 1 applies to new traces', () => {
+  const ctx = tracedIngress((endpoint) => ({ enabled: true, endpoint, samplingRatio: 0.5 }));
+
+  test('ratio 0.5 over 200 new traces: about half recorded, every one propagated with its own ids in both formats', async () => {
+    const sent = new Map<string, string>();
+    for (let i = 0; i < 200; i++) {
+      const r = await request(ctx.gw.port, ctx.gw.caPem, { headers: { 'x-request-id': `ratio-${i}` } });
+      const headers = r.json().headers as Record<string, string>;
+      const [, traceId, spanId, flags] = headers.traceparent!.split('-');
+      assert.equal(headers.b3, `${traceId}-${spanId}-${flags === '01' ? '1' : '0'}`);
+      sent.set(traceId!, flags!);
+    }
+    assert.equal(sent.size, 200, 'a new trace id per request');
+    const sampled = [...sent.values()].filter((f) => f === '01').length;
+    // Binomial(200, 0.5): outside 60..140 has a probability below 1e-8.
+    assert.ok(sampled > 60 && sampled < 140, `${sampled} of 200 sampled`);
+    const spans = await ctx.collector.waitForSpans(sampled);
+    assert.deepEqual(new Set(spans.map((s) => s.traceId)), new Set([...sent].filter(([, f]) => f === '01').map(([id]) => id)));
+  });
+});
+
 describe('an unreachable collector never slows requests', () => {
   const ctx = tracedIngress((endpoint) => ({ enabled: true, endpoint }), false);
 
@@ -278,7 +299,7 @@ describe('tracing off (the default)', () => {
 describe('egress attempts are traced', () => {
   test('an allowed request and a denied CONNECT: one span each, the trace id in each audit record', async () => {
     const collector = await startOtlpReceiver();
-    const tracing = createTracing({ enabled: true, endpoint: collector.url }, silentLogger);
+    const tracing = await createTracing({ enabled: true, endpoint: collector.url }, silentLogger);
     const dir = tempDir();
     const upstream = await startHttpUpstream('allowed');
     const proxy = await startProxy(dir, localGrant('allowed.test', upstream.port), { tracing: () => tracing });
