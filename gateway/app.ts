@@ -5,7 +5,7 @@ import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
-import { auditSettings, createAuditTrail } from './audit/trail.js';
+import { auditSettings, createAuditTrail, type AuditTrail } from './audit/trail.js';
 import { createTracing, type Tracing } from './core/tracing.js';
 import { egressRateLimits } from './egress/runtime.js';
 import { createEgressServer, type EgressBuildInputs, type EgressServer } from './egress/server.js';
@@ -26,6 +26,11 @@ export interface GatewayDeps {
    * so a client resumes whichever worker accepts its next connection.
    */
   ticketKeys?: Buffer;
+  /**
+   * The audit trail, when another process writes it (a worker relays its records to the primary); otherwise the
+   * gateway writes `config.audit` itself.
+   */
+  audit?: AuditTrail;
 }
 
 export interface Gateway extends Reloadable {
@@ -50,7 +55,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   let listening = false;
   const metrics = deps.metrics ?? createMetrics();
   const limiters = createLimiterCache(deps.logger, metrics);
-  const audit = config.audit ? createAuditTrail(config.audit, { logger: deps.logger, metrics }) : undefined;
+  const audit = deps.audit ?? (config.audit ? createAuditTrail(config.audit, { logger: deps.logger, metrics }) : undefined);
 
   const handlerFor = createPipeline({
     logger: deps.logger,

@@ -217,10 +217,6 @@ async function run(args: string[]): Promise<number> {
     logger.flush();
     return code;
   }
-  if (workers > 1 && loaded.config.audit) {
-    // One chain has one writer: N processes appending to one file would interleave their chains.
-    return reportStartFailure(configName, 'gateway', new Error('the audit trail (audit) needs a single process: run without --workers'));
-  }
   const meshBundlePem = loaded.config.mesh ? fs.readFileSync(loaded.config.mesh.bundle, 'utf8') : undefined;
   let stopDev = async () => {};
   try {

@@ -3,7 +3,8 @@
 // restarts workers, counts the in-memory rate limits for all of them (rate-limiter-flexible's cluster master, see
 // limits/rate-limiter.ts), runs the admin plane (metrics aggregated over the workers, readiness = every worker
 // ready), drives reloads (it watches the input files, validates once, applies the config to its admin plane and to
-// every worker, and counts the outcome), and turns SIGTERM into an orderly drain of every worker.
+// every worker, and counts the outcome), writes the audit trail (one hash chain has one writer: workers relay their
+// records, see audit/relay.ts), and turns SIGTERM into an orderly drain of every worker.
 //
 // Per worker, as with replicas: the verified-token cache, upstream pools, listener `maxConnections` and the egress
 // proxy's per-identity limits. Shared: listening sockets, TLS session-ticket keys (a client resumes on any worker),
@@ -14,11 +15,13 @@ import { Registry } from 'prom-client';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import { createAdminServer } from './admin/server.js';
 import { startGateway, type Gateway } from './app.js';
+import { createRelayTrail } from './audit/relay.js';
+import { createAuditTrail, type AuditWriter } from './audit/trail.js';
 import { installProcessGuard } from './core/process-guard.js';
 import { DEFAULTS } from './config/defaults.js';
 import { ConfigError, type LoadedConfig } from './config/load.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
-import { aggregateWorkerMetrics, createReloadMetrics, type WorkerMetrics } from './core/metrics.js';
+import { aggregateWorkerMetrics, createAuditFailureCounter, createReloadMetrics, METRIC_NAMES, type WorkerMetrics } from './core/metrics.js';
 import type { Reloadable } from './core/reloadable.js';
 import { newTicketKeys } from './ingress/runtime.js';
 import { createReloader, rejectionIssues, type ReloadResult } from './reload.js';
@@ -36,9 +39,14 @@ const SHUTDOWN_GRACE_MS = 5_000;
 const ASK_TIMEOUT_MS = { ready: 2_000, metrics: 2_000, config: 2_000, reload: 10_000 } as const;
 
 type Question = { question: 'ready' | 'metrics' | 'config' | 'reload' };
-type ToWorker = { portcullis: 'init'; ticketKeys: string } | ({ portcullis: 'ask'; id: number } & Question) | { portcullis: 'shutdown' };
+type ToWorker =
+  | { portcullis: 'init'; ticketKeys: string; auditRefusing: boolean }
+  | ({ portcullis: 'ask'; id: number } & Question)
+  | { portcullis: 'audit-refusing'; refusing: boolean }
+  | { portcullis: 'shutdown' };
 type ToPrimary =
   | { portcullis: 'hello' }
+  | { portcullis: 'audit'; records: object[] }
   | { portcullis: 'started'; ports: [string, number][] }
   | { portcullis: 'failed'; message: string }
   | { portcullis: 'answer'; id: number; value: unknown };
@@ -94,6 +102,16 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   // Created before any worker so the first limiter a worker builds finds it.
   new RateLimiterClusterMaster();
+  // The primary's own metrics, added to the workers' at each scrape: reload outcomes and audit write failures.
+  const own = new Registry();
+  let trail: AuditWriter | undefined;
+  try {
+    trail = startAuditTrail(options, own, (refusing) => {
+      for (const { worker } of live()) send(worker, { portcullis: 'audit-refusing', refusing });
+    });
+  } catch (err) {
+    return options.failStart('audit trail', err);
+  }
   const ticketKeys = newTicketKeys().toString('base64');
   const slots: Slot[] = Array.from({ length: options.workers }, (_, i) => ({ number: i + 1, started: false, startedAt: 0, crashes: 0 }));
   const slotOf = new Map<Worker, Slot>();
@@ -136,7 +154,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   cluster.on('message', (worker, msg: unknown) => {
     const slot = slotOf.get(worker);
     if (!slot || !isMessage<ToPrimary>(msg)) return;
-    if (msg.portcullis === 'hello') send(worker, { portcullis: 'init', ticketKeys });
+    if (msg.portcullis === 'hello') send(worker, { portcullis: 'init', ticketKeys, auditRefusing: trail?.refusing() ?? false });
+    else if (msg.portcullis === 'audit') for (const record of msg.records) trail?.appendRecord({ ...record, worker: slot.number });
     else if (msg.portcullis === 'answer') asks.get(msg.id)?.(msg.value);
     else if (msg.portcullis === 'started') {
       slot.started = true;
@@ -165,7 +184,15 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     stopping = true;
     for (const slot of slots) clearTimeout(slot.restart);
     const running = slots.flatMap((s) => (s.worker ? [s.worker] : []));
-    const exited = Promise.all(running.map((w) => (w.process.exitCode !== null || w.process.signalCode !== null ? undefined : new Promise((r) => w.once('exit', r)))));
+    // Gone means exited and its channel read to the end: a worker's last audit records arrive before its disconnect.
+    const exited = Promise.all(
+      running.map((w) =>
+        Promise.all([
+          w.process.exitCode !== null || w.process.signalCode !== null ? undefined : new Promise((r) => w.once('exit', r)),
+          w.isConnected() ? new Promise((r) => w.once('disconnect', r)) : undefined,
+        ]),
+      ),
+    );
     for (const worker of running) send(worker, { portcullis: 'shutdown' });
     const graceMs = (options.initial.config.shutdown?.drainMs ?? DEFAULTS.drainMs) + SHUTDOWN_GRACE_MS;
     const kill = setTimeout(() => {
@@ -177,6 +204,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     }, graceMs);
     await exited;
     clearTimeout(kill);
+    // Every record is in: write them and the last checkpoint.
+    trail?.close();
   };
 
   for (const slot of slots) fork(slot);
@@ -204,15 +233,14 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
       return { commit: () => undefined, abort: async () => undefined };
     },
   };
-  // Reload outcomes are the primary's: counted once for the machine, and added to the workers' metrics at each scrape.
-  const own = new Registry();
+  // Reload outcomes are the primary's: counted once for the machine.
   const admin = createAdminServer(options.initial.config.admin, {
     logger,
     registry: {
       contentType: Registry.PROMETHEUS_CONTENT_TYPE,
       async metrics() {
         const answers = await Promise.all(live().map(async ({ slot, worker }) => ({ worker: String(slot.number), metrics: await ask(worker, { question: 'metrics' }) })));
-        const aggregated = aggregateWorkerMetrics(answers.filter((a): a is WorkerMetrics => Array.isArray(a.metrics)));
+        const aggregated = aggregateWorkerMetrics(answers.filter((a): a is WorkerMetrics => Array.isArray(a.metrics)).map(withoutPrimaryMetrics));
         return Registry.merge([aggregated, own]).metrics();
       },
     },
@@ -262,6 +290,23 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   return 0;
 }
 
+/**
+ * The machine's audit trail, written by the primary alone (workers relay their records), and the primary's count of
+ * its failed writes; `onRefusingChange` passes `onWriteFailure: refuse` on to the workers. Throws like the single
+ * process does at start (a key that is not Ed25519, a torn last line).
+ */
+function startAuditTrail(options: PrimaryOptions, own: Registry, onRefusingChange: (refusing: boolean) => void): AuditWriter | undefined {
+  const failures = createAuditFailureCounter(own);
+  const config = options.initial.config.audit;
+  if (!config) return undefined;
+  return createAuditTrail(config, { logger: options.logger, metrics: { auditWriteFailure: () => failures.inc() }, onRefusingChange });
+}
+
+/** A worker's metrics without the ones the primary keeps for the machine (the workers' copies stay 0). */
+function withoutPrimaryMetrics(answer: WorkerMetrics): WorkerMetrics {
+  return { ...answer, metrics: answer.metrics.filter((m) => m.name !== METRIC_NAMES.auditWriteFailures) };
+}
+
 export interface WorkerOptions {
   load(): LoadedConfig;
   /** The config this worker loaded at start. */
@@ -282,6 +327,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   const init = new Promise<Buffer>((resolve) => (receiveInit = resolve));
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const audit = initial.config.audit && createRelayTrail(initial.config.audit, (records, sent) => relayAudit(records, sent, logger));
 
   const answer = async (question: Question): Promise<unknown> => {
     switch (question.question) {
@@ -297,7 +343,10 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   };
   const onMessage = (msg: unknown) => {
     if (!isMessage<ToWorker>(msg)) return;
-    if (msg.portcullis === 'init') receiveInit(Buffer.from(msg.ticketKeys, 'base64'));
+    if (msg.portcullis === 'init') {
+      audit?.setRefusing(msg.auditRefusing);
+      receiveInit(Buffer.from(msg.ticketKeys, 'base64'));
+    } else if (msg.portcullis === 'audit-refusing') audit?.setRefusing(msg.refusing);
     else if (msg.portcullis === 'shutdown') stop();
     else if (msg.portcullis === 'ask') {
       void answer(msg).then(
@@ -324,7 +373,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   process.send!({ portcullis: 'hello' } satisfies ToPrimary);
 
   try {
-    const gateway = await startGateway(initial.config, { logger, ticketKeys: await init });
+    const gateway = await startGateway(initial.config, { logger, ticketKeys: await init, ...(audit ? { audit } : {}) });
     installProcessGuard(logger, gateway.metrics);
     running = { gateway };
   } catch (err) {
@@ -338,8 +387,20 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   process.send!({ portcullis: 'started', ports: [...running.gateway.ports] } satisfies ToPrimary);
   await stopped;
   await running.gateway.close();
+  // Disconnecting (or exiting) with a batch still in the channel would lose it.
+  await audit?.sent();
   detach();
   return 0;
+}
+
+/** One batch of audit records to the primary, the trail's single writer. */
+function relayAudit(records: object[], sent: () => void, logger: Logger): void {
+  const lost = (err?: unknown) => {
+    logger.error({ event: LOG_EVENTS.AUDIT_WRITE_FAILED, lost: records.length, err }, 'audit records could not be sent to the primary');
+    sent();
+  };
+  if (!process.connected) return lost();
+  process.send!({ portcullis: 'audit', records } satisfies ToPrimary, undefined, {}, (err) => (err ? lost(err) : sent()));
 }
 
 /** A reload the primary asked for: this worker loads the config itself and applies it whole, or refuses it. */

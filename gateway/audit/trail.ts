@@ -28,9 +28,22 @@ export interface AuditTrail {
   close(): void;
 }
 
+/** The writer: the trail, and the entry for records stamped in another process (multi-process mode's workers). */
+export interface AuditWriter extends AuditTrail {
+  /** A record `stamp` made elsewhere; it is chained as it is. */
+  appendRecord(record: object): void;
+}
+
 export interface AuditTrailDeps {
   logger: Logger;
   metrics?: Pick<Metrics, 'auditWriteFailure'>;
+  /** Told each time `refusing()` changes (multi-process mode passes it on to the workers). */
+  onRefusingChange?(refusing: boolean): void;
+}
+
+/** A record's common head: where it comes from and when it was recorded (before any batching or relaying). */
+export function stamp(source: AuditSource, fields: object): object {
+  return { source, time: new Date().toISOString(), ...fields };
 }
 
 /** A reload cannot move the trail to another file or key mid-chain: these settings are read once, at start. */
@@ -67,7 +80,7 @@ export function readSigningKey(file: string): KeyObject {
   return key;
 }
 
-export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): AuditTrail {
+export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): AuditWriter {
   const file = config.file;
   const maxFileBytes = config.maxFileBytes ?? DEFAULTS.auditMaxFileBytes;
   const refuseOnFailure = (config.onWriteFailure ?? DEFAULTS.auditOnWriteFailure) === 'refuse';
@@ -130,7 +143,10 @@ export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): Aud
       writeFailed(err, 'records');
       return false;
     }
-    if (failing) deps.logger.warn({ event: LOG_EVENTS.AUDIT_WRITE_FAILED, file, recovered: true }, 'audit records are being written again');
+    if (failing) {
+      deps.logger.warn({ event: LOG_EVENTS.AUDIT_WRITE_FAILED, file, recovered: true }, 'audit records are being written again');
+      if (refuseOnFailure) deps.onRefusingChange?.(false);
+    }
     failing = false;
     clearTimeout(retry);
     retry = undefined;
@@ -146,6 +162,7 @@ export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): Aud
       );
     }
     if (what === 'checkpoint') return;
+    if (!failing && refuseOnFailure) deps.onRefusingChange?.(true);
     failing = true;
     if (!retry && !closed) retry = setTimeout(() => {
       retry = undefined;
@@ -177,20 +194,23 @@ export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): Aud
     }
   }
 
+  function appendRecord(record: object): void {
+    if (closed) return;
+    if (pending.length >= MAX_PENDING) {
+      dropped++;
+      return;
+    }
+    pending.push(record);
+    if (!scheduled && !failing) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  }
+
   return {
     ingressAllows: config.ingressAllows === true,
-    append(source, fields) {
-      if (closed) return;
-      if (pending.length >= MAX_PENDING) {
-        dropped++;
-        return;
-      }
-      pending.push({ source, time: new Date().toISOString(), ...fields });
-      if (!scheduled && !failing) {
-        scheduled = true;
-        setImmediate(flush);
-      }
-    },
+    append: (source, fields) => appendRecord(stamp(source, fields)),
+    appendRecord,
     refusing: () => failing && refuseOnFailure,
     close() {
       if (closed) return;

@@ -6,7 +6,7 @@
 import { AggregatorRegistry, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { JwksState } from '../jwt/jwks-source.js';
 import { PROCESS_METRIC_NAMES, registerProcessMetrics } from './process-metrics.js';
-import { REQUEST_METRIC_NAMES, RequestMetrics } from './request-metrics.js';
+import { REQUEST_METRIC_NAMES, RequestMetrics, UPSTREAM_METRIC_NAMES, type RequestSeries } from './request-metrics.js';
 
 export interface MetricsOptions {
   /**
@@ -31,6 +31,11 @@ export interface Metrics {
    * request and response bodies.
    */
   requests(route: string, status: number, code: string, seconds: number, bytesIn: number, bytesOut: number): void;
+  /**
+   * The upstream's series, made once per upstream name and kept by the compiled runtime: recording a request on it
+   * is a few Map lookups, with no label hashing. Upstream names come from the config, so the series are bounded.
+   */
+  upstream(name: string): RequestSeries;
   /** `provider` is `unknown` when the token was refused before any provider could be told from it. */
   jwtFailure(provider: string, reason: string): void;
   /**
@@ -84,6 +89,7 @@ export interface UpstreamEndpointState {
 
 export const METRIC_NAMES = {
   ...REQUEST_METRIC_NAMES,
+  ...UPSTREAM_METRIC_NAMES,
   ...PROCESS_METRIC_NAMES,
   jwtFailures: 'portcullis_jwt_failures_total',
   authzDecisions: 'portcullis_authz_decisions_total',
@@ -125,9 +131,33 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   registerProcessMetrics(registry);
   const counter = (name: string, help: string, labelNames: readonly string[]) => new Counter({ name, help, labelNames, registers });
 
-  const requests = new RequestMetrics();
+  const requests = new RequestMetrics(
+    'route',
+    { requests: METRIC_NAMES.requests, duration: METRIC_NAMES.requestDuration, requestBytes: METRIC_NAMES.requestBytes, responseBytes: METRIC_NAMES.responseBytes },
+    {
+      requests: 'Ingress requests by route, response status and gateway code (GW_* or ok)',
+      duration: 'Ingress request duration by route and status class (2xx, 4xx, …), first byte in to last byte out',
+      requestBytes: 'Ingress request body bytes received from clients, by route',
+      responseBytes: 'Ingress response body bytes sent to clients, by route',
+    },
+  );
+  const upstreams = new RequestMetrics(
+    'upstream',
+    {
+      requests: METRIC_NAMES.upstreamRequests,
+      duration: METRIC_NAMES.upstreamRequestDuration,
+      requestBytes: METRIC_NAMES.upstreamSentBytes,
+      responseBytes: METRIC_NAMES.upstreamReceivedBytes,
+    },
+    {
+      requests: 'Ingress requests sent to each upstream, by the response status and gateway code (GW_* or ok) the client got',
+      duration: 'Upstream request duration by upstream and status class, request handed to the pool to the last response byte (retries included)',
+      requestBytes: 'Request body bytes sent to each upstream',
+      responseBytes: 'Response body bytes received from each upstream and sent on to the client',
+    },
+  );
   // registerMetric is typed for prom-client's classes; the registry only reads name, help, type, aggregator, get, reset.
-  for (const metric of requests.metrics) registry.registerMetric(metric as unknown as Counter);
+  for (const metric of [...requests.metrics, ...upstreams.metrics]) registry.registerMetric(metric as unknown as Counter);
   const jwtFailures = counter(METRIC_NAMES.jwtFailures, 'Rejected JWTs by provider (unknown before one could be told) and reason', [
     'provider',
     'reason',
@@ -236,11 +266,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     'Mirrored copies of route requests, by route and outcome: sent, dropped (over the shadow upstream\'s bounds), failed, not_buffered',
     ['route', 'outcome'],
   );
-  const auditWriteFailures = new Counter({
-    name: METRIC_NAMES.auditWriteFailures,
-    help: 'Failed writes of audit records or checkpoints (disk full, file read-only); see audit.onWriteFailure',
-    registers,
-  });
+  const auditWriteFailures = createAuditFailureCounter(registry);
 
   const egressHosts = new Set<string>();
   const egressAttempt = bound<[string, string, string]>(egressAttempts);
@@ -248,8 +274,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   return {
     registry,
     requests(route, status, code, seconds, bytesIn, bytesOut) {
-      requests.record(route, status, code, seconds, bytesIn, bytesOut);
+      requests.child(route).record(status, code, seconds, bytesIn, bytesOut);
     },
+    upstream: (name) => upstreams.child(name),
     jwtFailure: bound<[string, string]>(jwtFailures),
     authz: bound<[string, string, string]>(authzDecisions),
     dryRunWouldDeny: bound<[string, string]>(dryRunWouldDeny),
@@ -292,6 +319,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     upstreamRetry: bound<[string, string]>(upstreamRetries),
     routeMirror: bound<[string, string]>(routeMirrors),
   };
+}
+
+/**
+ * Counts failed audit writes; made by whoever writes the trail: the gateway, or in multi-process mode the primary
+ * (the workers' own counters then stay 0 and are left out of the machine's metrics).
+ */
+export function createAuditFailureCounter(registry: Registry): Counter {
+  return new Counter({
+    name: METRIC_NAMES.auditWriteFailures,
+    help: 'Failed writes of audit records or checkpoints (disk full, file read-only); see audit.onWriteFailure',
+    registers: [registry],
+  });
 }
 
 function openConnections(server: ConnectionCounter): Promise<number> {

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { AuthzDecision } from '../../policies/types.js';
 import type { ErrorCode } from '../core/errors.js';
+import type { RequestSeries } from '../core/request-metrics.js';
 import type { ExchangeTrace } from '../core/tracing.js';
 
 export type Request = IncomingMessage | Http2ServerRequest;
@@ -19,6 +20,9 @@ export interface Exchange {
   upstream?: string;
   /** The `host[:port]` the upstream pool connects to. */
   upstreamAddress?: string;
+  /** Set when the request is sent to its upstream: that upstream's metrics, and when it was sent. */
+  upstreamSeries?: RequestSeries;
+  upstreamSent: number;
   peer?: string;
   principal?: string;
   decision?: AuthzDecision;

@@ -137,6 +137,8 @@ function openExchange(req: Request, rt: IngressRuntime): Exchange {
     route: undefined,
     upstream: undefined,
     upstreamAddress: undefined,
+    upstreamSeries: undefined,
+    upstreamSent: 0,
     peer: undefined,
     principal: undefined,
     decision: undefined,
@@ -154,6 +156,8 @@ function openExchange(req: Request, rt: IngressRuntime): Exchange {
 function closeExchange(ex: Exchange, req: Request, vhost: VirtualHost, deps: PipelineDeps, accessLog: Logger, connection: unknown): void {
   const seconds = (performance.now() - ex.started) / 1000;
   deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
+  // The same status and code as the route's series, so the two add up; the time is the upstream's share.
+  ex.upstreamSeries?.record(ex.status ?? 0, ex.code ?? 'ok', (performance.now() - ex.upstreamSent) / 1000, ex.bytesIn, ex.bytesOut);
   const line = accessLine(ex, req, seconds);
   accessLog.info(line);
   if (deps.audit && (ex.code !== undefined || deps.audit.ingressAllows)) deps.audit.append('ingress', { listener: vhost.listener, vhost: vhost.name, ...line });

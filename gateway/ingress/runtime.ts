@@ -13,6 +13,7 @@ import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import { createDryRunReporter, type DryRunReporter } from '../core/dry-run.js';
 import type { Metrics, UpstreamEndpointState } from '../core/metrics.js';
+import type { RequestSeries } from '../core/request-metrics.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
 import type { ConnectionTarget } from './listener.js';
 import { createAuthzStage, type AuthzStage } from './stages/authz.js';
@@ -56,6 +57,8 @@ export interface IngressRuntime {
   readonly paths: PathStage;
   readonly routes: RouteTable;
   readonly upstreams: ReadonlyMap<string, UpstreamClient>;
+  /** Each HTTP upstream's request series, looked up once per request that is sent (empty without metrics). */
+  readonly upstreamSeries: ReadonlyMap<string, RequestSeries>;
   /** Sends a route's mirrored copy (fire and forget). */
   readonly mirror: MirrorSender;
   readonly jwt: JwtAuthn;
@@ -146,8 +149,10 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   const hooks = upstreamHooks(deps);
   const pools = new Map<string, UpstreamClient>();
   const clients = new Map<string, UpstreamClient>();
+  const upstreamSeries = new Map<string, RequestSeries>();
   for (const u of config.upstreams) {
     if (u.url.startsWith('tcp:')) continue;
+    if (deps.metrics) upstreamSeries.set(u.name, deps.metrics.upstream(u.name));
     const options = upstreamClientOptions(config, u, trust, hooks);
     const key = poolKey(options, u, config);
     const client = deps.previous?.pools.get(key) ?? createUpstreamClient(options);
@@ -161,6 +166,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     paths: createPathStage(config.routes),
     routes: createRouteTable(config.routes.map((r) => compileRoute(r, routeDefaults))),
     upstreams: clients,
+    upstreamSeries,
     mirror: createMirrorSender(clients, routeDefaults.upstreamTimeoutMs, (route, outcome) => deps.metrics?.routeMirror(route, outcome)),
     jwt,
     authz: createAuthzStage(policies, {

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const CLI = fileURLToPath(new URL('../../gateway/cli.ts', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../gateway/cli.ts', import.meta.url));
 /** Resolved here, so the CLI also runs with a working directory outside the repository. */
 const TSX = import.meta.resolve('tsx');
 

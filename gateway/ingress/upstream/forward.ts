@@ -49,6 +49,7 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: backend.timeoutMs, signal, hashKey, retry: route.retry };
   if (copy && body) upstreamReq.replayBody = () => copy.whole();
   if (route.filters.mirror) rt.mirror(route.name, route.filters.mirror, upstreamReq);
+  markSent(rt, client, ex);
   try {
     const sink = relayTo(res, ex, client.trailers, input.timeouts.writeIdleMs, life, route.filters.responseHeaders);
     await client.exchange(upstreamReq, sink);
@@ -56,6 +57,12 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   } catch (err) {
     throw upstreamFailure(err, upstreamReq, ex);
   }
+}
+
+/** The request leaves for its upstream now: that upstream's series, and the start of the upstream's share of the time. */
+export function markSent(rt: IngressRuntime, client: UpstreamClient, ex: Exchange): void {
+  ex.upstreamSeries = rt.upstreamSeries.get(client.name);
+  ex.upstreamSent = performance.now();
 }
 
 /** The client of the request's backend (its retries stay on it: docs/traffic.md, Splits), named in the access log. */

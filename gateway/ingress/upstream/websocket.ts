@@ -15,7 +15,7 @@ import type { IngressRuntime } from '../runtime.js';
 import type { HeaderEdit } from '../stages/route-filters.js';
 import type { WebSocketLimits } from '../stages/upgrade.js';
 import type { FlowControl, ResponseHeaders, ResponseSink, UpstreamRequest } from './clients.js';
-import { backendClient, upstreamFailure, upstreamRequest, type ForwardInput } from './forward.js';
+import { backendClient, markSent, upstreamFailure, upstreamRequest, type ForwardInput } from './forward.js';
 
 export async function proxyWebSocket(
   req: IncomingMessage,
@@ -41,6 +41,7 @@ export async function proxyWebSocket(
     upgrade: 'websocket',
   };
   const answer = answerTo(socket, ex, input.route.filters.responseHeaders);
+  markSent(rt, client, ex);
   try {
     await client.exchange(upstreamReq, answer);
   } catch (err) {

@@ -2,68 +2,41 @@
 // demo backend and token issuer of the embedded defaults, plus an in-memory rate limit and a policy to flip), real
 // TLS on 127.0.0.1, the admin plane's aggregated metrics to tell the workers apart, signals to reload and stop.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { ensureDevPki } from '../../../certs/dev-bootstrap.js';
-import { loadConfigText } from '../../../gateway/config/load.js';
+import { embeddedConfig, startCluster, type ClusterRun } from '../../helpers/cluster.js';
 import { request } from '../../helpers/ingress.js';
-import { freePort, until } from '../../helpers/net.js';
+import { until } from '../../helpers/net.js';
 import { assertPromtoolAccepts } from '../../helpers/promtool.js';
-
-const ROOT = path.resolve(import.meta.dirname, '../../..');
-const DEFAULT_YAML = path.join(ROOT, 'gateway/config/default.yaml');
 
 describe('portcullis run --workers 2', () => {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-cluster-'));
   const configFile = path.join(stateDir, 'portcullis.yaml');
+  let run: ClusterRun;
   let primary: ChildProcess;
   let exit: Promise<number | null>;
-  let out = '';
   let edge: number;
   let admin: string;
   let caPem: string;
   /** The embedded config with a `limited` route (10 requests/min per client) and a `flip` route whose policy tests change. */
   let writeConfig: (flip: 'ALLOW' | 'DENY' | 'INVALID') => void;
 
-  const logLines = () =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const edgePids = () => new Set(logLines().filter((l) => l.event === 'LISTENING' && l.listener === 'edge').map((l) => l.pid as number));
+  const logLines = () => run.logLines();
+  const edgePids = () => run.edgePids();
   const metrics = async () => (await fetch(`${admin}/metrics`)).text();
-  const perWorker = async () => {
-    const text = await metrics();
-    return [1, 2].map((w) => Number(new RegExp(`^portcullis_worker_requests_total\\{worker="${w}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0));
-  };
-  /** `n` requests at once, each on its own connection, so the kernel spreads them over the workers. */
-  const burst = (n: number, p: string) => Promise.all(Array.from({ length: n }, () => request(edge, caPem, { path: p })));
+  const perWorker = () => run.perWorker();
+  const burst = (n: number, p: string) => run.burst(n, p);
 
   before(async () => {
-    ensureDevPki(stateDir, { trustDomain: 'portcullis.dev', hostnames: ['localhost'] });
-    caPem = fs.readFileSync(path.join(stateDir, 'pki/ca.pem'), 'utf8');
-    edge = await freePort();
-    const adminPort = await freePort();
-    admin = `http://127.0.0.1:${adminPort}`;
-    const vars = {
-      STATE_DIR: stateDir,
-      EDGE_PORT: String(edge),
-      ADMIN_PORT: String(adminPort),
-      DEMO_BACKEND_PORT: String(await freePort()),
-      TOKEN_ISSUER_PORT: String(await freePort()),
-      EGRESS_PORT: String(await freePort()),
-    };
-    const base = loadConfigText(fs.readFileSync(DEFAULT_YAML, 'utf8'), DEFAULT_YAML, vars).config;
+    const at = await embeddedConfig(stateDir);
+    ({ edge, admin, caPem } = at);
     writeConfig = (flip) => {
-      const config = structuredClone(base);
-      delete config.egress;
-      // SIGHUP is the only trigger under test: no file watching.
-      config.reload = { watchIntervalMs: 0 };
+      const config = structuredClone(at.config);
       config.rateLimits = [{ name: 'ten', requests: 10, perSeconds: 60, key: 'client_ip' }];
       config.routes.push(
         { name: 'limited', match: { path: { prefix: '/limited' } }, upstream: 'demo', rateLimit: 'ten' },
@@ -76,18 +49,8 @@ describe('portcullis run --workers 2', () => {
       fs.writeFileSync(configFile, stringify(config));
     };
     writeConfig('ALLOW');
-    primary = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(ROOT, 'gateway/cli.ts'), 'run', '--workers', '2', '-c', configFile, '--state-dir', stateDir],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    exit = new Promise((resolve) => primary.once('exit', (code) => resolve(code)));
-    primary.stdout!.on('data', (c: Buffer) => (out += c));
-    primary.stderr!.on('data', (c: Buffer) => (out += c));
-    await Promise.race([
-      until('the admin plane', () => (/"listener":"admin"/.test(out) ? true : undefined), 60_000),
-      exit.then((code) => Promise.reject(new Error(`gateway exited with ${code}: ${out}`))),
-    ]);
+    run = await startCluster(configFile, stateDir, at);
+    ({ primary, exit } = run);
   });
   after(() => {
     if (primary.exitCode === null) primary.kill('SIGKILL');
@@ -184,5 +147,32 @@ describe('portcullis run --workers 2', () => {
       Array(10).fill(200),
     );
     assert.equal(await exit, 0);
+  });
+});
+
+describe('the command line of docs/operations.md#several-processes-on-one-machine', () => {
+  const cores = os.availableParallelism();
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-cluster-doc-'));
+  after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+
+  test('runs as written, in a folder holding portcullis.yaml: one worker per core', { skip: cores > 4 ? `${cores} cores: would start ${cores} workers` : false }, async () => {
+    const doc = fs.readFileSync(path.join(import.meta.dirname, '../../../docs/operations.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Several processes on one machine'));
+    const line = /^```sh\n(.*)\n```/m.exec(section)![1]!.replace(/#.*/, '').trim();
+    const [command, ...args] = line.split(/\s+/);
+    assert.equal(command, 'portcullis');
+    assert.deepEqual(args, ['run', '-c', 'portcullis.yaml', '--workers', 'auto']);
+    const at = await embeddedConfig(stateDir);
+    const configFile = path.join(stateDir, 'portcullis.yaml');
+    fs.writeFileSync(configFile, stringify(at.config));
+    const run = await startCluster(configFile, stateDir, at, cores, args);
+    try {
+      await until(`${cores} workers listening`, () => (run.edgePids().size === cores ? true : undefined));
+      assert.equal((await request(at.edge, at.caPem, { path: '/public/doc' })).status, 200);
+      run.primary.kill('SIGTERM');
+      assert.equal(await run.exit, 0);
+    } finally {
+      if (run.primary.exitCode === null) run.primary.kill('SIGKILL');
+    }
   });
 });

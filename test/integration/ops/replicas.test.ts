@@ -54,7 +54,7 @@ describe('two gateway instances sharing Redis', () => {
     assert.ok(value(/^portcullis_rate_limit_hits_total\{limit="per-client"\} (\d+)/m) >= 1);
     assert.equal(value(/^portcullis_redis_up (\d+)/m), 1);
     assert.ok(value(/^portcullis_certificate_expiry_timestamp_seconds\{name="mesh-svid"\} (\d+)/m) > Date.now() / 1000);
-    assert.match(text, /^portcullis_request_duration_seconds_bucket\{le="0.005",route="public"\}/m);
+    assert.match(text, /^portcullis_request_duration_seconds_bucket\{le="0.005",route="public",status_class="2xx"\}/m);
     assert.match(text, /^portcullis_authz_decisions_total\{policy="public",decision="allow",reason="allowed_by_policy"\}/m);
   });
 });

@@ -3,11 +3,12 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import http2 from 'node:http2';
 import { createTracing } from '../../../gateway/core/tracing.js';
 import { request, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../helpers/otlp-receiver.js';
-import { connectRequest, localGrant, rawRequest, silentLogger, startHttpUpstream, startProxy, tempDir } from '../egress/harness.js';
+import { connectRequest, curl, localGrant, rawRequest, silentLogger, startHttpUpstream, startProxy, tempDir } from '../egress/harness.js';
 
 // The batch processor exports every 20 ms here instead of every 5 s (the standard variable, read at start).
 process.env.OTEL_BSP_SCHEDULE_DELAY = '20';
@@ -338,5 +339,63 @@ describe('egress attempts are traced', () => {
       await collector.close();
       dir.remove();
     }
+  });
+});
+
+/** The trace section of docs/operations.md: its JSON blocks (the spans, then the access line) and its upstream sentence. */
+const TRACING_DOC = (() => {
+  const doc = fs.readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+  return doc.slice(doc.indexOf('## Tracing'), doc.indexOf('## The admin plane'));
+})();
+
+/** What differs from run to run (ids the gateway makes, the upstream's port, times), replaced by its name. */
+function stable(value: Record<string, unknown>): Record<string, unknown> {
+  const out = structuredClone(value);
+  for (const key of ['spanId', 'requestId', 'time', 'latencyMs']) if (key in out) out[key] = key;
+  // curl's version: the doc shows the one .ci/run installs (Debian 12's), other machines may have another.
+  if (typeof out.userAgent === 'string') out.userAgent = out.userAgent.replace(/^curl\/.*/, 'curl');
+  const attributes = out.attributes as Record<string, unknown> | undefined;
+  if (attributes) {
+    attributes['portcullis.request_id'] = 'request_id';
+    if ('portcullis.upstream.address' in attributes) attributes['portcullis.upstream.address'] = 'address';
+    attributes['user_agent.original'] = String(attributes['user_agent.original']).replace(/^curl\/.*/, 'curl');
+  }
+  return out;
+}
+
+describe('the trace shown in docs/operations.md', () => {
+  const ctx = tracedIngress((endpoint) => ({ enabled: true, endpoint, serviceName: 'edge-gateway' }));
+
+  test('is what the receiver decodes for the same two curl requests, and the access line is the gateway’s', async () => {
+    const [spansBlock, lineBlock] = [...TRACING_DOC.matchAll(/^```json\n([\s\S]*?)^```/gm)].map((m) => m[1]!);
+    const documented = JSON.parse(`[${spansBlock!.replace(/\}\n\{/g, '},{')}]`) as Record<string, unknown>[];
+    const traceId = documented[0]!.traceId as string;
+    const parent = documented[0]!.parentSpanId as string;
+    const ca = `${ctx.gw.dir}/docs-ca.pem`;
+    fs.writeFileSync(ca, ctx.gw.caPem);
+    const bodies: string[] = [];
+    for (const path of ['/public/hello', '/admin/users']) {
+      const r = await curl(['--cacert', ca, '--resolve', `localhost:${ctx.gw.port}:127.0.0.1`, '-H', `traceparent: 00-${traceId}-${parent}-01`, `https://localhost:${ctx.gw.port}${path}`]);
+      assert.equal(r.code, 0, r.stderr);
+      bodies.push(r.stdout);
+    }
+    const spans = await ctx.collector.waitForSpans(2);
+    const received = ['/public/hello', '/admin/users'].map((p) => spans.find((s) => s.attributes['url.path'] === p)!);
+    const shown = received.map(({ traceId: t, spanId, parentSpanId, name, kind, serviceName, attributes, events, statusCode }) =>
+      stable({ traceId: t, spanId, parentSpanId, name, kind, serviceName, attributes, events, statusCode }),
+    );
+    assert.deepEqual(shown, documented.map(stable));
+
+    // The upstream's parent is the gateway span, in both headers, as the doc says.
+    const upstream = (JSON.parse(bodies[0]!) as { headers: Record<string, string> }).headers;
+    const spanId = received[0]!.spanId;
+    assert.equal(upstream.traceparent, `00-${traceId}-${spanId}-01`);
+    assert.equal(upstream.b3, `${traceId}-${spanId}-1`);
+    // And the doc says so of its own first span.
+    const shownId = documented[0]!.spanId as string;
+    assert.ok(TRACING_DOC.includes(`received \`traceparent: 00-${traceId}-${shownId}-01\` and\n\`b3: ${traceId}-${shownId}-1\``));
+
+    const line = ctx.gw.logs.find((l) => l.event === 'REQUEST' && l.path === '/admin/users')!;
+    assert.deepEqual(stable(line), stable(JSON.parse(lineBlock!) as Record<string, unknown>));
   });
 });

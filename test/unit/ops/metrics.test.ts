@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OTHER_DESTINATION, createMetrics } from '../../../gateway/core/metrics.js';
+import fs from 'node:fs';
+import { METRIC_NAMES, OTHER_DESTINATION, aggregateWorkerMetrics, createMetrics, createReloadMetrics } from '../../../gateway/core/metrics.js';
 import { PORTCULLIS_VERSION } from '../../../gateway/core/process-metrics.js';
 
 /** Prometheus text exposition → `name{labels}` → value (label order as prom-client prints it). */
@@ -25,14 +26,54 @@ describe('metrics', () => {
     assert.equal(s.get('portcullis_requests_total{route="api",status="200",code="ok"}'), 2);
     assert.equal(s.get('portcullis_requests_total{route="api",status="429",code="GW_RATE_LIMITED"}'), 1);
     assert.equal(s.get('portcullis_requests_total{route="admin",status="403",code="GW_AUTHZ_DENIED"}'), 1);
-    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="0.0005",route="api"}'), 1);
-    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="0.005",route="api"}'), 3);
-    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="30",route="admin"}'), 0);
-    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="60",route="admin"}'), 1);
+    // Durations by status class: the fast refusal is not in the answers' distribution.
+    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="0.0005",route="api",status_class="4xx"}'), 1);
+    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="0.0005",route="api",status_class="2xx"}'), 0);
+    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="0.005",route="api",status_class="2xx"}'), 2);
+    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="30",route="admin",status_class="4xx"}'), 0);
+    assert.equal(s.get('portcullis_request_duration_seconds_bucket{le="60",route="admin",status_class="4xx"}'), 1);
+    assert.ok(![...s.keys()].some((k) => k.includes('status_class="5xx"')), 'a class with no request has no series');
     assert.equal(s.get('portcullis_request_bytes_total{route="api"}'), 10);
     assert.equal(s.get('portcullis_response_bytes_total{route="api"}'), 150);
-    assert.equal(s.get('portcullis_request_duration_seconds_count{route="api"}'), 3);
-    assert.ok(Math.abs(s.get('portcullis_request_duration_seconds_sum{route="api"}')! - 0.0038) < 1e-9);
+    assert.equal(s.get('portcullis_request_duration_seconds_count{route="api",status_class="2xx"}'), 2);
+    assert.ok(Math.abs(s.get('portcullis_request_duration_seconds_sum{route="api",status_class="2xx"}')! - 0.0037) < 1e-9);
+  });
+
+  test('upstreams: one series per name, made once and kept; exported from its first request; summed across workers', async () => {
+    const m = createMetrics();
+    const app = m.upstream('app');
+    assert.equal(m.upstream('app'), app, 'a reloaded runtime gets the same series back, so counts go on');
+    m.upstream('idle');
+    app.record(200, 'ok', 0.002, 5, 7);
+    app.record(200, 'ok', 0.2, 0, 3);
+    app.record(503, 'GW_UPSTREAM_OVERLOADED', 0.0001, 0, 0);
+    const s = await scrape(m.registry);
+    assert.equal(s.get('portcullis_upstream_requests_total{upstream="app",status="200",code="ok"}'), 2);
+    assert.equal(s.get('portcullis_upstream_requests_total{upstream="app",status="503",code="GW_UPSTREAM_OVERLOADED"}'), 1);
+    assert.equal(s.get('portcullis_upstream_request_duration_seconds_bucket{le="0.0025",upstream="app",status_class="2xx"}'), 1);
+    assert.equal(s.get('portcullis_upstream_request_duration_seconds_count{upstream="app",status_class="2xx"}'), 2);
+    assert.equal(s.get('portcullis_upstream_request_duration_seconds_count{upstream="app",status_class="5xx"}'), 1);
+    assert.equal(s.get('portcullis_upstream_sent_bytes_total{upstream="app"}'), 5);
+    assert.equal(s.get('portcullis_upstream_received_bytes_total{upstream="app"}'), 10);
+    assert.ok(![...s.keys()].some((k) => k.includes('upstream="idle"')), 'an upstream no request reached has no series yet');
+
+    const worker = async (name: string) => ({ worker: name, metrics: await m.registry.getMetricsAsJSON() });
+    const machine = await scrape(aggregateWorkerMetrics([await worker('1'), await worker('2')]));
+    assert.equal(machine.get('portcullis_upstream_requests_total{upstream="app",status="200",code="ok"}'), 4);
+    assert.equal(machine.get('portcullis_upstream_request_duration_seconds_bucket{le="+Inf",upstream="app",status_class="2xx"}'), 4);
+  });
+
+  test('the metrics list of docs/operations.md: a row for every portcullis_* metric, and no row for one that does not exist', async () => {
+    const doc = fs.readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+    const rows = new Set([...doc.matchAll(/^\| `(portcullis_[a-z_]+)` \|/gm)].map((m) => m[1]!));
+    const m = createMetrics();
+    // Those made on first use (Redis) or by whoever applies reloads, as a running gateway has them.
+    m.redisUp(true);
+    createReloadMetrics(m.registry);
+    const families = (await m.registry.getMetricsAsJSON()).map((f) => f.name).filter((n) => n.startsWith('portcullis_'));
+    const declared = Object.values(METRIC_NAMES).filter((n) => n.startsWith('portcullis_'));
+    for (const name of new Set([...families, ...declared])) assert.ok(rows.has(name), `${name} has no row in docs/operations.md`);
+    for (const name of rows) assert.ok(declared.includes(name as (typeof declared)[number]), `docs/operations.md lists ${name}, which METRIC_NAMES does not`);
   });
 
   test('jwt, authz, rate limit, certificate, redis and JWKS recorders', async () => {
