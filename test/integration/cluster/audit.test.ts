@@ -123,7 +123,11 @@ describe('a full disk under `run --workers 2`', () => {
       assert.deepEqual([refused.json().code, refused.json().reason], ['GW_UNAVAILABLE', 'audit_unavailable']);
       const page = await (await fetch(`${at.admin}/metrics`)).text();
       assert.match(page, /^portcullis_audit_write_failures_total [1-9]\d*$/m);
-      const failed = run.logLines().filter((l) => l.event === 'AUDIT_WRITE_FAILED' && l.refusing === true);
+      const failures = () => run.logLines().filter((l) => l.event === 'AUDIT_WRITE_FAILED' && l.refusing === true);
+      // stdout lines leave in batches (up to 100 ms apart): wait for the line, then for any second one a batch may hold.
+      await until('the AUDIT_WRITE_FAILED line', () => (failures().length > 0 ? true : undefined), 5_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const failed = failures();
       assert.equal(failed.length, 1, 'one loud line per outage, from the primary');
       assert.equal(failed[0]!.worker, undefined);
       run.primary.kill('SIGTERM');

@@ -132,7 +132,8 @@ describe('portcullis run --workers 2', () => {
     process.kill(victim!, 'SIGKILL');
     // Every worker that ever listened logged its pid: a third one is the replacement.
     await until('a replacement worker', () => (edgePids().size === 3 ? true : undefined));
-    assert.ok(logLines().some((l) => l.msg === 'worker exited; restarting it' && l.pid === victim && l.signal === 'SIGKILL'));
+    // The primary's line may still be in its stdout batch (up to 100 ms) when the replacement's arrives.
+    await until('the restart line', () => (logLines().some((l) => l.msg === 'worker exited; restarting it' && l.pid === victim && l.signal === 'SIGKILL') ? true : undefined), 5_000);
     await until('readiness', async () => ((await fetch(`${admin}/readyz`)).status === 200 ? true : undefined));
     for (const res of await burst(20, '/public/after-crash')) assert.equal(res.status, 200);
   });
