@@ -114,9 +114,7 @@ async function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer,
     const { route, backend } = input;
     // Checked once the request passed every check: a client the policies refuse learns nothing of the route.
     if (!route.websocket || !backend) throw new GatewayError('GW_REQUEST_MALFORMED', 'websocket_not_allowed');
-    if (route.fault) await injectFault(route.fault, backend.timeoutMs, life.signal, ex);
-    life.signal.throwIfAborted();
-    ex.trace.stage('forwarding');
+    await readyToForward(input, ex);
     await proxyWebSocket(req, socket, head, rt, input, route.websocket, ex);
   } catch (err) {
     refuseOnSocket(socket, err, ex);
@@ -154,10 +152,11 @@ function openExchange(req: Request, rt: IngressRuntime): Exchange {
 
 /** The request's metrics, access line, audit record and span, and its end for the connection tracker. */
 function closeExchange(ex: Exchange, req: Request, vhost: VirtualHost, deps: PipelineDeps, accessLog: Logger, connection: unknown): void {
-  const seconds = (performance.now() - ex.started) / 1000;
+  const now = performance.now();
+  const seconds = (now - ex.started) / 1000;
   deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
   // The same status and code as the route's series, so the two add up; the time is the upstream's share.
-  ex.upstreamSeries?.record(ex.status ?? 0, ex.code ?? 'ok', (performance.now() - ex.upstreamSent) / 1000, ex.bytesIn, ex.bytesOut);
+  ex.upstreamSeries?.record(ex.status ?? 0, ex.code ?? 'ok', (now - ex.upstreamSent) / 1000, ex.bytesIn, ex.bytesOut);
   const line = accessLine(ex, req, seconds);
   accessLog.info(line);
   if (deps.audit && (ex.code !== undefined || deps.audit.ingressAllows)) deps.audit.append('ingress', { listener: vhost.listener, vhost: vhost.name, ...line });
@@ -170,7 +169,7 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   checkHttp1Framing(req);
   refuseStrayUpgrade(req);
   const input = await admit(req, vhost, rt, ex, life);
-  const { route, backend } = input;
+  const { route } = input;
   // 6b. A redirect route answers here, having passed every check, without any upstream.
   if (route.filters.redirect) return answerRedirect(req, res, route.filters.redirect, { forwardPath: input.path, query: input.query }, ex);
 
@@ -178,13 +177,17 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
   const declaredLength = Number(req.headers['content-length'] ?? 0);
   if (declaredLength > route.maxBodyBytes) throw new GatewayError('GW_BODY_TOO_LARGE');
 
+  await readyToForward(input, ex);
+  await forward(req, res, rt, input, ex);
+}
+
+/** Stages 8–9, the last before any upstream (requests and WebSocket handshakes alike). */
+async function readyToForward({ route, backend, life }: ForwardInput, ex: Exchange): Promise<void> {
   // 8. Fault injection, when the route asks for it: only requests that passed every check are delayed or aborted.
   if (route.fault && backend) await injectFault(route.fault, backend.timeoutMs, life.signal, ex);
-
   // 9. Upstream, unless the client has already gone (a stream reset while the stages ran is never sent).
   life.signal.throwIfAborted();
   ex.trace.stage('forwarding');
-  await forward(req, res, rt, input, ex);
 }
 
 /** Stages 1–6: what the request is, where it goes, who sends it, and whether it may. Throws the refusal. */
