@@ -7,6 +7,8 @@ import type { LoadResult } from './wrk.js';
 export interface Sample {
   scenario: ScenarioId;
   peer: PeerName;
+  /** 1-based; a variant and its baseline scenario are compared round by round too. */
+  round: number;
   load: LoadResult;
   usage: Usage;
 }
@@ -23,6 +25,8 @@ export interface Cell {
   rssMb: number;
   errors: number;
   ratio: number | undefined;
+  /** Against a baseline scenario of the same peer: the ratio of each round's pair, lowest, median and highest. */
+  roundRatios: { low: number; median: number; high: number } | undefined;
   caveat: string | undefined;
 }
 
@@ -31,6 +35,8 @@ export function median(values: readonly number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
+
+const perCore = (s: Sample) => s.load.requests / Math.max(s.usage.cpuSeconds, 0.01);
 
 export function summarize(samples: readonly Sample[], caveats: (scenario: ScenarioId, peer: PeerName) => string | undefined): Cell[] {
   const groups = new Map<string, Sample[]>();
@@ -45,13 +51,14 @@ export function summarize(samples: readonly Sample[], caveats: (scenario: Scenar
       peer,
       rounds: g.length,
       rps: median(g.map((s) => s.load.rps)),
-      perCore: median(g.map((s) => s.load.requests / Math.max(s.usage.cpuSeconds, 0.01))),
+      perCore: median(g.map(perCore)),
       p50Ms: median(g.map((s) => s.load.p50Ms)),
       p99Ms: median(g.map((s) => s.load.p99Ms)),
       cpuPercent: median(g.map((s) => (100 * s.usage.cpuSeconds) / s.load.durationS)),
       rssMb: Math.max(...g.map((s) => s.usage.peakRssBytes)) / 2 ** 20,
       errors: g.reduce((n, s) => n + s.load.errors, 0),
       ratio: undefined,
+      roundRatios: undefined,
       caveat: caveats(scenario, peer),
     };
   });
@@ -60,8 +67,21 @@ export function summarize(samples: readonly Sample[], caveats: (scenario: Scenar
     const base = cells.find((c) => c.scenario === baselineScenario && c.peer === baseline);
     // A peer doing less work than the baseline (nginx without JWT) gets no ratio: it would mislead.
     if (base && !cell.caveat) cell.ratio = cell.perCore / base.perCore;
+    if (base && cell.scenario !== baselineScenario) cell.roundRatios = pairedRatios(samples, cell, base);
   }
   return cells;
+}
+
+/** Per-core ratio of `cell` to `base` in each round both ran in: how steady the median ratio is. */
+function pairedRatios(samples: readonly Sample[], cell: Cell, base: Cell): Cell['roundRatios'] {
+  const ratios: number[] = [];
+  for (const s of samples) {
+    if (s.scenario !== cell.scenario || s.peer !== cell.peer) continue;
+    const b = samples.find((o) => o.scenario === base.scenario && o.peer === base.peer && o.round === s.round);
+    if (b) ratios.push(perCore(s) / perCore(b));
+  }
+  if (ratios.length === 0) return undefined;
+  return { low: Math.min(...ratios), median: median(ratios), high: Math.max(...ratios) };
 }
 
 export const int = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -84,7 +104,8 @@ export function markdownTable(cells: readonly Cell[], refused: readonly { scenar
       if (!cell) continue;
       const name = cell.caveat ? `${peer} (${cell.caveat})` : peer;
       const errors = cell.errors ? ` (${cell.errors} errors)` : '';
-      const ratio = cell.ratio === undefined ? '' : peer === baseline && !baselineScenario ? '1.00 (baseline)' : `${cell.ratio.toFixed(2)}× ${base}`;
+      const rounds = cell.roundRatios && ` (by round ${cell.roundRatios.low.toFixed(2)}–${cell.roundRatios.high.toFixed(2)}, median ${cell.roundRatios.median.toFixed(2)})`;
+      const ratio = cell.ratio === undefined ? '' : peer === baseline && !baselineScenario ? '1.00 (baseline)' : `${cell.ratio.toFixed(2)}× ${base}${rounds ?? ''}`;
       lines.push(
         `| ${scenario} | ${name} | ${int(cell.rps)}${errors} | ${int(cell.perCore)} | ${cell.p50Ms.toFixed(2)} | ${cell.p99Ms.toFixed(2)} | ${cell.cpuPercent.toFixed(0)} | ${cell.rssMb.toFixed(0)} | ${ratio} |`,
       );

@@ -25,6 +25,7 @@ import { measureResumption } from './resumption.js';
 import { sanity, upstreamDemandsClientCert } from './sanity.js';
 import {
   H2LOAD,
+  roundOrder,
   SCENARIOS,
   type GatewayVariant,
   type PeerContext,
@@ -197,16 +198,12 @@ async function main(): Promise<number> {
 
     const samples: Sample[] = [];
     for (let round = 1; round <= rounds; round++) {
-      for (const scenario of scenarios) {
-        const here = measured.filter((m) => m.scenario === scenario);
-        // Rotating the order each round spreads any drift (thermal, background) over every peer.
-        const order = here.map((_, i) => here[(i + round) % here.length]!);
-        for (const { driver } of order) {
-          const peer = instanceOf(driver, scenario);
-          const { result, usage } = await measure(peer.pid, () => loadOnce(scenario, peer, material, tokenScript, durationS, upstreams.egressPort));
-          samples.push({ scenario, peer: driver.name, load: result, usage });
-          log(`round ${round} ${scenario} ${driver.name}: ${Math.round(result.rps)} req/s, ${Math.round(result.requests / Math.max(usage.cpuSeconds, 0.01))} per core, p99 ${result.p99Ms.toFixed(2)} ms${result.p999Ms === undefined ? '' : `, p99.9 ${result.p999Ms.toFixed(2)} ms`}${result.errors ? `, ${result.errors} errors` : ''}`);
-        }
+      // Changing the order each round spreads any drift (thermal, background) over every peer and variant.
+      for (const { scenario, driver } of roundOrder(measured, round)) {
+        const peer = instanceOf(driver, scenario);
+        const { result, usage } = await measure(peer.pid, () => loadOnce(scenario, peer, material, tokenScript, durationS, upstreams.egressPort));
+        samples.push({ scenario, peer: driver.name, round, load: result, usage });
+        log(`round ${round} ${scenario} ${driver.name}: ${Math.round(result.rps)} req/s, ${Math.round(result.requests / Math.max(usage.cpuSeconds, 0.01))} per core, p99 ${result.p99Ms.toFixed(2)} ms${result.p999Ms === undefined ? '' : `, p99.9 ${result.p999Ms.toFixed(2)} ms`}${result.errors ? `, ${result.errors} errors` : ''}`);
       }
     }
     const resumption: string[] = [];

@@ -157,7 +157,9 @@ export async function sanity(
     'S3-traceoff': () => jwtChecks(port, m, '/s3', 'ES256', verifiesJwt),
     'S3-trace1': () => jwtChecks(port, m, '/s3', 'ES256', verifiesJwt),
     'S3-trace100': () => jwtChecks(port, m, '/s3', 'ES256', verifiesJwt),
+    'S4-auditoff': () => egressChecks(peer.egressPort ?? 0, m, upstreams),
     'S4-audit': () => egressChecks(peer.egressPort ?? 0, m, upstreams),
+    'S4-new-auditoff': () => egressChecks(peer.egressPort ?? 0, m, upstreams),
     'S4-new-audit': () => egressChecks(peer.egressPort ?? 0, m, upstreams),
   }[scenario]();
   const failures: string[] = [];

@@ -22,16 +22,20 @@ export const SCENARIO_IDS = [
   'S3-traceoff',
   'S3-trace1',
   'S3-trace100',
+  'S4-auditoff',
   'S4-audit',
+  'S4-new-auditoff',
   'S4-new-audit',
 ] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 
 /**
  * A gateway-wide setting a scenario needs (tracing, the audit trail): a peer that runs the scenario starts one more
- * instance with it, and the scenario is compared with the same peer's figure in the scenario without it.
+ * instance with it, and the scenario is compared with the same peer's figure in the scenario without it. `twin`
+ * is that comparison's baseline: one more instance with the plain config, started and loaded like the variants (the
+ * main instance also serves every other scenario, so its heap and caches differ).
  */
-export type GatewayVariant = 'traceoff' | 'trace1' | 'trace100' | 'audit';
+export type GatewayVariant = 'twin' | 'trace1' | 'trace100' | 'audit';
 
 /**
  * h2load's load: 4 processes × 4 connections × 4 streams (HTTP/2 over TLS, ALPN h2) = 64 requests in flight, as wrk's
@@ -119,7 +123,7 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
     load: { kind: 'wrk', path: '/s3', tokens: (m) => m.jwt.ES256.tokens },
     baseline: 'portcullis',
     baselineScenario: 'S3',
-    variant: 'traceoff',
+    variant: 'twin',
   },
   'S3-trace1': {
     id: 'S3-trace1',
@@ -137,20 +141,36 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
     baselineScenario: 'S3-traceoff',
     variant: 'trace100',
   },
+  'S4-auditoff': {
+    id: 'S4-auditoff',
+    title: 'S4-tunnel on the gateway process of S3-traceoff (no audit trail): the baseline of S4-audit',
+    load: { kind: 'connect', newTunnelPerRequest: false },
+    baseline: 'portcullis',
+    baselineScenario: 'S4-tunnel',
+    variant: 'twin',
+  },
   'S4-audit': {
     id: 'S4-audit',
     title: 'S4-tunnel with the tamper-evident audit trail on (hash chain, signed checkpoints every 1,000 records)',
     load: { kind: 'connect', newTunnelPerRequest: false },
     baseline: 'portcullis',
-    baselineScenario: 'S4-tunnel',
+    baselineScenario: 'S4-auditoff',
     variant: 'audit',
+  },
+  'S4-new-auditoff': {
+    id: 'S4-new-auditoff',
+    title: 'S4-new on the gateway process of S3-traceoff (no audit trail): the baseline of S4-new-audit',
+    load: { kind: 'connect', newTunnelPerRequest: true },
+    baseline: 'portcullis',
+    baselineScenario: 'S4-new',
+    variant: 'twin',
   },
   'S4-new-audit': {
     id: 'S4-new-audit',
     title: 'S4-new with the audit trail on: one audit record per tunnel',
     load: { kind: 'connect', newTunnelPerRequest: true },
     baseline: 'portcullis',
-    baselineScenario: 'S4-new',
+    baselineScenario: 'S4-new-auditoff',
     variant: 'audit',
   },
 };
@@ -190,4 +210,29 @@ export interface PeerDriver {
   caveats?: Partial<Record<ScenarioId, string>>;
   /** `variant`: the gateway-wide setting of a scenario (only peers that list such a scenario get one). */
   start(ctx: PeerContext, variant?: GatewayVariant): Promise<RunningPeer>;
+}
+
+/** The scenario whose figures a scenario is finally compared with: S3-trace1 → S3-traceoff → S3. */
+function comparisonRoot(id: ScenarioId): ScenarioId {
+  let root = id;
+  for (let next = SCENARIOS[root].baselineScenario; next; next = SCENARIOS[root].baselineScenario) root = next;
+  return root;
+}
+
+/**
+ * One round's measurement order. Measurements compared with each other (the peers of a scenario, and a variant with
+ * its baseline scenario) run back to back, as one group; the group's order turns by one each round and runs backwards
+ * every other round, so no measurement always follows the same one (a new-tunnel scenario leaves sockets in
+ * TIME_WAIT for the next, say). Groups keep the order the scenarios were asked in.
+ */
+export function roundOrder<T extends { scenario: ScenarioId }>(items: readonly T[], round: number): T[] {
+  const groups = new Map<ScenarioId, T[]>();
+  for (const item of items) {
+    const root = comparisonRoot(item.scenario);
+    groups.set(root, [...(groups.get(root) ?? []), item]);
+  }
+  return [...groups.values()].flatMap((group) => {
+    const turned = group.map((_, i) => group[(i + round) % group.length]!);
+    return round % 2 ? turned.reverse() : turned;
+  });
 }

@@ -85,7 +85,7 @@ export function portcullisConfig(ctx: PeerContext, ports: { ingress: number; egr
   };
 }
 
-/** Tracing at 1 % or 100 % to the bench's OTLP sink, or the audit trail with signed checkpoints; `traceoff`: neither. */
+/** Tracing at 1 % or 100 % to the bench's OTLP sink, or the audit trail with signed checkpoints; `twin`: neither. */
 function variantConfig(ctx: PeerContext, id: number, variant: GatewayVariant | undefined): Record<string, unknown> {
   if (variant === 'trace1' || variant === 'trace100') {
     if (!ctx.otlpUrl) throw new Error('tracing scenario without the OTLP sink');
@@ -145,7 +145,7 @@ export function portcullisDriver(build: GatewayBuild, workers = 1, baseRoot?: st
     missing: () => (runs === 'dist' && !fs.existsSync(compiled) ? [compiled] : []),
     scenarios: ['S1', 'HS', 'S2-ES256', 'S2-RS256', 'S3', 'S3-nocache', 'S4-tunnel', 'S4-new', 'S1-h2', 'S3-h2'].concat(
       // An older checkout (portcullis-base) may predate endpoints, tracing and the audit trail: those stay this build's.
-      baseRoot ? [] : ['S1-3ep', 'S3-traceoff', 'S3-trace1', 'S3-trace100', 'S4-audit', 'S4-new-audit'],
+      baseRoot ? [] : ['S1-3ep', 'S3-traceoff', 'S3-trace1', 'S3-trace100', 'S4-auditoff', 'S4-audit', 'S4-new-auditoff', 'S4-new-audit'],
     ) as ScenarioId[],
     start: (ctx, variant) => startPortcullis(ctx, runs, { workers, root, ...(variant ? { variant } : {}) }),
   };

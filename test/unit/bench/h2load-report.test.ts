@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseH2load } from '../../bench/h2load.js';
 import { summarize, type Sample } from '../../bench/report.js';
-import type { PeerName, ScenarioId } from '../../bench/scenarios.js';
+import { roundOrder, type PeerName, type ScenarioId } from '../../bench/scenarios.js';
 
 // h2load 1.52 against the bench's nginx peer (-c4 -m4 -D3); one answer arrived after the end.
 const H2LOAD_OUT = `finished in 3.00s, 508.67 req/s, 19.07KB/s
@@ -26,9 +26,10 @@ test('h2load: output without its summary is refused, not read as zero', () => {
   assert.throws(() => parseH2load('starting benchmark...\nStopped all clients for thread #0\n'), /cannot parse h2load output/);
 });
 
-const sample = (scenario: ScenarioId, peer: PeerName, requests: number, cpuSeconds: number): Sample => ({
+const sample = (scenario: ScenarioId, peer: PeerName, requests: number, cpuSeconds: number, round = 1): Sample => ({
   scenario,
   peer,
+  round,
   load: { requests, durationS: 4, rps: requests / 4, p50Ms: 1, p99Ms: 2, errors: 0 },
   usage: { cpuSeconds, peakRssBytes: 2 ** 27 },
 });
@@ -42,4 +43,33 @@ test('a tracing scenario is compared with the same peer in its baseline scenario
   assert.equal(ratio('S3-trace1'), 0.75);
   assert.equal(ratio('S3-traceoff'), 1);
   assert.equal(cells.find((c) => c.scenario === 'S3' && c.peer === 'portcullis')?.ratio, 0.8);
+});
+
+test('a variant is also compared round by round with its baseline scenario', () => {
+  const cells = summarize(
+    [
+      sample('S4-new', 'portcullis', 1000, 1, 1),
+      sample('S4-new-auditoff', 'portcullis', 1000, 1, 1),
+      sample('S4-new-audit', 'portcullis', 900, 1, 1),
+      sample('S4-new-auditoff', 'portcullis', 1000, 1, 2),
+      sample('S4-new-audit', 'portcullis', 1000, 1, 2),
+      sample('S4-new-auditoff', 'portcullis', 1000, 1, 3),
+      sample('S4-new-audit', 'portcullis', 980, 1, 3),
+    ],
+    () => undefined,
+  );
+  const audit = cells.find((c) => c.scenario === 'S4-new-audit')!;
+  assert.equal(audit.ratio, 0.98);
+  assert.deepEqual(audit.roundRatios, { low: 0.9, median: 0.98, high: 1 });
+  assert.equal(cells.find((c) => c.scenario === 'S4-new')?.roundRatios, undefined);
+});
+
+test('each round measures a variant next to its baseline, in turned and reversed orders', () => {
+  const items = (['S1', 'S4-new', 'S4-new-auditoff', 'S4-new-audit'] as ScenarioId[]).map((scenario) => ({ scenario }));
+  const orders = [1, 2, 3, 4, 5, 6].map((round) => roundOrder(items, round).map((i) => i.scenario));
+  for (const order of orders) assert.equal(order[0], 'S1', 'groups keep their order');
+  assert.deepEqual(orders[0], ['S1', 'S4-new', 'S4-new-audit', 'S4-new-auditoff']);
+  assert.deepEqual(orders[1], ['S1', 'S4-new-audit', 'S4-new', 'S4-new-auditoff']);
+  const auditFirst = orders.filter((o) => o.indexOf('S4-new-audit') < o.indexOf('S4-new-auditoff')).length;
+  assert.equal(auditFirst, 3, 'over twice as many rounds as the group has measurements, the audit run comes first in half');
 });
