@@ -1,8 +1,9 @@
 // The audit trail of a worker in multi-process mode (`run --workers N`): one hash chain has one writer, the primary
-// (trail.ts there), so a worker stamps each record (source, time) and hands the records of one event-loop turn to
-// the primary in one message, as the single process writes them in one write. The primary chains them in the order
+// (trail.ts there), so a worker stamps each record (source, time) and hands its records to the primary in batches
+// (batching.ts), one message each, as the single process writes them in one write. The primary chains them in the order
 // it receives them and tells every worker when it starts or stops refusing traffic (`onWriteFailure: refuse`).
 import type { AuditConfig } from '../config/operations-schema.js';
+import { batchClock } from './batching.js';
 import { stamp, type AuditTrail } from './trail.js';
 
 /** Sends one batch of stamped records to the writer; calls `sent` once the batch has left this process. */
@@ -17,28 +18,25 @@ export interface RelayTrail extends AuditTrail {
 
 export function createRelayTrail(config: AuditConfig, send: AuditBatchSender): RelayTrail {
   let pending: object[] = [];
-  let scheduled = false;
   let refusing = false;
   let closed = false;
   let lastSent: Promise<void> = Promise.resolve();
 
   const flush = () => {
-    scheduled = false;
+    clock.reset();
     if (pending.length === 0) return;
     const batch = pending;
     pending = [];
     lastSent = new Promise((resolve) => send(batch, resolve));
   };
+  const clock = batchClock(flush);
 
   return {
     ingressAllows: config.ingressAllows === true,
     append(source, fields) {
       if (closed) return;
       pending.push(stamp(source, fields));
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
+      clock.added(pending.length);
     },
     refusing: () => refusing,
     setRefusing(value) {

@@ -1,8 +1,8 @@
 // The audit trail's writer: seals records into the chain (chain.ts), appends them to the audit file, rotates it by
 // size with the chain running on, and writes signed checkpoints to their own file.
 //
-// Records appended in one event-loop turn are sealed and written together by one synchronous write on the next
-// turn: the request path only pushes to an array, a disk error is known at once (for `onWriteFailure: refuse`), and
+// Records are held for up to AUDIT_BATCH_MS (batching.ts), then sealed and written together by one synchronous write:
+// the request path only pushes to an array, a disk error is known within that time (`onWriteFailure: refuse`), and
 // a failed write is cut back off the file so the chain never holds a torn line. The chain head advances only when
 // the bytes are on the file; records that could not be written wait (up to MAX_PENDING) and go out when the disk
 // takes them again, behind an `audit_gap` record should any have been dropped.
@@ -14,6 +14,7 @@ import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import { ReloadRefused, type Reloadable } from '../core/reloadable.js';
 import type { Metrics } from '../core/metrics.js';
+import { batchClock } from './batching.js';
 import { canonicalJson, EMPTY_CHAIN, seal, signCheckpoint, type ChainHead } from './chain.js';
 
 export type AuditSource = 'ingress' | 'egress';
@@ -98,7 +99,7 @@ export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): Aud
   let dropped = 0;
   let failing = false;
   let uncheckpointed = 0;
-  let scheduled = false;
+  const batch = batchClock(flush);
   let retry: NodeJS.Timeout | undefined;
   let closed = false;
   const timer =
@@ -109,7 +110,7 @@ export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): Aud
     }, (config.checkpoints?.everySeconds ?? DEFAULTS.auditCheckpointEverySeconds) * 1000).unref();
 
   function flush(): void {
-    scheduled = false;
+    batch.reset();
     if (pending.length === 0 && dropped === 0) return;
     const gap = dropped > 0 ? [{ source: 'audit', event: 'AUDIT_GAP', time: new Date().toISOString(), dropped }] : [];
     let next = head;
@@ -201,10 +202,8 @@ export function createAuditTrail(config: AuditConfig, deps: AuditTrailDeps): Aud
       return;
     }
     pending.push(record);
-    if (!scheduled && !failing) {
-      scheduled = true;
-      setImmediate(flush);
-    }
+    // While writes fail, the retry timer flushes.
+    if (!failing) batch.added(pending.length);
   }
 
   return {

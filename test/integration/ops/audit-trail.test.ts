@@ -9,6 +9,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { AUDIT_BATCH_MS } from '../../../gateway/audit/batching.js';
 import { EMPTY_CHAIN, seal, type ChainHead } from '../../../gateway/audit/chain.js';
 import { runAuditCommand } from '../../../gateway/audit/verify-command.js';
 import { CLI, portcullis } from '../../helpers/cli.js';
@@ -183,8 +185,11 @@ describe('the audit trail of a real run', () => {
     const cut = tampered('cut.jsonl', combined, (list) => list.slice(0, -2));
     const result = verify(verifyArgs(cut));
     assert.equal(result.code, 1);
-    const cpLines = lines(files.checkpoints).length;
-    assert.equal(result.out, `FAIL ${files.checkpoints}:${cpLines}: checkpoint: signs up to seq 23, but the records end at seq 21: records 22–23 were cut from the end`);
+    // The first checkpoint past the cut names it (records are written, so checkpointed, in batches: which one is
+    // first depends on how the run's records were batched).
+    const signed = lines(files.checkpoints).map((l) => (JSON.parse(l) as { seq: number }).seq);
+    const first = signed.findIndex((seq) => seq > 21);
+    assert.equal(result.out, `FAIL ${files.checkpoints}:${first + 1}: checkpoint: signs up to seq ${signed[first]}, but the records end at seq 21: records 22–${signed[first]} were cut from the end`);
     // Without the checkpoints, a clean cut cannot show: the chain itself is intact (docs/operations.md says so).
     assert.equal(verify([cut]).code, 0);
   });
@@ -231,7 +236,7 @@ describe('a full disk', () => {
       });
       try {
         assert.equal((await request(gw.port, gw.caPem, { path: '/nowhere' })).status, 404);
-        await new Promise((resolve) => setImmediate(resolve));
+        await delay(AUDIT_BATCH_MS + 20);
         const next = await request(gw.port, gw.caPem, { path: '/public/hello' });
         if (mode === 'refuse') {
           assert.equal(next.status, 503);
@@ -288,13 +293,19 @@ describe('the verify transcript of docs/operations.md', () => {
     });
     try {
       const egressPort = gw.gateway.ports.get('egress')!;
+      // Each record written before the next request (a batch each), so checkpoints fall where the doc shows them.
+      const written = () => delay(AUDIT_BATCH_MS + 10);
       for (let round = 1; round <= 3; round++) {
         assert.equal((await request(gw.port, gw.caPem, { path: '/api/orders', headers: { 'x-request-id': `doc-${round}-api` } })).status, 403);
+        await written();
         assert.equal((await request(gw.port, gw.caPem, { path: '/nowhere', headers: { 'x-request-id': `doc-${round}-none` } })).status, 404);
+        await written();
         assert.equal((await rawRequest(egressPort, connectRequest('api.unlisted.test:443'))).status, 403);
+        await written();
         const absolute = await rawRequest(egressPort, 'GET http://www.unlisted.test/ HTTP/1.1\r\nHost: www.unlisted.test\r\nConnection: close\r\n\r\n');
         assert.equal(absolute.status, 403);
         absolute.socket.destroy();
+        await written();
       }
       await gw.gateway.close(1000);
       const trail = path.join(gw.dir, 'trail');

@@ -1,12 +1,13 @@
-// A worker's audit trail in multi-process mode: the records of one event-loop turn leave in one batch, stamped where
-// they happened; `close` sends what is left; `sent()` waits for the last batch to leave; the refusal state is the
+// A worker's audit trail in multi-process mode: records leave in batches (up to AUDIT_BATCH_MS or AUDIT_BATCH_RECORDS),
+// stamped where they happened; `close` sends what is left; `sent()` waits for the last batch to leave; the refusal state is the
 // writer's (the primary's), as last told.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
+import { AUDIT_BATCH_MS, AUDIT_BATCH_RECORDS } from '../../../gateway/audit/batching.js';
 import { createRelayTrail } from '../../../gateway/audit/relay.js';
 
-test('one batch per event-loop turn, stamped at append; close sends the rest; sent() waits for the last batch', async () => {
+test('one batch per AUDIT_BATCH_MS, stamped at append; close sends the rest; sent() waits for the last batch', async () => {
   const batches: object[][] = [];
   const callbacks: (() => void)[] = [];
   const trail = createRelayTrail({ file: 'unused', ingressAllows: true }, (records, sent) => {
@@ -18,6 +19,8 @@ test('one batch per event-loop turn, stamped at append; close sends the rest; se
   trail.append('egress', { host: 'example.com' });
   assert.equal(batches.length, 0, 'nothing leaves on the request path');
   await nextTurn();
+  assert.equal(batches.length, 0, 'a batch waits for more records');
+  await delay(AUDIT_BATCH_MS + 10);
   assert.equal(batches.length, 1);
   assert.deepEqual(
     batches[0]!.map((r) => Object.keys(r)),
@@ -41,6 +44,18 @@ test('one batch per event-loop turn, stamped at append; close sends the rest; se
   assert.equal(done, false, 'the last batch has not left yet');
   callbacks[1]!();
   await sent;
+});
+
+test('a full batch leaves at once', () => {
+  const batches: object[][] = [];
+  const trail = createRelayTrail({ file: 'unused' }, (records, sent) => {
+    batches.push(records);
+    sent();
+  });
+  for (let i = 0; i < AUDIT_BATCH_RECORDS; i++) trail.append('egress', { id: i });
+  assert.deepEqual(batches.map((b) => b.length), [AUDIT_BATCH_RECORDS]);
+  trail.close();
+  assert.equal(batches.length, 1, 'nothing was left');
 });
 
 test('refusing is what the writer last said', () => {

@@ -7,6 +7,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { AUDIT_BATCH_MS } from '../../../gateway/audit/batching.js';
 import { ConfigError, loadConfigText } from '../../../gateway/config/load.js';
 import { createLogger } from '../../../gateway/core/log.js';
 import { auditSettings, createAuditTrail, sameAuditConfig } from '../../../gateway/audit/trail.js';
@@ -35,7 +37,8 @@ function setup(t: import('node:test').TestContext) {
   return { dir, file, checkpoints, keyFile, verify };
 }
 
-const turn = () => new Promise((resolve) => setImmediate(resolve));
+/** Until the records appended so far have been written. */
+const batchLeft = () => delay(AUDIT_BATCH_MS + 10);
 const lineCount = (file: string) => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
 
 test('a restart continues the chain, also right after a rotation; checkpoints by count and at shutdown', async (t) => {
@@ -45,7 +48,7 @@ test('a restart continues the chain, also right after a rotation; checkpoints by
     const trail = createAuditTrail(config, { logger });
     for (let i = 0; i < 7; i++) {
       trail.append('ingress', { requestId: `r${run}-${i}`, status: 403, padding: 'x'.repeat(200) });
-      await turn();
+      await batchLeft();
     }
     trail.close();
   }
@@ -65,7 +68,7 @@ test('a live file emptied by a rotation continues from the newest rotated file',
   const first = createAuditTrail(config, { logger });
   // One flush bigger than the limit: the file is rotated right after it, leaving the live file empty.
   for (let i = 0; i < 20; i++) first.append('egress', { id: String(i), padding: 'y'.repeat(200) });
-  await turn();
+  await batchLeft();
   first.close();
   assert.equal(fs.statSync(file).size, 0);
   const second = createAuditTrail(config, { logger });
