@@ -196,3 +196,21 @@ export async function measure<T>(pid: number, work: () => Promise<T>): Promise<{
     clearInterval(sampler);
   }
 }
+
+/** A proxy counts as idle when it used at most one clock tick (2 % of a core at 100 Hz) over this window. */
+const IDLE_WINDOW_MS = 500;
+
+/**
+ * Waits, up to `maxMs`, until every process tree in `pids` is idle: the work a proxy goes on doing after its load ends
+ * (a tracing gateway exporting its queued spans, connections closing) must not share the proxy core with the next
+ * measurement. Returns the time waited.
+ */
+export async function settle(pids: readonly number[], maxMs = 15_000): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < maxMs) {
+    const before = pids.map(cpuSeconds);
+    await new Promise((resolve) => setTimeout(resolve, IDLE_WINDOW_MS));
+    if (pids.every((pid, i) => cpuSeconds(pid) - before[i]! <= 1 / CLOCK_TICKS)) break;
+  }
+  return Date.now() - started;
+}

@@ -18,7 +18,7 @@ import { nginx } from './peers/nginx.js';
 import { nodeUndici } from './peers/node-undici.js';
 import { portcullisDriver, startPortcullis, type GatewayBuild } from './peers/portcullis.js';
 import { squid } from './peers/squid.js';
-import { LOAD_CORE, hasCommand, measure, nodeBinary, pinned, pinningNote, runToEnd, type Usage } from './proc.js';
+import { LOAD_CORE, hasCommand, measure, nodeBinary, pinned, pinningNote, runToEnd, settle, type Usage } from './proc.js';
 import { profileMarkdown, summarizeProfile, type Window } from './profile.js';
 import { int, markdownTable, summarize, type Sample } from './report.js';
 import { measureResumption } from './resumption.js';
@@ -42,6 +42,8 @@ const RESULTS = path.join(ROOT, 'test/bench/results/latest.md');
 const CONNECT_LOAD = fileURLToPath(new URL('./connect-load.ts', import.meta.url));
 /** Every load generator stops at its duration; this also bounds the CONNECT generator by count. */
 const MAX_REQUESTS_PER_RUN = 5_000_000;
+/** A wait for idle proxies longer than this is logged: something kept a proxy busy after its load. */
+const IDLE_WAIT_NOTE_MS = 2_000;
 
 const { values, durationS, rounds, scenarioIds, peerNames, accessLog, workers } = parseBenchArgs(process.argv.slice(2), { node: process.execPath, out: RESULTS });
 if (values.help) {
@@ -201,6 +203,8 @@ async function main(): Promise<number> {
       // Changing the order each round spreads any drift (thermal, background) over every peer and variant.
       for (const { scenario, driver } of roundOrder(measured, round)) {
         const peer = instanceOf(driver, scenario);
+        const waited = await settle(started.map((p) => p.pid));
+        if (waited > IDLE_WAIT_NOTE_MS) log(`waited ${(waited / 1000).toFixed(1)} s for the proxies to go idle`);
         const { result, usage } = await measure(peer.pid, () => loadOnce(scenario, peer, material, tokenScript, durationS, upstreams.egressPort));
         samples.push({ scenario, peer: driver.name, round, load: result, usage });
         log(`round ${round} ${scenario} ${driver.name}: ${Math.round(result.rps)} req/s, ${Math.round(result.requests / Math.max(usage.cpuSeconds, 0.01))} per core, p99 ${result.p99Ms.toFixed(2)} ms${result.p999Ms === undefined ? '' : `, p99.9 ${result.p999Ms.toFixed(2)} ms`}${result.errors ? `, ${result.errors} errors` : ''}`);

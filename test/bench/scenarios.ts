@@ -221,9 +221,10 @@ function comparisonRoot(id: ScenarioId): ScenarioId {
 
 /**
  * One round's measurement order. Measurements compared with each other (the peers of a scenario, and a variant with
- * its baseline scenario) run back to back, as one group; the group's order turns by one each round and runs backwards
- * every other round, so no measurement always follows the same one (a new-tunnel scenario leaves sockets in
- * TIME_WAIT for the next, say). Groups keep the order the scenarios were asked in.
+ * its baseline scenario) run back to back, as one group; the group's order turns by one each round, and every other
+ * cycle of turns runs backwards, so over twice as many rounds as a group has members each one runs before each other
+ * one as often as after it (a new-tunnel scenario leaves sockets in TIME_WAIT for the next, say). Groups keep the
+ * order the scenarios were asked in.
  */
 export function roundOrder<T extends { scenario: ScenarioId }>(items: readonly T[], round: number): T[] {
   const groups = new Map<ScenarioId, T[]>();
@@ -233,6 +234,6 @@ export function roundOrder<T extends { scenario: ScenarioId }>(items: readonly T
   }
   return [...groups.values()].flatMap((group) => {
     const turned = group.map((_, i) => group[(i + round) % group.length]!);
-    return round % 2 ? turned.reverse() : turned;
+    return Math.floor((round - 1) / group.length) % 2 ? turned.reverse() : turned;
   });
 }

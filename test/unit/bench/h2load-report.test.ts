@@ -68,8 +68,15 @@ test('each round measures a variant next to its baseline, in turned and reversed
   const items = (['S1', 'S4-new', 'S4-new-auditoff', 'S4-new-audit'] as ScenarioId[]).map((scenario) => ({ scenario }));
   const orders = [1, 2, 3, 4, 5, 6].map((round) => roundOrder(items, round).map((i) => i.scenario));
   for (const order of orders) assert.equal(order[0], 'S1', 'groups keep their order');
-  assert.deepEqual(orders[0], ['S1', 'S4-new', 'S4-new-audit', 'S4-new-auditoff']);
-  assert.deepEqual(orders[1], ['S1', 'S4-new-audit', 'S4-new', 'S4-new-auditoff']);
-  const auditFirst = orders.filter((o) => o.indexOf('S4-new-audit') < o.indexOf('S4-new-auditoff')).length;
-  assert.equal(auditFirst, 3, 'over twice as many rounds as the group has measurements, the audit run comes first in half');
+  assert.deepEqual(orders[0], ['S1', 'S4-new-auditoff', 'S4-new-audit', 'S4-new']);
+  assert.deepEqual(orders[3], ['S1', 'S4-new', 'S4-new-audit', 'S4-new-auditoff']);
+  const group = ['S4-new', 'S4-new-auditoff', 'S4-new-audit'];
+  for (const a of group) {
+    for (const b of group.filter((x) => x !== a)) {
+      const aFirst = orders.filter((o) => o.indexOf(a) < o.indexOf(b)).length;
+      assert.equal(aFirst, 3, `over twice as many rounds as the group has members, ${a} runs before ${b} in half`);
+    }
+  }
+  const pair = [1, 2, 3, 4].map((round) => roundOrder([{ scenario: 'S3-traceoff' as ScenarioId }, { scenario: 'S3-trace1' as ScenarioId }], round)[0]!.scenario);
+  assert.deepEqual(pair, ['S3-trace1', 'S3-traceoff', 'S3-traceoff', 'S3-trace1'], 'a pair alternates');
 });
