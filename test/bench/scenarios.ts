@@ -32,10 +32,11 @@ export type ScenarioId = (typeof SCENARIO_IDS)[number];
 /**
  * A gateway-wide setting a scenario needs (tracing, the audit trail): a peer that runs the scenario starts one more
  * instance with it, and the scenario is compared with the same peer's figure in the scenario without it. `twin`
- * is that comparison's baseline: one more instance with the plain config, started and loaded like the variants (the
- * main instance also serves every other scenario, so its heap and caches differ).
+ * (for tracing) and `auditoff` (for the audit trail) are those comparisons' baselines: one more instance each with the
+ * plain config, loaded exactly like the variant they are compared with (the main instance also serves every other
+ * scenario, so its heap and caches differ; so would one instance serving both S3 and S4).
  */
-export type GatewayVariant = 'twin' | 'trace1' | 'trace100' | 'audit';
+export type GatewayVariant = 'twin' | 'trace1' | 'trace100' | 'auditoff' | 'audit';
 
 /**
  * h2load's load: 4 processes × 4 connections × 4 streams (HTTP/2 over TLS, ALPN h2) = 64 requests in flight, as wrk's
@@ -143,11 +144,11 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
   },
   'S4-auditoff': {
     id: 'S4-auditoff',
-    title: 'S4-tunnel on the gateway process of S3-traceoff (no audit trail): the baseline of S4-audit',
+    title: 'S4-tunnel on a gateway process of its own without the audit trail, as the audit one is: the baseline of S4-audit',
     load: { kind: 'connect', newTunnelPerRequest: false },
     baseline: 'portcullis',
     baselineScenario: 'S4-tunnel',
-    variant: 'twin',
+    variant: 'auditoff',
   },
   'S4-audit': {
     id: 'S4-audit',
@@ -159,11 +160,11 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
   },
   'S4-new-auditoff': {
     id: 'S4-new-auditoff',
-    title: 'S4-new on the gateway process of S3-traceoff (no audit trail): the baseline of S4-new-audit',
+    title: 'S4-new on the gateway process of S4-auditoff (no audit trail): the baseline of S4-new-audit',
     load: { kind: 'connect', newTunnelPerRequest: true },
     baseline: 'portcullis',
     baselineScenario: 'S4-new',
-    variant: 'twin',
+    variant: 'auditoff',
   },
   'S4-new-audit': {
     id: 'S4-new-audit',

@@ -85,7 +85,7 @@ export function portcullisConfig(ctx: PeerContext, ports: { ingress: number; egr
   };
 }
 
-/** Tracing at 1 % or 100 % to the bench's OTLP sink, or the audit trail with signed checkpoints; `twin`: neither. */
+/** Tracing at 1 % or 100 % to the bench's OTLP sink, or the audit trail with signed checkpoints; `twin` and `auditoff`: none of them. */
 function variantConfig(ctx: PeerContext, id: number, variant: GatewayVariant | undefined): Record<string, unknown> {
   if (variant === 'trace1' || variant === 'trace100') {
     if (!ctx.otlpUrl) throw new Error('tracing scenario without the OTLP sink');

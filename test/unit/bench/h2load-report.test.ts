@@ -70,7 +70,7 @@ test('each round measures a variant next to its baseline, in turned and reversed
   for (const order of orders) assert.equal(order[0], 'S1', 'groups keep their order');
   assert.deepEqual(orders[0], ['S1', 'S4-new-auditoff', 'S4-new-audit', 'S4-new']);
   assert.deepEqual(orders[3], ['S1', 'S4-new', 'S4-new-audit', 'S4-new-auditoff']);
-  const group = ['S4-new', 'S4-new-auditoff', 'S4-new-audit'];
+  const group: ScenarioId[] = ['S4-new', 'S4-new-auditoff', 'S4-new-audit'];
   for (const a of group) {
     for (const b of group.filter((x) => x !== a)) {
       const aFirst = orders.filter((o) => o.indexOf(a) < o.indexOf(b)).length;
