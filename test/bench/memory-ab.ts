@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { createMaterial } from './material.js';
 import { startPortcullis } from './peers/portcullis.js';
 import { LOAD_CORE, hasCommand, measure, nodeBinary, pinningNote, rssBytes } from './proc.js';
-import { parseDuration } from './report.js';
+import { parseDuration, perCore } from './report.js';
 import { SCENARIOS } from './scenarios.js';
 import { startUpstreams } from './upstream.js';
 import { runWrk, writeTokenScript } from './wrk.js';
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
           const p999 = result.p999Ms === undefined ? '' : ` p99.9 ${result.p999Ms.toFixed(1)}`;
           console.log(
             `round ${round} ${v.name}: idle ${(idle / MB).toFixed(0)} MB, peak ${(usage.peakRssBytes / MB).toFixed(0)} MB, ` +
-              `${result.rps.toFixed(0)} req/s, ${(result.requests / Math.max(usage.cpuSeconds, 0.01)).toFixed(0)} per core, ` +
+              `${result.rps.toFixed(0)} req/s, ${perCore({ load: result, usage }).toFixed(0)} per core, ` +
               `p50 ${result.p50Ms.toFixed(1)} p99 ${result.p99Ms.toFixed(1)}${p999} ms${result.errors ? `, ${result.errors} errors` : ''}`,
           );
         } finally {

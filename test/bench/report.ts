@@ -36,7 +36,8 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-const perCore = (s: Sample) => s.load.requests / Math.max(s.usage.cpuSeconds, 0.01);
+/** Requests per second of the proxy's own CPU: the bench's figure. */
+export const perCore = (s: Pick<Sample, 'load' | 'usage'>) => s.load.requests / Math.max(s.usage.cpuSeconds, 0.01);
 
 export function summarize(samples: readonly Sample[], caveats: (scenario: ScenarioId, peer: PeerName) => string | undefined): Cell[] {
   const groups = new Map<string, Sample[]>();

@@ -20,7 +20,7 @@ import { portcullisDriver, startPortcullis, type GatewayBuild } from './peers/po
 import { squid } from './peers/squid.js';
 import { LOAD_CORE, hasCommand, measure, nodeBinary, pinned, pinningNote, runToEnd, settle, type Usage } from './proc.js';
 import { profileMarkdown, summarizeProfile, type Window } from './profile.js';
-import { int, markdownTable, summarize, type Sample } from './report.js';
+import { int, markdownTable, perCore, summarize, type Sample } from './report.js';
 import { measureResumption } from './resumption.js';
 import { sanity, upstreamDemandsClientCert } from './sanity.js';
 import {
@@ -206,8 +206,9 @@ async function main(): Promise<number> {
         const waited = await settle(started.map((p) => p.pid));
         if (waited > IDLE_WAIT_NOTE_MS) log(`waited ${(waited / 1000).toFixed(1)} s for the proxies to go idle`);
         const { result, usage } = await measure(peer.pid, () => loadOnce(scenario, peer, material, tokenScript, durationS, upstreams.egressPort));
-        samples.push({ scenario, peer: driver.name, round, load: result, usage });
-        log(`round ${round} ${scenario} ${driver.name}: ${Math.round(result.rps)} req/s, ${Math.round(result.requests / Math.max(usage.cpuSeconds, 0.01))} per core, p99 ${result.p99Ms.toFixed(2)} ms${result.p999Ms === undefined ? '' : `, p99.9 ${result.p999Ms.toFixed(2)} ms`}${result.errors ? `, ${result.errors} errors` : ''}`);
+        const sample: Sample = { scenario, peer: driver.name, round, load: result, usage };
+        samples.push(sample);
+        log(`round ${round} ${scenario} ${driver.name}: ${Math.round(result.rps)} req/s, ${Math.round(perCore(sample))} per core, p99 ${result.p99Ms.toFixed(2)} ms${result.p999Ms === undefined ? '' : `, p99.9 ${result.p999Ms.toFixed(2)} ms`}${result.errors ? `, ${result.errors} errors` : ''}`);
       }
     }
     const resumption: string[] = [];
