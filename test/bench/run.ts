@@ -300,11 +300,12 @@ async function profileScenario(id: ScenarioId, ctx: PeerContext, build: GatewayB
   const variant = SCENARIOS[id].variant;
   const peer = await startPortcullis(ctx, build, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`], ...(variant ? { variant } : {}) });
   let usage: Usage;
+  let load: LoadResult;
   let window: Window;
   try {
     await loadOnce(id, peer, ctx.material, tokenScript, Math.min(3, durationS), ctx.upstreams.egressPort);
     const fromUs = Number(process.hrtime.bigint() / 1000n);
-    ({ usage } = await measure(peer.pid, () => loadOnce(id, peer, ctx.material, tokenScript, durationS, ctx.upstreams.egressPort)));
+    ({ result: load, usage } = await measure(peer.pid, () => loadOnce(id, peer, ctx.material, tokenScript, durationS, ctx.upstreams.egressPort)));
     window = { fromUs, toUs: Number(process.hrtime.bigint() / 1000n) };
   } finally {
     await peer.stop();
@@ -315,7 +316,7 @@ async function profileScenario(id: ScenarioId, ctx: PeerContext, build: GatewayB
   fs.renameSync(path.join(dir, file), kept);
   fs.rmSync(dir, { recursive: true, force: true });
   log(`profile kept at ${kept} (open it in Chrome DevTools or speedscope for a flame graph)`);
-  return `${profileMarkdown(summarizeProfile(kept, window))}\n\nCPU during the profiled run: ${usage.cpuSeconds.toFixed(1)} s (the profiler itself adds a few %). Flame graph: \`${kept}\`.`;
+  return `${profileMarkdown(summarizeProfile(kept, window))}\n\nCPU during the profiled run: ${usage.cpuSeconds.toFixed(1)} s for ${int(load.requests)} requests, ${int(perCore({ load, usage }))} per core (the profiler itself adds a few %). Flame graph: \`${kept}\`.`;
 }
 
 process.exitCode = await main();
