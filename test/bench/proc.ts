@@ -4,6 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Core 1 runs the proxy under test; core 0 the load generator and the upstream (2-core machine). */
 /**
@@ -209,7 +210,7 @@ export async function settle(pids: readonly number[], maxMs = 15_000): Promise<n
   const started = Date.now();
   while (Date.now() - started < maxMs) {
     const before = pids.map(cpuSeconds);
-    await new Promise((resolve) => setTimeout(resolve, IDLE_WINDOW_MS));
+    await sleep(IDLE_WINDOW_MS);
     if (pids.every((pid, i) => cpuSeconds(pid) - before[i]! <= 1 / CLOCK_TICKS)) break;
   }
   return Date.now() - started;
