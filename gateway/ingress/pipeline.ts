@@ -24,6 +24,7 @@ import { describe as describeDecision } from './stages/authz.js';
 import { checkHost } from './stages/host-sni.js';
 import { injectFault } from './stages/fault.js';
 import { checkHttp1Framing } from './stages/http1-framing.js';
+import { RequestLife } from './request-life.js';
 import { answerRedirect } from './stages/redirect.js';
 import { answerAndClose, type RequestHandler } from './tls/terminate.js';
 import { forward, type ForwardInput } from './upstream/forward.js';
@@ -77,7 +78,7 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
   const ex = openExchange(req, rt);
   // The request's life: aborted when its client leaves (HTTP/1 close, RST_STREAM) or a deadline runs out,
   // which stops its upstream request at once and frees its place in the upstream's queue.
-  const life = new AbortController();
+  const life = new RequestLife();
   res.once('close', () => {
     // writableEnded, not writableFinished: HTTP/2's compatibility response reports "finished" on a reset.
     if (res.writableEnded) return;
@@ -104,7 +105,7 @@ async function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer,
   socket.on('error', () => socket.destroy());
   deps.connections?.requestStarted(socket);
   const ex = openExchange(req, rt);
-  const life = new AbortController();
+  const life = new RequestLife();
   socket.once('close', () => life.abort(new GatewayError('GW_CLIENT_CANCELLED', 'connection_closed')));
   try {
     if (deps.audit?.refusing()) throw new GatewayError('GW_UNAVAILABLE', 'audit_unavailable');
@@ -164,7 +165,7 @@ function closeExchange(ex: Exchange, req: Request, vhost: VirtualHost, deps: Pip
   deps.connections?.requestEnded(connection);
 }
 
-async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, ex: Exchange, life: AbortController): Promise<void> {
+async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: IngressRuntime, ex: Exchange, life: RequestLife): Promise<void> {
   // 0. Framing first and synchronously: a refusal must land before llhttp emits the connection's next request.
   checkHttp1Framing(req);
   refuseStrayUpgrade(req);
@@ -184,9 +185,9 @@ async function proxy(req: Request, res: Response, vhost: VirtualHost, rt: Ingres
 /** Stages 8–9, the last before any upstream (requests and WebSocket handshakes alike). */
 async function readyToForward({ route, backend, life }: ForwardInput, ex: Exchange): Promise<void> {
   // 8. Fault injection, when the route asks for it: only requests that passed every check are delayed or aborted.
-  if (route.fault && backend) await injectFault(route.fault, backend.timeoutMs, life.signal, ex);
+  if (route.fault && backend) await injectFault(route.fault, backend.timeoutMs, life, ex);
   // 9. Upstream, unless the client has already gone (a stream reset while the stages ran is never sent).
-  life.signal.throwIfAborted();
+  life.throwIfAborted();
   ex.trace.stage('forwarding');
 }
 
@@ -196,7 +197,7 @@ async function admit(
   vhost: VirtualHost,
   rt: IngressRuntime,
   ex: Exchange,
-  life: AbortController,
+  life: RequestLife,
 ): Promise<ForwardInput> {
   const socket = req.socket as TLSSocket;
   const listener = rt.listeners.get(vhost.listener);

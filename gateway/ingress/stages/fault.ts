@@ -2,10 +2,10 @@
 // requests waits a fixed delay, a share is answered with an error status instead of being forwarded. It runs after
 // every check (authentication, authorization, rate limit), so only requests that would have reached the upstream
 // are touched, and a request a fault aborts never reaches it. Off unless the route sets `fault`.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { GRPC_STATUS_NAMES, type RouteConfig } from '../../config/schema.js';
 import { GatewayError, InjectedFault } from '../../core/errors.js';
 import type { Exchange } from '../exchange.js';
+import { pause, type Cancellation } from '../request-life.js';
 
 export interface CompiledFault {
   readonly delayPercent: number;
@@ -36,14 +36,10 @@ export function compileFault(fault: NonNullable<RouteConfig['fault']>): Compiled
  * ends early when the client leaves; a delay as long as the route's timeout is that timeout (504), as an upstream
  * that slow would be.
  */
-export async function injectFault(fault: CompiledFault, timeoutMs: number, signal: AbortSignal, ex: Exchange): Promise<void> {
+export async function injectFault(fault: CompiledFault, timeoutMs: number, life: Cancellation, ex: Exchange): Promise<void> {
   if (drawn(fault.delayPercent)) {
     ex.fault = 'delay';
-    try {
-      await sleep(Math.min(fault.delayMs, timeoutMs), undefined, { signal });
-    } catch {
-      throw signal.reason;
-    }
+    await pause(Math.min(fault.delayMs, timeoutMs), life);
     if (fault.delayMs >= timeoutMs) throw new GatewayError('GW_UPSTREAM_TIMEOUT', 'fault_delay');
   }
   if (drawn(fault.abortPercent)) {

@@ -4,6 +4,7 @@
 // gives its place back instead of reaching the upstream later. Hand-written because undici's pool queue can
 // neither be bounded nor have an entry removed (an aborted request stays queued until a connection frees up).
 import { GatewayError } from '../../core/errors.js';
+import type { Cancellation } from '../request-life.js';
 
 export interface AdmissionLimits {
   /** Requests running upstream at once (the pool's connections, or an h2 session's streams). */
@@ -18,7 +19,7 @@ export interface Admission {
    * resolves when one frees up, or rejects with the signal's reason if the request is cancelled first, or
    * with GW_UPSTREAM_TIMEOUT after `timeoutMs`. Throws GW_UPSTREAM_OVERLOADED when the queue is full.
    */
-  acquire(signal: AbortSignal, timeoutMs: number): Promise<void> | undefined;
+  acquire(signal: Cancellation, timeoutMs: number): Promise<void> | undefined;
   /** Gives a slot back: to the oldest waiting request, or to the pool. */
   release(): void;
   readonly active: number;
@@ -27,7 +28,7 @@ export interface Admission {
 
 interface Waiter {
   resolve(): void;
-  signal: AbortSignal;
+  signal: Cancellation;
   timer: NodeJS.Timeout;
   onAbort(): void;
 }

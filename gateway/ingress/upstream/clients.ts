@@ -11,6 +11,7 @@ import { createAdmission, type Admission } from './admission.js';
 import { retriable, withRetries, type RetryPolicy, type RetryState } from './retry.js';
 import { createEndpointSet, type Endpoint, type EndpointSet, type EndpointSetOptions, type Transport } from './endpoints.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
+import type { Cancellation } from '../request-life.js';
 import type { SpiffePeerVerifier } from '../../../certs/verify.js';
 import { upstreamIdentityCheck } from './tls-identity.js';
 
@@ -63,7 +64,7 @@ export interface UpstreamRequest {
   /** For the response headers, and then between body chunks (504 when it runs out). */
   timeoutMs: number;
   /** Aborted when the client leaves or a request deadline runs out: the upstream request stops at once. */
-  signal: AbortSignal;
+  signal: Cancellation;
   /** The `consistentHash` key (see `UpstreamClient.hashKey`). */
   hashKey?: string | undefined;
   /** Set by an upstream with several endpoints to the one it picked, for the access log. */
@@ -239,7 +240,7 @@ function createBalancedClient(options: UpstreamClientOptions, balanced: Balanced
 }
 
 /** One request on one endpoint: a 5xx answer or a failure (other than the client's own cancel) counts against it. */
-async function exchangeWith(endpoint: Endpoint, set: EndpointSet, req: UpstreamRequest, sink: ResponseSink, client: AbortSignal): Promise<void> {
+async function exchangeWith(endpoint: Endpoint, set: EndpointSet, req: UpstreamRequest, sink: ResponseSink, client: Cancellation): Promise<void> {
   let status = 0;
   const observed: ResponseSink = {
     start(statusCode, headers, flow) {
@@ -339,7 +340,8 @@ function createHttp1Transport(options: UpstreamClientOptions, origin: URL): Tran
         {
           onRequestStart(controller) {
             started = controller;
-            if (signal.aborted) controller.abort(signal.reason);
+            // Every reason a request is aborted with is an Error (GatewayError, or a timeout's DOMException).
+            if (signal.aborted) controller.abort(signal.reason as Error);
           },
           onResponseStart(controller, statusCode, headers) {
             // 1xx informational answers are the upstream's business, not the client's.

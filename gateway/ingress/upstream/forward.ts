@@ -4,6 +4,7 @@
 import { GatewayError } from '../../core/errors.js';
 import { hopByHop } from '../../core/net/hop-by-hop.js';
 import type { Exchange, Request, Response } from '../exchange.js';
+import type { RequestLife } from '../request-life.js';
 import type { IngressRuntime } from '../runtime.js';
 import type { AuthnResult } from '../../jwt/verifier.js';
 import type { ForwardedFor } from '../stages/forwarded.js';
@@ -28,12 +29,11 @@ export interface ForwardInput {
   port: number;
   timeouts: { requestMs: number; bodyIdleMs: number; writeIdleMs: number };
   /** The request's life: aborted when the client leaves or a deadline runs out, with the reason. */
-  life: AbortController;
+  life: RequestLife;
 }
 
 export async function forward(req: Request, res: Response, rt: IngressRuntime, input: ForwardInput, ex: Exchange): Promise<void> {
   const { route, life } = input;
-  const { signal } = life;
   const client = backendClient(rt, input, ex);
   // Set, since it has a client.
   const backend = input.backend!;
@@ -44,9 +44,9 @@ export async function forward(req: Request, res: Response, rt: IngressRuntime, i
   const limits = { maxBytes: route.maxBodyBytes, idleMs: input.timeouts.bodyIdleMs, requestMs: input.timeouts.requestMs, buffer: !client.trailers, copy };
   const body = hasBody(req) ? await readRequestBody(req, limits, ex, life) : null;
   // A request the client cancelled (or that timed out) while its body was read never reaches the upstream.
-  signal.throwIfAborted();
+  life.throwIfAborted();
   const hashKey = client.hashKey?.(req.headers, input.forwarded.remoteIp);
-  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: backend.timeoutMs, signal, hashKey, retry: route.retry };
+  const upstreamReq: UpstreamRequest = { method: ex.method, path: input.path + query, headers, body, timeoutMs: backend.timeoutMs, signal: life, hashKey, retry: route.retry };
   if (copy && body) upstreamReq.replayBody = () => copy.whole();
   if (route.filters.mirror) rt.mirror(route.name, route.filters.mirror, upstreamReq);
   markSent(rt, client, ex);
@@ -114,7 +114,7 @@ function requestAuthority(req: Pick<Request, 'headers'>): string {
  * A client that stops reading pauses the upstream, and is cut (freeing the upstream) if it has not drained
  * within `writeIdleMs`.
  */
-function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: number, life: AbortController, edit: HeaderEdit | undefined): ResponseSink {
+function relayTo(res: Response, ex: Exchange, trailers: boolean, writeIdleMs: number, life: RequestLife, edit: HeaderEdit | undefined): ResponseSink {
   let declared = -1;
   let control: FlowControl | undefined;
   let stalled: NodeJS.Timeout | undefined;

@@ -5,6 +5,7 @@
 import { Transform, type Readable } from 'node:stream';
 import { GatewayError } from '../../core/errors.js';
 import type { Exchange, Request } from '../exchange.js';
+import type { RequestLife } from '../request-life.js';
 
 /** Bodies up to this size reach the upstream only once complete; larger ones stream as they arrive. */
 export const BUFFERED_BODY_BYTES = 64 * 1024;
@@ -60,7 +61,7 @@ export function hasBody(req: Request): boolean {
  * request waiting for a free upstream connection has no reader yet, and an 'error' with no listener would
  * end the process).
  */
-export async function readRequestBody(req: Request, limits: BodyLimits, ex: Exchange, life: AbortController): Promise<Readable | Buffer> {
+export async function readRequestBody(req: Request, limits: BodyLimits, ex: Exchange, life: RequestLife): Promise<Readable | Buffer> {
   const abort = (reason: GatewayError) => life.abort(reason);
   const timeout = (reason: string) => abort(new GatewayError('GW_REQUEST_TIMEOUT', reason));
   const deadline = setTimeout(timeout, Math.max(0, ex.started + limits.requestMs - performance.now()), 'request_deadline');
@@ -93,7 +94,7 @@ export async function readRequestBody(req: Request, limits: BodyLimits, ex: Exch
   counter.once('close', stopTimers);
   counter.on('error', stopTimers);
   req.once('error', (err) => counter.destroy(err));
-  life.signal.addEventListener('abort', () => counter.destroy(), { once: true });
+  life.addEventListener('abort', () => counter.destroy(), { once: true });
   req.pipe(counter);
   if (!limits.buffer) return counter;
   return (await readWhole(counter, BUFFERED_BODY_BYTES)) ?? counter;

@@ -7,8 +7,8 @@
 // gRPC: a trailers-only answer (grpc-status in the one HEADERS frame, no message sent) with a chosen status is
 // retried like a chosen 5xx. A gRPC request body streams to h2 upstreams; the forward keeps a copy of it, and an
 // answer is retried only when that copy is the whole body (the client's side ended within the copy's cap).
-import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayError } from '../../core/errors.js';
+import { pause, withDeadline } from '../request-life.js';
 import type { ResponseHeaders, ResponseSink, UpstreamRequest } from './clients.js';
 
 export type RetryOn = 'connect-failure' | 'reset';
@@ -89,12 +89,8 @@ export async function withRetries(
       held -= covering;
       if (outcome === 'done') return;
       if (outcome !== 'retry' && !reserve()) throw outcome.error;
-      try {
-        const ceiling = Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** attempt);
-        await sleep(Math.random() * ceiling, undefined, { signal: req.signal });
-      } catch {
-        throw req.signal.reason;
-      }
+      const ceiling = Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** attempt);
+      await pause(Math.random() * ceiling, req.signal);
     }
   } finally {
     state.active -= held;
@@ -142,14 +138,16 @@ async function tryWith(
       if (!discarded) sink.end(trailers);
     },
   };
-  const perTry = policy.perTryTimeoutMs === undefined ? undefined : AbortSignal.timeout(policy.perTryTimeoutMs);
+  const perTry = policy.perTryTimeoutMs === undefined ? undefined : withDeadline(req.signal, policy.perTryTimeoutMs);
   try {
-    await tryOnce(perTry ? { ...req, signal: AbortSignal.any([req.signal, perTry]) } : req, guarded);
+    await tryOnce(perTry ? { ...req, signal: perTry.life } : req, guarded);
     return discarded ? 'retry' : 'done';
   } catch (err) {
     if (discarded && !req.signal.aborted) return 'retry';
-    if (req.signal.aborted || started || last || streamed || !retriableFailure(err, policy, perTry?.aborted ?? false)) throw err;
+    if (req.signal.aborted || started || last || streamed || !retriableFailure(err, policy, perTry?.timedOut() ?? false)) throw err;
     return { error: err };
+  } finally {
+    perTry?.release();
   }
 }
 

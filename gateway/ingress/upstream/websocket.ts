@@ -37,7 +37,7 @@ export async function proxyWebSocket(
     headers,
     body: null,
     timeoutMs: backend.timeoutMs,
-    signal: input.life.signal,
+    signal: input.life,
     upgrade: 'websocket',
   };
   const answer = answerTo(socket, ex, input.route.filters.responseHeaders);
