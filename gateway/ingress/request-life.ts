@@ -1,5 +1,5 @@
 // A request's life: aborted when its client leaves (HTTP/1 close, RST_STREAM) or a deadline runs out, with the
-// reason; the body read, the admission queue, the upstream exchange and the relay listen to it to stop at once.
+// reason; the body read, the admission queue and the upstream exchange listen to it to stop at once.
 // Written by hand rather than with an AbortController: one controller per request (its EventTarget signal, and the
 // listener added and removed on it by each upstream exchange) cost S1 and S3 about 10 % per core on Node 20 in the
 // bench (docs/performance.md, "What changed the figures"). Only what the request path uses is here.

@@ -47,7 +47,7 @@ describe('RequestLife', () => {
 });
 
 describe('pause', () => {
-  it('waits, or rejects with the reason as soon as the life ends, and leaves no listener behind', async () => {
+  it('waits, or rejects with the reason as soon as the life ends', async () => {
     const life = new RequestLife();
     await pause(5, life);
     const waiting = pause(60_000, life);
