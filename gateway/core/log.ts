@@ -1,6 +1,6 @@
 // Structured logging (pino). One canonical line per decision, event names as constants, secrets redacted.
 import fs from 'node:fs';
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { pino, symbols, type Logger, type DestinationStream } from 'pino';
 
 export const LOG_EVENTS = {
   REQUEST: 'REQUEST',
@@ -156,6 +156,51 @@ export function createLogger(level = 'info', destination?: DestinationStream): L
     },
     destination ?? stdoutBatches(),
   );
+}
+
+/** One fixed-shape record at `info`, as a line of `logger`. */
+export type RecordLine = (record: object) => void;
+
+/** What pino keeps on a logger, read through its public `pino.symbols` to write the same line it would. */
+interface PinoInternals {
+  [symbols.lsCacheSym]: Record<number, string>;
+  [symbols.timeSym]: () => string;
+  [symbols.chindingsSym]: string;
+  [symbols.streamSym]: DestinationStream & { [symbols.needsMetadataGsym]?: boolean };
+  [symbols.mixinSym]: unknown;
+  [symbols.nestedKeySym]: unknown;
+  [symbols.formattersSym]: { log?: unknown };
+  [symbols.hooksSym]: { streamWrite?: unknown };
+}
+
+const INFO = 30;
+
+/**
+ * The per-request line (the ingress access line): byte for byte what `logger.info(record)` writes, but the record is
+ * serialized by one `JSON.stringify` instead of pino's field-by-field serializer (S1 +6 % per core in `--base` A/B
+ * runs, docs/performance.md). Only for records that never hold secrets, since pino's redaction does not run here, and
+ * that always have a field. A logger with a mixin, a log formatter, a nested key, a write hook or a stream that wants
+ * metadata, whose lines pino shapes further, gets `logger.info` itself.
+ */
+export function recordLine(logger: Logger): RecordLine {
+  const internals = logger as unknown as PinoInternals;
+  const stream = internals[symbols.streamSym];
+  const reshaped =
+    internals[symbols.mixinSym] ||
+    internals[symbols.nestedKeySym] ||
+    internals[symbols.formattersSym].log ||
+    internals[symbols.hooksSym].streamWrite ||
+    stream[symbols.needsMetadataGsym];
+  if (reshaped) return (record) => logger.info(record);
+  const head = internals[symbols.lsCacheSym][INFO]!;
+  const bindings = internals[symbols.chindingsSym];
+  const time = internals[symbols.timeSym];
+  return (record) => {
+    // Checked per line: a reload can change the level of a running logger.
+    if (logger.levelVal > INFO) return;
+    // `{"event":…}` → `,"event":…}`: the record's fields follow the bindings, as in pino's line.
+    stream.write(`${head}${time()}${bindings},${JSON.stringify(record).slice(1)}\n`);
+  };
 }
 
 export type { Logger };

@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { RequestAttributes } from '../../policies/types.js';
 import { GatewayError, isGrpcContentType, toGrpcResponse, toHttpResponse } from '../core/errors.js';
-import { LOG_EVENTS, type Logger } from '../core/log.js';
+import { LOG_EVENTS, recordLine, type Logger, type RecordLine } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { AuditTrail } from '../audit/trail.js';
 import { tlsOf, userAgentOf } from './access-fields.js';
@@ -49,7 +49,7 @@ const METHOD = /^[A-Z]{1,20}$/;
 export function createPipeline(deps: PipelineDeps): (vhost: VirtualHost) => RequestHandler {
   return (vhost) => {
     // The virtual host's fields are serialized once, into the child's bindings, not on every request line.
-    const accessLog = deps.logger.child({ listener: vhost.listener, vhost: vhost.name });
+    const accessLog = recordLine(deps.logger.child({ listener: vhost.listener, vhost: vhost.name }));
     const handler: RequestHandler = (req, res) => {
       // HTTP/2 streams start once the frames read with their HEADERS have been processed: a stream its client
       // reset in the same read (the Rapid Reset attack, CVE-2023-44487) is then already closed, and costs a
@@ -62,12 +62,12 @@ export function createPipeline(deps: PipelineDeps): (vhost: VirtualHost) => Requ
   };
 }
 
-function startStream(req: Http2ServerRequest, res: Response, session: unknown, vhost: VirtualHost, deps: PipelineDeps, accessLog: Logger): void {
+function startStream(req: Http2ServerRequest, res: Response, session: unknown, vhost: VirtualHost, deps: PipelineDeps, accessLog: RecordLine): void {
   if (req.stream.closed) return deps.connections?.streamReset(session);
   void handle(req, res, session, vhost, deps.runtime(), deps, accessLog);
 }
 
-async function handle(req: Request, res: Response, connection: unknown, vhost: VirtualHost, rt: IngressRuntime, deps: PipelineDeps, accessLog: Logger): Promise<void> {
+async function handle(req: Request, res: Response, connection: unknown, vhost: VirtualHost, rt: IngressRuntime, deps: PipelineDeps, accessLog: RecordLine): Promise<void> {
   if (deps.connections?.requestStarted(connection) === false) {
     // More streams still in the pipeline than the connection may open at once: reset ones included, so
     // opening and resetting streams cannot run unbounded work (CVE-2023-44487; Go's fix).
@@ -100,7 +100,7 @@ async function handle(req: Request, res: Response, connection: unknown, vhost: V
  * any request, then the tunnel (upstream/websocket.ts), counted as a request in flight until it closes, so a drain
  * waits for it or cuts it at its end. One access line, written when it closes.
  */
-async function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, vhost: VirtualHost, rt: IngressRuntime, deps: PipelineDeps, accessLog: Logger): Promise<void> {
+async function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, vhost: VirtualHost, rt: IngressRuntime, deps: PipelineDeps, accessLog: RecordLine): Promise<void> {
   // Node stops watching the socket once it hands it over: an error nobody listens to would end the process.
   socket.on('error', () => socket.destroy());
   deps.connections?.requestStarted(socket);
@@ -152,14 +152,14 @@ function openExchange(req: Request, rt: IngressRuntime): Exchange {
 }
 
 /** The request's metrics, access line, audit record and span, and its end for the connection tracker. */
-function closeExchange(ex: Exchange, req: Request, vhost: VirtualHost, deps: PipelineDeps, accessLog: Logger, connection: unknown): void {
+function closeExchange(ex: Exchange, req: Request, vhost: VirtualHost, deps: PipelineDeps, accessLog: RecordLine, connection: unknown): void {
   const now = performance.now();
   const seconds = (now - ex.started) / 1000;
   deps.metrics?.requests(ex.route ?? 'none', ex.status ?? 0, ex.code ?? 'ok', seconds, ex.bytesIn, ex.bytesOut);
   // The same status and code as the route's series, so the two add up; the time is the upstream's share.
   ex.upstreamSeries?.record(ex.status ?? 0, ex.code ?? 'ok', (now - ex.upstreamSent) / 1000, ex.bytesIn, ex.bytesOut);
   const line = accessLine(ex, req, seconds);
-  accessLog.info(line);
+  accessLog(line);
   if (deps.audit && (ex.code !== undefined || deps.audit.ingressAllows)) deps.audit.append('ingress', { listener: vhost.listener, vhost: vhost.name, ...line });
   ex.trace.end(ex);
   deps.connections?.requestEnded(connection);
