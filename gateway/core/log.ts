@@ -166,6 +166,7 @@ interface PinoInternals {
   [symbols.lsCacheSym]: Record<number, string>;
   [symbols.timeSym]: () => string;
   [symbols.chindingsSym]: string;
+  [symbols.endSym]: string;
   [symbols.streamSym]: DestinationStream & { [symbols.needsMetadataGsym]?: boolean };
   [symbols.mixinSym]: unknown;
   [symbols.nestedKeySym]: unknown;
@@ -195,11 +196,12 @@ export function recordLine(logger: Logger): RecordLine {
   const head = internals[symbols.lsCacheSym][INFO]!;
   const bindings = internals[symbols.chindingsSym];
   const time = internals[symbols.timeSym];
+  const end = internals[symbols.endSym];
   return (record) => {
     // Checked per line: a reload can change the level of a running logger.
     if (logger.levelVal > INFO) return;
-    // `{"event":…}` → `,"event":…}`: the record's fields follow the bindings, as in pino's line.
-    stream.write(`${head}${time()}${bindings},${JSON.stringify(record).slice(1)}\n`);
+    // `{"event":…}` → `,"event":…`: the record's fields follow the bindings, and pino's own end closes the line.
+    stream.write(`${head}${time()}${bindings},${JSON.stringify(record).slice(1, -1)}${end}`);
   };
 }
 
