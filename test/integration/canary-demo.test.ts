@@ -1,6 +1,6 @@
 // The README's "Canary rollout and failover": its YAML is the demo's config (scripts/canary-demo.yaml, which
 // validate-run also starts), and `npm run --silent demo:canary` (the real script, backends on free ports) prints
-// what the README shows: the 90/10 and 50/50 splits within ±3 %, and no failed request when a stable endpoint is
+// what the README shows: the 90/10 and 50/50 splits as a fair weighted draw gives them, and no failed request when a stable endpoint is
 // killed under load.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -47,14 +47,19 @@ test('the README shows a run of the demo, in the shape the demo prints', () => {
   phases(shown.output);
 });
 
-test('the demo, run for real: 90/10 and 50/50 within ±3 %, no failed request when an endpoint is killed', { timeout: 120_000 }, async (t) => {
+test('the demo, run for real: 90/10 and 50/50 as a fair weighted draw gives them, no failed request when an endpoint is killed', { timeout: 120_000 }, async (t) => {
   const { stdout } = await run('npm', ['run', '--silent', 'demo:canary'], { cwd: ROOT, env: { ...process.env, PORTCULLIS_DEMO_EPHEMERAL: '1' }, timeout: 110_000 });
   for (const line of stdout.trimEnd().split('\n')) t.diagnostic(line);
   const [split, reweighted, failover] = phases(stdout);
   for (const [phase, canaryShare] of [[split!, 0.1], [reweighted!, 0.5]] as const) {
     assert.equal(phase.failed, 0);
     assert.equal(phase.stable + phase.canary, 2000);
-    assert.ok(Math.abs(phase.canary / 2000 - canaryShare) <= 0.03, stdout);
+    // Each request draws its backend at random: the canary's count is binomial. 4.5 standard deviations (±3 % at
+    // 90/10, ±5 % at 50/50 over 2,000 requests) fail a fair draw about once in 150,000 runs. ±3 % at 50/50 (2.7 of
+    // them) fails about one run in 140, and did (935 of 2,000). A split that ignored its weights or the reload would
+    // still be far outside.
+    const tolerance = 4.5 * Math.sqrt((canaryShare * (1 - canaryShare)) / 2000);
+    assert.ok(Math.abs(phase.canary / 2000 - canaryShare) <= tolerance, stdout);
   }
   assert.equal(failover!.failed, 0, stdout);
   assert.ok(failover!.requests > 100, stdout);
