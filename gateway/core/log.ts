@@ -174,7 +174,7 @@ interface PinoInternals {
   [symbols.hooksSym]: { streamWrite?: unknown };
 }
 
-const INFO = 30;
+const INFO = pino.levels.values.info!;
 
 /**
  * The per-request line (the ingress access line): byte for byte what `logger.info(record)` writes, but the record is
