@@ -126,7 +126,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   const booted = new Promise<boolean>((resolve) => (settleBoot = resolve));
 
   const send = (worker: Worker, msg: ToWorker) => {
-    if (worker.isConnected()) worker.send(msg);
+    if (worker.isConnected()) worker.send(msg, undefined, ignoreClosedChannel);
   };
   const live = () => slots.flatMap((s) => (s.worker?.isConnected() && s.started ? [{ slot: s, worker: s.worker }] : []));
   const ask = (worker: Worker, question: Question): Promise<unknown> =>
@@ -350,7 +350,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     else if (msg.portcullis === 'shutdown') stop();
     else if (msg.portcullis === 'ask') {
       void answer(msg).then(
-        (value) => process.connected && process.send!({ portcullis: 'answer', id: msg.id, value } satisfies ToPrimary),
+        (value) => sendToPrimary({ portcullis: 'answer', id: msg.id, value }),
         (err: unknown) => logger.error({ err, question: msg.question }, 'worker could not answer the primary'),
       );
     }
@@ -370,7 +370,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     // The IPC channel keeps the process alive; without it the worker exits once its sockets are closed.
     if (process.connected) process.disconnect();
   };
-  process.send!({ portcullis: 'hello' } satisfies ToPrimary);
+  sendToPrimary({ portcullis: 'hello' });
 
   try {
     const gateway = await startGateway(initial.config, { logger, ticketKeys: await init, ...(audit ? { audit } : {}) });
@@ -380,17 +380,29 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     // The primary reports it, once for all workers; a user error (a port in use) needs no stack trace.
     const message = err instanceof Error ? err.message : String(err);
     logger.fatal({ error: message }, 'gateway failed to start');
-    if (process.connected) process.send!({ portcullis: 'failed', message } satisfies ToPrimary);
+    sendToPrimary({ portcullis: 'failed', message });
     detach();
     return 1;
   }
-  process.send!({ portcullis: 'started', ports: [...running.gateway.ports] } satisfies ToPrimary);
+  sendToPrimary({ portcullis: 'started', ports: [...running.gateway.ports] });
   await stopped;
   await running.gateway.close();
   // Disconnecting (or exiting) with a batch still in the channel would lose it.
   await audit?.sent();
   detach();
   return 0;
+}
+
+/**
+ * A process at the other end that is exiting can still read as connected: the write then fails (EPIPE) after `send`
+ * returned, and without a callback the failure is an 'error' event that ends this process. The other side's end is
+ * reported where it belongs (the primary's 'exit' handler restarts or counts the worker; a worker whose primary is
+ * gone drains on 'disconnect'), and a question that was lost times out, so the failed write itself needs nothing.
+ */
+function ignoreClosedChannel(): void {}
+
+function sendToPrimary(msg: ToPrimary): void {
+  if (process.connected) process.send!(msg, undefined, undefined, ignoreClosedChannel);
 }
 
 /** One batch of audit records to the primary, the trail's single writer. */
