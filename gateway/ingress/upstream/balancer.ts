@@ -8,7 +8,9 @@
 //                   endpoint joins or leaves, only the keys of its own arcs move (~1/N of them).
 // Only endpoints that are `available` are picked, unless fewer than the panic threshold are: then all are
 // (sending to all beats overloading the few left; Envoy's healthy panic threshold). With none available the
-// pick is `undefined` and the caller answers 503.
+// pick is `undefined` and the caller answers 503. A retry avoids the endpoints its request already tried while
+// another one can be picked (Envoy's previous_hosts retry predicate, which Istio sets on every retry policy): under
+// consistentHash it goes to the next endpoint on the ring.
 // Picks scan the endpoint list and allocate nothing: upstreams have a handful of endpoints, not thousands.
 // Hand-written: no maintained library offers these over our own endpoint objects.
 import { createHash } from 'node:crypto';
@@ -26,8 +28,11 @@ export interface Balanced {
 }
 
 export interface Balancer<E extends Balanced> {
-  /** `hashKey` is only read by `consistentHash` (a request without a key gets a random endpoint). */
-  pick(endpoints: readonly E[], available: (e: E) => boolean, hashKey: string | undefined): E | undefined;
+  /**
+   * `hashKey` is only read by `consistentHash` (a request without a key gets a random endpoint). `tried`: the
+   * endpoints a retried request already went to, picked again only when no other one can be.
+   */
+  pick(endpoints: readonly E[], available: (e: E) => boolean, hashKey: string | undefined, tried?: readonly E[]): E | undefined;
   /** Called when the endpoint list changes (DNS): the ring is rebuilt from it. */
   rebuild(endpoints: readonly E[]): void;
 }
@@ -36,16 +41,22 @@ export interface Balancer<E extends Balanced> {
 const POINTS_PER_WEIGHT = 160;
 
 export function createBalancer<E extends Balanced>(policy: BalancerPolicy, panicThresholdPercent: number): Balancer<E> {
-  /** All endpoints when too few are available (panic), `available` otherwise, or `undefined` when none is. */
-  const eligibility = (endpoints: readonly E[], available: (e: E) => boolean): ((e: E) => boolean) | undefined => {
+  /**
+   * All endpoints when too few are available (panic), `available` otherwise, or `undefined` when none is; without
+   * the `tried` ones when that leaves any. The panic threshold counts what is available, not what was tried.
+   */
+  const eligibility = (endpoints: readonly E[], available: (e: E) => boolean, tried: readonly E[] | undefined): ((e: E) => boolean) | undefined => {
     let count = 0;
     for (const e of endpoints) if (available(e)) count++;
     if (count === 0) return undefined;
-    return count * 100 < panicThresholdPercent * endpoints.length ? everyEndpoint : available;
+    const eligible = count * 100 < panicThresholdPercent * endpoints.length ? everyEndpoint : available;
+    if (!tried?.length) return eligible;
+    const untried = (e: E) => eligible(e) && !tried.includes(e);
+    return endpoints.some(untried) ? untried : eligible;
   };
   const over = (choose: (endpoints: readonly E[], eligible: (e: E) => boolean) => E | undefined): Balancer<E> => ({
-    pick(endpoints, available) {
-      const eligible = eligibility(endpoints, available);
+    pick(endpoints, available, _hashKey, tried) {
+      const eligible = eligibility(endpoints, available, tried);
       return eligible && choose(endpoints, eligible);
     },
     rebuild() {},
@@ -54,8 +65,8 @@ export function createBalancer<E extends Balanced>(policy: BalancerPolicy, panic
   if (policy === 'leastRequest') return over(twoChoicesPick);
   let ring = buildRing<E>([]);
   return {
-    pick(endpoints, available, hashKey) {
-      const eligible = eligibility(endpoints, available);
+    pick(endpoints, available, hashKey, tried) {
+      const eligible = eligibility(endpoints, available, tried);
       if (!eligible) return undefined;
       if (hashKey === undefined) return twoChoicesPick(endpoints, eligible);
       return ringPick(ring, hashOf(hashKey), eligible);

@@ -225,10 +225,13 @@ function createBalancedClient(options: UpstreamClientOptions, balanced: Balanced
       })),
     async exchange(req, sink) {
       if (set.endpoints.length === 0) await set.ready;
-      // A try picks an endpoint each time, so a retry usually lands on another one.
+      // Each try picks an endpoint, a retry one its request has not tried while there is one (kept only for a
+      // request that may be retried).
+      const tried: Endpoint[] | undefined = req.retry ? [] : undefined;
       const tryOnce = (attempt: UpstreamRequest, trySink: ResponseSink) => {
-        const endpoint = set.pick(req.hashKey);
+        const endpoint = set.pick(req.hashKey, tried);
         if (!endpoint) throw new GatewayError('GW_UPSTREAM_NO_HEALTHY', set.endpoints.length === 0 ? 'no_endpoints' : 'all_unavailable');
+        tried?.push(endpoint);
         req.endpoint = endpoint.address;
         return exchangeWith(endpoint, set, attempt, trySink, req.signal);
       };

@@ -88,7 +88,8 @@ export interface EndpointSet {
   readonly endpoints: readonly Endpoint[];
   /** Resolves once the first DNS answer is in (at once for a static list). */
   readonly ready: Promise<void>;
-  pick(hashKey: string | undefined): Endpoint | undefined;
+  /** `tried`: the endpoints a retried request already went to (see balancer.ts). */
+  pick(hashKey: string | undefined, tried?: readonly Endpoint[]): Endpoint | undefined;
   /** The outcome of one request on `endpoint`, for passive health. */
   succeeded(endpoint: Endpoint): void;
   failed(endpoint: Endpoint): void;
@@ -194,7 +195,7 @@ export function createEndpointSet(options: EndpointSetOptions): EndpointSet {
     get ready() {
       return ready;
     },
-    pick: (hashKey) => balancer.pick(endpoints, available, hashKey),
+    pick: (hashKey, tried) => balancer.pick(endpoints, available, hashKey, tried),
     available,
     succeeded(e) {
       e.errors = 0;

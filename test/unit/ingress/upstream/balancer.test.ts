@@ -96,3 +96,40 @@ describe('consistentHash (ring hash)', () => {
     assert.ok(!without.includes('b:1'));
   });
 });
+
+describe('a retry avoids the endpoints its request tried (Envoy’s previous_hosts)', () => {
+  for (const policy of ['roundRobin', 'leastRequest', 'consistentHash'] as const) {
+    it(`${policy}: never an endpoint already tried while another is available; one tried when none is left`, () => {
+      const endpoints = ['a:1', 'b:1', 'c:1'].map((a) => endpoint(a));
+      const [a, b, c] = endpoints as [Balanced, Balanced, Balanced];
+      const balancer = createBalancer<Balanced>(policy, 50);
+      balancer.rebuild(endpoints);
+      for (let i = 0; i < 300; i++) {
+        const key = policy === 'consistentHash' ? `user-${i}` : undefined;
+        const first = balancer.pick(endpoints, always, key)!;
+        const second = balancer.pick(endpoints, always, key, [first])!;
+        assert.notEqual(second, first);
+        const third = balancer.pick(endpoints, always, key, [first, second])!;
+        assert.ok(third !== first && third !== second);
+        assert.ok(endpoints.includes(balancer.pick(endpoints, always, key, [a, b, c])!), 'all tried: still a pick');
+      }
+      // Out (c) and tried (a): b, the one left, whatever the policy.
+      assert.equal(balancer.pick(endpoints, (e) => e !== c, 'user-1', [a]), b);
+      // Tried (a) and every other out: under the panic threshold (1 of 3 < 50 %) every endpoint is eligible, so an
+      // untried one; without a panic threshold, a again rather than a 503.
+      assert.notEqual(balancer.pick(endpoints, (e) => e === a, 'user-1', [a]), a);
+      const noPanic = createBalancer<Balanced>(policy, 0);
+      noPanic.rebuild(endpoints);
+      assert.equal(noPanic.pick(endpoints, (e) => e === a, 'user-1', [a]), a);
+    });
+  }
+
+  it('the panic threshold counts what is available, not what was tried', () => {
+    const endpoints = ['a:1', 'b:1', 'c:1', 'd:1'].map((a) => endpoint(a));
+    const [a, b, c] = endpoints as [Balanced, Balanced, Balanced];
+    const balancer = createBalancer<Balanced>('roundRobin', 50);
+    // Three of four available (75 %): no panic, even with two of them tried; d is out and stays out.
+    const picks = counts(Array.from({ length: 50 }, () => balancer.pick(endpoints, (e) => e.address !== 'd:1', undefined, [a, b])));
+    assert.deepEqual([...picks.entries()], [[c.address, 50]]);
+  });
+});
