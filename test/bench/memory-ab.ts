@@ -4,7 +4,8 @@
 //
 //   node --import tsx test/bench/memory-ab.ts --variant main=../main-checkout --variant this=. --variant semi4=.:--max-semi-space-size=4
 //
-// A variant is NAME=DIR[:FLAG,FLAG...] (DIR holds a `npm run build`). Prints one line per round and variant:
+// A variant is NAME=DIR[:FLAG,FLAG...] (DIR holds a `npm run build`); a FLAG written VAR=VALUE (no leading dashes) is
+// set in the gateway's environment instead (`--variant arena2=.:MALLOC_ARENA_MAX=2`). Prints one line per round and variant:
 // idle RSS, peak RSS under load, req/s, requests per CPU-second of the gateway, p50/p99/p99.9.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -28,7 +29,7 @@ const { values } = parseArgs({
   },
 });
 if (values.help || values.variant.length === 0) {
-  console.log('Usage: node --import tsx test/bench/memory-ab.ts --variant NAME=DIR[:FLAG,FLAG...] [--variant ...] [--duration 8s] [--rounds 3] [--node PATH]');
+  console.log('Usage: node --import tsx test/bench/memory-ab.ts --variant NAME=DIR[:FLAG|VAR=VALUE,...] [--variant ...] [--duration 8s] [--rounds 3] [--node PATH]');
   process.exit(values.help ? 0 : 2);
 }
 
@@ -36,12 +37,15 @@ interface Variant {
   name: string;
   root: string;
   flags: string[];
+  env: Record<string, string>;
 }
 
 function parseVariant(text: string): Variant {
   const match = /^([^=]+)=([^:]+)(?::(.+))?$/.exec(text);
   if (!match) throw new Error(`--variant: expected NAME=DIR[:FLAG,FLAG...], got ${text}`);
-  return { name: match[1]!, root: path.resolve(match[2]!), flags: match[3]?.split(',') ?? [] };
+  const items = match[3]?.split(',') ?? [];
+  const env = Object.fromEntries(items.filter((item) => !item.startsWith('-')).map((item) => item.split('=', 2) as [string, string]));
+  return { name: match[1]!, root: path.resolve(match[2]!), flags: items.filter((item) => item.startsWith('-')), env };
 }
 
 const MB = 1024 * 1024;
@@ -67,7 +71,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       // The order rotates each round, as run.ts does, so no variant always runs first.
       for (const v of variants.map((_, i) => variants[(i + round - 1) % variants.length]!)) {
-        const peer = await startPortcullis({ material, upstreams, accessLog: true, node: gatewayNode.binary }, 'dist', { root: v.root, nodeFlags: v.flags });
+        const peer = await startPortcullis({ material, upstreams, accessLog: true, node: gatewayNode.binary }, 'dist', { root: v.root, nodeFlags: v.flags, env: v.env });
         try {
           await sleep(SETTLE_MS);
           const idle = rssBytes(peer.pid);

@@ -107,6 +107,8 @@ export function gatewayCommand(build: GatewayBuild, root = ROOT, node = process.
 
 export interface GatewayRun {
   nodeFlags?: readonly string[];
+  /** Added to the gateway's environment (e.g. glibc's MALLOC_ARENA_MAX). */
+  env?: Readonly<Record<string, string>>;
   /** > 1 runs the multi-process mode (`run --workers N`); its CPU is the whole process tree's. */
   workers?: number;
   /** The checkout to run (default this one): another one's compiled build is the `portcullis-base` peer. */
@@ -115,12 +117,13 @@ export interface GatewayRun {
 }
 
 export async function startPortcullis(ctx: PeerContext, build: GatewayBuild, run: GatewayRun = {}): Promise<RunningPeer> {
-  const { nodeFlags = [], workers = 1, root = ROOT, variant } = run;
+  const { nodeFlags = [], env, workers = 1, root = ROOT, variant } = run;
   const ports = { ingress: await freePort(), egress: await freePort(), admin: await freePort() };
   const file = ctx.material.write(`portcullis-${ports.ingress}.yaml`, stringify(portcullisConfig(ctx, ports, root === ROOT, variant)));
   const [node, ...rest] = gatewayCommand(build, root, ctx.node);
   const proc = start('portcullis', pinned(PROXY_CPUS, [node!, ...nodeFlags, ...rest, 'run', '-c', file, ...(workers > 1 ? ['--workers', String(workers)] : [])]), {
     cwd: root,
+    ...(env ? { env: { ...process.env, ...env } } : {}),
     stdoutFile: '/dev/null',
     // --cpu-prof writes its profile on exit, which takes seconds after a loaded run.
     killAfterMs: nodeFlags.length ? 60_000 : 5000,
@@ -143,10 +146,11 @@ export function portcullisDriver(build: GatewayBuild, workers = 1, baseRoot?: st
     name: baseRoot ? 'portcullis-base' : 'portcullis',
     packages: [],
     missing: () => (runs === 'dist' && !fs.existsSync(compiled) ? [compiled] : []),
-    scenarios: ['S1', 'HS', 'S2-ES256', 'S2-RS256', 'S3', 'S3-nocache', 'S4-tunnel', 'S4-new', 'S1-h2', 'S3-h2'].concat(
-      // An older checkout (portcullis-base) may predate endpoints, tracing and the audit trail: those stay this build's.
-      baseRoot ? [] : ['S1-3ep', 'S3-traceoff', 'S3-trace1', 'S3-trace100', 'S4-auditoff', 'S4-audit', 'S4-new-auditoff', 'S4-new-audit'],
-    ) as ScenarioId[],
+    // A base checkout runs them all too (its config must know endpoints, tracing and the audit trail: any since 2026-11-28).
+    scenarios: [
+      ...['S1', 'HS', 'S2-ES256', 'S2-RS256', 'S3', 'S3-nocache', 'S4-tunnel', 'S4-new', 'S1-h2', 'S3-h2', 'S1-3ep'],
+      ...['S3-traceoff', 'S3-trace1', 'S3-trace100', 'S4-auditoff', 'S4-audit', 'S4-new-auditoff', 'S4-new-audit'],
+    ] as ScenarioId[],
     start: (ctx, variant) => startPortcullis(ctx, runs, { workers, root, ...(variant ? { variant } : {}) }),
   };
 }
