@@ -13,8 +13,8 @@ import { HEAP_FLAGS } from '../../../gateway/heap-flags.js';
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const HAS_EXECVE = typeof (process as { execve?: unknown }).execve === 'function';
 
-/** Starts `run`, waits for its listeners, returns the arguments its pid runs with, stops it. */
-async function runningCommandLine(configFile: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+/** Starts `run`, waits for its listeners, returns the arguments and environment its pid runs with, stops it. */
+async function runningProcess(configFile: string, env: NodeJS.ProcessEnv): Promise<{ argv: string[]; environ: string[] }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli.ts'), 'run', '-c', configFile], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c));
@@ -25,7 +25,8 @@ async function runningCommandLine(configFile: string, env: NodeJS.ProcessEnv): P
       if (i > 600 || child.exitCode !== null) throw new Error(`gateway did not start:\n${out}`);
       await sleep(50);
     }
-    return fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const read = (file: string) => fs.readFileSync(`/proc/${child.pid}/${file}`, 'utf8').split('\0').filter(Boolean);
+    return { argv: read('cmdline'), environ: read('environ') };
   } finally {
     child.kill('SIGTERM');
     assert.equal(await exited, 0, out);
@@ -58,13 +59,15 @@ admin: { address: 127.0.0.1, port: 0 }
 
   it(HAS_EXECVE ? `runs with ${HEAP_FLAGS.join(' ')}, under the pid it was started as` : 'runs as started (no process.execve on this Node)', async () => {
     const { NODE_OPTIONS: _, ...env } = process.env;
-    const argv = await runningCommandLine(configFile, env);
+    delete env.MALLOC_ARENA_MAX;
+    const { argv, environ } = await runningProcess(configFile, env);
     assert.deepEqual(argv.slice(1, 3), HAS_EXECVE ? [...HEAP_FLAGS] : ['--import', 'tsx'], argv.join(' '));
     assert.deepEqual(argv.slice(-3), ['run', '-c', configFile]);
+    assert.equal(environ.includes('MALLOC_ARENA_MAX=1'), HAS_EXECVE, 'one malloc arena where it re-executes');
   });
 
   it('keeps a semi-space size set in NODE_OPTIONS', async () => {
-    const argv = await runningCommandLine(configFile, { ...process.env, NODE_OPTIONS: '--max-semi-space-size=16' });
+    const { argv } = await runningProcess(configFile, { ...process.env, NODE_OPTIONS: '--max-semi-space-size=16' });
     assert.equal(argv.includes(HEAP_FLAGS[0]), false, argv.join(' '));
   });
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { HEAP_FLAGS, heapFlagArgs } from '../../../gateway/heap-flags.js';
+import { HEAP_FLAGS, heapEnv, heapFlagArgs } from '../../../gateway/heap-flags.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../../gateway/cli.ts');
 const BIN = path.resolve(import.meta.dirname, '../../../bin/portcullis.js');
@@ -22,4 +22,9 @@ test('other commands, and processes that only import the CLI (tests, tools), are
   assert.equal(heapFlagArgs(['node', CLI, 'validate', 'x.yaml'], [], undefined), undefined);
   assert.equal(heapFlagArgs(['node', CLI], [], undefined), undefined);
   assert.equal(heapFlagArgs(['node', '/somewhere/runner.js', 'run'], [], undefined), undefined);
+});
+
+test('the re-executed process gets one malloc arena, unless the environment already says how many', () => {
+  assert.deepEqual(heapEnv({ PATH: '/bin' }), { PATH: '/bin', MALLOC_ARENA_MAX: '1' });
+  assert.deepEqual(heapEnv({ PATH: '/bin', MALLOC_ARENA_MAX: '4' }), { PATH: '/bin', MALLOC_ARENA_MAX: '4' });
 });
