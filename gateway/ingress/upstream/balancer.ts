@@ -11,7 +11,8 @@
 // pick is `undefined` and the caller answers 503. A retry avoids the endpoints its request already tried while
 // another one can be picked (Envoy's previous_hosts retry predicate, which Istio sets on every retry policy): under
 // consistentHash it goes to the next endpoint on the ring.
-// Picks scan the endpoint list and allocate nothing: upstreams have a handful of endpoints, not thousands.
+// Picks scan the endpoint list and allocate nothing (a retry's pick one closure): upstreams have a handful of
+// endpoints, not thousands.
 // Hand-written: no maintained library offers these over our own endpoint objects.
 import { createHash } from 'node:crypto';
 
