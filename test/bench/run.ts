@@ -310,7 +310,13 @@ async function profileScenario(id: ScenarioId, ctx: PeerContext, build: GatewayB
   } finally {
     await peer.stop();
   }
-  const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  // On Node ≥ 22.15 `run` re-executes itself with its heap flags (heap-flags.ts), and the process before the execve
+  // leaves a profile of its start-up too: the run's own profile is the later one.
+  const file = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => ({ f, at: fs.statSync(path.join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.at - a.at)[0]?.f;
   if (!file) return 'no profile was written (the gateway did not exit cleanly on SIGTERM)';
   const kept = path.join(os.tmpdir(), `portcullis-${id.toLowerCase()}-${Date.now()}.cpuprofile`);
   fs.renameSync(path.join(dir, file), kept);
