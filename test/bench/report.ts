@@ -74,15 +74,38 @@ export function summarize(samples: readonly Sample[], caveats: (scenario: Scenar
 }
 
 /** Per-core ratio of `cell` to `base` in each round both ran in: how steady the median ratio is. */
-function pairedRatios(samples: readonly Sample[], cell: Cell, base: Cell): Cell['roundRatios'] {
+function pairedRatios(samples: readonly Sample[], cell: Pick<Cell, 'scenario' | 'peer'>, base: Pick<Cell, 'scenario' | 'peer'>): Cell['roundRatios'] {
+  const ratios = roundRatios(samples, cell, base);
+  if (ratios.length === 0) return undefined;
+  return { low: Math.min(...ratios), median: median(ratios), high: Math.max(...ratios) };
+}
+
+function roundRatios(samples: readonly Sample[], cell: Pick<Cell, 'scenario' | 'peer'>, base: Pick<Cell, 'scenario' | 'peer'>): number[] {
   const ratios: number[] = [];
   for (const s of samples) {
     if (s.scenario !== cell.scenario || s.peer !== cell.peer) continue;
     const b = samples.find((o) => o.scenario === base.scenario && o.peer === base.peer && o.round === s.round);
     if (b) ratios.push(perCore(s) / perCore(b));
   }
-  if (ratios.length === 0) return undefined;
-  return { low: Math.min(...ratios), median: median(ratios), high: Math.max(...ratios) };
+  return ratios;
+}
+
+/**
+ * A `--base` run's answer, per scenario: this build's per core over the base build's, round by round. The ratio of the
+ * two medians moves with the machine by ±10 %; the per-round ratios (each pair measured back to back) and how many
+ * rounds this build won say more about a change of a few percent.
+ */
+export function baseComparison(samples: readonly Sample[], order: readonly ScenarioId[]): string {
+  const lines: string[] = [];
+  for (const scenario of order) {
+    const ratios = roundRatios(samples, { scenario, peer: 'portcullis' }, { scenario, peer: 'portcullis-base' });
+    if (ratios.length === 0) continue;
+    const ahead = ratios.filter((r) => r > 1).length;
+    const byRound = ratios.map((r) => r.toFixed(2)).join(', ');
+    lines.push(`| ${scenario} | ${median(ratios).toFixed(3)} | ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} | ${ahead} of ${ratios.length} | ${byRound} |`);
+  }
+  if (lines.length === 0) return '';
+  return ['| scenario | portcullis / portcullis-base per core, median of rounds | range | rounds ahead | by round |', '|---|---:|---|---|---|', ...lines].join('\n');
 }
 
 export const int = (n: number) => Math.round(n).toLocaleString('en-US');

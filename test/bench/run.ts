@@ -20,7 +20,7 @@ import { portcullisDriver, startPortcullis, type GatewayBuild } from './peers/po
 import { squid } from './peers/squid.js';
 import { LOAD_CORE, hasCommand, measure, nodeBinary, pinned, pinningNote, runToEnd, settle, type Usage } from './proc.js';
 import { profileMarkdown, summarizeProfile, type Window } from './profile.js';
-import { int, markdownTable, perCore, summarize, type Sample } from './report.js';
+import { baseComparison, int, markdownTable, perCore, summarize, type Sample } from './report.js';
 import { measureResumption } from './resumption.js';
 import { sanity, upstreamDemandsClientCert } from './sanity.js';
 import {
@@ -248,7 +248,9 @@ async function main(): Promise<number> {
           ...resumption,
         ].join('\n')
       : '';
-    const markdown = `${header}\n\n${table}\n${resumptionTable}\n\n${scenarioList}\n${profile ? `\n### Portcullis ${values['profile-scenario']} CPU profile\n\n${profile}\n` : ''}`;
+    const comparison = baseComparison(samples, scenarios);
+    const baseTable = comparison ? `\nThis build against \`--base\` (${values.base}), round by round:\n\n${comparison}\n` : '';
+    const markdown = `${header}\n\n${table}\n${baseTable}${resumptionTable}\n\n${scenarioList}\n${profile ? `\n### Portcullis ${values['profile-scenario']} CPU profile\n\n${profile}\n` : ''}`;
     fs.mkdirSync(path.dirname(values.out), { recursive: true });
     fs.writeFileSync(values.out, markdown);
     console.log(markdown);

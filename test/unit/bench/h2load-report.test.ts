@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseH2load } from '../../bench/h2load.js';
-import { summarize, type Sample } from '../../bench/report.js';
+import { baseComparison, summarize, type Sample } from '../../bench/report.js';
 import { roundOrder, type PeerName, type ScenarioId } from '../../bench/scenarios.js';
 
 // h2load 1.52 against the bench's nginx peer (-c4 -m4 -D3); one answer arrived after the end.
@@ -62,6 +62,28 @@ test('a variant is also compared round by round with its baseline scenario', () 
   assert.equal(audit.ratio, 0.98);
   assert.deepEqual(audit.roundRatios, { low: 0.9, median: 0.98, high: 1 });
   assert.equal(cells.find((c) => c.scenario === 'S4-new')?.roundRatios, undefined);
+});
+
+test('a --base run says, per scenario, how this build did against the base build round by round', () => {
+  const samples = [
+    sample('S1', 'portcullis', 1100, 1, 1),
+    sample('S1', 'portcullis-base', 1000, 1, 1),
+    sample('S1', 'portcullis', 900, 1, 2),
+    sample('S1', 'portcullis-base', 1000, 1, 2),
+    sample('S1', 'portcullis', 1050, 1, 3),
+    sample('S1', 'portcullis-base', 1000, 1, 3),
+    sample('S3', 'portcullis', 700, 1, 1),
+    sample('S3', 'haproxy', 1000, 1, 1),
+  ];
+  assert.equal(
+    baseComparison(samples, ['S1', 'S3']),
+    [
+      '| scenario | portcullis / portcullis-base per core, median of rounds | range | rounds ahead | by round |',
+      '|---|---:|---|---|---|',
+      '| S1 | 1.050 | 0.90–1.10 | 2 of 3 | 1.10, 0.90, 1.05 |',
+    ].join('\n'),
+  );
+  assert.equal(baseComparison(samples.slice(6), ['S3']), '', 'no table without a base build');
 });
 
 test('each round measures a variant next to its baseline, in turned and reversed orders', () => {
