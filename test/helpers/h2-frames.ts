@@ -2,16 +2,18 @@
 // preface, and HEADERS frames whose HPACK block is written by hand (literal fields, never Huffman, never indexed),
 // so a header field can carry CR, LF, NUL, a colon, a space or upper case. Hand-written because no client library
 // will produce malformed fields; it decodes only what the tests read back: RST_STREAM, GOAWAY and the `:status`
-// of a response when the server sent it from the static table (200, 204, 206, 304, 400, 404, 500).
+// of a response when the server sent it from the static table (200, 204, 206, 304, 400, 404, 500). `openRawH2`
+// keeps a connection open for attacks of many frames (stream errors the server must answer with RST_STREAM,
+// CONTINUATION floods).
 import tls from 'node:tls';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, GOAWAY: 7 } as const;
-const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
+export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
+export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
 /** RFC 7541 Appendix A: static-table indexes 8–14 are `:status` with these values. */
 const STATIC_STATUS: Record<number, number> = { 8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500 };
 
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+export function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
   const head = Buffer.alloc(9);
   head.writeUIntBE(payload.length, 0, 3);
   head[3] = type;
@@ -98,4 +100,66 @@ export function sendRawH2Request(port: number, ca: string, fields: readonly (rea
     socket.on('error', (err) => (answer.responded || answer.rstCode !== undefined ? finish() : reject(err)));
     socket.on('close', finish);
   });
+}
+
+export interface RawH2Connection {
+  /** Writes frames as they are; false once the connection has closed. */
+  send(...frames: Buffer[]): boolean;
+  /** RST_STREAM frames the server sent, by error code. */
+  readonly resets: Map<number, number>;
+  /** The GOAWAY error code, once the server sent one. */
+  readonly goawayCode: number | undefined;
+  /** Resolves when the server said GOAWAY or the connection closed, whichever came first. */
+  readonly ended: Promise<void>;
+  destroy(): void;
+}
+
+/** A TLS connection with ALPN h2 after the client preface and SETTINGS, counting what the server resets and says. */
+export function openRawH2(port: number, ca: string): Promise<RawH2Connection> {
+  return new Promise((resolve, reject) => {
+    const resets = new Map<number, number>();
+    let goawayCode: number | undefined;
+    let open = true;
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['h2'] }, () => {
+      socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0, Buffer.alloc(0))]));
+      resolve({
+        send: (...frames) => open && socket.write(Buffer.concat(frames)),
+        resets,
+        get goawayCode() {
+          return goawayCode;
+        },
+        ended,
+        destroy: () => socket.destroy(),
+      });
+    });
+    let end!: () => void;
+    const ended = new Promise<void>((done) => (end = done));
+    socket.once('close', () => {
+      open = false;
+      end();
+    });
+    socket.on('error', (err) => (open ? reject(err) : undefined));
+    let buffered = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 9) {
+        const length = buffered.readUIntBE(0, 3);
+        if (buffered.length < 9 + length) break;
+        const [type, flags] = [buffered[3]!, buffered[4]!];
+        const payload = buffered.subarray(9, 9 + length);
+        buffered = buffered.subarray(9 + length);
+        if (type === FRAME.SETTINGS && !(flags & FLAG.ACK)) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0, Buffer.alloc(0)));
+        if (type === FRAME.GOAWAY) {
+          goawayCode = payload.readUInt32BE(4);
+          end();
+        }
+        if (type === FRAME.RST_STREAM) resets.set(payload.readUInt32BE(0), (resets.get(payload.readUInt32BE(0)) ?? 0) + 1);
+      }
+    });
+  });
+}
+
+/** WINDOW_UPDATE with an increment of 0: a stream error (PROTOCOL_ERROR) the server answers with RST_STREAM (RFC 9113 §6.9). */
+export function zeroWindowUpdate(streamId: number): Buffer {
+  return frame(FRAME.WINDOW_UPDATE, 0, streamId, Buffer.alloc(4));
 }
