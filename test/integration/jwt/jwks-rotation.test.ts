@@ -2,6 +2,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JwtProviderConfig } from '../../../gateway/config/schema.js';
@@ -163,4 +164,33 @@ describe('JWKS rotation and failure handling', () => {
     assert.match(authn.status().idp?.lastError ?? '', /larger than 1048576 bytes/);
     assert.ok(sent < 64 * 1_048_576, 'the download was abandoned, not read to the end');
   });
+
+  // A compression bomb (CVE-2026-48044 class): fetch decodes Content-Encoding by itself, so the limit must count
+  // decoded bytes. 256 MiB of spaces is ~250 KiB of gzip and ~20 bytes of brotli; decoding it whole would hold all of it.
+  for (const encoding of ['gzip', 'br'] as const) {
+    test(`a ${encoding} bomb is cut off at 1 MiB of decoded JSON; memory stays flat`, async () => {
+      const decoded = 256 * 1_048_576;
+      const zero = Buffer.alloc(1_048_576, 0x20);
+      const pieces: Buffer[] = [];
+      const compressor = encoding === 'gzip' ? zlib.createGzip({ level: 9 }) : zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1 } });
+      compressor.on('data', (c: Buffer) => pieces.push(c));
+      const done = new Promise((resolve) => compressor.once('end', resolve));
+      for (let i = 0; i < decoded / zero.length; i++) if (!compressor.write(zero)) await new Promise((r) => compressor.once('drain', r));
+      compressor.end();
+      await done;
+      const bomb = Buffer.concat(pieces);
+      const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': encoding, 'content-length': bomb.length }).end(bomb));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const authn = createJwtAuthn([{ name: 'idp', issuer: ISS, jwksUri: url }], {}, { logger: memoryLog().logger });
+      cleanup.push(() => authn.close());
+      const rss = process.memoryUsage().rss;
+      await authn.ready();
+      const grown = (process.memoryUsage().rss - rss) / 1_048_576;
+      console.log(`# ${encoding} bomb: ${bomb.length} bytes for ${decoded / 1_048_576} MiB decoded; RSS grew ${grown.toFixed(0)} MiB`);
+      assert.match(authn.status().idp?.lastError ?? '', /larger than 1048576 bytes/);
+      assert.ok(grown < 64, `RSS grew ${grown.toFixed(0)} MiB while refusing it`);
+    });
+  }
 });
