@@ -206,6 +206,10 @@ async function admit(
   if (!METHOD.test(ex.method)) throw new GatewayError('GW_REQUEST_MALFORMED', 'method');
   // llhttp silently drops header lines past its own cap instead of refusing; count them here.
   if (req.rawHeaders.length > 2 * listener.maxHeaders) throw new GatewayError('GW_HEADERS_TOO_LARGE', 'too_many_headers');
+  // Node advertises maxHeaderBytes to HTTP/2 clients (SETTINGS_MAX_HEADER_LIST_SIZE) but does not hold them to it, and
+  // HPACK lets a 4 KB header block decode to 200 KB by repeating one dynamic-table entry (Envoy's cookie
+  // amplification, CVE-2026-47774): measured here, after decoding, before anything is forwarded.
+  if ('stream' in req && headerListSize(req.rawHeaders) > listener.maxHeaderBytes) throw new GatewayError('GW_HEADERS_TOO_LARGE', 'header_list_too_large');
 
   // 1. Host must belong to the virtual host the TLS session was made for.
   const host = checkHost(req, listener.hosts, vhost);
@@ -259,6 +263,13 @@ async function admit(
   // One backend per request, picked once: its timeout bounds a fault's delay, and its retries stay on it.
   const backend = route.backend ?? route.split?.pick();
   return { route, backend, path: target.forwardPath, query: target.query, authn, host, forwarded, port: vhost.port, timeouts: listener.timeouts, life };
+}
+
+/** RFC 9113 §6.5.2: each field's name and value octets plus 32. Node makes HTTP/2 fields one-byte strings, one octet a character. */
+function headerListSize(rawHeaders: readonly string[]): number {
+  let size = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) size += rawHeaders[i]!.length + rawHeaders[i + 1]!.length + 32;
+  return size;
 }
 
 export function requestAttributes(req: Pick<Request, 'rawHeaders'>, fields: Omit<RequestAttributes, 'header'>): RequestAttributes {

@@ -47,6 +47,8 @@ export interface ListenerRuntime {
   hostForSni(sni: string | undefined): VirtualHost | undefined;
   /** Header fields a request may carry (HTTP/2 enforces it in nghttp2; HTTP/1.1 in the pipeline). */
   readonly maxHeaders: number;
+  /** Bytes of header fields a request may carry (HTTP/1.1 enforces it in llhttp; HTTP/2 in the pipeline). */
+  readonly maxHeaderBytes: number;
   /** Bounds on a request's life once the pipeline has it (see docs/operations.md, Timeouts). */
   readonly timeouts: { readonly requestMs: number; readonly bodyIdleMs: number; readonly writeIdleMs: number };
 }
@@ -126,6 +128,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
       hosts,
       hostForSni: (sni) => (sni ? hosts.lookup(sni) : defaultHost),
       maxHeaders: listener.limits?.maxHeaders ?? DEFAULTS.maxHeaders,
+      maxHeaderBytes: listener.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
       timeouts: Object.freeze({
         requestMs: listener.timeouts?.requestMs ?? DEFAULTS.requestTimeoutMs,
         bodyIdleMs: listener.timeouts?.bodyIdleMs ?? DEFAULTS.bodyIdleTimeoutMs,

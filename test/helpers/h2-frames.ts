@@ -46,6 +46,16 @@ export function hpackLiteral(fields: readonly (readonly [string, string])[]): Bu
   return Buffer.concat(fields.flatMap(([name, value]) => [Buffer.from([0x00]), hpackString(name), hpackString(value)]));
 }
 
+/** RFC 7541 §6.2.1 "literal header field with incremental indexing, new name": the field enters the dynamic table. */
+export function hpackIndexedLiteral(name: string, value: string): Buffer {
+  return Buffer.concat([Buffer.from([0x40]), hpackString(name), hpackString(value)]);
+}
+
+/** RFC 7541 §6.1 "indexed header field": `index` 62 is the latest dynamic-table entry, one octet on the wire. */
+export function hpackIndexed(index: number): Buffer {
+  return Buffer.from(hpackInt(index, 7, 0x80));
+}
+
 export interface H2Answer {
   /** RST_STREAM error code for the stream, if the server reset it. */
   rstCode?: number;
@@ -59,15 +69,15 @@ export interface H2Answer {
 }
 
 /**
- * Opens a connection, sends one request on stream 1 with exactly `fields` (pseudo-headers included) and END_STREAM,
- * and reports how the server answered that stream (or what it said within `waitMs`).
+ * Opens a connection, sends one request on stream 1 with exactly `fields` (pseudo-headers included; or an HPACK block
+ * as it is) and END_STREAM, and reports how the server answered that stream (or what it said within `waitMs`).
  */
-export function sendRawH2Request(port: number, ca: string, fields: readonly (readonly [string, string])[], waitMs = 1500): Promise<H2Answer> {
+export function sendRawH2Request(port: number, ca: string, fields: readonly (readonly [string, string])[] | Buffer, waitMs = 1500): Promise<H2Answer> {
   return new Promise((resolve, reject) => {
     const answer: H2Answer = { responded: false, body: '' };
     const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['h2'] }, () => {
       socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0, Buffer.alloc(0))]));
-      socket.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, hpackLiteral(fields)));
+      socket.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, Buffer.isBuffer(fields) ? fields : hpackLiteral(fields)));
     });
     let buffered = Buffer.alloc(0);
     const finish = () => {

@@ -9,7 +9,7 @@
 //   backend agree on the request and no header can be injected.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { sendRawH2Request } from '../../helpers/h2-frames.js';
+import { hpackIndexed, hpackIndexedLiteral, hpackLiteral, sendRawH2Request } from '../../helpers/h2-frames.js';
 import { startTestIngress, type TestIngress } from '../../helpers/ingress.js';
 
 const PROTOCOL_ERROR = 1;
@@ -69,4 +69,34 @@ describe('malformed HTTP/2 header fields', () => {
       assert.doesNotMatch(JSON.stringify(Object.values(seen)), /injected|a\\[rn0]|a\\u0000/);
     });
   }
+
+  // HPACK's dynamic table lets one field be repeated for one octet each: Envoy's cookie amplification
+  // (CVE-2026-47774) forwarded what a few KB had decoded to. Node advertises maxHeaderBytes (16 KiB) to the client
+  // but does not hold it to it; the pipeline counts the decoded list (RFC 9113 §6.5.2) before anything is forwarded.
+  const amplified = (crumbs: number, valueBytes: number) =>
+    Buffer.concat([
+      hpackLiteral([[':method', 'GET'], [':scheme', 'https'], [':path', '/public/a'], [':authority', 'localhost']]),
+      hpackIndexedLiteral('cookie', `c=${'x'.repeat(valueBytes)}`),
+      ...Array.from({ length: crumbs - 1 }, () => hpackIndexed(62)),
+    ]);
+
+  test('a cookie that HPACK decodes from 4 KB to 200 KB is refused with 431 before the upstream', async () => {
+    const hits = ing.upstream.hits;
+    const block = amplified(50, 4000);
+    const answer = await sendRawH2Request(ing.port, ing.caPem, block);
+    assert.ok(block.length < 4_200, `${block.length} bytes on the wire`);
+    assert.equal(answer.responded, true);
+    assert.equal(ing.upstream.hits, hits, 'nothing was forwarded');
+    const line = ing.logs.findLast((l) => l.event === 'REQUEST')!;
+    assert.deepEqual([line.status, line.code, line.reason, line.upstreamAddress], [431, 'GW_HEADERS_TOO_LARGE', 'header_list_too_large', undefined]);
+  });
+
+  test('a header list just under maxHeaderBytes after decoding is forwarded whole', async () => {
+    const hits = ing.upstream.hits;
+    // 12 crumbs of 1,000 bytes: ~12.5 KB decoded with the pseudo-headers and the 32 octets per field, under 16 KiB.
+    const answer = await sendRawH2Request(ing.port, ing.caPem, amplified(12, 998));
+    assert.equal(answer.status, 200);
+    assert.equal(ing.upstream.hits, hits + 1);
+    assert.equal(JSON.parse(answer.body).headers.cookie.length, 12 * 1000 + 11 * 2, 'the crumbs, joined with "; "');
+  });
 });
