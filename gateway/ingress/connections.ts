@@ -76,8 +76,11 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
   const sockets = new Set<Socket>();
   const socketsOf = new Map<Server, Set<Socket>>();
   // A TLS socket and the raw socket it wraps share their address pair; that is how a TLS connection is known to
-  // belong to a retired listener (Node has no public link from one to the other).
+  // belong to a retired listener (Node has no public link from one to the other). The pair costs two system calls
+  // per socket, so it is read only while some listener is retiring (a connection per request: 2–3 % of the CPU).
   const retiring = new Set<string>();
+  const retiredKeys = new WeakMap<Socket, string>();
+  const isRetiring = (socket: Socket): boolean => retiring.size > 0 && retiring.has(connectionKey(socket));
   const sessions = new Map<http2.ServerHttp2Session, SessionState>();
   const http1 = new Set<Tracked>();
   let inFlight = 0;
@@ -104,11 +107,11 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
       server.on('connection', (socket: Socket) => {
         sockets.add(socket);
         own.add(socket);
-        const key = connectionKey(socket);
         socket.once('close', () => {
           sockets.delete(socket);
           own.delete(socket);
-          retiring.delete(key);
+          const key = retiredKeys.get(socket);
+          if (key !== undefined) retiring.delete(key);
           if (draining && sockets.size === 0) allClosed?.();
         });
       });
@@ -118,7 +121,7 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
       const { headersTimeoutMs } = limits;
       server.on('secureConnection', (socket: Tracked) => {
         if (socket.alpnProtocol === 'h2') return;
-        socket[STATE] = { busy: false, served: 0, idleSince: Date.now(), headersTimeoutMs, closing: retiring.has(connectionKey(socket)) };
+        socket[STATE] = { busy: false, served: 0, idleSince: Date.now(), headersTimeoutMs, closing: isRetiring(socket) };
         http1.add(socket);
         socket.once('close', () => http1.delete(socket));
       });
@@ -134,7 +137,7 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
         session.once('close', () => sessions.delete(session));
         // A session that opened while draining (or on a retired listener) was accepted before the listener
         // closed: its first request is served, then it gets GOAWAY.
-        if (draining || retiring.has(connectionKey(session.socket))) session.once('stream', (stream: http2.ServerHttp2Stream) => stream.once('close', () => session.close()));
+        if (draining || isRetiring(session.socket)) session.once('stream', (stream: http2.ServerHttp2Stream) => stream.once('close', () => session.close()));
       });
     },
     requestStarted(connection) {
@@ -202,10 +205,14 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
       const own = socketsOf.get(server) ?? new Set<Socket>();
       socketsOf.delete(server);
       if (own.size === 0) return;
-      for (const socket of own) retiring.add(connectionKey(socket));
-      for (const session of sessions.keys()) if (retiring.has(connectionKey(session.socket))) session.close();
+      for (const socket of own) {
+        const key = connectionKey(socket);
+        retiring.add(key);
+        retiredKeys.set(socket, key);
+      }
+      for (const session of sessions.keys()) if (isRetiring(session.socket)) session.close();
       for (const socket of http1) {
-        if (!retiring.has(connectionKey(socket))) continue;
+        if (!isRetiring(socket)) continue;
         const s = socket[STATE]!;
         s.closing = true;
         if (s.busy && s.response && !s.response.headersSent) s.response.shouldKeepAlive = false;
