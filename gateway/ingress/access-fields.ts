@@ -1,6 +1,6 @@
-// Fields of the ingress access line that describe the client and its connection. The TLS ones are the same for
-// every request of a connection, so they are read once per connection (one WeakMap lookup per request after the
-// first) and logged as one shared object.
+// What the pipeline and the access line read of the connection a request came in on: its peer address, SNI and TLS
+// session are the same for every request of a connection, so they are read once per connection (one WeakMap lookup
+// per request after the first) and logged as one shared object.
 import type { TLSSocket } from 'node:tls';
 import type { Request } from './exchange.js';
 
@@ -14,26 +14,36 @@ export interface TlsFields {
   readonly cipher: string | undefined;
 }
 
-/** A user agent is chosen by the client: logged as a JSON string (no line injection), and only its first part. */
-export const MAX_USER_AGENT_LOGGED = 256;
+export interface ConnectionFields {
+  readonly remoteAddress: string | undefined;
+  readonly tls: TlsFields;
+}
 
-const bySocket = new WeakMap<object, TlsFields>();
+const byConnection = new WeakMap<object, ConnectionFields>();
 
-export function tlsOf(req: Request): TlsFields | undefined {
-  const socket = req.socket as TLSSocket | null | undefined;
-  if (!socket) return undefined;
-  let fields = bySocket.get(socket);
+/**
+ * The request's connection, or undefined when it is gone already (an HTTP/2 stream reset before it was read). An
+ * HTTP/2 request's `req.socket` is a Proxy made per stream, through which every read is a trap: the session is the
+ * key, and its socket (one Proxy per session) is read once.
+ */
+export function connectionOf(req: Request): ConnectionFields | undefined {
+  const key = 'stream' in req ? req.stream.session : req.socket;
+  if (!key) return undefined;
+  let fields = byConnection.get(key);
   if (!fields) {
+    const socket = ('stream' in req ? req.stream.session!.socket : req.socket) as TLSSocket;
     const cipher = socket.getCipher?.();
     fields = Object.freeze({
-      sni: socket.servername || undefined,
-      version: socket.getProtocol?.() ?? undefined,
-      cipher: cipher?.standardName ?? cipher?.name,
+      remoteAddress: socket.remoteAddress,
+      tls: Object.freeze({ sni: socket.servername || undefined, version: socket.getProtocol?.() ?? undefined, cipher: cipher?.standardName ?? cipher?.name }),
     });
-    bySocket.set(socket, fields);
+    byConnection.set(key, fields);
   }
   return fields;
 }
+
+/** A user agent is chosen by the client: logged as a JSON string (no line injection), and only its first part. */
+export const MAX_USER_AGENT_LOGGED = 256;
 
 export function userAgentOf(req: Request): string | undefined {
   const agent = req.headers['user-agent'];

@@ -6,6 +6,7 @@ import type { AuthzDecision } from '../../policies/types.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { RequestSeries } from '../core/request-metrics.js';
 import type { ExchangeTrace } from '../core/tracing.js';
+import type { ConnectionFields } from './access-fields.js';
 
 export type Request = IncomingMessage | Http2ServerRequest;
 export type Response = ServerResponse | Http2ServerResponse;
@@ -35,4 +36,6 @@ export interface Exchange {
   bytesOut: number;
   /** Its span (a shared no-op when tracing is off). */
   trace: ExchangeTrace;
+  /** What the request's connection is (peer address, TLS session); undefined when it was gone before the request was read. */
+  connection: ConnectionFields | undefined;
 }

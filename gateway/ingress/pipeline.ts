@@ -12,7 +12,7 @@ import { GatewayError, isGrpcContentType, toGrpcResponse, toHttpResponse } from 
 import { LOG_EVENTS, recordLine, type Logger, type RecordLine } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { AuditTrail } from '../audit/trail.js';
-import { tlsOf, userAgentOf } from './access-fields.js';
+import { connectionOf, userAgentOf } from './access-fields.js';
 import type { ConnectionTracker } from './connections.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -148,6 +148,7 @@ function openExchange(req: Request, rt: IngressRuntime): Exchange {
     bytesIn: 0,
     bytesOut: 0,
     trace: rt.tracing.start(req),
+    connection: connectionOf(req),
   };
 }
 
@@ -199,7 +200,6 @@ async function admit(
   ex: Exchange,
   life: RequestLife,
 ): Promise<ForwardInput> {
-  const socket = req.socket as TLSSocket;
   const listener = rt.listeners.get(vhost.listener);
   if (!listener) throw new GatewayError('GW_UNAVAILABLE', 'listener_removed');
   // Istio rejects methods that are not upper case; llhttp only parses known ones, HTTP/2 allows anything.
@@ -226,7 +226,7 @@ async function admit(
 
   // 4. Authentication: the mTLS peer, then the token (a missing token is anonymous and the policy decides, unless
   //    the route requires authentication: then it is a 401 here, before authorization).
-  const peer = vhost.clientAuth === 'none' ? undefined : peerSpiffeId(socket);
+  const peer = vhost.clientAuth === 'none' ? undefined : peerSpiffeId(req.socket as TLSSocket);
   if (peer) ex.peer = peer;
   const authn = await rt.jwt.authenticate({
     headers: req.headers,
@@ -241,14 +241,14 @@ async function admit(
   ex.trace.stage('authenticated');
 
   // 5. Authorization.
-  const sourceIp = socket.remoteAddress ?? '';
+  const sourceIp = ex.connection?.remoteAddress ?? '';
   const forwarded = rt.forwarded.resolve(sourceIp, req.headers['x-forwarded-for']);
   const attributes = requestAttributes(req, {
     host,
     method: route.effectiveMethod(ex.method, req.headers),
     path: target.path,
     port: vhost.port,
-    sni: socket.servername || '',
+    sni: ex.connection?.tls.sni ?? '',
     sourceIp,
     remoteIp: forwarded.remoteIp,
     ...(peer ? { peerSpiffeId: peer } : {}),
@@ -349,9 +349,9 @@ function accessLine(ex: Exchange, req: Request, seconds: number) {
     decision: ex.decision ? describeDecision(ex.decision) : undefined,
     peer: ex.peer,
     principal: ex.principal,
-    remote: req.socket?.remoteAddress,
+    remote: ex.connection?.remoteAddress,
     userAgent: userAgentOf(req),
-    tls: tlsOf(req),
+    tls: ex.connection?.tls,
     bytesIn: ex.bytesIn,
     bytesOut: ex.bytesOut,
     latencyMs: Math.round(seconds * 100_000) / 100,

@@ -34,6 +34,10 @@ describe('malformed HTTP/2 header fields', () => {
     assert.equal(answer.status, 200);
     assert.equal(JSON.parse(answer.body).headers['x-probe'], 'fine');
     assert.equal(ing.upstream.hits, hits + 1);
+    // Read from the HTTP/2 session, not through the per-stream socket Proxy (access-fields.ts).
+    const line = ing.logs.findLast((l) => l.event === 'REQUEST')!;
+    assert.deepEqual([line.proto, line.remote, line.tls], ['2.0', '127.0.0.1', { sni: 'localhost', version: 'TLSv1.3', cipher: (line.tls as { cipher: string }).cipher }]);
+    assert.match((line.tls as { cipher: string }).cipher, /^TLS_/);
   });
 
   for (const [name, field] of [
