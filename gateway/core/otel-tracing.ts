@@ -218,7 +218,7 @@ function ingressAttributes(ex: Exchange, req: Request): Attributes {
     [ATTR_SERVER_ADDRESS]: ex.host,
     [ATTR_HTTP_RESPONSE_STATUS_CODE]: ex.status,
     [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
-    [ATTR_CLIENT_ADDRESS]: req.socket?.remoteAddress,
+    [ATTR_CLIENT_ADDRESS]: ex.connection?.remoteAddress,
     [ATTR_USER_AGENT_ORIGINAL]: req.headers['user-agent'],
     [ATTR_ERROR_TYPE]: ex.code,
     'portcullis.request_id': ex.id,
