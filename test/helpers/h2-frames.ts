@@ -56,6 +56,37 @@ export function hpackIndexed(index: number): Buffer {
   return Buffer.from(hpackInt(index, 7, 0x80));
 }
 
+interface Frame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+}
+
+/**
+ * A TLS connection with ALPN h2 that has sent the client preface and SETTINGS, acknowledges the server's SETTINGS,
+ * and hands every other frame the server sends to `onFrame`.
+ */
+function connectH2(port: number, ca: string, onFrame: (f: Frame) => void, connected: () => void): tls.TLSSocket {
+  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['h2'] }, () => {
+    socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0, Buffer.alloc(0))]));
+    connected();
+  });
+  let buffered = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 9) {
+      const length = buffered.readUIntBE(0, 3);
+      if (buffered.length < 9 + length) break;
+      const f = { type: buffered[3]!, flags: buffered[4]!, streamId: buffered.readUInt32BE(5) & 0x7fffffff, payload: buffered.subarray(9, 9 + length) };
+      buffered = buffered.subarray(9 + length);
+      if (f.type === FRAME.SETTINGS && !(f.flags & FLAG.ACK)) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0, Buffer.alloc(0)));
+      onFrame(f);
+    }
+  });
+  return socket;
+}
+
 export interface H2Answer {
   /** RST_STREAM error code for the stream, if the server reset it. */
   rstCode?: number;
@@ -75,38 +106,30 @@ export interface H2Answer {
 export function sendRawH2Request(port: number, ca: string, fields: readonly (readonly [string, string])[] | Buffer, waitMs = 1500): Promise<H2Answer> {
   return new Promise((resolve, reject) => {
     const answer: H2Answer = { responded: false, body: '' };
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['h2'] }, () => {
-      socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0, Buffer.alloc(0))]));
-      socket.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, Buffer.isBuffer(fields) ? fields : hpackLiteral(fields)));
-    });
-    let buffered = Buffer.alloc(0);
+    let done = false;
     const finish = () => {
+      done = true;
       clearTimeout(timer);
       socket.destroy();
       resolve(answer);
     };
     const timer = setTimeout(finish, waitMs);
-    socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 9) {
-        const length = buffered.readUIntBE(0, 3);
-        if (buffered.length < 9 + length) break;
-        const [type, flags, streamId] = [buffered[3]!, buffered[4]!, buffered.readUInt32BE(5) & 0x7fffffff];
-        const payload = buffered.subarray(9, 9 + length);
-        buffered = buffered.subarray(9 + length);
-        if (type === FRAME.SETTINGS && !(flags & FLAG.ACK)) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0, Buffer.alloc(0)));
-        if (type === FRAME.GOAWAY) answer.goawayCode = payload.readUInt32BE(4);
-        if (streamId !== 1) continue;
-        if (type === FRAME.DATA) answer.body += payload.toString('utf8');
-        if (type === FRAME.RST_STREAM) answer.rstCode = payload.readUInt32BE(0);
-        if (type === FRAME.HEADERS) {
-          answer.responded = true;
-          const first = payload[0] ?? 0;
-          if (first & 0x80) answer.status = STATIC_STATUS[first & 0x7f];
-        }
-        if (type === FRAME.RST_STREAM || ((type === FRAME.HEADERS || type === FRAME.DATA) && flags & FLAG.END_STREAM)) return finish();
+    const onFrame = ({ type, flags, streamId, payload }: Frame) => {
+      if (done) return;
+      if (type === FRAME.GOAWAY) answer.goawayCode = payload.readUInt32BE(4);
+      if (streamId !== 1) return;
+      if (type === FRAME.DATA) answer.body += payload.toString('utf8');
+      if (type === FRAME.RST_STREAM) answer.rstCode = payload.readUInt32BE(0);
+      if (type === FRAME.HEADERS) {
+        answer.responded = true;
+        const first = payload[0] ?? 0;
+        if (first & 0x80) answer.status = STATIC_STATUS[first & 0x7f];
       }
-    });
+      if (type === FRAME.RST_STREAM || ((type === FRAME.HEADERS || type === FRAME.DATA) && flags & FLAG.END_STREAM)) finish();
+    };
+    const socket = connectH2(port, ca, onFrame, () =>
+      socket.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, Buffer.isBuffer(fields) ? fields : hpackLiteral(fields))),
+    );
     socket.on('error', (err) => (answer.responded || answer.rstCode !== undefined ? finish() : reject(err)));
     socket.on('close', finish);
   });
@@ -130,8 +153,16 @@ export function openRawH2(port: number, ca: string): Promise<RawH2Connection> {
     const resets = new Map<number, number>();
     let goawayCode: number | undefined;
     let open = true;
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['h2'] }, () => {
-      socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0, Buffer.alloc(0))]));
+    let end!: () => void;
+    const ended = new Promise<void>((done) => (end = done));
+    const onFrame = ({ type, payload }: Frame) => {
+      if (type === FRAME.GOAWAY) {
+        goawayCode = payload.readUInt32BE(4);
+        end();
+      }
+      if (type === FRAME.RST_STREAM) resets.set(payload.readUInt32BE(0), (resets.get(payload.readUInt32BE(0)) ?? 0) + 1);
+    };
+    const socket = connectH2(port, ca, onFrame, () =>
       resolve({
         send: (...frames) => open && socket.write(Buffer.concat(frames)),
         resets,
@@ -140,32 +171,13 @@ export function openRawH2(port: number, ca: string): Promise<RawH2Connection> {
         },
         ended,
         destroy: () => socket.destroy(),
-      });
-    });
-    let end!: () => void;
-    const ended = new Promise<void>((done) => (end = done));
+      }),
+    );
     socket.once('close', () => {
       open = false;
       end();
     });
     socket.on('error', (err) => (open ? reject(err) : undefined));
-    let buffered = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 9) {
-        const length = buffered.readUIntBE(0, 3);
-        if (buffered.length < 9 + length) break;
-        const [type, flags] = [buffered[3]!, buffered[4]!];
-        const payload = buffered.subarray(9, 9 + length);
-        buffered = buffered.subarray(9 + length);
-        if (type === FRAME.SETTINGS && !(flags & FLAG.ACK)) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0, Buffer.alloc(0)));
-        if (type === FRAME.GOAWAY) {
-          goawayCode = payload.readUInt32BE(4);
-          end();
-        }
-        if (type === FRAME.RST_STREAM) resets.set(payload.readUInt32BE(0), (resets.get(payload.readUInt32BE(0)) ?? 0) + 1);
-      }
-    });
   });
 }
 
