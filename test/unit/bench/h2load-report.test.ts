@@ -65,13 +65,9 @@ test('a variant is also compared round by round with its baseline scenario', () 
 });
 
 test('a --base run says, per scenario, how this build did against the base build round by round', () => {
+  // Three rounds of S1 (this build's requests, the base build's), then an S3 without a base build.
   const samples = [
-    sample('S1', 'portcullis', 1100, 1, 1),
-    sample('S1', 'portcullis-base', 1000, 1, 1),
-    sample('S1', 'portcullis', 900, 1, 2),
-    sample('S1', 'portcullis-base', 1000, 1, 2),
-    sample('S1', 'portcullis', 1050, 1, 3),
-    sample('S1', 'portcullis-base', 1000, 1, 3),
+    ...[1100, 900, 1050].flatMap((requests, i) => [sample('S1', 'portcullis', requests, 1, i + 1), sample('S1', 'portcullis-base', 1000, 1, i + 1)]),
     sample('S3', 'portcullis', 700, 1, 1),
     sample('S3', 'haproxy', 1000, 1, 1),
   ];
