@@ -244,6 +244,7 @@ function compileVirtualHost(
   // An explicit clientCa is a plain CA (no SPIFFE rules); otherwise the mesh bundles and their rules apply.
   const clientCaPem = host.tls.clientCa ? readPem(host.tls.clientCa) : trust?.caPem;
   const server = createTerminatingServer({
+    host: host.name,
     certificates: servingCertificates(host.name, certificateList(host.tls.certificate)),
     ciphers: listener.tls?.ciphers ?? DEFAULTS.tls12Ciphers,
     curves: listener.tls?.curves ?? DEFAULTS.tlsCurves,

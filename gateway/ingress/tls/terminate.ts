@@ -2,6 +2,7 @@
 // sockets whose SNI named this host. One server per host (rather than one SNICallback) because client
 // certificate requirements (requestCert / rejectUnauthorized) are per server in Node, and a host that
 // demands client certificates must not share a handshake policy with one that does not.
+import { createHash, hkdfSync } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
@@ -13,6 +14,8 @@ import { GatewayError, toRawHttpResponse } from '../../core/errors.js';
 export type ClientAuth = 'none' | 'optional' | 'required';
 
 export interface TerminateOptions {
+  /** The virtual host's name: its sessions resume on it alone. */
+  host: string;
   /** One or several certificate chains with their keys, of different key types (RSA, ECDSA). */
   certificates: readonly { certPem: string; keyPem: string }[];
   /** TLS 1.2 cipher suites, in order of preference (TLS 1.3 suites are OpenSSL's, all strong). */
@@ -33,7 +36,10 @@ export interface TerminateOptions {
   maxConcurrentStreams: number;
   /** HTTP/2: streams a client may reset in one second before its connection gets GOAWAY. */
   maxStreamResetsPerSecond: number;
-  /** Keys for stateless session resumption, shared by every host of the process. */
+  /**
+   * The process's keys for stateless session resumption (shared by its workers and kept across reloads); each host
+   * encrypts its tickets with keys derived from them (`sessionBinding`).
+   */
   ticketKeys: Buffer;
   /** SPIFFE checks (trust-domain isolation, revocation) on client certificates, at each handshake. */
   verifyPeer?: SpiffePeerVerifier;
@@ -55,6 +61,30 @@ export const refuseUpgrade: UpgradeHandler = (_req, socket) => {
   answerAndClose(socket, new GatewayError('GW_REQUEST_MALFORMED', 'upgrade_refused'));
 };
 
+/**
+ * A resumed session skips the client-certificate check: OpenSSL restores the verdict and the certificate the session
+ * was made with. A session made on one host and offered on another would carry the first host's verdict into the
+ * second: a certificate from a partner CA trusted by one host, resumed on a host that demands its own CA, arrives
+ * `authorized` with no certificate sent. Each host therefore gets its own ticket keys and session id context, derived
+ * from the process's keys and bound to the host and to everything its client check depends on: another host's
+ * tickets do not decrypt, another context's session ids are not resumed, and a reload that changes the host's client
+ * CA or mode ends resumption of the sessions judged under the old one. A host whose check is unchanged keeps
+ * resuming across reloads and workers, which share the process's keys.
+ */
+export function sessionBinding(options: Pick<TerminateOptions, 'host' | 'clientAuth' | 'clientCaPem' | 'verifyPeer' | 'ticketKeys'>): {
+  ticketKeys: Buffer;
+  sessionIdContext: string;
+} {
+  const caDigest = createHash('sha256').update(options.clientCaPem ?? '').digest('hex');
+  const binding = ['portcullis session', options.host, options.clientAuth, caDigest, options.verifyPeer ? 'spiffe' : 'ca'].join('\0');
+  return {
+    // Node takes 48 bytes: a 16-byte key name, then the HMAC and AES keys.
+    ticketKeys: Buffer.from(hkdfSync('sha256', options.ticketKeys, '', binding, 48)),
+    // OpenSSL's limit is 32 bytes.
+    sessionIdContext: createHash('sha256').update(binding).digest('hex').slice(0, 32),
+  };
+}
+
 export function secureContextOptions(options: TerminateOptions): SecureContextOptions {
   return {
     // Arrays: OpenSSL keeps one certificate per key type and serves the one the client's signature algorithms allow.
@@ -65,7 +95,7 @@ export function secureContextOptions(options: TerminateOptions): SecureContextOp
     ciphers: options.ciphers.join(':'),
     ecdhCurve: options.curves.join(':'),
     honorCipherOrder: true,
-    ticketKeys: options.ticketKeys,
+    ...sessionBinding(options),
   };
 }
 
