@@ -97,6 +97,7 @@ export const ListenerSchema = Obj({
       bodyIdleMs: Type.Optional(Millis),
       /** Longest a client may leave the answer unread before it is cut and the upstream released. */
       writeIdleMs: Type.Optional(Millis),
+      /** Longest a keep-alive connection, or a passthrough one, may carry no byte before it is closed. */
       idleMs: Type.Optional(Millis),
     }),
   ),

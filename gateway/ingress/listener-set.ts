@@ -45,6 +45,7 @@ function listenerOptions(l: ListenerConfig): ListenerOptions {
     address: l.address ?? DEFAULTS.listenerAddress,
     port: l.port,
     helloTimeoutMs: l.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
+    idleTimeoutMs: l.timeouts?.idleMs ?? DEFAULTS.idleTimeoutMs,
     ...(l.limits?.maxConnections ? { maxConnections: l.limits.maxConnections } : {}),
   };
 }

@@ -20,6 +20,8 @@ export interface ListenerOptions {
   port: number;
   /** How long a client may take to send its ClientHello (slowloris before TLS). */
   helloTimeoutMs: number;
+  /** A passthrough connection with no byte either way for this long is closed. */
+  idleTimeoutMs: number;
   maxConnections?: number;
 }
 
@@ -145,6 +147,9 @@ function splice(
   };
   upstream.once('connect', () => {
     clearTimeout(connectTimer);
+    // The client socket's timer is reset by reads and writes alike, so it sees traffic in both directions. Without
+    // it a spliced connection (whose TLS the gateway cannot see into) would hold its slot for ever.
+    client.setTimeout(options.idleTimeoutMs, () => close(new Error('idle timeout')));
     upstream.write(hello);
     client.pipe(upstream);
     upstream.pipe(client);
