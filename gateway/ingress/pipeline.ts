@@ -288,7 +288,10 @@ export function requestAttributes(req: Pick<Request, 'rawHeaders'>, fields: Omit
           else distinct.set(key, [raw[i + 1]!]);
         }
       }
-      return distinct.get(name);
+      // An HTTP/2 request names its host in `:authority` and usually sends no Host (RFC 9113 §8.3.1): as in Envoy,
+      // `host` reads the authority, so a `request.headers[host]` condition cannot be sidestepped by switching to h2.
+      // One rule with checkHost and the upstream's Host: `:authority` when sent, else Host (both sent must agree).
+      return name === 'host' ? (distinct.get(':authority') ?? distinct.get('host')) : distinct.get(name);
     },
   };
 }
