@@ -183,6 +183,23 @@ function abortableAttempt(closed: AbortSignal, timeoutMs: number) {
   };
 }
 
+/** The fetch statuses that redirect (WHATWG Fetch, "redirect status"). */
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Why an answer other than 2xx is a failed fetch. A redirect is never followed, like jose's remote JWKS and Envoy's
+ * jwt_authn: followed, an https endpoint's 302 to `http://…` hands the keys to whoever sits on the path (and with
+ * them every token), and one to `http://169.254.169.254/…` or loopback makes the gateway fetch for the endpoint
+ * (better-auth/better-auth#10241). The target is named (the caller redacts it) so the operator can fix `jwksUri`.
+ */
+function notOk(res: Response, uri: string): string {
+  // Node's fetch (undici) answers `redirect: 'manual'` with the 3xx itself, Location included.
+  if (!REDIRECTS.has(res.status)) return `HTTP ${res.status}`;
+  const location = res.headers.get('location');
+  const target = location !== null && URL.canParse(location, uri) ? ` to ${new URL(location, uri).href}` : '';
+  return `redirect refused: HTTP ${res.status}${target}`;
+}
+
 export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJwksDeps): JwksSource {
   const { provider, uri, timeoutMs } = options;
   // What logs and status show of the URI and of fetch errors (which may quote it): no password, no query values.
@@ -204,10 +221,10 @@ export function createRemoteJwksSource(options: RemoteJwksOptions, deps: RemoteJ
     const started = performance.now();
     const attempt = abortableAttempt(closed.signal, timeoutMs);
     try {
-      const res = await deps.fetch(uri, { headers: { accept: 'application/json' }, signal: attempt.signal });
+      const res = await deps.fetch(uri, { headers: { accept: 'application/json' }, redirect: 'manual', signal: attempt.signal });
       if (!res.ok) {
         await res.body?.cancel();
-        throw new Error(`HTTP ${res.status}`);
+        throw new Error(notOk(res, uri));
       }
       const checked = checkJwks(JSON.parse(await readLimited(res)));
       // An empty answer is treated as an outage, not as "revoke everything": it keeps the last good keys.

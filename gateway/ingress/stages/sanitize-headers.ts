@@ -28,6 +28,53 @@ const GATEWAY_SET = [
 const OVERRIDES: ReadonlySet<string> = new Set(REQUEST_LINE_OVERRIDE_HEADERS);
 
 /**
+ * Identity, client-certificate and original-host headers that some trusted proxy sets for the backend behind it
+ * (oauth2-proxy, nginx, HAProxy, Envoy, IIS ARR, AWS ALB, Kubernetes' front proxy, Grafana's auth proxy). A lenient
+ * backend believes them without asking who sent them, so a client copy would be an identity or a certificate the
+ * gateway never verified (CVE-2025-64484): every one is stripped, whatever the route. `x-forwarded-*` and
+ * `x-envoy-*` go as whole families (Envoy strips `x-envoy-*` from untrusted clients); the request-line overrides
+ * among them (`x-forwarded-uri`, …) are checked before these and pass where a route allows them.
+ */
+const PROXY_ASSERTED: ReadonlySet<string> = new Set([
+  'x-original-host',
+  'x-host',
+  'x-remote-user',
+  'x-remote-group',
+  'x-webauth-user',
+  'x-client-verify',
+  'x-arr-clientcert',
+]);
+/** The same, by prefix; each is an `x-` name, so only `x-` names are compared against them. */
+const PROXY_ASSERTED_PREFIXES = [
+  'x-forwarded-',
+  'x-envoy-',
+  'x-auth-request-',
+  'x-ssl-client-',
+  'x-client-cert',
+  'x-amzn-mtls-clientcert',
+  'x-remote-extra-',
+];
+
+/**
+ * Whether a client-sent header (lower case) is one of those a trusted proxy asserts. Runs for every header of every
+ * request: one character decides for most names, before any Set lookup or prefix comparison.
+ */
+function isProxyAsserted(name: string): boolean {
+  switch (name.charCodeAt(0)) {
+    case 120 /* x */:
+      if (PROXY_ASSERTED.has(name)) return true;
+      for (const prefix of PROXY_ASSERTED_PREFIXES) if (name.startsWith(prefix)) return true;
+      return false;
+    case 114 /* r */:
+      return name === 'remote-user';
+    case 115 /* s */:
+      return name.startsWith('ssl-client-');
+    default:
+      return false;
+  }
+}
+
+/**
  * `Expect: 100-continue` is answered by the gateway's own server (Node sends the 100 before the pipeline runs), so
  * the expectation is met on this hop; forwarded, undici refuses the request outright (UND_ERR_NOT_SUPPORTED, a 502
  * for every `curl -H 'Expect: 100-continue'`) and other clients would wait for a second 100 (RFC 9110 §10.1.1).
@@ -37,7 +84,9 @@ const ANSWERED_HERE = ['expect'];
 /**
  * Whether a route's header modifier must leave a request header (lower case) alone: the gateway sets it or strips it
  * from clients (`claimHeaders` too), or it frames the message. A modifier could otherwise forge what the gateway
- * vouches for, or desynchronize the upstream's framing.
+ * vouches for, or desynchronize the upstream's framing. The proxy-asserted names (`isProxyAsserted`) are stripped
+ * from clients but stay settable: the gateway vouches for none of them, and an operator who sets `Remote-User` on a
+ * route does so deliberately, in the config, not on a client's word.
  */
 export function isGatewayManaged(name: string, claimHeaders: readonly string[]): boolean {
   return (
@@ -78,7 +127,7 @@ export function createHeaderSanitizer(managed: readonly string[]): HeaderSanitiz
         // Dropped like nginx's default: `x_forwarded_for` reaches some frameworks as `x-forwarded-for`
         // (CVE-2025-64484), so no underscore spelling of any header may pass.
         if (name.includes('_')) continue;
-        if (OVERRIDES.has(name) && !allowedOverrides?.has(name)) continue;
+        if (OVERRIDES.has(name) ? !allowedOverrides?.has(name) : isProxyAsserted(name)) continue;
         out[name] = value;
       }
       // `TE: trailers` is the one hop-by-hop value that must pass: gRPC depends on it.
