@@ -27,6 +27,8 @@ export const FINDINGS = {
   'unreachable-route': 'warning',
   'egress-wildcard-too-wide': 'error',
   'egress-anonymous': 'warning',
+  'jwks-uri-cleartext': 'warning',
+  'jwt-any-audience': 'warning',
   'route-without-policy': 'info',
   'dry-run-too-long': 'warning',
   'dry-run-undated': 'info',
@@ -61,6 +63,7 @@ export function lintConfig(config: Config, options: LintOptions = {}): Finding[]
   for (const route of config.routes) lintRoute(config, route, policies, add);
   policies.forEach((policy, i) => lintPolicy(config, policy, policies.slice(0, i), unreachable, add));
   lintEgress(config, add);
+  lintJwtProviders(config, add);
   lintDryRuns(config, options, add);
   return findings;
 }
@@ -195,6 +198,27 @@ function lintEgress(config: Config, add: Add): void {
       add('egress-anonymous', at, 'callers the proxy cannot identify (anonymous) may use this rule; the audit cannot name who went out', 'identify callers (mTLS SVID, proxy token or a source identity) and name them here');
     }
   }
+}
+
+const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['localhost', '[::1]']);
+
+function lintJwtProviders(config: Config, add: Add): void {
+  for (const provider of config.jwtProviders ?? []) {
+    const at = `jwtProviders[${provider.name}]`;
+    if (provider.jwksUri !== undefined && isCleartextOffLoopback(provider.jwksUri)) {
+      add('jwks-uri-cleartext', at, `jwksUri '${new URL(provider.jwksUri).origin}' is fetched over plain HTTP: anyone on the path can serve their own keys and forge every token`, 'use an https:// jwksUri (plain HTTP is only safe on loopback)');
+    }
+    if (!provider.audiences?.length) {
+      add('jwt-any-audience', at, `provider '${provider.name}' checks no audience: a token its issuer minted for any other service is accepted here too`, "list the audiences this gateway's tokens carry (audiences: [...])");
+    }
+  }
+}
+
+function isCleartextOffLoopback(uri: string): boolean {
+  if (!URL.canParse(uri)) return false;
+  const url = new URL(uri);
+  if (url.protocol !== 'http:') return false;
+  return !(LOOPBACK_HOSTS.has(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname));
 }
 
 /** Every enforcement point in dry-run, where it is and since when (`dryRunSince`, when given). */

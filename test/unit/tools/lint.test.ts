@@ -15,6 +15,9 @@ function config(c: ConfigPart): Config {
 
 const egress = (allow: unknown[]) => ({ listener: { address: '127.0.0.1', port: 3128 }, allow }) as unknown as Config['egress'];
 
+const provider = (extra: object) =>
+  ({ name: 'idp', issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks.json', audiences: ['orders'], ...extra }) as NonNullable<Config['jwtProviders']>[number];
+
 const today = new Date().toISOString().slice(0, 10);
 const rollout = (extra: object) => ({ name: 'rollout', action: 'DENY' as const, mode: 'dry-run' as const, rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }], ...extra });
 
@@ -70,6 +73,14 @@ const CASES: Record<FindingId, { triggers: ConfigPart; clean: ConfigPart }> = {
   'egress-anonymous': {
     triggers: { egress: egress([{ name: 'web', identities: ['anonymous'], hosts: ['example.com'] }]) },
     clean: { egress: egress([{ name: 'web', identities: ['local'], hosts: ['example.com'] }]) },
+  },
+  'jwks-uri-cleartext': {
+    triggers: { jwtProviders: [provider({ jwksUri: 'http://idp.internal:8080/jwks.json' })] },
+    clean: { jwtProviders: [provider({ jwksUri: 'https://idp.internal/jwks.json' }), provider({ name: 'dev', jwksUri: 'http://127.0.0.1:9445/jwks.json' })] },
+  },
+  'jwt-any-audience': {
+    triggers: { jwtProviders: [provider({ audiences: [] })] },
+    clean: { jwtProviders: [provider({})] },
   },
   'route-without-policy': {
     triggers: { routes: [route('api')], policies: [] },
