@@ -7,6 +7,7 @@ import { DEFAULTS } from '../../config/defaults.js';
 import { GatewayError } from '../../core/errors.js';
 import type { Destination } from '../destination.js';
 import { canonicalIp } from '../../core/net/host.js';
+import { carriedIpv4, deniedWhereCarried, LOCAL_NAT64, type CarriedIpv4 } from '../../core/net/embedded-ipv4.js';
 import { ipMatcher, parseCidr, parseIp, type IpMatcher } from '../../core/net/ip.js';
 
 export type AddressReason =
@@ -54,7 +55,7 @@ const V6_SPECIFIC: Record<string, Range[]> = {
   metadata: [cidr('fd00:ec2::254/128')],
   documentation: [cidr('2001:db8::/32'), cidr('3fff::/20')],
   // RFC 8215 local-use NAT64 prefix: translation inside a private network, never a public destination.
-  nat64_local: [cidr('64:ff9b:1::/48')],
+  nat64_local: [LOCAL_NAT64],
   global: [cidr('2000::/3')],
 };
 
@@ -77,20 +78,19 @@ function classifyV4(ip: ipaddr.IPv4): AddressClassification {
   return { allowed: false, reason: V4_RANGE_REASON[range] ?? 'reserved' };
 }
 
-function embeddedOf(reason: AddressReason, v4: ipaddr.IPv4, inherit: boolean): AddressClassification {
+function embeddedOf({ form, v4, reaches }: CarriedIpv4): AddressClassification {
   const inner = classifyV4(v4);
   const embedded = { address: v4.toString(), reason: inner.reason };
-  // Mapped and NAT64 addresses reach the embedded IPv4 host, so they are exactly as allowed as it is; the tunnelling
-  // and deprecated forms (6to4 RFC 7526, Teredo, IPv4-compatible RFC 4291 §2.5.5.1) are refused outright.
-  return { allowed: inherit && inner.allowed, reason: inherit && inner.allowed ? 'public' : reason, embedded };
+  // A form that reaches the embedded host is exactly as allowed as it is (its class names the form when blocked).
+  return { allowed: reaches && inner.allowed, reason: reaches && inner.allowed ? 'public' : form, embedded };
 }
 
 function classifyV6(ip: ipaddr.IPv6): AddressClassification {
   const specific = ipaddr.subnetMatch(ip, V6_SPECIFIC, 'none');
   if (specific === 'metadata' || specific === 'documentation') return { allowed: false, reason: specific };
   if (specific === 'nat64_local') return { allowed: false, reason: 'nat64' };
-  const p = ip.parts;
-  const low32 = (): ipaddr.IPv4 => new ipaddr.IPv4([p[6]! >> 8, p[6]! & 0xff, p[7]! >> 8, p[7]! & 0xff]);
+  const carried = carriedIpv4(ip);
+  if (carried) return embeddedOf(carried);
   switch (ip.range()) {
     case 'unspecified':
       return { allowed: false, reason: 'unspecified' };
@@ -104,24 +104,7 @@ function classifyV6(ip: ipaddr.IPv6): AddressClassification {
       return { allowed: false, reason: 'multicast' };
     case 'benchmarking':
       return { allowed: false, reason: 'benchmarking' };
-    case 'ipv4Mapped':
-      return embeddedOf('ipv4_mapped', ip.toIPv4Address(), true);
-    case 'rfc6145':
-      return embeddedOf('ipv4_translated', low32(), false);
-    case 'rfc6052':
-      return embeddedOf('nat64', low32(), true);
-    case '6to4':
-      return embeddedOf('6to4', new ipaddr.IPv4([p[1]! >> 8, p[1]! & 0xff, p[2]! >> 8, p[2]! & 0xff]), false);
-    case 'teredo':
-      // RFC 4380 §4: the client's IPv4 address is stored with every bit inverted in the last 32 bits.
-      return embeddedOf(
-        'teredo',
-        new ipaddr.IPv4([(~p[6]! >> 8) & 0xff, ~p[6]! & 0xff, (~p[7]! >> 8) & 0xff, ~p[7]! & 0xff]),
-        false,
-      );
     case 'unicast':
-      // ipaddr.js has no name for `::a.b.c.d` (deprecated IPv4-compatible); `::` and `::1` were matched above.
-      if (p.slice(0, 6).every((w) => w === 0)) return embeddedOf('ipv4_compatible', low32(), false);
       return specific === 'global' ? { allowed: true, reason: 'public' } : { allowed: false, reason: 'reserved' };
     default:
       return { allowed: false, reason: 'reserved' };
@@ -167,12 +150,16 @@ export function classifyAddress(ip: string, exceptions: AddressExceptions = NO_E
   const canonical = canonicalIp(ip);
   if (canonical === undefined) throw new Error(`not an IP address: ${JSON.stringify(ip)}`);
   // An IPv4-mapped address is its IPv4 host for the exception lists (parseIp unwraps it), so
-  // `allowAddresses: [127.0.0.1]` covers both.
+  // `allowAddresses: [127.0.0.1]` covers both. Other forms carrying an IPv4 meet only its deny entries: an IPv4
+  // allow entry opens the host, not a NAT64 translator's or a tunnel relay's way to it (list the IPv6 address for that).
   const host = parseIp(canonical)!;
-  if (exceptions.deny(host)) return { allowed: false, reason: 'explicitly_denied' };
-  if (exceptions.allow(host)) return { allowed: true, reason: 'explicitly_allowed' };
   const parsed = ipaddr.parse(canonical);
-  return parsed.kind() === 'ipv4' ? classifyV4(parsed as ipaddr.IPv4) : classifyV6(parsed as ipaddr.IPv6);
+  const v6 = parsed.kind() === 'ipv6' ? (parsed as ipaddr.IPv6) : undefined;
+  if (exceptions.deny(host) || (v6 && deniedWhereCarried(v6, exceptions.deny))) {
+    return { allowed: false, reason: 'explicitly_denied' };
+  }
+  if (exceptions.allow(host)) return { allowed: true, reason: 'explicitly_allowed' };
+  return v6 ? classifyV6(v6) : classifyV4(parsed as ipaddr.IPv4);
 }
 
 export interface ResolvedAddress {

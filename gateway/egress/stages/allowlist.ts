@@ -7,6 +7,7 @@
 import { DEFAULTS } from '../../config/defaults.js';
 import type { EgressAllowRule, EgressDenyRule } from '../../config/egress-schema.js';
 import { canonicalHostPattern } from '../../core/net/host.js';
+import { deniedWhereCarried } from '../../core/net/embedded-ipv4.js';
 import { ipMatcher, notAnIpOrCidr, parseCidr, parseIp, type IpMatcher, type IpRange } from '../../core/net/ip.js';
 import type { Destination } from '../destination.js';
 import type { Identity } from './identify.js';
@@ -73,11 +74,16 @@ function compileHosts(where: string, hosts: readonly string[] = [], cidrs: reado
   return { exact, suffixes, cidrs: ipMatcher(ranges) };
 }
 
-function matchesDestination(m: HostMatcher, dest: Destination): boolean {
+/**
+ * `denying`: a deny rule's IPv4 cidrs also catch the IPv6 forms that carry a listed address (`64:ff9b::808:808` for
+ * 8.8.8.8), as the address guard's deny lists do; an allow rule's cidrs open only the addresses they name.
+ */
+function matchesDestination(m: HostMatcher, dest: Destination, denying: boolean): boolean {
   if (dest.isIp) {
     // `dest.host` is canonical text, which the strict parser always reads.
     const ip = parseIp(dest.host);
-    return ip !== undefined && m.cidrs(ip);
+    if (ip === undefined) return false;
+    return m.cidrs(ip) || (denying && typeof ip !== 'number' && deniedWhereCarried(ip, m.cidrs));
   }
   return m.exact.has(dest.host) || m.suffixes.some((s) => dest.host.endsWith(s));
 }
@@ -112,11 +118,11 @@ export function createAllowlist(options: AllowlistOptions): Allowlist {
   const deny = Object.freeze((options.deny ?? []).map((r) => compile('deny', r)));
   const allow = Object.freeze(options.allow.map((r) => compile('allow', r, r.identities)));
 
-  const destinationMatches = (rule: CompiledRule, dest: Destination): boolean =>
-    (rule.ports === undefined || rule.ports.has(dest.port)) && matchesDestination(rule.dest, dest);
+  const destinationMatches = (rule: CompiledRule, dest: Destination, denying = false): boolean =>
+    (rule.ports === undefined || rule.ports.has(dest.port)) && matchesDestination(rule.dest, dest, denying);
 
   return (identity, dest) => {
-    const denied = deny.find((rule) => destinationMatches(rule, dest));
+    const denied = deny.find((rule) => destinationMatches(rule, dest, true));
     if (denied) return { allowed: false, reason: 'denied_by_rule', rule: denied.name, wouldDeny: false };
     const granted = allow.filter((rule) => rule.matchesIdentity(identity));
     const listed = granted.find((rule) => destinationMatches(rule, dest));

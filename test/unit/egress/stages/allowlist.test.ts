@@ -60,6 +60,20 @@ describe('allowlist', () => {
     assert.equal(allowlist(billing, to('8.8.8.8:443')).allowed, false);
   });
 
+  test('a deny rule for an IPv4 address also stops the IPv6 forms carrying it; an allow rule opens only what it lists', () => {
+    const list = createAllowlist({
+      allow: [{ name: 'v6-anywhere', identities: ['spiffe://td/ns/ops/sa/probe'], cidrs: ['::/0', '8.8.4.4/32'] }],
+      deny: [{ name: 'no-dns', cidrs: ['8.8.8.8/32'] }],
+    });
+    const probe = svid('spiffe://td/ns/ops/sa/probe');
+    for (const form of ['[64:ff9b::808:808]', '[::ffff:8.8.8.8]', '[2002:808:808::1]', '[::8.8.8.8]', '[64:ff9b:1::808:808]']) {
+      assert.equal(list(probe, to(`${form}:443`)).reason, 'denied_by_rule', form);
+    }
+    assert.equal(list(probe, to('[64:ff9b::808:404]:443')).rule, 'v6-anywhere', 'the IPv6 form is allowed by the IPv6 rule, not by 8.8.4.4/32');
+    const v4Only = createAllowlist({ allow: [{ name: 'v4', identities: ['spiffe://td/ns/ops/sa/probe'], cidrs: ['8.8.4.4/32'] }] });
+    assert.equal(v4Only(probe, to('[64:ff9b::808:404]:443')).allowed, false, 'an IPv4 allow entry does not open the NAT64 form');
+  });
+
   test('report mode allows unlisted destinations and says it would deny', () => {
     const legacy = svid('spiffe://td/ns/legacy/sa/app');
     assert.deepEqual(allowlist(legacy, to('old.example:443')), { allowed: true, reason: 'allowed_by_rule', rule: 'legacy-report', wouldDeny: false });
