@@ -74,6 +74,18 @@ describe('malformed HTTP/2 header fields', () => {
     });
   }
 
+  // HTTP/1.1's parser refuses a method it does not know, but nghttp2 passes any token as `:method`: `delete` would slip
+  // past a DENY on DELETE and reach a backend that upper-cases methods (methods are case-sensitive, RFC 9110 §9.1).
+  for (const method of ['delete', 'Get', 'get']) {
+    test(`a :method outside upper case (${method}) is refused 400 before the upstream`, async () => {
+      const hits = ing.upstream.hits;
+      const answer = await sendRawH2Request(ing.port, ing.caPem, [[':method', method], ...request(['x-probe', 'v']).slice(1)]);
+      assert.equal(answer.status, 400);
+      assert.deepEqual([JSON.parse(answer.body).code, JSON.parse(answer.body).reason], ['GW_REQUEST_MALFORMED', 'method']);
+      assert.equal(ing.upstream.hits, hits);
+    });
+  }
+
   // HPACK's dynamic table lets one field be repeated for one octet each: Envoy's cookie amplification
   // (CVE-2026-47774) forwarded what a few KB had decoded to. Node advertises maxHeaderBytes (16 KiB) to the client
   // but does not hold it to it; the pipeline counts the decoded list (RFC 9113 §6.5.2) before anything is forwarded.
