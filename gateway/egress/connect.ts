@@ -1,11 +1,14 @@
 // A CONNECT tunnel: the shared decision, then dial the checked address, answer 200, read the ClientHello before
-// forwarding a byte (its SNI must be the CONNECT host), pipe, and write the one audit record when it ends.
+// forwarding a byte (its SNI must be the CONNECT host, and so must any later one's), pipe, and write the one audit
+// record when it ends.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError, toRawHttpResponse } from '../core/errors.js';
+import { looksLikeTls } from '../tls/client-hello.js';
 import { attemptRecord, decide, endedEarlyError, recordAttempt, refusalRecord, type InFlight } from './decide.js';
 import { parseAuthority } from './destination.js';
 import { connectTcp, inspectFirstBytes } from './stages/dial.js';
+import { createHandshakeWatch } from './stages/handshake-watch.js';
 import { openTunnel, type TunnelOptions } from './tunnel.js';
 
 /** Answers a refused CONNECT on the raw socket (there is no response object) and audits it. */
@@ -60,20 +63,23 @@ export async function handleConnect(flight: InFlight, req: IncomingMessage, sock
     const tunnel = openTunnel(socket, upstream, tunnelOptions(flight));
     flight.cut = (end) => tunnel.cut(end);
     const verdict = await inspectFirstBytes(socket, decision.target.dest, head, rt.limits.firstBytesTimeoutMs);
-    if (verdict.ok) tunnel.release(verdict.head);
+    // A TLS stream's later ClientHellos (after a HelloRetryRequest) are checked as the first one was.
+    const watch = verdict.ok && looksLikeTls(verdict.head) ? createHandshakeWatch(decision.target.dest.host) : undefined;
+    if (verdict.ok) tunnel.release(verdict.head, watch);
     else tunnel.cut(verdict.end);
     const stats = await tunnel.done;
-    const fronting = stats.end === 'sni_mismatch';
+    const refused = stats.end === 'sni_mismatch' || stats.end === 'sni_encrypted';
+    const hello = verdict.ok ? watch?.refusal : verdict;
     recordAttempt(flight,
       attemptRecord(rt, attempt, {
-        sni: verdict.sni,
-        detail: verdict.ok ? undefined : verdict.detail,
-        allow: !fronting,
-        reason: fronting ? 'sni_mismatch' : (attempt.decision?.reason ?? 'allowed_by_rule'),
+        sni: hello?.sni ?? verdict.sni,
+        detail: hello?.detail,
+        allow: !refused,
+        reason: refused ? stats.end : (attempt.decision?.reason ?? 'allowed_by_rule'),
         end: stats.end,
         bytesIn: stats.bytesUp,
         bytesOut: stats.bytesDown,
-        alert: fronting || stats.end === 'byte_budget_exceeded' ? true : undefined,
+        alert: refused || stats.end === 'byte_budget_exceeded' ? true : undefined,
       }),
     );
   } finally {

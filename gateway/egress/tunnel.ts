@@ -3,6 +3,7 @@
 // with the bytes it already inspected, so nothing reaches the upstream before the SNI check (CVE-2025-64763 class:
 // no early data forwarded before the tunnel is established).
 import type { Socket } from 'node:net';
+import type { HandshakeWatch } from './stages/handshake-watch.js';
 
 export type TunnelEnd =
   | 'closed'
@@ -13,6 +14,7 @@ export type TunnelEnd =
   | 'shutdown'
   | 'revoked'
   | 'sni_mismatch'
+  | 'sni_encrypted'
   | 'first_bytes_timeout';
 
 export interface TunnelStats {
@@ -30,8 +32,11 @@ export interface TunnelOptions {
 }
 
 export interface Tunnel {
-  /** Starts the client → upstream direction, writing `head` (the bytes already read from the client) first. */
-  release(head: Buffer): void;
+  /**
+   * Starts the client → upstream direction, writing `head` (the bytes already read from the client) first. With
+   * `watch`, both directions pass through it until it is done, and a ClientHello it refuses ends the tunnel.
+   */
+  release(head: Buffer, watch?: HandshakeWatch): void;
   /** Ends the tunnel now; the first reason given is the one reported. */
   cut(reason: TunnelEnd): void;
   readonly done: Promise<TunnelStats>;
@@ -82,16 +87,34 @@ export function openTunnel(client: Socket, upstream: Socket, options: TunnelOpti
   // so it alone measures the tunnel's idleness; a second timer on the upstream would only double the refreshes.
   client.setTimeout(options.idleTimeoutMs, () => cut('idle_timeout'));
 
-  relay(upstream, client, countDown);
+  let watch: HandshakeWatch | undefined;
+  const fromServer = (chunk: Buffer): Buffer => {
+    watch?.fromServer(chunk);
+    if (watch?.done) watch = undefined;
+    return chunk;
+  };
+  const fromClient = (chunk: Buffer): Buffer | undefined => {
+    if (watch === undefined) return chunk;
+    const out = watch.fromClient(chunk);
+    if (!Buffer.isBuffer(out)) {
+      cut(out.end);
+      return undefined;
+    }
+    if (watch.done) watch = undefined;
+    return out;
+  };
+  relay(upstream, client, countDown, fromServer);
 
   return {
-    release(head) {
+    release(head, handshake) {
       if (end !== undefined) return;
-      if (head.length > 0) {
-        countUp(head.length);
-        if (end === undefined) upstream.write(head);
+      watch = handshake;
+      const first = head.length > 0 ? fromClient(head) : undefined;
+      if (first !== undefined && first.length > 0) {
+        countUp(first.length);
+        if (end === undefined) upstream.write(first);
       }
-      relay(client, upstream, countUp);
+      if (end === undefined) relay(client, upstream, countUp, fromClient);
     },
     cut,
     done,
@@ -100,10 +123,13 @@ export function openTunnel(client: Socket, upstream: Socket, options: TunnelOpti
 
 /**
  * `from` copied into `to` with backpressure and the end passed on, as `pipe()` does, but counting in the same
- * 'data' listener: one listener call per chunk instead of two. Errors and closes are the tunnel's to handle.
+ * 'data' listener: one listener call per chunk instead of two. `look` sees each chunk first and says what of it to
+ * copy (undefined: nothing, the tunnel is cut). Errors and closes are the tunnel's to handle.
  */
-function relay(from: Socket, to: Socket, count: (bytes: number) => void): void {
-  from.on('data', (chunk: Buffer) => {
+function relay(from: Socket, to: Socket, count: (bytes: number) => void, look: (chunk: Buffer) => Buffer | undefined): void {
+  from.on('data', (data: Buffer) => {
+    const chunk = look(data);
+    if (chunk === undefined || chunk.length === 0) return;
     count(chunk.length);
     if (!to.write(chunk)) from.pause();
   });

@@ -1,18 +1,27 @@
 // Reads the SNI and ALPN of a TLS ClientHello without decrypting anything (RFC 8446 §4.1.2, RFC 6066 §3,
 // RFC 7301). Written by hand because routing must happen before Node's TLS stack owns the socket, and no
 // maintained npm library parses a ClientHello from a byte buffer. It only reads: every length is
-// bounds-checked, and a hello that spans several records is reassembled up to a fixed limit.
+// bounds-checked, and a hello that spans several records is reassembled up to a fixed limit. Anything a TLS
+// server would parse differently (bytes left over at any level, a second name, a name the canonical form would
+// rewrite) is an error rather than a guess, since a router acting on a name the server never saw is bypassed.
 import { canonicalHost } from '../core/net/host.js';
 
 export type ClientHelloResult =
   | { complete: false }
-  | { complete: true; sni?: string; alpn?: string[] }
+  /** `ech`: the hello offers Encrypted Client Hello, so `sni` is only the client-facing server's public name. */
+  | { complete: true; sni?: string; alpn?: string[]; ech?: true }
   | { error: string };
+
+/** A whole ClientHello, read or refused. */
+export type ParsedClientHello = Exclude<ClientHelloResult, { complete: false }>;
 
 const RECORD_HANDSHAKE = 0x16;
 const HANDSHAKE_CLIENT_HELLO = 0x01;
 const EXT_SERVER_NAME = 0x0000;
 const EXT_ALPN = 0x0010;
+/** RFC 9849 `encrypted_client_hello`; 0xffce is `encrypted_server_name` of the ESNI drafts it replaced. */
+const EXT_ECH = 0xfe0d;
+const EXT_ESNI = 0xffce;
 const NAME_TYPE_HOST = 0x00;
 /** A ClientHello with post-quantum key shares is ~2 KB; anything near this limit is abuse. */
 export const MAX_CLIENT_HELLO_BYTES = 16 * 1024;
@@ -27,8 +36,13 @@ export function looksLikeTls(buf: Buffer): boolean {
 export function parseClientHello(buf: Buffer): ClientHelloResult {
   const hello = reassembleHandshake(buf);
   if ('error' in hello || !hello.complete) return hello;
+  return parseClientHelloBody(hello.message);
+}
+
+/** Parses one whole ClientHello message, without its 4-byte handshake header. */
+export function parseClientHelloBody(body: Buffer): ParsedClientHello {
   try {
-    return readClientHello(hello.message);
+    return readClientHello(body);
   } catch (err) {
     return { error: (err as Error).message };
   }
@@ -52,7 +66,10 @@ function reassembleHandshake(buf: Buffer): { complete: false } | { complete: tru
       if (head[0] !== HANDSHAKE_CLIENT_HELLO) return { error: 'first handshake message is not a ClientHello' };
       const messageLength = head.readUIntBE(1, 3);
       if (messageLength + 4 > MAX_CLIENT_HELLO_BYTES) return { error: 'ClientHello too large' };
-      if (collected >= messageLength + 4) return { complete: true, message: head.subarray(4, 4 + messageLength) };
+      // A client's first flight of handshake data is the ClientHello alone (RFC 8446 §2); a second ClientHello
+      // behind it in the same record would reach the server unchecked.
+      if (collected > messageLength + 4) return { error: 'handshake data after the ClientHello' };
+      if (collected === messageLength + 4) return { complete: true, message: head.subarray(4) };
     }
   }
   if (buf.length > MAX_CLIENT_HELLO_BYTES + 5 * 4) return { error: 'ClientHello too large' };
@@ -60,7 +77,7 @@ function reassembleHandshake(buf: Buffer): { complete: false } | { complete: tru
   return { complete: false };
 }
 
-function readClientHello(body: Buffer): ClientHelloResult {
+function readClientHello(body: Buffer): ParsedClientHello {
   const r = new Reader(body);
   r.skip(2 + 32); // legacy_version, random
   r.skip(r.u8()); // legacy_session_id
@@ -68,8 +85,10 @@ function readClientHello(body: Buffer): ClientHelloResult {
   r.skip(r.u8()); // legacy_compression_methods
   if (r.remaining() === 0) return { complete: true }; // no extensions: no SNI
   const extensions = r.sub(r.u16());
+  if (r.remaining() !== 0) throw new Error('bytes after the ClientHello extensions');
   let sni: string | undefined;
   let alpn: string[] | undefined;
+  let ech = false;
   const seen = new Set<number>();
   while (extensions.remaining() > 0) {
     const type = extensions.u16();
@@ -79,8 +98,9 @@ function readClientHello(body: Buffer): ClientHelloResult {
     seen.add(type);
     if (type === EXT_SERVER_NAME) sni = readServerName(data);
     else if (type === EXT_ALPN) alpn = readAlpn(data);
+    else if (type === EXT_ECH || type === EXT_ESNI) ech = true;
   }
-  return { complete: true, ...(sni !== undefined ? { sni } : {}), ...(alpn ? { alpn } : {}) };
+  return { complete: true, ...(sni !== undefined ? { sni } : {}), ...(alpn ? { alpn } : {}), ...(ech ? { ech } : {}) };
 }
 
 function readServerName(data: Reader): string {
@@ -94,10 +114,15 @@ function readServerName(data: Reader): string {
     if (name !== undefined) throw new Error('more than one host_name in SNI');
     name = value.toString('latin1');
   }
+  if (data.remaining() !== 0) throw new Error('bytes after the server_name list');
   if (name === undefined) throw new Error('SNI without host_name');
+  const lower = name.toLowerCase();
   const canonical = canonicalHost(name)?.host ?? '';
-  // Validated because the name reaches logs and routing decisions (CVE-2024-45808: log injection via SNI).
-  if (canonical.length > 253 || !HOSTNAME.test(canonical)) throw new Error('SNI is not a valid host name');
+  // Validated because the name reaches logs and routing decisions (CVE-2024-45808: log injection via SNI). The
+  // canonical form may only drop case and one trailing dot, as DNS does: IDN mapping or an IPv4 notation would
+  // make the name checked here differ from the bytes the server reads (RFC 6066 §3: ASCII, A-labels, no address).
+  const exact = canonical === (lower.endsWith('.') ? lower.slice(0, -1) : lower);
+  if (!exact || canonical.length > 253 || !HOSTNAME.test(canonical)) throw new Error('SNI is not a valid host name');
   return canonical;
 }
 

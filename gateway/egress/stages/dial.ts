@@ -4,6 +4,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { GatewayError } from '../../core/errors.js';
 import { looksLikeTls, parseClientHello } from '../../tls/client-hello.js';
 import type { Destination } from '../destination.js';
+import { checkClientHello } from './handshake-watch.js';
 
 export type ConnectFn = (options: { host: string; port: number; family: 4 | 6; allowHalfOpen: boolean }) => Socket;
 
@@ -46,13 +47,14 @@ export function connectTcp(target: DialTarget, timeoutMs: number, deps: DialDeps
 export type FirstBytesVerdict =
   | { ok: true; head: Buffer; sni?: string }
   /** `detail`: the ClientHello parser's error, when the hello was malformed. */
-  | { ok: false; end: 'sni_mismatch' | 'first_bytes_timeout' | 'client_error'; sni?: string; detail?: string };
+  | { ok: false; end: 'sni_mismatch' | 'sni_encrypted' | 'first_bytes_timeout' | 'client_error'; sni?: string; detail?: string };
 
 /**
  * Reads the client's first bytes of a tunnel without forwarding them. A TLS ClientHello must name the host the
  * CONNECT asked for: a different SNI is domain fronting (the allowlist saw one name, the CDN behind the address
- * would route to another) and ends the tunnel. A ClientHello without SNI is let through: the server can then only
- * answer with its default certificate, which is not fronting. Non-TLS streams are not inspected (see docs).
+ * would route to another) and ends the tunnel, as does one offering Encrypted Client Hello (handshake-watch.ts). A
+ * ClientHello without SNI is let through: the server can then only answer with its default certificate, which is
+ * not fronting. Non-TLS streams are not inspected (see docs). The ClientHellos after this one are the watch's.
  */
 export function inspectFirstBytes(client: Socket, dest: Destination, initial: Buffer, timeoutMs: number): Promise<FirstBytesVerdict> {
   return new Promise((resolve) => {
@@ -73,16 +75,10 @@ export function inspectFirstBytes(client: Socket, dest: Destination, initial: Bu
         return true;
       }
       const hello = parseClientHello(buffered);
-      if ('error' in hello) {
-        finish({ ok: false, end: 'sni_mismatch', detail: hello.error });
-        return true;
-      }
-      if (!hello.complete) return false;
-      if (hello.sni !== undefined && hello.sni !== dest.host) {
-        finish({ ok: false, end: 'sni_mismatch', sni: hello.sni });
-      } else {
-        finish({ ok: true, head: buffered, ...(hello.sni !== undefined ? { sni: hello.sni } : {}) });
-      }
+      if (!('error' in hello) && !hello.complete) return false;
+      const refusal = checkClientHello(hello, dest.host);
+      if (refusal) finish({ ok: false, ...refusal });
+      else finish({ ok: true, head: buffered, ...('sni' in hello && hello.sni !== undefined ? { sni: hello.sni } : {}) });
       return true;
     };
     const onData = (chunk: Buffer): void => {
