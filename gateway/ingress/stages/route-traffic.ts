@@ -52,12 +52,13 @@ export type RequestMatch = (rawHeaders: readonly string[], query: string) => boo
 
 /** Undefined when the route has no header or query condition (nothing to check per request). */
 export function compileRequestMatch(match: RouteConfig['match']): RequestMatch | undefined {
+  // `host` is HTTP/2's `:authority` when one was sent, as for policies' request.headers[host] (pipeline.ts).
   const headers = (match.headers ?? []).map((h) => ({ name: h.name.toLowerCase(), test: valueTest(h) }));
   const params = (match.queryParams ?? []).map((p) => ({ name: p.name, test: valueTest(p) }));
   if (headers.length === 0 && params.length === 0) return undefined;
   return (rawHeaders, query) => {
     for (const h of headers) {
-      const value = onlyHeaderValue(rawHeaders, h.name);
+      const value = h.name === 'host' ? (onlyHeaderValue(rawHeaders, ':authority') ?? onlyHeaderValue(rawHeaders, 'host')) : onlyHeaderValue(rawHeaders, h.name);
       if (value === undefined || !h.test(value)) return false;
     }
     if (params.length === 0) return true;
