@@ -7,7 +7,8 @@
 // runtime they started with. One reload runs at a time; triggers that arrive meanwhile wait their turn.
 import fs from 'node:fs';
 import { ConfigError, type ConfigIssue, type LoadedConfig } from './config/load.js';
-import { configHash } from './config/hash.js';
+import { canonicalJson, configHash } from './config/hash.js';
+import type { Config } from './config/schema.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import type { ReloadMetrics } from './core/metrics.js';
 import { ReloadRefused, prepareAll, type Reloadable } from './core/reloadable.js';
@@ -52,8 +53,26 @@ export interface ReloaderOptions {
   settleMs?: number;
 }
 
+/**
+ * Settings the process reads once, at start: the log level (the loggers of long-lived parts are made from it then)
+ * and the reload settings themselves. A reload that changes them is refused, naming the field, rather than reported
+ * applied while the old value goes on working.
+ */
+const RESTART_ONLY = ['log', 'reload'] as const satisfies readonly (keyof Config)[];
+
+function restartOnlySettings(running: Config): Reloadable {
+  return {
+    prepare(next) {
+      const changed = RESTART_ONLY.find((key) => canonicalJson(running[key] ?? {}) !== canonicalJson(next[key] ?? {}));
+      if (changed) return Promise.reject(new ReloadRefused(`/${changed}`, `the ${changed} settings change only with a restart`));
+      return Promise.resolve({ commit: () => undefined, abort: () => Promise.resolve() });
+    },
+  };
+}
+
 export function createReloader(options: ReloaderOptions): Reloader {
   const { logger } = options;
+  const parts = [restartOnlySettings(options.initial.config), ...options.parts];
   let watched: readonly string[] = [];
   let pending: NodeJS.Timeout | undefined;
   let queue: Promise<unknown> = Promise.resolve();
@@ -77,7 +96,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
     let loaded: LoadedConfig | undefined;
     try {
       loaded = options.load();
-      (await prepareAll(options.parts, loaded.config)).commit();
+      (await prepareAll(parts, loaded.config)).commit();
     } catch (err) {
       const issues = rejectionIssues(err, loaded);
       options.metrics?.reload('rejected');

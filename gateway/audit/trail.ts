@@ -11,6 +11,7 @@ import path from 'node:path';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import type { AuditConfig } from '../config/operations-schema.js';
 import { DEFAULTS } from '../config/defaults.js';
+import { fileDigest } from '../config/hash.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import { ReloadRefused, type Reloadable } from '../core/reloadable.js';
 import type { Metrics } from '../core/metrics.js';
@@ -52,11 +53,20 @@ export function sameAuditConfig(a: AuditConfig | undefined, b: AuditConfig | und
   return canonicalJson(a ?? {}) === canonicalJson(b ?? {});
 }
 
-/** The trail's part in a reload: it prepares nothing, and refuses a config whose `audit` settings differ (restart). */
+/**
+ * The trail's part in a reload: it prepares nothing, and refuses a config whose `audit` settings differ (restart),
+ * or whose checkpoint key file now holds another key: the running trail read its key at start and would go on
+ * signing with the old one while the reload reported the new one applied.
+ */
 export function auditSettings(running: AuditConfig | undefined): Reloadable {
+  const keyFile = running?.checkpoints?.keyFile;
+  const keyDigest = keyFile === undefined ? undefined : fileDigest(keyFile);
   return {
     prepare(next) {
       if (!sameAuditConfig(running, next.audit)) return Promise.reject(new ReloadRefused('/audit', 'the audit trail settings change only with a restart'));
+      if (keyFile !== undefined && fileDigest(keyFile) !== keyDigest) {
+        return Promise.reject(new ReloadRefused('/audit/checkpoints/keyFile', 'the checkpoint signing key changes only with a restart'));
+      }
       return Promise.resolve({ commit: () => undefined, abort: () => Promise.resolve() });
     },
   };

@@ -14,7 +14,8 @@ export function configHash(loaded: LoadedConfig): string {
   return hash.digest('hex');
 }
 
-function fileDigest(file: string): string {
+/** SHA-256 of a file's content, hex; 'unreadable' when it cannot be read. */
+export function fileDigest(file: string): string {
   try {
     return createHash('sha256').update(readFileSync(file)).digest('hex');
   } catch {
@@ -24,7 +25,7 @@ function fileDigest(file: string): string {
 }
 
 /** JSON with object keys sorted at every level: two loads of the same config give the same text. */
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v !== null && typeof v === 'object' && !Array.isArray(v)
       ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
