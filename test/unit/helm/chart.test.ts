@@ -404,8 +404,8 @@ describe('helm chart', { skip: NO_HELM }, () => {
       {
         to: [
           { namespaceSelector: {} },
-          { ipBlock: { cidr: '0.0.0.0/0', except: ['169.254.169.254/32'] } },
-          { ipBlock: { cidr: '::/0', except: ['fd00:ec2::254/128'] } },
+          { ipBlock: { cidr: '0.0.0.0/0', except: ['169.254.169.254/32', '169.254.170.2/32', '169.254.170.23/32', '100.100.100.200/32'] } },
+          { ipBlock: { cidr: '::/0', except: ['fd00:ec2::254/128', 'fd00:ec2::23/128'] } },
         ],
       },
     ]);
