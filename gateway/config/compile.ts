@@ -6,6 +6,8 @@ import { createSecureContext } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { requireCertificates } from '../../certs/pem.js';
+import { parseSpiffeId, spiffeIdFromCertificate } from '../../certs/spiffe-id.js';
+import { verifyChain } from '../../certs/verify.js';
 import { compilePolicies, PolicyCompileError } from '../../policies/compile.js';
 import type { Policy } from '../../policies/schema.js';
 import { readAdminToken } from '../admin/server.js';
@@ -283,7 +285,24 @@ function checkBundle(file: string): true {
 function checkMesh(config: Config): MeshTrust | undefined {
   if (!config.mesh) return undefined;
   checkKeyPair(config.mesh.svid.cert, config.mesh.svid.key);
-  return loadMeshTrust(config.mesh);
+  const trust = loadMeshTrust(config.mesh);
+  checkOwnSvid(config.mesh);
+  return trust;
+}
+
+/**
+ * The gateway's SVID must be one its mesh peers accept: a SPIFFE ID of the mesh's own trust domain, chained to its
+ * bundle and valid now. Otherwise every mutual-TLS upstream would refuse it while /readyz said ready.
+ */
+function checkOwnSvid(mesh: NonNullable<Config['mesh']>): void {
+  const pem = readPem(mesh.svid.cert);
+  const [leaf] = requireCertificates(pem, mesh.svid.cert);
+  const id = spiffeIdFromCertificate(leaf!);
+  if (id === undefined) throw new Error(`${mesh.svid.cert}: no SPIFFE ID (one spiffe:// URI SAN)`);
+  const trustDomain = parseSpiffeId(id).trustDomain;
+  if (trustDomain !== mesh.trustDomain) throw new Error(`${mesh.svid.cert}: ${id} is not in the mesh's trust domain ${mesh.trustDomain}`);
+  const chain = verifyChain(pem, [readPem(mesh.bundle)]);
+  if (!chain.ok) throw new Error(`${mesh.svid.cert}: not a certificate of the mesh bundle ${mesh.bundle} (${chain.reason}: ${chain.detail})`);
 }
 
 function checkListenerTls<S>(config: Config, readable: Readable, report: Report<S>): void {
