@@ -1,5 +1,6 @@
 // Ajv's errors turned into the messages a person fixing a config wants: one per real mistake, naming the key.
 import type { ErrorObject } from 'ajv';
+import { isSecretField } from '../core/secrets.js';
 import { escapePointer, isRecord } from './yaml-source.js';
 
 export interface Finding {
@@ -72,10 +73,8 @@ function describeError(e: ErrorObject): Finding {
       return { path: e.instancePath, message: `must be ${JSON.stringify(p.allowedValue)}` };
     case 'pattern': {
       const description = e.parentSchema?.description;
-      return {
-        path: e.instancePath,
-        message: `${JSON.stringify(e.data)} does not match ${String(p.pattern)}${description ? ` (${String(description)})` : ''}`,
-      };
+      const shown = mayQuote(e.instancePath) ? `${JSON.stringify(e.data)} ` : 'the value ';
+      return { path: e.instancePath, message: `${shown}does not match ${String(p.pattern)}${description ? ` (${String(description)})` : ''}` };
     }
     case 'minItems':
       return { path: e.instancePath, message: `must have at least ${String(p.limit)} item${p.limit === 1 ? '' : 's'}` };
@@ -84,6 +83,16 @@ function describeError(e: ErrorObject): Finding {
     default:
       return { path: e.instancePath, message: e.message ?? e.keyword };
   }
+}
+
+/**
+ * Messages land in logs (CONFIG_REJECTED), `/reload` answers and `validate` output, so they never quote a value that
+ * may be a credential: a header's `value` (`Authorization: Basic …` in a header modifier) or a field `/config` redacts
+ * by name. Only pattern errors quote data; the others name its type at most.
+ */
+function mayQuote(pointer: string): boolean {
+  const field = pointer.slice(pointer.lastIndexOf('/') + 1);
+  return field !== 'value' && !isSecretField(field);
 }
 
 function describeSchema(s: Record<string, unknown>): string {

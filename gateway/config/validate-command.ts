@@ -1,4 +1,5 @@
 // `portcullis validate <file>`: load the config exactly as the gateway would, print every issue, exit 0/1.
+import { redactUrls } from '../core/secrets.js';
 import { ConfigError, formatIssues, loadConfigFile } from './load.js';
 
 /** Where the command writes: `process.stdout`/`process.stderr`, or an in-memory sink in tests. */
@@ -15,7 +16,8 @@ export function runValidate(file: string, out: Output, err: Output): number {
     return 0;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    err.write(`${formatIssues(e.issues)}\n`);
+    // CI logs keep this output: a URL's password in a refused value is shown redacted, as at start-up and reload.
+    err.write(`${redactUrls(formatIssues(e.issues))}\n`);
     return 1;
   }
 }

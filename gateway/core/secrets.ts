@@ -5,6 +5,21 @@
 
 export const REDACTED = '[redacted]';
 
+/** Words that make a name hold a secret: the one list `/config` and config error messages both go by. */
+const SECRET_WORDS = 'token|secret|password|passphrase|api[-_]?key|credentials?';
+/** A config field holding a secret value itself ends in one (`tokenFile`, a path, does not). */
+const SECRET_FIELD = new RegExp(`(${SECRET_WORDS})$`, 'i');
+/** A header carrying a credential: `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`, `x-auth-token`. */
+const CREDENTIAL_HEADER = new RegExp(`${SECRET_WORDS}|auth|cookie`, 'i');
+
+export function isSecretField(name: string): boolean {
+  return SECRET_FIELD.test(name);
+}
+
+export function isCredentialHeader(name: string): boolean {
+  return CREDENTIAL_HEADER.test(name);
+}
+
 /** `scheme://[userinfo@]rest[?query]`, stopping at whitespace, quotes and brackets (JSON and prose around it). */
 const URL_IN_TEXT = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@"'<>]*@)?([^\s?#"'<>]*)(\?[^\s#"'<>]*)?/gi;
 

@@ -1,6 +1,7 @@
 // Secrets given to the gateway in every input it has (URL userinfo and query values in the config, a Redis password
-// in a config a reload refuses, a bearer token, a cookie, a private key file, the admin token) never appear in any
-// log line or in `/config`; and the access line has its one shape: ISO time, user agent, SNI, TLS version and
+// in a config a reload refuses, a bearer token, a cookie, a private key file, the admin token, credentials a route
+// sets on upstream requests, also in a config a reload or `validate` refuses) never appear in any log line, in
+// `/config` or in `validate`'s output; and the access line has its one shape: ISO time, user agent, SNI, TLS version and
 // cipher, upstream address.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,6 +10,7 @@ import { stringify } from 'yaml';
 import { createAdminServer, type AdminServer } from '../../../gateway/admin/server.js';
 import { loadConfigFile } from '../../../gateway/config/load.js';
 import { createReloader } from '../../../gateway/reload.js';
+import { portcullis, type CliResult } from '../../helpers/cli.js';
 import { request, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
 
 const JWKS_PASSWORD = 'jwks-password-7f3a91';
@@ -16,6 +18,10 @@ const JWKS_QUERY_SECRET = 'jwks-query-secret-c2e8d4';
 const REDIS_PASSWORD = 'redis-password-5b6e02';
 const COOKIE_SECRET = 'cookie-secret-9d1f7a';
 const ADMIN_TOKEN = 'admin-token-3c4d5e6f7a8b9c0d';
+const UPSTREAM_BASIC = 'dXBzdHJlYW0tYmFzaWMtNGE4Yw==';
+const UPSTREAM_API_KEY = 'upstream-api-key-e1f2a3';
+/** In the refused config only: a header value with the trailing newline of YAML's `value: |`. */
+const REFUSED_BASIC = 'cmVmdXNlZC1iYXNpYy03YjVk';
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 describe('secrets stay out of logs and /config; the access line has one shape', () => {
@@ -26,6 +32,7 @@ describe('secrets stay out of logs and /config; the access line has one shape', 
   let keyPem: string;
   let configDump: string;
   let reloadAnswer: unknown;
+  let validated: CliResult;
 
   before(async () => {
     gw = await startTestIngress((config, { writeFile }) => {
@@ -35,6 +42,8 @@ describe('secrets stay out of logs and /config; the access line has one shape', 
       leaky.search = `?api_key=${JWKS_QUERY_SECRET}&tenant=t1`;
       config.jwtProviders.push({ name: 'leaky', issuer: 'https://leaky.test', jwksUri: leaky.href });
       config.admin = { address: '127.0.0.1', port: 0, tokenFile: writeFile('admin-token', ADMIN_TOKEN) };
+      const set = [{ name: 'Authorization', value: `Basic ${UPSTREAM_BASIC}` }, { name: 'x-api-key', value: UPSTREAM_API_KEY }, { name: 'x-tenant', value: 't1' }];
+      config.routes[1].filters = [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set } }];
     });
     keyPem = fs.readFileSync(`${gw.dir}/server-key.pem`, 'utf8');
     admin = createAdminServer(
@@ -54,9 +63,11 @@ describe('secrets stay out of logs and /config; the access line has one shape', 
     assert.equal((await request(gw.port, gw.caPem, { path: '/api/orders', headers })).status, 200);
     assert.equal((await request(gw.port, gw.caPem, { path: '/api/orders', headers: { ...headers, authorization: `Bearer ${token}x` } })).status, 401);
 
-    // A reload of a config whose Redis URL (with its password) the schema refuses.
-    const bad = { ...gw.loaded.config, redis: { url: `http://:${REDIS_PASSWORD}@127.0.0.1:6379` } };
-    const badFile = gw.writeFile('bad.yaml', stringify(JSON.parse(JSON.stringify(bad))));
+    // A reload of a config whose Redis URL (with its password) and header value the schema refuses; `validate` of it.
+    const bad = JSON.parse(JSON.stringify({ ...gw.loaded.config, redis: { url: `http://:${REDIS_PASSWORD}@127.0.0.1:6379` } }));
+    bad.routes[1].filters[0].requestHeaderModifier.set[0].value = `Basic ${REFUSED_BASIC}\n`;
+    const badFile = gw.writeFile('bad.yaml', stringify(bad));
+    validated = await portcullis(['validate', badFile]);
     const reloader = createReloader({ load: () => loadConfigFile(badFile), parts: [gw.gateway], initial: gw.loaded, logger: gw.logger, watchIntervalMs: 0 });
     reloadAnswer = await reloader.reload('test');
     reloader.close();
@@ -75,12 +86,13 @@ describe('secrets stay out of logs and /config; the access line has one shape', 
 
   test('no secret in any log line, in /config or in the reload answer', () => {
     const keyBody = keyPem.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
-    const secrets = [JWKS_PASSWORD, JWKS_QUERY_SECRET, REDIS_PASSWORD, COOKIE_SECRET, ADMIN_TOKEN, token, keyBody.slice(0, 40)];
+    const secrets = [JWKS_PASSWORD, JWKS_QUERY_SECRET, REDIS_PASSWORD, COOKIE_SECRET, ADMIN_TOKEN, token, keyBody.slice(0, 40), UPSTREAM_BASIC, UPSTREAM_API_KEY, REFUSED_BASIC];
     const logs = gw.logs.map((l) => JSON.stringify(l));
     for (const [where, text] of [
       ['logs', logs.join('\n')],
       ['/config', configDump],
       ['reload answer', JSON.stringify(reloadAnswer)],
+      ['validate output', validated.stdout + validated.stderr],
     ] as const) {
       for (const secret of secrets) assert.ok(!text.includes(secret), `${where} shows ${secret.slice(0, 12)}…`);
     }
@@ -91,6 +103,13 @@ describe('secrets stay out of logs and /config; the access line has one shape', 
     const rejected = gw.logs.find((l) => l.event === 'CONFIG_REJECTED');
     assert.match(JSON.stringify(rejected?.issues), /http:\/\/\[redacted\]@127\.0\.0\.1:6379/);
     assert.match(configDump, /api_key=\[redacted\]/);
+    // Header values: redacted by their name's meaning; the refused one is named, not quoted.
+    const { set } = JSON.parse(configDump).routes[1].filters[0].requestHeaderModifier;
+    assert.deepEqual(set.map((h: { value: string }) => h.value), ['[redacted]', '[redacted]', 't1']);
+    const headerIssue = /\/routes\/1\/filters\/0\/requestHeaderModifier\/set\/0\/value: the value does not match/;
+    assert.equal(validated.code, 1);
+    assert.match(validated.stderr + validated.stdout, headerIssue);
+    assert.match(JSON.stringify(rejected?.issues), /the value does not match/);
   });
 
   test('every line has an ISO-8601 time; the access line has user agent, SNI, TLS version and cipher, upstream address', () => {

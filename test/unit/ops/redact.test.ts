@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { REDACTED, redactConfig } from '../../../gateway/admin/redact.js';
 import { redactUrls } from '../../../gateway/core/secrets.js';
 
+const CREDENTIAL_HEADERS = ['Authorization', 'proxy-authorization', 'Cookie', 'set-cookie', 'X-Api-Key', 'x-apikey', 'x-auth-token', 'x-client-secret'];
+
 const cases: { name: string; input: unknown; expected: unknown }[] = [
   { name: 'password in a Redis URL', input: { url: 'redis://:pw@h:6379' }, expected: { url: `redis://${REDACTED}@h:6379` } },
   { name: 'user and password in a rediss URL', input: { url: 'rediss://u:pw@h/1' }, expected: { url: `rediss://${REDACTED}@h/1` } },
@@ -14,6 +16,11 @@ const cases: { name: string; input: unknown; expected: unknown }[] = [
   { name: 'OKP private JWK', input: { kty: 'OKP', crv: 'Ed25519', x: 'pub', d: 'priv' }, expected: { kty: 'OKP', crv: 'Ed25519', x: 'pub', d: REDACTED } },
   { name: 'unparsable JWKS text', input: { jwks: '{"keys": [{"d": "priv"' }, expected: { jwks: REDACTED } },
   { name: 'scalars', input: { n: 1, b: true, z: null }, expected: { n: 1, b: true, z: null } },
+  {
+    name: 'header values whose name carries a credential (route header modifiers and matches)',
+    input: { set: [...CREDENTIAL_HEADERS, 'x-tenant'].map((name) => ({ name, value: 'v' })) },
+    expected: { set: [...CREDENTIAL_HEADERS.map((name) => ({ name, value: REDACTED })), { name: 'x-tenant', value: 'v' }] },
+  },
   { name: 'every tracing export header, whatever its name', input: { tracing: { enabled: true, headers: { 'x-honeycomb-team': 'k1', authorization: 'Basic x' } } }, expected: { tracing: { enabled: true, headers: { 'x-honeycomb-team': REDACTED, authorization: REDACTED } } } },
 ];
 
