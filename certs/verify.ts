@@ -134,9 +134,8 @@ export interface PeerSpiffeOptions {
   expected?: readonly string[];
   /** Trust domains accepted (default: every domain with a bundle). */
   trustDomains?: readonly string[];
-  /** Revoked leaf serials, hex as `X509Certificate.serialNumber` prints them (case and colons ignored). */
-  revokedSerials?: ReadonlySet<string>;
-  revokedIds?: ReadonlySet<string>;
+  /** Leaf certificates refused even when everything else holds (`compileRevocationList`). */
+  revoked?: RevocationList;
 }
 
 export type PeerCertificateInput = PeerCertificate | DetailedPeerCertificate | X509Certificate | undefined | null;
@@ -157,8 +156,7 @@ export function createSpiffePeerVerifier(opts: PeerSpiffeOptions): SpiffePeerVer
   for (const domain of [...domains, ...[...(expected ?? [])].map((id) => parseSpiffeId(id).trustDomain)]) {
     if (!anchors.has(domain)) throw new Error(`no trust bundle configured for trust domain ${domain}`);
   }
-  const revokedSerials = new Set([...(opts.revokedSerials ?? [])].map(normalizeSerial));
-  const revokedIds = opts.revokedIds ?? new Set<string>();
+  const revoked = opts.revoked ?? compileRevocationList(undefined);
 
   return (input, now = new Date()) => {
     const peer = peerChain(input);
@@ -180,12 +178,36 @@ export function createSpiffePeerVerifier(opts: PeerSpiffeOptions): SpiffePeerVer
     if (expected !== undefined && !expected.has(spiffeId)) return refuse('unexpected-id', `${spiffeId} is not expected`);
     const chain = chainFrom(leaf!, intermediates, bundle, now);
     if (!chain.ok) return refuse(chain.reason, chain.detail);
-    if (revokedSerials.has(normalizeSerial(leaf!.serialNumber))) {
-      return refuse('revoked-serial', `serial ${leaf!.serialNumber} is revoked`);
-    }
-    if (revokedIds.has(spiffeId)) return refuse('revoked-id', `${spiffeId} is revoked`);
+    const revocation = revocationOf(leaf!, revoked, spiffeId);
+    if (revocation !== undefined) return refuse(revocation.reason, revocation.detail);
     return { ok: true, spiffeId, trustDomain };
   };
+}
+
+/** `mesh.revoked`, compiled once per config: serials normalized, so a handshake costs two Set lookups. */
+export interface RevocationList {
+  readonly serials: ReadonlySet<string>;
+  readonly spiffeIds: ReadonlySet<string>;
+}
+
+/** Serials are hex as `X509Certificate.serialNumber` prints them (case, colons and leading zeros ignored). */
+export function compileRevocationList(revoked: { serials?: readonly string[]; spiffeIds?: readonly string[] } | undefined): RevocationList {
+  return Object.freeze({ serials: new Set((revoked?.serials ?? []).map(normalizeSerial)), spiffeIds: new Set(revoked?.spiffeIds ?? []) });
+}
+
+/**
+ * Why `leaf` is revoked (by its serial, or by `spiffeId`, the leaf's SPIFFE ID when it has one), or undefined. The one
+ * revocation check of every mutual-TLS path: ingress client certificates, upstream servers, the admin plane, egress.
+ * Chain and identity checks are the caller's; this one only answers for a certificate already verified.
+ */
+export function revocationOf(
+  leaf: X509Certificate,
+  list: RevocationList,
+  spiffeId: string | undefined,
+): { reason: 'revoked-serial' | 'revoked-id'; detail: string } | undefined {
+  if (list.serials.has(normalizeSerial(leaf.serialNumber))) return { reason: 'revoked-serial', detail: `serial ${leaf.serialNumber} is revoked` };
+  if (spiffeId !== undefined && list.spiffeIds.has(spiffeId)) return { reason: 'revoked-id', detail: `${spiffeId} is revoked` };
+  return undefined;
 }
 
 /** One-shot form of `createSpiffePeerVerifier`; prefer the factory on a hot path. */

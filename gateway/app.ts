@@ -1,6 +1,7 @@
 // Composition root: builds the runtime from a validated config, opens the listeners, applies reloads whole
 // (core/reloadable.ts: every part prepared, then all committed), and drains on shutdown. No request logic lives here.
 import fs from 'node:fs';
+import { compileRevocationList } from '../certs/verify.js';
 import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
@@ -185,7 +186,7 @@ function egressPart(egress: EgressServer | undefined, inputs: (config: Config) =
   };
 }
 
-/** The mesh SVID and trust bundle, read at each build so a rotated SVID is used after the next reload. */
+/** The mesh SVID, trust bundle and revocations, read at each build so a rotated SVID or new revocation applies after the next reload. */
 function readMesh(config: Config): EgressBuildInputs['mesh'] {
   const mesh = config.mesh;
   if (!mesh) return undefined;
@@ -193,6 +194,7 @@ function readMesh(config: Config): EgressBuildInputs['mesh'] {
     certPem: fs.readFileSync(mesh.svid.cert, 'utf8'),
     keyPem: fs.readFileSync(mesh.svid.key, 'utf8'),
     bundlePem: fs.readFileSync(mesh.bundle, 'utf8'),
+    revoked: compileRevocationList(mesh.revoked),
   };
 }
 

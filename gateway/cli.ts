@@ -218,6 +218,7 @@ async function run(args: string[]): Promise<number> {
     return code;
   }
   const meshBundlePem = loaded.config.mesh ? fs.readFileSync(loaded.config.mesh.bundle, 'utf8') : undefined;
+  const meshRevoked = loaded.config.mesh?.revoked;
   let stopDev = async () => {};
   try {
     if (loaded.config.dev) stopDev = await (dev ?? (await devMode())).startDevHelpers(loaded, stateDir, logger);
@@ -232,6 +233,7 @@ async function run(args: string[]): Promise<number> {
       initial: loaded,
       logger,
       ...(meshBundlePem !== undefined ? { meshBundlePem } : {}),
+      ...(meshRevoked !== undefined ? { meshRevoked } : {}),
       ...(dev ? { onListening: (ports: ReadonlyMap<string, number>) => dev.printDevBanner(ports, stateDir, loaded) } : {}),
     });
     await stopDev();
@@ -256,6 +258,7 @@ async function run(args: string[]): Promise<number> {
     upstreams: () => upstreamStatus(gateway.runtime()),
     configHash: () => reloader.hash(),
     ...(meshBundlePem !== undefined ? { meshBundlePem } : {}),
+    ...(meshRevoked !== undefined ? { meshRevoked } : {}),
   });
   const reloader = createReloader({
     load,

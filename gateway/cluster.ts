@@ -20,6 +20,7 @@ import { createAuditTrail, type AuditWriter } from './audit/trail.js';
 import { installProcessGuard } from './core/process-guard.js';
 import { DEFAULTS } from './config/defaults.js';
 import { ConfigError, type LoadedConfig } from './config/load.js';
+import type { MeshIdentityConfig } from './config/schema.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { aggregateWorkerMetrics, createAuditFailureCounter, createReloadMetrics, METRIC_NAMES, type WorkerMetrics } from './core/metrics.js';
 import type { Reloadable } from './core/reloadable.js';
@@ -78,6 +79,8 @@ export interface PrimaryOptions {
   logger: Logger;
   /** Mesh trust bundle (PEM) for the admin plane's client certificates. */
   meshBundlePem?: string;
+  /** `mesh.revoked`, refused on the admin plane's client certificates. */
+  meshRevoked?: MeshIdentityConfig['revoked'];
   /** Called once every worker listens, with the ports they listen on. */
   onListening?(ports: ReadonlyMap<string, number>): void;
   /** Reports that the gateway (`what`) could not start, once for the machine; returns the exit code. */
@@ -258,6 +261,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     },
     configHash: () => reloader.hash(),
     ...(options.meshBundlePem !== undefined ? { meshBundlePem: options.meshBundlePem } : {}),
+    ...(options.meshRevoked !== undefined ? { meshRevoked: options.meshRevoked } : {}),
   });
   const reloader = createReloader({
     load: options.load,

@@ -8,18 +8,21 @@
 // Health and metrics are unauthenticated like Envoy's and Istio's, which is why the plane binds to loopback unless
 // told otherwise. With neither a token nor mTLS configured the two secured endpoints do not exist (404): they are
 // never open. Plain node:http: five fixed routes need no framework, and the TLS socket is ours to inspect.
+// A plain-HTTP plane answers only Hosts a DNS-rebinding page cannot bring (see hostAllowed).
 // A reload applies the `admin` section like any other: a new token or TLS material takes effect on the same socket,
 // a new address or port is bound before the old socket closes (its open connections get a short grace).
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { spiffeIdFromCertificate } from '../../certs/spiffe-id.js';
+import { compileRevocationList, revocationOf, type RevocationList } from '../../certs/verify.js';
 import { DEFAULTS } from '../config/defaults.js';
-import type { Config } from '../config/schema.js';
+import type { Config, MeshIdentityConfig } from '../config/schema.js';
 import type { AdminConfig } from '../config/operations-schema.js';
 import { clientCertTlsOptions } from '../core/client-cert-tls.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
@@ -42,6 +45,8 @@ export interface AdminServerDeps {
   configHash?(): string | undefined;
   /** Mesh trust bundle (PEM): the client CA when `admin.tls.clientCa` is unset. */
   meshBundlePem?: string;
+  /** `mesh.revoked`: refused whichever CA issued the client certificate. */
+  meshRevoked?: MeshIdentityConfig['revoked'];
   /** Each upstream's endpoints and their health; unset (404) where no single process knows them (several workers). */
   upstreams?(): unknown;
 }
@@ -60,7 +65,8 @@ const MIN_TOKEN_LENGTH = 16;
 const RETIRE_GRACE_MS = 5_000;
 /** `/reload` takes no body; anything beyond a few bytes is not a reload request. */
 const MAX_BODY_BYTES = 1024;
-const BEARER = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/;
+/** RFC 9110 §11.1: the scheme name is case-insensitive (`bearer x` is valid). */
+const BEARER = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i;
 /** RFC 6750 §3: a 401 names the scheme the client should use. */
 const BEARER_CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis-admin"' };
 
@@ -76,14 +82,16 @@ interface AdminAuth {
   readonly tls: AdminConfig['tls'];
   readonly tlsOptions: ReturnType<typeof clientCertTlsOptions> | undefined;
   readonly allowedIds: ReadonlySet<string>;
+  readonly revoked: RevocationList;
   readonly securedEnabled: boolean;
 }
 
-function compileAuth(config: AdminConfig | undefined, meshBundlePem: string | undefined): AdminAuth {
+function compileAuth(config: AdminConfig | undefined, meshBundlePem: string | undefined, meshRevoked: MeshIdentityConfig['revoked']): AdminAuth {
   const tokenDigest = config?.tokenFile !== undefined ? readAdminToken(config.tokenFile) : undefined;
   const tls = config?.tls;
   const tlsOptions = tls ? clientCertTlsOptions('admin.tls', tls, meshBundlePem, false) : undefined;
-  return { tokenDigest, tls, tlsOptions, allowedIds: new Set(tls?.allowedSpiffeIds ?? []), securedEnabled: tokenDigest !== undefined || tls !== undefined };
+  const allowedIds = new Set(tls?.allowedSpiffeIds ?? []);
+  return { tokenDigest, tls, tlsOptions, allowedIds, revoked: compileRevocationList(meshRevoked), securedEnabled: tokenDigest !== undefined || tls !== undefined };
 }
 
 /** One bound admin socket and the credentials its requests are checked against (swapped by a reload). */
@@ -155,6 +163,7 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
         if (!socket.authorized) throw new GatewayError('GW_AUTHN_CLIENT_CERT', 'client_certificate_unverified');
         const cert = socket.getPeerX509Certificate();
         const id = cert ? spiffeIdFromCertificate(cert) : undefined;
+        if (cert && revocationOf(cert, auth.revoked, id)) throw new GatewayError('GW_AUTHN_CLIENT_CERT', 'client_certificate_revoked');
         if (id !== undefined && allowedIds.has(id)) return id;
         throw new GatewayError('GW_AUTHZ_DENIED', 'spiffe_id_not_allowed');
       }
@@ -162,7 +171,10 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
     throw new GatewayError('GW_AUTHN_INVALID_TOKEN', 'admin_credentials_required', tokenDigest !== undefined ? BEARER_CHALLENGE : undefined);
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, auth: AdminAuth): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, plane: Plane): Promise<void> {
+    const { auth } = plane;
+    // Over TLS a rebinding page never gets this far: the browser checks our certificate against its own name.
+    if (!auth.tls && !hostAllowed(req.headers.host, plane.address)) throw new GatewayError('GW_HOST_MISDIRECTED', 'admin_host_not_allowed');
     const path = (req.url ?? '').split('?', 1)[0]!;
     const endpoint = Object.hasOwn(endpoints, path) ? endpoints[path] : undefined;
     if (!endpoint || (endpoint.secured && !auth.securedEnabled)) throw new GatewayError('GW_ROUTE_NOT_FOUND', endpoint ? 'admin_endpoint_disabled' : undefined);
@@ -176,7 +188,7 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
   /** A server for one admin socket; its requests read the plane's credentials as they are at that moment. */
   function createPlane(admin: AdminConfig | undefined, auth: AdminAuth): Plane {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      handle(req, res, plane.auth).catch((err: unknown) => {
+      handle(req, res, plane).catch((err: unknown) => {
         if (!(err instanceof GatewayError)) deps.logger.error({ event: LOG_EVENTS.ADMIN_REQUEST, path: req.url, err }, 'admin request failed');
         if (res.headersSent) return void res.destroy();
         const r = toHttpResponse(err, randomUUID());
@@ -203,12 +215,12 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
     });
   }
 
-  let live = createPlane(config, compileAuth(config, deps.meshBundlePem));
+  let live = createPlane(config, compileAuth(config, deps.meshBundlePem, deps.meshRevoked));
 
   async function prepare(next: Config): Promise<PreparedChange> {
     let auth: AdminAuth;
     try {
-      auth = compileAuth(next.admin, next.mesh ? readFileSync(next.mesh.bundle, 'utf8') : undefined);
+      auth = compileAuth(next.admin, next.mesh ? readFileSync(next.mesh.bundle, 'utf8') : undefined, next.mesh?.revoked);
       // Parsed now, so the commit cannot fail on a key that does not match its certificate.
       if (auth.tlsOptions) createSecureContext(auth.tlsOptions);
     } catch (err) {
@@ -269,6 +281,26 @@ export function readAdminToken(file: string): Buffer {
   if (token.length < MIN_TOKEN_LENGTH) throw new Error(`admin.tokenFile: the token must be at least ${MIN_TOKEN_LENGTH} characters`);
   if (!BEARER.test(`Bearer ${token}`)) throw new Error('admin.tokenFile: the token must be a single RFC 6750 b64token (no spaces)');
   return digest(token);
+}
+
+/**
+ * DNS rebinding: a page the operator visits points its own name at this plane, and the browser then reads what the
+ * plane answers to that name. Such a page can only send its own name as Host, so the plane answers IP literals,
+ * `localhost` and the name it binds to (Kubernetes probes and scrapers use the pod IP). Port, case and a trailing
+ * dot are ignored; a request without Host (HTTP/1.0) names no origin a browser could have used.
+ */
+function hostAllowed(host: string | undefined, address: string): boolean {
+  if (host === undefined) return true;
+  const name = hostName(host);
+  const ip = name.startsWith('[') ? isIP(name.slice(1, -1)) === 6 : isIP(name) === 4;
+  return ip || name === 'localhost' || name === hostName(address);
+}
+
+/** `Example.COM.:9901` → `example.com`, `[::1]:9901` → `[::1]`; unbracketed colons are no valid Host and stay. */
+function hostName(host: string): string {
+  const lower = host.toLowerCase();
+  const name = /^(\[[^\]]*\]|[^:]*)(?::\d*)?$/.exec(lower)?.[1] ?? lower;
+  return name.replace(/\.$/, '');
 }
 
 /** Digests first, so timingSafeEqual compares equal lengths and the token's length does not leak. */

@@ -412,7 +412,7 @@ export const MeshIdentitySchema = Obj({
   federatedBundles: Type.Optional(
     Type.Array(Obj({ trustDomain: Type.String({ pattern: '^[a-z0-9._-]+$' }), bundle: FilePath })),
   ),
-  /** Refused on every mutual-TLS handshake, inbound client certificates and upstream servers alike. */
+  /** Refused whichever CA issued them: ingress client certificates, upstream servers, admin-plane and egress clients. */
   revoked: Type.Optional(
     Obj({
       /** Certificate serial numbers, hex (colons and case ignored). */

@@ -26,7 +26,7 @@ export const ERRORS = {
   GW_EGRESS_NO_IDENTITY: { status: 407, message: 'proxy authentication required', grpc: 16 },
   GW_REQUEST_TIMEOUT: { status: 408, message: 'request not received in time', grpc: 4 },
   GW_BODY_TOO_LARGE: { status: 413, message: 'request body too large', grpc: 8 },
-  GW_HOST_MISDIRECTED: { status: 421, message: 'misdirected request: host does not match TLS server name', grpc: 3 },
+  GW_HOST_MISDIRECTED: { status: 421, message: 'misdirected request: host not served here', grpc: 3 },
   GW_RATE_LIMITED: { status: 429, message: 'rate limit exceeded', grpc: 8 },
   GW_HEADERS_TOO_LARGE: { status: 431, message: 'request headers too large', grpc: 8 },
   // Never sent (the client is gone): nginx's 499, so access logs and metrics tell a cancel from a failure.

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
+import type { RevocationList } from '../../certs/verify.js';
 import { DEFAULTS } from '../config/defaults.js';
 import type { EgressConfig } from '../config/egress-schema.js';
 import type { RateLimitConfig } from '../config/operations-schema.js';
@@ -99,8 +100,11 @@ export interface EgressRuntimeDeps {
   lookup?: LookupFn;
   /** TCP connect seam; default `net.connect`. */
   connect?: ConnectFn;
-  /** The gateway's SVID (presented for `mutual` origination) and the mesh trust bundle (default client CA), as PEM. */
-  mesh?: { certPem: string; keyPem: string; bundlePem: string };
+  /**
+   * The gateway's SVID (presented for `mutual` origination) and the mesh trust bundle (default client CA), as PEM,
+   * and `mesh.revoked` (refused client certificates).
+   */
+  mesh?: { certPem: string; keyPem: string; bundlePem: string; revoked?: RevocationList };
   /** The gateway's one JWT service, for `proxyAuthorization`. */
   jwt?: JwtAuthn;
   /** The gateway's one rate limiter, holding `egressRateLimits(config)`, for `limits.newConnectionsPerSecond`. */
@@ -182,7 +186,10 @@ export function buildEgressRuntime(config: EgressConfig, deps: EgressRuntimeDeps
   const tls = config.listener.tls
     ? clientCertTlsOptions('egress.listener.tls', config.listener.tls, deps.mesh?.bundlePem, listener.requireCertificate)
     : undefined;
-  const byCertificateOrSource = createIdentify({ sourceIdentities: config.sourceIdentities ?? [] });
+  const byCertificateOrSource = createIdentify({
+    sourceIdentities: config.sourceIdentities ?? [],
+    ...(deps.mesh?.revoked ? { revoked: deps.mesh.revoked } : {}),
+  });
   let byToken: ReturnType<typeof createProxyTokenIdentify> | undefined;
   if (config.proxyAuthorization) {
     if (!deps.jwt) throw new Error('egress.proxyAuthorization: needs the gateway JWT providers');

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { isIP } from 'node:net';
 import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
-import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../certs/verify.js';
+import { createSpiffePeerVerifier, type RevocationList, type SpiffePeerVerifier } from '../../certs/verify.js';
 import { compilePolicies, type CompiledPolicySet } from '../../policies/compile.js';
 import { certificateList, type Config, type ListenerConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
@@ -212,7 +212,7 @@ function defaultHostOf(listener: ListenerConfig, vhosts: readonly VirtualHost[])
  * the options with the PEM contents (a rotated SVID or CA means a new pool) and what its SPIFFE verifier checks.
  */
 function poolKey(options: ReturnType<typeof upstreamClientOptions>, upstream: UpstreamConfig, config: Config): string {
-  const { verify: _verify, ...tls } = options.tls ?? {};
+  const { verify: _verify, revoked: _revoked, ...tls } = options.tls ?? {};
   return JSON.stringify({
     ...options,
     origin: options.origin.href,
@@ -241,7 +241,7 @@ function compileVirtualHost(
     };
   }
   const clientAuth = host.tls.clientAuth ?? DEFAULTS.clientAuth;
-  // An explicit clientCa is a plain CA (no SPIFFE rules); otherwise the mesh bundles and their rules apply.
+  // An explicit clientCa is a plain CA (no SPIFFE rules, only `mesh.revoked`); otherwise the mesh bundles and their rules apply.
   const clientCaPem = host.tls.clientCa ? readPem(host.tls.clientCa) : trust?.caPem;
   const server = createTerminatingServer({
     host: host.name,
@@ -250,7 +250,7 @@ function compileVirtualHost(
     curves: listener.tls?.curves ?? DEFAULTS.tlsCurves,
     clientAuth,
     ...(clientAuth !== 'none' && clientCaPem ? { clientCaPem } : {}),
-    ...(!host.tls.clientCa && trust ? { verifyPeer: trust.verifier() } : {}),
+    ...(trust ? (host.tls.clientCa ? { revoked: trust.revoked } : { verifyPeer: trust.verifier() }) : {}),
     onPeerRefused: (reason, socket) => {
       deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: listener.name, vhost: host.name, reason, peer: socket.remoteAddress });
       deps.metrics?.tlsHandshakeFailure(listener.name, reason.toLowerCase());
@@ -392,19 +392,24 @@ function upstreamTls(config: Config, upstream: UpstreamConfig, origin: URL, trus
   const caPem = tls.ca ? readPem(tls.ca) : trust?.caPem;
   if (!caPem) throw new Error(`upstream ${upstream.name}: no CA bundle to verify it against (set tls.ca or mesh)`);
   const mutual = tls.mutual ?? DEFAULTS.upstreamMutualTls;
+  const host = origin.hostname.replace(/^\[(.*)\]$/, '$1');
   return {
     caPem,
     ...(mutual && config.mesh ? { certPem: readPem(config.mesh.svid.cert), keyPem: readPem(config.mesh.svid.key) } : {}),
-    // RFC 6066 §3 forbids IP literals in SNI; the certificate check then uses the IP SAN.
-    ...(tls.serverName || !isIP(origin.hostname) ? { serverName: tls.serverName ?? origin.hostname } : {}),
-    ...(tls.spiffeId ? { verify: spiffeVerifier(tls.spiffeId, caPem, tls.ca ? undefined : trust) } : {}),
+    // The SNI and the name checked are these, whatever the request's Host. RFC 6066 §3 forbids IP literals in SNI;
+    // the certificate check then uses the IP SAN.
+    ...(tls.serverName || !isIP(host) ? { serverName: tls.serverName ?? host } : {}),
+    verifyName: tls.serverName ?? host,
+    ...(tls.spiffeId ? { verify: spiffeVerifier(tls.spiffeId, caPem, tls.ca ? undefined : trust, trust?.revoked) } : {}),
+    // DNS-named upstreams: the name check, then revocation (the SPIFFE verifier checks its own).
+    ...(!tls.spiffeId && trust ? { revoked: trust.revoked } : {}),
   };
 }
 
-/** With a private `tls.ca`, that CA alone is the bundle of the expected ID's trust domain. */
-function spiffeVerifier(spiffeId: string, caPem: string, trust: MeshTrust | undefined): SpiffePeerVerifier {
+/** With a private `tls.ca`, that CA alone is the bundle of the expected ID's trust domain; `mesh.revoked` still applies. */
+function spiffeVerifier(spiffeId: string, caPem: string, trust: MeshTrust | undefined, revoked: RevocationList | undefined): SpiffePeerVerifier {
   if (trust) return trust.verifier([spiffeId]);
-  return createSpiffePeerVerifier({ bundles: { [parseSpiffeId(spiffeId).trustDomain]: caPem }, expected: [spiffeId] });
+  return createSpiffePeerVerifier({ bundles: { [parseSpiffeId(spiffeId).trustDomain]: caPem }, expected: [spiffeId], ...(revoked ? { revoked } : {}) });
 }
 
 function ownCertificates(config: Config): { name: string; notAfter: Date }[] {

@@ -16,7 +16,7 @@ export async function startAndStop(config: Config): Promise<void> {
       ready: () => gateway.ready(),
       reload: () => Promise.resolve({ ok: true }),
       config: () => config,
-      ...(config.mesh ? { meshBundlePem: readFileSync(config.mesh.bundle, 'utf8') } : {}),
+      ...(config.mesh ? { meshBundlePem: readFileSync(config.mesh.bundle, 'utf8'), meshRevoked: config.mesh.revoked } : {}),
     });
     await admin.listen();
     await admin.close();

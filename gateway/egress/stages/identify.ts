@@ -1,11 +1,12 @@
 // Who is asking to leave the mesh. The verified mTLS client certificate (X.509-SVID) decides first; only a caller
 // without one can be named by its source address, and only when the config maps that address to a name.
 // A client certificate that did not verify never falls back to the source address: presenting a bad certificate
-// must not be better than presenting none.
+// must not be better than presenting none, and a revoked one (`mesh.revoked`) is refused outright.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { spiffeIdFromCertificate } from '../../../certs/spiffe-id.js';
+import { revocationOf, type RevocationList } from '../../../certs/verify.js';
 import { GatewayError } from '../../core/errors.js';
 import { countHeader } from '../../core/raw-headers.js';
 import type { JwtAuthn } from '../../jwt/verifier.js';
@@ -21,6 +22,8 @@ export const ANONYMOUS: Identity = Object.freeze({ kind: 'anonymous', principal:
 
 export interface IdentifyOptions {
   sourceIdentities?: readonly { name: string; cidrs: readonly string[] }[];
+  /** `mesh.revoked`: a verified certificate listed here is refused, whichever CA issued it. */
+  revoked?: RevocationList;
 }
 
 export interface IdentifyDeps {
@@ -87,6 +90,8 @@ export function createIdentify(options: IdentifyOptions, deps: IdentifyDeps = {}
     if (socket instanceof TLSSocket) {
       const cert = socket.authorized ? socket.getPeerX509Certificate() : undefined;
       const id = cert ? extract(cert) : undefined;
+      // Thrown rather than anonymous: a revoked SVID must not fall back to a proxy token or the source address.
+      if (cert && options.revoked && revocationOf(cert, options.revoked, id)) throw noIdentity('client_certificate_revoked');
       if (id !== undefined) return { kind: 'spiffe', principal: id };
       if (socket.getPeerCertificate()?.raw !== undefined) return ANONYMOUS;
     }

@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { spiffeIdFromCertificate } from '../../../certs/spiffe-id.js';
-import type { SpiffePeerVerifier } from '../../../certs/verify.js';
+import { revocationOf, type RevocationList, type SpiffePeerVerifier } from '../../../certs/verify.js';
 import { GatewayError } from '../../core/errors.js';
 
 /** `{ id }` a verified peer; `{ refused }` a certificate that was presented but not accepted. */
@@ -13,8 +13,12 @@ export type PeerVerdict = { id: string } | { refused: string };
 const VERDICT = Symbol('portcullis.peerVerdict');
 type Judged = TLSSocket & { [VERDICT]?: PeerVerdict };
 
-/** Runs at 'secureConnection'; returns the verdict (undefined when no certificate was presented). */
-export function judgePeer(socket: TLSSocket, verify: SpiffePeerVerifier | undefined): PeerVerdict | undefined {
+/**
+ * Runs at 'secureConnection' (resumed sessions too, so a reload's revocations reach them); returns the verdict
+ * (undefined when no certificate was presented). Without a SPIFFE verifier (a host's own `clientCa`), `revoked`
+ * is the only check beyond OpenSSL's chain.
+ */
+export function judgePeer(socket: TLSSocket, verify: SpiffePeerVerifier | undefined, revoked?: RevocationList): PeerVerdict | undefined {
   const cert = socket.getPeerCertificate(true);
   if (!cert || !cert.raw) return undefined;
   let verdict: PeerVerdict;
@@ -23,7 +27,10 @@ export function judgePeer(socket: TLSSocket, verify: SpiffePeerVerifier | undefi
     const decision = verify(cert);
     verdict = decision.ok ? { id: decision.spiffeId } : { refused: decision.reason };
   } else {
-    verdict = { id: spiffeIdFromCertificate(new X509Certificate(cert.raw)) ?? '' };
+    const leaf = new X509Certificate(cert.raw);
+    const id = spiffeIdFromCertificate(leaf);
+    const revocation = revoked && revocationOf(leaf, revoked, id);
+    verdict = revocation ? { refused: revocation.reason } : { id: id ?? '' };
   }
   (socket as Judged)[VERDICT] = verdict;
   return verdict;

@@ -4,12 +4,14 @@
 // bundle of the peer's own trust domain (Envoy's SPIFFE validator: bundles are isolated), and that
 // neither the serial nor the ID is revoked.
 import fs from 'node:fs';
-import { createSpiffePeerVerifier, type SpiffePeerVerifier } from '../../../certs/verify.js';
+import { compileRevocationList, createSpiffePeerVerifier, type RevocationList, type SpiffePeerVerifier } from '../../../certs/verify.js';
 import type { MeshIdentityConfig } from '../../config/schema.js';
 
 export interface MeshTrust {
   /** Every trusted CA, for OpenSSL's chain verification. */
   readonly caPem: string;
+  /** `mesh.revoked`, for the paths that verify against another CA and check revocation alone. */
+  readonly revoked: RevocationList;
   /** A verifier for peers of any trusted domain, or only the given SPIFFE IDs. */
   verifier(expected?: readonly string[]): SpiffePeerVerifier;
 }
@@ -20,14 +22,12 @@ export function loadMeshTrust(mesh: MeshIdentityConfig): MeshTrust {
     if (bundles[federated.trustDomain] !== undefined) throw new Error(`trust domain ${federated.trustDomain} has two bundles`);
     bundles[federated.trustDomain] = fs.readFileSync(federated.bundle, 'utf8');
   }
-  const options = {
-    bundles,
-    revokedSerials: new Set(mesh.revoked?.serials ?? []),
-    revokedIds: new Set(mesh.revoked?.spiffeIds ?? []),
-  };
+  const revoked = compileRevocationList(mesh.revoked);
+  const options = { bundles, revoked };
   const any = createSpiffePeerVerifier(options);
   return {
     caPem: Object.values(bundles).join('\n'),
+    revoked,
     verifier: (expected) => (expected ? createSpiffePeerVerifier({ ...options, expected }) : any),
   };
 }

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
-import type { SpiffePeerVerifier } from '../../../certs/verify.js';
+import type { RevocationList, SpiffePeerVerifier } from '../../../certs/verify.js';
 import { judgePeer } from '../stages/authn-mtls.js';
 import { GatewayError, toRawHttpResponse } from '../../core/errors.js';
 
@@ -43,6 +43,8 @@ export interface TerminateOptions {
   ticketKeys: Buffer;
   /** SPIFFE checks (trust-domain isolation, revocation) on client certificates, at each handshake. */
   verifyPeer?: SpiffePeerVerifier;
+  /** Revocation of client certificates from a plain `clientCa`, where there is no `verifyPeer` to check it. */
+  revoked?: RevocationList;
   onPeerRefused?(reason: string, socket: TLSSocket): void;
   /** A handshake that failed (no shared cipher or version, bad client certificate, timeout, reset). */
   onHandshakeFailed?(reason: string): void;
@@ -143,7 +145,7 @@ export function createTerminatingServer(options: TerminateOptions): http2.Http2S
   connectionLimits.set(server, { headersTimeoutMs, maxConcurrentStreams, maxStreamResetsPerSecond });
   if (options.clientAuth !== 'none') {
     server.on('secureConnection', (socket: TLSSocket) => {
-      const verdict = judgePeer(socket, options.verifyPeer);
+      const verdict = judgePeer(socket, options.verifyPeer, options.revoked);
       if (!verdict || !('refused' in verdict)) return;
       options.onPeerRefused?.(verdict.refused, socket);
       // A required certificate that is revoked or from the wrong trust domain ends the connection here;

@@ -1,18 +1,20 @@
 // Connection pools to upstreams, built once per config: undici's Pool for HTTP/1.1 (keep-alive, bounded
 // connections) and one multiplexed node:http2 session for h2 upstreams (gRPC needs trailers end to end,
 // which undici's experimental h2 does not expose). Over TLS the gateway presents its SVID and verifies
-// the upstream against the mesh bundle and, when configured, its SPIFFE ID.
+// the upstream against the mesh bundle and, when configured, its SPIFFE ID. The SNI and the name checked are the
+// upstream's configured ones, never the request's Host (see fixedNameConnector).
 import http2 from 'node:http2';
 import net from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { pipeline, type Duplex, type Readable } from 'node:stream';
-import { Pool } from 'undici';
+import { Pool, buildConnector } from 'undici';
 import { GatewayError } from '../../core/errors.js';
 import { createAdmission, type Admission } from './admission.js';
 import { retriable, withRetries, type RetryPolicy, type RetryState } from './retry.js';
 import { createEndpointSet, type Endpoint, type EndpointSet, type EndpointSetOptions, type Transport } from './endpoints.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
 import type { Cancellation } from '../request-life.js';
-import type { SpiffePeerVerifier } from '../../../certs/verify.js';
+import type { RevocationList, SpiffePeerVerifier } from '../../../certs/verify.js';
 import { upstreamIdentityCheck } from './tls-identity.js';
 
 export interface UpstreamTls {
@@ -20,9 +22,17 @@ export interface UpstreamTls {
   /** The gateway's client certificate (mutual TLS); absent for one-way TLS. */
   certPem?: string;
   keyPem?: string;
+  /**
+   * The SNI of every connection: `tls.serverName`, else the URL's host when it is a DNS name; absent for an IP
+   * literal (RFC 6066 §3). Fixed by config, never the request's Host (Envoy's `sni`, without `auto_sni`).
+   */
   serverName?: string;
+  /** The name the certificate must carry when there is no `verify`: `serverName`, else the URL's IP literal. */
+  verifyName: string;
   /** Checks the upstream's SPIFFE ID (and revocation); without it the DNS name is checked. */
   verify?: SpiffePeerVerifier;
+  /** `mesh.revoked`, checked after the name when there is no `verify`. */
+  revoked?: RevocationList;
 }
 
 export interface UpstreamClientOptions {
@@ -303,8 +313,27 @@ function tlsConnectOptions(tls: UpstreamTls) {
     ...(tls.serverName ? { servername: tls.serverName } : {}),
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2' as const,
-    checkServerIdentity: upstreamIdentityCheck(tls.verify),
+    checkServerIdentity: upstreamIdentityCheck(tls.verify, tls.verifyName, tls.revoked),
   };
+}
+
+/**
+ * undici's connector with the upstream's SNI fixed. undici names a connection after its request: each request
+ * gets `servername` from its own options, else from its Host (lib/core/request.js, `this.servername = servername ||
+ * getServerName(this.host)`); the client redials whenever that differs from its connection's (lib/dispatcher/
+ * client.js, `client[kServerName] !== request.servername` → 'servername changed'), and the connector prefers it to
+ * its own option (lib/core/connect.js, `servername || options.servername || util.getServerName(host)`). Requests
+ * therefore carry one constant `servername` (no redial), and this connector replaces it with the configured one,
+ * dropping `host` so that no SNI is derived from the dialled address either when there is none (an IP literal).
+ */
+function fixedNameConnector(options: UpstreamClientOptions, tls: UpstreamTls): buildConnector.connector {
+  const connect = buildConnector({ timeout: options.connectTimeoutMs, ...tlsConnectOptions(tls) });
+  const servername = tls.serverName;
+  return ({ hostname, protocol, port, localAddress, httpSocket }, callback) =>
+    connect(
+      { hostname, protocol, port, ...(servername ? { servername } : {}), ...(localAddress ? { localAddress } : {}), ...(httpSocket ? { httpSocket } : {}) },
+      callback,
+    );
 }
 
 function createHttp1Transport(options: UpstreamClientOptions, origin: URL): Transport {
@@ -312,11 +341,11 @@ function createHttp1Transport(options: UpstreamClientOptions, origin: URL): Tran
     connections: options.connections,
     pipelining: 1,
     keepAliveTimeout: 30_000,
-    connect: {
-      timeout: options.connectTimeoutMs,
-      ...(options.tls ? tlsConnectOptions(options.tls) : {}),
-    },
+    connect: options.tls ? fixedNameConnector(options, options.tls) : { timeout: options.connectTimeoutMs },
   });
+  // The same on every request, so undici never redials for a Host (see fixedNameConnector). Honoured by undici's
+  // Request (lib/core/request.js) though its DispatchOptions type does not declare it, hence the spread.
+  const named = options.tls ? { servername: options.tls.verifyName } : {};
   const dispatch: Dispatch = (req, sink) =>
     new Promise((resolve, reject) => {
       const { signal } = req;
@@ -339,6 +368,7 @@ function createHttp1Transport(options: UpstreamClientOptions, origin: URL): Tran
           headersTimeout: req.timeoutMs,
           bodyTimeout: req.timeoutMs,
           ...(req.upgrade ? { upgrade: req.upgrade } : {}),
+          ...named,
         },
         {
           onRequestStart(controller) {
@@ -373,12 +403,18 @@ function createHttp1Transport(options: UpstreamClientOptions, origin: URL): Tran
 
 function createH2Transport(options: UpstreamClientOptions, origin: URL): Transport {
   let session: http2.ClientHttp2Session | undefined;
+  // TLS is dialled here, not by http2.connect, which names a connection without `servername` after the host it
+  // dials (an endpoint's name): the SNI is the configured one, or none (as for HTTP/1.1, see fixedNameConnector).
+  const secure = options.tls && {
+    ...tlsConnectOptions(options.tls),
+    host: origin.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: Number(origin.port) || 443,
+    ALPNProtocols: ['h2'],
+    timeout: options.connectTimeoutMs,
+  };
   const connect = (): http2.ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
-    const created = http2.connect(origin.origin, {
-      ...(options.tls ? tlsConnectOptions(options.tls) : {}),
-      timeout: options.connectTimeoutMs,
-    } as http2.SecureClientSessionOptions);
+    const created = http2.connect(origin.origin, secure ? { createConnection: () => tlsConnect(secure) } : { timeout: options.connectTimeoutMs });
     created.on('error', () => created.destroy());
     created.on('goaway', () => created.close());
     created.setTimeout(60_000, () => created.close());

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,6 +162,43 @@ describe('admin plane with a bearer token', () => {
     const big = await call(port, '/reload', { method: 'POST', headers: auth, body: 'x'.repeat(10_000) });
     assert.equal(big.status, 413);
     assert.equal(reloads, 2);
+  });
+
+  // CVE-2018-5702 (Transmission's RPC on loopback): a page the operator visits rebinds its name to the plane.
+  test('DNS rebinding: IP literals and localhost are answered, any other Host gets 421', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    for (const host of [`localhost:${port}`, `LocalHost.:${port}`, `127.0.0.1:${port}`, '127.0.0.1', `[::1]:${port}`, `10.1.2.3:${port}`]) {
+      assert.equal((await call(port, '/metrics', { headers: { host } })).status, 200, host);
+      assert.equal((await call(port, '/config', { headers: { host, ...auth } })).status, 200, host);
+    }
+    for (const host of ['rebind.attacker.example', `localhost.attacker.example:${port}`, `[localhost]:${port}`, 'fe80::1', '127.0.0.1.attacker.example']) {
+      for (const [path, headers] of [['/metrics', {}], ['/healthz', {}], ['/readyz', {}], ['/config', auth], ['/nope', {}]] as const) {
+        const reply = await call(port, path, { headers: { ...headers, host } });
+        assert.equal(reply.status, 421, `${host} ${path}`);
+        assert.deepEqual({ ...JSON.parse(reply.body), requestId: undefined }, { error: 'misdirected request: host not served here', code: 'GW_HOST_MISDIRECTED', reason: 'admin_host_not_allowed', requestId: undefined });
+      }
+    }
+    const refused = await call(port, '/reload', { method: 'POST', headers: { ...auth, host: 'rebind.attacker.example' } });
+    assert.equal(refused.status, 421);
+    assert.equal(reloads, 2, 'a refused Host reloads nothing');
+  });
+
+  test('HTTP/1.0 without Host names no origin and is answered', async () => {
+    const head = await new Promise<string>((resolve, reject) => {
+      const socket = netConnect(port, '127.0.0.1', () => socket.end('GET /healthz HTTP/1.0\r\n\r\n'));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(head, /^HTTP\/1\.[01] 200 /);
+  });
+
+  test('the Bearer scheme is matched without case (RFC 9110 §11.1)', async () => {
+    for (const scheme of ['bearer', 'BEARER', 'bEaReR']) {
+      assert.equal((await call(port, '/config', { headers: { authorization: `${scheme} ${TOKEN}` } })).status, 200, scheme);
+      assert.equal((await call(port, '/config', { headers: { authorization: `${scheme} ${TOKEN}x` } })).status, 401, scheme);
+    }
   });
 });
 

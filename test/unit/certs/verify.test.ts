@@ -4,7 +4,7 @@ import { X509Certificate, createPrivateKey, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { createCa, issueCertificate } from '../../../certs/issue.js';
 import { spiffeIdFromCertificate } from '../../../certs/spiffe-id.js';
-import { createSpiffePeerVerifier, verifyChain, verifyPeerSpiffe } from '../../../certs/verify.js';
+import { compileRevocationList, createSpiffePeerVerifier, verifyChain, verifyPeerSpiffe } from '../../../certs/verify.js';
 import type { CertKeyPem } from '../../../certs/types.js';
 import { testPki } from '../../helpers/pki.js';
 
@@ -109,8 +109,8 @@ describe('verifyPeerSpiffe', () => {
     // Envoy SPIFFE validator rule: the bundle is chosen by the SAN's trust domain; other-domain CAs cannot mint.
     ['an SVID of our domain minted by the other domain\'s CA', () => verify(cert(issueCertificate(pki.otherCa, { spiffeId: id('ns/shop/sa/api') }).certPem)), 'untrusted'],
     ['another trust domain when only ours is allowed', () => createSpiffePeerVerifier({ bundles, trustDomains: [td] })(cert(issueCertificate(pki.otherCa, { spiffeId: id('x', pki.otherTrustDomain) }).certPem)), 'untrusted-trust-domain'],
-    ['a revoked serial', () => createSpiffePeerVerifier({ bundles, revokedSerials: new Set([good.serial.toLowerCase()]) })(cert(good.certPem)), 'revoked-serial'],
-    ['a revoked ID', () => createSpiffePeerVerifier({ bundles, revokedIds: new Set([id('ns/shop/sa/api')]) })(cert(good.certPem)), 'revoked-id'],
+    ['a revoked serial', () => createSpiffePeerVerifier({ bundles, revoked: compileRevocationList({ serials: [good.serial.toLowerCase()] }) })(cert(good.certPem)), 'revoked-serial'],
+    ['a revoked ID', () => createSpiffePeerVerifier({ bundles, revoked: compileRevocationList({ spiffeIds: [id('ns/shop/sa/api')] }) })(cert(good.certPem)), 'revoked-id'],
     ['a different ID than expected', () => verifyPeerSpiffe(cert(good.certPem), { bundles, expected: [id('ns/shop/sa/web')] }), 'unexpected-id'],
     ['a CA certificate', () => verify(cert(createCa({ commonName: 'Sub', trustDomain: td, issuer: pki.ca }).certPem)), 'no-spiffe-id'],
   ];
