@@ -13,7 +13,13 @@ export const FilePath = Type.String({ minLength: 1, description: 'path, relative
 export const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 export const Millis = Type.Integer({ minimum: 1, maximum: 3_600_000 });
 export const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'IP address or CIDR block' });
-export const SpiffeId = Type.String({ pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@%-]+)*$' });
+/**
+ * SPIFFE-ID.md §2: a lower-case trust domain, then path segments of letters, digits, `.`, `-` and `_` only, none of
+ * them `.` or `..` (spelled without lookahead, which Go's RE2 in Helm's schema check lacks). The same rule as
+ * certs/spiffe-id.ts parses certificates by, so a configured ID can match one: `a%2Fb` or `x:y@z` never could.
+ */
+const SPIFFE_SEGMENT = '(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.\\.[A-Za-z0-9._-]+)';
+export const SpiffeId = Type.String({ maxLength: 2048, pattern: `^spiffe://[a-z0-9._-]{1,255}(/${SPIFFE_SEGMENT})*$` });
 
 /**
  * The TLS of a listener that asks clients for certificates (admin plane, egress proxy): its own certificate, and

@@ -201,6 +201,22 @@ describe('union errors name the branch that was meant', () => {
   });
 });
 
+test('configured SPIFFE IDs follow the SPIFFE spec, as the certificates they must match do', () => {
+  const withIds = (ids: string[]) => `version: v1
+listeners: []
+upstreams: []
+routes: []
+admin: { tls: { certificate: { cert: files/tls-cert.txt, key: files/tls-key.txt }, clientCa: files/ca-bundle.txt, allowedSpiffeIds: ${JSON.stringify(ids)} } }
+`;
+  const bad = ['spiffe://example.org/a%2Fb', 'spiffe://example.org/x:y@z', 'spiffe://example.org/./a', 'spiffe://example.org/a/..', 'spiffe://Example.org/a'];
+  const issues = issuesOf(() => loadConfigText(withIds(['spiffe://example.org/ns/ops/sa/admin', ...bad]), fixture('inline.yaml')));
+  assert.deepEqual(
+    issues.map((i) => i.path),
+    bad.map((_, i) => `/admin/tls/allowedSpiffeIds/${i + 1}`),
+  );
+  assert.doesNotThrow(() => loadConfigText(withIds(['spiffe://example.org/ns/ops/sa/admin', 'spiffe://example.org/.well-known']), fixture('inline.yaml')));
+});
+
 test('TLS listeners that ask for client certificates need a CA to check them: their own or the mesh bundle', () => {
   const text = `version: v1
 listeners: []
