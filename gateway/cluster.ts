@@ -126,6 +126,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   /** Why the first worker that failed at boot failed (each worker fails the same way; one report is enough). */
   let bootFailure: string | undefined;
   let settleBoot!: (ok: boolean) => void;
+  /** The drain the workers run now: a reload may have changed it since start. */
+  let drainMs = options.initial.config.shutdown?.drainMs ?? DEFAULTS.drainMs;
   const booted = new Promise<boolean>((resolve) => (settleBoot = resolve));
 
   const send = (worker: Worker, msg: ToWorker) => {
@@ -197,7 +199,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
       ),
     );
     for (const worker of running) send(worker, { portcullis: 'shutdown' });
-    const graceMs = (options.initial.config.shutdown?.drainMs ?? DEFAULTS.drainMs) + SHUTDOWN_GRACE_MS;
+    const graceMs = drainMs + SHUTDOWN_GRACE_MS;
     const kill = setTimeout(() => {
       for (const worker of running) {
         if (worker.process.exitCode !== null || worker.process.signalCode !== null) continue;
@@ -226,14 +228,17 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
    * another accepted (a file changed between their two loads) leaves them apart until the next reload.
    */
   const workers: Reloadable = {
-    async prepare() {
+    async prepare(config) {
       const answers = await Promise.all(live().map(({ slot, worker }) => ask(worker, { question: 'reload' }).then((value) => ({ slot, value }))));
       for (const { slot, value } of answers) {
         if (value === undefined) throw new Error(`worker ${slot.number} did not answer the reload`);
         const result = value as ReloadResult;
         if (!result.ok) throw typeof result.issues === 'string' ? new Error(`worker ${slot.number}: ${result.issues}`) : new ConfigError(result.issues);
       }
-      return { commit: () => undefined, abort: async () => undefined };
+      return {
+        commit: () => (drainMs = config.shutdown?.drainMs ?? DEFAULTS.drainMs),
+        abort: async () => undefined,
+      };
     },
   };
   // Reload outcomes are the primary's: counted once for the machine.

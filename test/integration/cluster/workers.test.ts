@@ -177,3 +177,30 @@ describe('the command line of docs/operations.md#several-processes-on-one-machin
     }
   });
 });
+
+describe('portcullis run --workers 2 after a reload that lengthens shutdown.drainMs', () => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-cluster-drain-'));
+  after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+
+  test("the primary waits for the reloaded drain, not the start's, before killing a worker", async () => {
+    const at = await embeddedConfig(stateDir);
+    const configFile = path.join(stateDir, 'portcullis.yaml');
+    const write = (drainMs: number) => fs.writeFileSync(configFile, stringify({ ...at.config, shutdown: { drainMs } }));
+    write(100);
+    const run = await startCluster(configFile, stateDir, at);
+    try {
+      write(10_000);
+      run.primary.kill('SIGHUP');
+      await until('the reload', () => (run.logLines().some((l) => l.event === 'CONFIG_LOADED' && l.trigger === 'sighup') ? true : undefined));
+      // Longer than the start's drain plus the primary's 5 s grace: the old bound would kill the worker serving it.
+      const slow = request(at.edge, at.caPem, { path: '/public/slow?delay=6000' });
+      await sleep(300);
+      run.primary.kill('SIGTERM');
+      assert.equal((await slow).status, 200);
+      assert.equal(await run.exit, 0);
+      assert.ok(!run.output().includes('killing it'), 'no worker was killed');
+    } finally {
+      if (run.primary.exitCode === null) run.primary.kill('SIGKILL');
+    }
+  });
+});
