@@ -60,6 +60,12 @@ export interface AuthnResult {
   removeHeaders: readonly string[];
   removeCookies: readonly string[];
   removeParams: readonly string[];
+  /**
+   * The verified token's headers under `forwardOriginalToken`: forwarded as the client sent them, also where the
+   * name is one the sanitizer strips from clients (`X-Forwarded-Access-Token` is a proxy-asserted name, but this
+   * token was verified here).
+   */
+  keepHeaders?: readonly string[];
   setHeaders: Readonly<Record<string, string>>;
 }
 
@@ -406,6 +412,7 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
         removeHeaders: strip ? found.headers : EMPTY,
         removeCookies: strip ? found.cookies : EMPTY,
         removeParams: strip ? found.params : EMPTY,
+        ...(strip ? {} : { keepHeaders: found.headers }),
         setHeaders: verified.setHeaders,
       };
     },

@@ -192,3 +192,24 @@ describe('an identity header the gateway sets itself, from a verified token', ()
     assert.equal(anonymous.echo.headers['x-forwarded-user'], undefined);
   });
 });
+
+describe('a token header of a proxy-asserted name, under forwardOriginalToken', () => {
+  let ing: TestIngress;
+  before(async () => {
+    ing = await startTestIngress((config) => {
+      Object.assign(config.jwtProviders[0], { fromHeaders: [{ name: 'x-forwarded-access-token' }], forwardOriginalToken: true });
+    });
+  });
+  after(() => ing.close());
+
+  test('the verified token is forwarded as sent; one that does not verify is refused, never forwarded', async () => {
+    const token = await ing.jwks.sign({ sub: 'alice' });
+    const verified = await rawRequest(ing, '/api/x', ['X-Forwarded-Access-Token', token]);
+    assert.equal(verified.status, 200);
+    assert.equal(verified.echo.headers['x-forwarded-access-token'], token);
+    assert.equal(verified.echo.headers['x-user'], 'alice');
+    const forged = await rawRequest(ing, '/public/x', ['X-Forwarded-Access-Token', 'not-a-token']);
+    assert.equal(forged.status, 401);
+    assert.equal(forged.echo.headers, undefined, 'the gateway answered itself');
+  });
+});
