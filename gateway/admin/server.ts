@@ -61,6 +61,14 @@ export interface AdminServer extends Reloadable {
 
 /** Short tokens can be guessed; 16 characters of a random token is already 80+ bits. */
 const MIN_TOKEN_LENGTH = 16;
+/**
+ * Probes, scrapers and operators need a handful of connections; the cap keeps a flood of them from taking the
+ * process's file descriptors from the data plane (excess connections are closed as they arrive). The checking
+ * interval enforces the headers timeout within a second, not Node's default 30 s; the handshake timeout bounds a
+ * TLS client that never finishes its hello (Node's default is 120 s).
+ */
+const ADMIN_MAX_CONNECTIONS = 64;
+const PLANE_LIMITS = { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 8192, connectionsCheckingInterval: 1_000, handshakeTimeout: 10_000 };
 /** Connections still open on an admin socket a reload moved away from are cut after this. */
 const RETIRE_GRACE_MS = 5_000;
 /** `/reload` takes no body; anything beyond a few bytes is not a reload request. */
@@ -195,9 +203,9 @@ export function createAdminServer(config: AdminConfig | undefined, deps: AdminSe
         res.writeHead(r.status, r.headers).end(r.body);
       });
     };
-    const serverOptions = { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 8192 };
     // Health probes and scrapers connect without a certificate; the secured endpoints check it themselves.
-    const server = auth.tlsOptions ? createHttpsServer({ ...serverOptions, ...auth.tlsOptions }, onRequest) : createHttpServer(serverOptions, onRequest);
+    const server = auth.tlsOptions ? createHttpsServer({ ...PLANE_LIMITS, ...auth.tlsOptions }, onRequest) : createHttpServer(PLANE_LIMITS, onRequest);
+    server.maxConnections = ADMIN_MAX_CONNECTIONS;
     const plane: Plane = { server, address: admin?.address ?? DEFAULTS.adminAddress, port: admin?.port ?? DEFAULTS.adminPort, auth };
     return plane;
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { REDACTED } from '../../../gateway/admin/redact.js';
 import { issueCertificate } from '../../../certs/issue.js';
 import { createLogger } from '../../../gateway/core/log.js';
 import { createMetrics } from '../../../gateway/core/metrics.js';
+import { until } from '../../helpers/net.js';
 import { testPki } from '../../helpers/pki.js';
 
 const TOKEN = 'admin-token-0123456789abcdef';
@@ -358,5 +359,54 @@ describe('admin plane reload', () => {
     await assert.rejects(admin.prepare(config(0)), (err: Error) => err instanceof ReloadRefused && err.path === '/admin');
     assert.equal(await servedSerial(port), serial);
     issueServer();
+  });
+});
+
+describe('admin plane connection limits', () => {
+  let admin: AdminServer;
+  let port: number;
+  before(async () => {
+    admin = createAdminServer({ port: 0 }, { logger, registry: createMetrics().registry, ready: () => true, reload: async () => ({ ok: true }), config: () => runningConfig });
+    ({ port } = await admin.listen());
+  });
+  after(() => admin.close());
+
+  const open = () =>
+    new Promise<Socket>((resolve, reject) => {
+      const socket = netConnect(port, '127.0.0.1', () => resolve(socket));
+      socket.on('error', reject);
+    });
+
+  test('at most 64 connections: the next is closed unanswered, and freed places serve again', async () => {
+    const held = await Promise.all(Array.from({ length: 64 }, open));
+    try {
+      const extra = await open();
+      const answer = await new Promise<string>((resolve) => {
+        let text = '';
+        extra.on('data', (c: Buffer) => (text += c.toString()));
+        extra.on('error', () => undefined);
+        extra.on('close', () => resolve(text));
+        extra.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      });
+      assert.equal(answer, '');
+    } finally {
+      for (const socket of held) socket.destroy();
+    }
+    await until('a free place', async () => ((await call(port, '/healthz').catch(() => undefined))?.status === 200 ? true : undefined), 5_000);
+  });
+
+  test('a request head that never completes is cut after the 10 s headers timeout, checked every second', { timeout: 20_000 }, async () => {
+    const socket = await open();
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (c: Buffer) => (text += c.toString()));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(text));
+      socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n');
+    });
+    const took = Date.now() - started;
+    assert.match(answer, /^HTTP\/1\.1 408 /);
+    assert.ok(took >= 9_500 && took < 12_500, `cut after ${took} ms`);
   });
 });
