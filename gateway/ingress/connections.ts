@@ -194,8 +194,13 @@ export function createConnectionTracker(deps: { logger?: Logger } = {}): Connect
       for (const socket of http1) if (!socket[STATE]!.busy && socket[STATE]!.served > 0) socket.end();
       if (sockets.size > 0) {
         await new Promise<void>((resolve) => {
-          allClosed = resolve;
-          setTimeout(resolve, ms).unref();
+          // Not unref'd: the stop awaits this bound, and with it the audit and log flushes after it; an unref'd
+          // bound would let the process end right here should the last sockets close unseen.
+          const bound = setTimeout(resolve, ms);
+          allClosed = () => {
+            clearTimeout(bound);
+            resolve();
+          };
         });
       }
       for (const socket of sockets) socket.destroy();
