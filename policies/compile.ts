@@ -70,11 +70,15 @@ export interface CompiledPolicySet {
   readonly byRoute: ReadonlyMap<string, RoutePolicies>;
   /** Routes no policy names: only the policies without `routes`. */
   readonly otherRoutes: RoutePolicies;
+  /** Passthrough hosts some policy names, with the policies naming them (never those without `routes`). */
+  readonly byPassthroughHost: ReadonlyMap<string, RoutePolicies>;
 }
 
 export interface CompileOptions {
   /** Route names from the config: a policy naming any other route is an error (a typo would drop a DENY). */
   routes?: readonly string[];
+  /** Names of the passthrough hosts (`listeners[].hosts[]` in `tls.mode: passthrough`), which `routes` may name too. */
+  passthroughHosts?: readonly string[];
 }
 
 /** Thrown by `compilePolicies`; `problems` lists every problem, each prefixed by its path. */
@@ -112,6 +116,7 @@ function decision(allowed: boolean, reason: DecisionReason, policy?: string, rul
 export function compilePolicies(policies: readonly Policy[], options: CompileOptions = {}): CompiledPolicySet {
   const problems: Problems = [];
   const knownRoutes = options.routes === undefined ? undefined : new Set(options.routes);
+  const passthrough = new Set(options.passthroughHosts);
   const seen = new Set<string>();
   const compiled = policies.map((policy, i) => {
     const at = `policies[${i}]`;
@@ -121,10 +126,14 @@ export function compilePolicies(policies: readonly Policy[], options: CompileOpt
     if (dryRun && policy.action === 'AUDIT') {
       problems.push(`${at}.mode: dry-run applies to ALLOW and DENY; AUDIT never changes a decision`);
     }
+    const onConnections = policy.routes?.some((name) => passthrough.has(name)) ?? false;
     if (policy.routes !== undefined) {
       if (policy.routes.length === 0) problems.push(`${at}.routes: empty list; omit 'routes' to apply to every route`);
       policy.routes.forEach((route, j) => {
-        if (knownRoutes !== undefined && !knownRoutes.has(route)) problems.push(`${at}.routes[${j}]: no route named '${route}'`);
+        if (passthrough.has(route)) {
+          if (knownRoutes?.has(route)) problems.push(`${at}.routes[${j}]: '${route}' names both a route and a passthrough host; rename one`);
+        } else if (onConnections) problems.push(`${at}.routes[${j}]: '${route}' is no passthrough host; a policy names passthrough hosts or routes, not both`);
+        else if (knownRoutes !== undefined && !knownRoutes.has(route)) problems.push(`${at}.routes[${j}]: no route named "${route}"`);
       });
     }
     const ruleNames = new Set<string>();
@@ -132,6 +141,7 @@ export function compilePolicies(policies: readonly Policy[], options: CompileOpt
       const name = rule.name ?? `rules[${j}]`;
       if (ruleNames.has(name)) problems.push(`${at}.rules[${j}].name: duplicate rule name '${name}'`);
       ruleNames.add(name);
+      if (onConnections) problems.push(...requestFieldsOf(rule, `${at}.rules[${j}]`));
       return { name, matches: compileRule(rule, `${at}.rules[${j}]`, problems, policy.action === 'DENY') };
     });
     return { policy, dryRun, rules };
@@ -165,10 +175,35 @@ export function compilePolicies(policies: readonly Policy[], options: CompileOpt
     });
   };
 
-  const routeNames = new Set(compiled.flatMap((c) => c.policy.routes ?? []));
+  const named = new Set(compiled.flatMap((c) => c.policy.routes ?? []));
   const byRoute = new Map<string, RoutePolicies>();
-  for (const route of routeNames) byRoute.set(route, bucket((p) => p.routes === undefined || p.routes.includes(route)));
-  return Object.freeze({ byRoute, otherRoutes: bucket((p) => p.routes === undefined) });
+  const byPassthroughHost = new Map<string, RoutePolicies>();
+  for (const name of named) {
+    if (passthrough.has(name)) byPassthroughHost.set(name, bucket((p) => p.routes?.includes(name) ?? false));
+    else byRoute.set(name, bucket((p) => p.routes === undefined || p.routes.includes(name)));
+  }
+  return Object.freeze({ byRoute, otherRoutes: bucket((p) => p.routes === undefined), byPassthroughHost });
+}
+
+/** What a passthrough connection shows before its bytes are spliced: its addresses, the listener port and the SNI. */
+const CONNECTION_SOURCE_FIELDS = new Set(['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks']);
+const CONNECTION_OPERATION_FIELDS = new Set(['hosts', 'notHosts', 'ports', 'notPorts']);
+const CONNECTION_KEYS = new Set(['source.ip', 'remote.ip', 'destination.port', 'connection.sni']);
+const NOT_ON_CONNECTIONS = 'a passthrough connection carries no request and no identity the gateway verified: only addresses, ports and the SNI can be matched';
+
+/** Fields a rule of a passthrough host's policy cannot have: it would never match, or always (a `not` field). */
+function requestFieldsOf(rule: Rule, at: string): string[] {
+  const problems: string[] = [];
+  rule.from?.forEach((f, i) => {
+    for (const key of Object.keys(f.source)) if (!CONNECTION_SOURCE_FIELDS.has(key)) problems.push(`${at}.from[${i}].source.${key}: ${NOT_ON_CONNECTIONS}`);
+  });
+  rule.to?.forEach((t, i) => {
+    for (const key of Object.keys(t.operation)) if (!CONNECTION_OPERATION_FIELDS.has(key)) problems.push(`${at}.to[${i}].operation.${key}: ${NOT_ON_CONNECTIONS}`);
+  });
+  rule.when?.forEach((c, i) => {
+    if (!CONNECTION_KEYS.has(c.key)) problems.push(`${at}.when[${i}].key: ${NOT_ON_CONNECTIONS}`);
+  });
+  return problems;
 }
 
 function withResults<R>(

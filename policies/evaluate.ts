@@ -3,13 +3,25 @@
 // evaluated for the record and never change `allowed`. Pure: the same set, route and request give the
 // same decision.
 import type { AuthzDecision, DryRunMatch, PolicyMatch, RequestAttributes } from './types.js';
-import { UNDECIDED, type CompiledPolicy, type CompiledPolicySet, type DryRunResult } from './compile.js';
+import { UNDECIDED, type CompiledPolicy, type CompiledPolicySet, type DryRunResult, type RoutePolicies } from './compile.js';
 import { RequestView } from './request-view.js';
 
 const EMPTY: readonly never[] = Object.freeze([]);
 
 export function evaluate(set: CompiledPolicySet, route: string, req: RequestAttributes): AuthzDecision {
-  const policies = set.byRoute.get(route) ?? set.otherRoutes;
+  return decide(set.byRoute.get(route) ?? set.otherRoutes, req);
+}
+
+/**
+ * A passthrough connection, before its bytes are spliced: undefined when no policy names its host (it is open, as
+ * the docs say); otherwise the same order as for requests, with the policies naming the host only.
+ */
+export function evaluateConnection(set: CompiledPolicySet, host: string, connection: RequestAttributes): AuthzDecision | undefined {
+  const policies = set.byPassthroughHost.get(host);
+  return policies && decide(policies, connection);
+}
+
+function decide(policies: RoutePolicies, req: RequestAttributes): AuthzDecision {
   const view = new RequestView(req);
   const denied = firstMatch(policies.deny, view);
   const enforced =

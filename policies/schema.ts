@@ -83,7 +83,10 @@ export const PolicySchema = Type.Object(
     /** `dry-run` evaluates and logs what it would have decided, without enforcing it (Istio's `istio.io/dry-run`). */
     mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('dry-run')])),
     dryRunSince: Type.Optional(DryRunSinceSchema),
-    /** Route names this policy applies to; unset means every route (Istio's root-namespace policy). */
+    /**
+     * Route names this policy applies to, or passthrough host names (their connections, judged by address, port and
+     * SNI only); unset means every route (Istio's root-namespace policy), never a passthrough host.
+     */
     routes: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
     /** Unset with ALLOW allows nothing; `[{}]` matches every request (Istio semantics). */
     rules: Type.Optional(Type.Array(RuleSchema)),

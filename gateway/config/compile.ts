@@ -17,7 +17,7 @@ import { compileOriginate, exactHost } from '../egress/runtime.js';
 import { compileAddressExceptions, createAddressGuard, serverLookup } from '../egress/stages/address-guard.js';
 import { createAllowlist } from '../egress/stages/allowlist.js';
 import { createIdentify } from '../egress/stages/identify.js';
-import { servingCertificates, upstreamClientOptions } from '../ingress/runtime.js';
+import { policyTargets, servingCertificates, upstreamClientOptions } from '../ingress/runtime.js';
 import { checkJwtProvider, claimHeaderNames } from '../jwt/verifier.js';
 import { checkRouteTraffic } from './route-traffic-checks.js';
 import { compileTrustedProxies } from '../ingress/stages/forwarded.js';
@@ -70,7 +70,7 @@ export function compileConfig<S extends { file: string }>(
   checkAdmin(config, readable, report);
   checkEgress(config, readable, report);
   checkAudit(config, readable, report);
-  checkPolicies(policies, new Set(config.routes.map((r) => r.name)), report);
+  checkPolicies(policies, config, report);
 }
 
 type Readable = (...files: (string | undefined)[]) => boolean;
@@ -379,17 +379,15 @@ function checkEgress<S>(config: Config, readable: Readable, report: Report<S>): 
 }
 
 /**
- * Route references, plus what the policy compiler refuses beyond the schema (bad CIDRs, misplaced templates, unknown
- * `when` keys), located in the file that holds the policy. Each policy is compiled alone so that its problems'
+ * What the policy compiler refuses beyond the schema (a route or passthrough host that does not exist, bad CIDRs,
+ * misplaced templates, unknown `when` keys, request fields on a passthrough host), located in the file that holds the policy. Each policy is compiled alone so that its problems'
  * `policies[0]…` paths map back to its own index.
  */
-function checkPolicies<S>(policies: readonly PolicyRef<S>[], routes: ReadonlySet<string>, report: Report<S>): void {
+function checkPolicies<S>(policies: readonly PolicyRef<S>[], config: Config, report: Report<S>): void {
+  const targets = policyTargets(config);
   for (const { policy, src, index } of policies) {
-    policy.routes?.forEach((r, k) => {
-      if (!routes.has(r)) report(`/policies/${index}/routes/${k}`, `no route named "${r}"`, src);
-    });
     try {
-      compilePolicies([policy]);
+      compilePolicies([policy], targets);
     } catch (err) {
       if (!(err instanceof PolicyCompileError)) throw err;
       for (const problem of err.problems) reportPathed(problem.replace(/^policies\[0\]/, `policies[${index}]`), `/policies/${index}`, report, src);

@@ -3,16 +3,22 @@
 // the SNI names. Routing below TLS is what lets one port serve both modes (Envoy's tls_inspector +
 // filter_chain_match; HAProxy's req.ssl_sni). An SNI that names no virtual host is refused, never sent
 // to a default; a ClientHello without SNI goes to the listener's `defaultHost` when it has one.
+import { randomUUID } from 'node:crypto';
 import net from 'node:net';
+import type { AuthzDecision } from '../../policies/types.js';
 import type { Logger } from '../core/log.js';
 import { LOG_EVENTS } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { looksLikeTls, parseClientHello } from '../tls/client-hello.js';
+import { describe } from './stages/authz.js';
 
 /** Where a connection goes once its SNI is known. */
+/** A passthrough host's policies on one connection (the peer's address, the SNI, an id for the logs). */
+export type PassthroughAuthorizer = (sourceIp: string, sni: string, id: string) => AuthzDecision;
+
 export type ConnectionTarget =
   | { kind: 'terminate'; vhost: string; server: net.Server }
-  | { kind: 'passthrough'; vhost: string; host: string; port: number; connectTimeoutMs: number };
+  | { kind: 'passthrough'; vhost: string; host: string; port: number; connectTimeoutMs: number; authorize?: PassthroughAuthorizer };
 
 export interface ListenerOptions {
   name: string;
@@ -69,8 +75,8 @@ export function createEdgeListener(options: ListenerOptions, deps: ListenerDeps)
 
 function inspectConnection(socket: net.Socket, options: ListenerOptions, deps: ListenerDeps): void {
   let buffered: Buffer = Buffer.alloc(0);
-  const refuse = (reason: string, sni?: string) => {
-    deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: options.name, reason, sni, peer: socket.remoteAddress });
+  const refuse = (reason: string, sni?: string, connection?: string) => {
+    deps.logger.info({ event: LOG_EVENTS.TLS_REFUSED, listener: options.name, reason, sni, peer: socket.remoteAddress, connection });
     // The label drops the parser's detail after the colon (`bad_client_hello: truncated` → `bad_client_hello`).
     deps.metrics?.tlsHandshakeFailure(options.name, reason.split(':', 1)[0]!);
     socket.destroy();
@@ -101,7 +107,7 @@ function dispatch(
   sni: string | undefined,
   options: ListenerOptions,
   deps: ListenerDeps,
-  refuse: (reason: string, sni?: string) => void,
+  refuse: (reason: string, sni?: string, connection?: string) => void,
 ): void {
   const target = deps.resolveTarget(options.name, sni);
   if (!target) return refuse(sni ? 'sni_unknown' : 'sni_missing', sni);
@@ -112,8 +118,22 @@ function dispatch(
     target.server.emit('connection', socket);
     return;
   }
-  splice(socket, hello, target, options, deps);
+  // Only a host that policies name pays for an id and a decision.
+  let connection: string | undefined;
+  if (target.authorize) {
+    connection = randomUUID();
+    const decision = target.authorize(socket.remoteAddress ?? '', sni ?? '', connection);
+    if (!decision.allowed) {
+      // The client's TLS stack then says "access denied" instead of reporting a bare reset.
+      socket.write(ACCESS_DENIED_ALERT);
+      return refuse(describe(decision), sni, connection);
+    }
+  }
+  splice(socket, hello, target, options, deps, connection);
 }
+
+/** A fatal TLS alert record, access_denied (49): valid in plaintext before any ServerHello, in TLS 1.2 and 1.3. */
+const ACCESS_DENIED_ALERT = Buffer.from([21, 3, 3, 0, 2, 2, 49]);
 
 /** Passthrough: the gateway never decrypts; it forwards the ClientHello and then pipes both ways. */
 function splice(
@@ -122,6 +142,7 @@ function splice(
   target: Extract<ConnectionTarget, { kind: 'passthrough' }>,
   options: ListenerOptions,
   deps: ListenerDeps,
+  connection: string | undefined,
 ): void {
   const started = Date.now();
   const upstream = net.connect({ host: target.host, port: target.port, noDelay: true });
@@ -139,6 +160,7 @@ function splice(
       vhost: target.vhost,
       upstream: `${target.host}:${target.port}`,
       peer: client.remoteAddress,
+      connection,
       bytesIn: client.bytesRead,
       bytesOut: client.bytesWritten,
       durationMs: Date.now() - started,

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type RevocationList, type SpiffePeerVerifier } from '../../certs/verify.js';
-import { compilePolicies, type CompiledPolicySet } from '../../policies/compile.js';
+import { compilePolicies, type CompiledPolicySet, type CompileOptions } from '../../policies/compile.js';
 import { certificateList, type Config, type ListenerConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
@@ -15,8 +15,8 @@ import { createDryRunReporter, type DryRunReporter } from '../core/dry-run.js';
 import type { Metrics, UpstreamEndpointState } from '../core/metrics.js';
 import type { RequestSeries } from '../core/request-metrics.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
-import type { ConnectionTarget } from './listener.js';
-import { createAuthzStage, type AuthzStage } from './stages/authz.js';
+import type { ConnectionTarget, PassthroughAuthorizer } from './listener.js';
+import { createAuthzStage, type AuthzStage, type ConnectionCheck } from './stages/authz.js';
 import { createJwtAuthn, type JwtAuthn } from '../jwt/verifier.js';
 import { createForwardedStage, type ForwardedStage } from './stages/forwarded.js';
 import { createPathStage, type PathStage } from './stages/normalize-path.js';
@@ -114,9 +114,11 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
   const trust = config.mesh ? loadMeshTrust(config.mesh) : undefined;
   const terminatingServers: http2.Http2SecureServer[] = [];
   const listeners = new Map<string, ListenerRuntime>();
+  const policies = compilePolicies(config.policies ?? [], policyTargets(config));
+  const authz = createAuthzStage(policies, { logger: deps.logger, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
   for (const listener of config.listeners) {
     const vhosts = listener.hosts.map((host) => {
-      const vhost = compileVirtualHost(config, listener, host, upstreams, trust, deps);
+      const vhost = compileVirtualHost(config, listener, host, upstreams, trust, authz, deps);
       if (vhost.target.kind === 'terminate') terminatingServers.push(vhost.target.server as http2.Http2SecureServer);
       return vhost;
     });
@@ -162,7 +164,6 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     pools.set(key, client);
     clients.set(u.name, client);
   }
-  const policies = compilePolicies(config.policies ?? [], { routes: config.routes.map((r) => r.name) });
   return {
     config,
     listeners,
@@ -172,10 +173,7 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
     upstreamSeries,
     mirror: createMirrorSender(clients, routeDefaults.upstreamTimeoutMs, (route, outcome) => deps.metrics?.routeMirror(route, outcome)),
     jwt,
-    authz: createAuthzStage(policies, {
-      logger: deps.logger,
-      ...(deps.metrics ? { metrics: deps.metrics } : {}),
-    }),
+    authz,
     wouldDeny: createDryRunReporter(deps),
     policies,
     rateLimiter: deps.rateLimiter,
@@ -197,6 +195,21 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
         other?.tracing === deps.tracing ? undefined : deps.tracing.shutdown(),
       ]);
     },
+  };
+}
+
+const NO_HEADER = (): undefined => undefined;
+
+/** A passthrough connection as policies see it: its addresses, the listener port and the SNI as `host`, no request. */
+function connectionAuthorizer(check: ConnectionCheck, port: number): PassthroughAuthorizer {
+  return (sourceIp, sni, id) => check({ host: sni, method: '', path: '', port, sni, sourceIp, remoteIp: sourceIp, header: NO_HEADER }, id);
+}
+
+/** What a policy's `routes` may name: the routes, and the passthrough hosts (whose connections policies can judge too). */
+export function policyTargets(config: Config): CompileOptions {
+  return {
+    routes: config.routes.map((r) => r.name),
+    passthroughHosts: config.listeners.flatMap((l) => l.hosts.filter((h) => h.tls.mode === 'passthrough').map((h) => h.name)),
   };
 }
 
@@ -228,16 +241,25 @@ function compileVirtualHost(
   host: VirtualHostConfig,
   upstreams: ReadonlyMap<string, UpstreamConfig>,
   trust: MeshTrust | undefined,
+  authz: AuthzStage,
   deps: RuntimeDeps,
 ): VirtualHost {
   const base = { name: host.name, listener: listener.name, port: listener.port };
   if (host.tls.mode === 'passthrough') {
     const upstream = new URL(upstreams.get(host.tls.upstream)!.url);
     const connectTimeoutMs = upstreams.get(host.tls.upstream)!.connectTimeoutMs ?? DEFAULTS.upstreamConnectTimeoutMs;
+    const check = authz.connectionCheck(host.name);
     return {
       ...base,
       clientAuth: 'none',
-      target: { kind: 'passthrough', vhost: host.name, host: upstream.hostname, port: Number(upstream.port), connectTimeoutMs },
+      target: {
+        kind: 'passthrough',
+        vhost: host.name,
+        host: upstream.hostname,
+        port: Number(upstream.port),
+        connectTimeoutMs,
+        ...(check ? { authorize: connectionAuthorizer(check, listener.port) } : {}),
+      },
     };
   }
   const clientAuth = host.tls.clientAuth ?? DEFAULTS.clientAuth;

@@ -10,6 +10,7 @@ import { DRY_RUN_KINDS, type DryRunKind } from '../core/dry-run.js';
 import { LOG_EVENTS } from '../core/log.js';
 import { distinct, groupBy } from './suggest-common.js';
 import { observedAttempt, type ObservedAttempt } from './suggest-egress.js';
+import { policyTargets } from '../ingress/runtime.js';
 
 /** The fields of an access-log line (`event: REQUEST`) the advisor reads. */
 interface Observed {
@@ -117,7 +118,7 @@ export function suggest(config: Config, observed: readonly Observed[]): Suggesti
     policies.push({ name: `suggested-${route.name}`, action: 'ALLOW', routes: [route.name], rules });
   }
   // What `validate` would say: a suggestion that does not compile is a bug here, not the user's problem.
-  compilePolicies(policies, { routes: config.routes.map((r) => r.name) });
+  compilePolicies(policies, policyTargets(config));
   return { policies, report: reportRules(config, observed), observed: observed.length };
 }
 

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { Ajv } from 'ajv';
 import { compilePolicies, PolicyCompileError } from '../../../policies/compile.js';
-import { evaluate } from '../../../policies/evaluate.js';
+import { evaluate, evaluateConnection } from '../../../policies/evaluate.js';
 import { PolicyFileSchema, type Policy, type PolicyFile } from '../../../policies/schema.js';
 import { request } from './request.js';
 
@@ -73,7 +73,7 @@ describe('compile errors', () => {
 
   test('unknown route names are errors when the routes are given', () => {
     const policies = [{ name: 'p', action: 'DENY', routes: ['shop', 'shpo'] }];
-    assert.deepEqual(problemsOf(policies, { routes: ['shop'] }), [`policies[0].routes[1]: no route named 'shpo'`]);
+    assert.deepEqual(problemsOf(policies, { routes: ['shop'] }), [`policies[0].routes[1]: no route named "shpo"`]);
     assert.deepEqual(problemsOf(policies), []);
   });
 
@@ -138,5 +138,64 @@ describe('example policy files', async () => {
     const set = compilePolicies(doc.policies);
     const d = evaluate(set, 'shop', request({ peerSpiffeId: 'spiffe://cluster.local/ns/shop/sa/web', remoteIp: '2001:db8:dead::1' }));
     assert.deepEqual([d.allowed, d.shadowAllowed, d.shadowRule], [true, false, 'old-network']);
+  });
+});
+
+describe('policies on passthrough hosts', () => {
+  const targets = { routes: ['shop'], passthroughHosts: ['db'] };
+  const on = (rule: unknown, extra: object = {}): unknown[] => [{ name: 'p', action: 'ALLOW', routes: ['db'], rules: [rule], ...extra }];
+
+  test('addresses, ports and the SNI compile', () => {
+    const rule = {
+      from: [{ source: { ipBlocks: ['10.0.0.0/8'], notRemoteIpBlocks: ['10.9.0.0/16'] } }],
+      to: [{ operation: { hosts: ['db.example.com'], notPorts: [8443] } }],
+      when: [{ key: 'connection.sni', values: ['db.example.com'] }, { key: 'source.ip', notValues: ['10.1.1.1'] }, { key: 'destination.port', values: ['443'] }],
+    };
+    assert.deepEqual(problemsOf(on(rule), targets), []);
+  });
+
+  test('request and identity fields are refused: the gateway never sees a request or a verified peer there', () => {
+    const rule = {
+      from: [{ source: { principals: ['td/ns/a/sa/b'], notRequestPrincipals: ['*'] } }],
+      to: [{ operation: { paths: ['/admin'], methods: ['GET'] } }],
+      when: [{ key: 'request.headers[x-a]', values: ['1'] }, { key: 'source.principal', values: ['td/ns/a/sa/b'] }],
+    };
+    const problems = problemsOf(on(rule), targets);
+    assert.deepEqual(
+      problems.map((p) => p.slice(0, p.indexOf(':'))),
+      [
+        `${R}.from[0].source.principals`,
+        `${R}.from[0].source.notRequestPrincipals`,
+        `${R}.to[0].operation.paths`,
+        `${R}.to[0].operation.methods`,
+        `${R}.when[0].key`,
+        `${R}.when[1].key`,
+      ],
+    );
+    assert.match(problems[0]!, /no request and no identity the gateway verified/);
+  });
+
+  test('a policy names passthrough hosts or routes, not both; a name may not be both', () => {
+    assert.deepEqual(problemsOf([{ name: 'p', action: 'DENY', routes: ['db', 'shop'] }], targets), [
+      `policies[0].routes[1]: 'shop' is no passthrough host; a policy names passthrough hosts or routes, not both`,
+    ]);
+    assert.deepEqual(problemsOf([{ name: 'p', action: 'DENY', routes: ['db'] }], { routes: ['db'], passthroughHosts: ['db'] }), [
+      `policies[0].routes[0]: 'db' names both a route and a passthrough host; rename one`,
+    ]);
+  });
+
+  test('only the policies naming the host judge its connections; a host no policy names is not judged', () => {
+    const set = compilePolicies(
+      [
+        { name: 'everywhere', action: 'DENY', rules: [{}] },
+        { name: 'db-office', action: 'ALLOW', routes: ['db'], rules: [{ from: [{ source: { ipBlocks: ['10.0.0.0/8'] } }] }] },
+      ] as Policy[],
+      { routes: ['shop'], passthroughHosts: ['db', 'cache'] },
+    );
+    const connection = (sourceIp: string) => ({ ...request({ sourceIp, remoteIp: sourceIp }), sni: 'db.test' });
+    assert.equal(evaluateConnection(set, 'db', connection('10.1.2.3'))?.reason, 'allowed_by_policy');
+    assert.equal(evaluateConnection(set, 'db', connection('192.0.2.1'))?.reason, 'no_allow_policy_matched');
+    assert.equal(evaluateConnection(set, 'cache', connection('192.0.2.1')), undefined);
+    assert.equal(evaluate(set, 'shop', request({})).reason, 'denied_by_policy');
   });
 });
