@@ -30,6 +30,7 @@ export const FINDINGS = {
   'jwks-uri-cleartext': 'warning',
   'jwt-any-audience': 'warning',
   'route-without-policy': 'info',
+  'passthrough-without-policy': 'info',
   'dry-run-too-long': 'warning',
   'dry-run-undated': 'info',
 } as const satisfies Record<string, Severity>;
@@ -61,6 +62,7 @@ export function lintConfig(config: Config, options: LintOptions = {}): Finding[]
     add('unreachable-route', `routes[${route}]`, `route '${route}' is never selected: route '${by}' comes first and matches everything it does`, `move '${route}' above '${by}' or remove it`);
   }
   for (const route of config.routes) lintRoute(config, route, policies, add);
+  lintPassthroughHosts(config, policies, add);
   policies.forEach((policy, i) => lintPolicy(config, policy, policies.slice(0, i), unreachable, add));
   lintEgress(config, add);
   lintJwtProviders(config, add);
@@ -69,6 +71,21 @@ export function lintConfig(config: Config, options: LintOptions = {}): Finding[]
 }
 
 type Add = (id: FindingId, at: string, message: string, fix: string) => void;
+
+/** Passthrough hosts are open unless a policy names them: unlike a route, nothing there denies by default. */
+function lintPassthroughHosts(config: Config, policies: readonly Policy[], add: Add): void {
+  for (const listener of config.listeners) {
+    for (const host of listener.hosts) {
+      if (host.tls.mode !== 'passthrough' || policies.some((p) => p.routes?.includes(host.name))) continue;
+      add(
+        'passthrough-without-policy',
+        `listeners[${listener.name}].hosts[${host.name}]`,
+        `no policy names passthrough host '${host.name}': every client that reaches the listener with its SNI reaches its upstream`,
+        `add an ALLOW policy with routes: [${host.name}] and the sources that may connect, or make sure the upstream authenticates its clients (mutual TLS)`,
+      );
+    }
+  }
+}
 
 const appliesTo = (policy: Policy, route: string) => policy.routes === undefined || policy.routes.includes(route);
 const enforcedAllow = (p: Policy) => p.action === 'ALLOW' && p.mode !== 'dry-run';

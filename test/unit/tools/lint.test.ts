@@ -18,6 +18,12 @@ const egress = (allow: unknown[]) => ({ listener: { address: '127.0.0.1', port: 
 const provider = (extra: object) =>
   ({ name: 'idp', issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks.json', audiences: ['orders'], ...extra }) as NonNullable<Config['jwtProviders']>[number];
 
+const passthroughListener = {
+  name: 'edge',
+  port: 8443,
+  hosts: [{ name: 'db', hostnames: ['db.example.com'], tls: { mode: 'passthrough', upstream: 'db' } }],
+} as Config['listeners'][number];
+
 const today = new Date().toISOString().slice(0, 10);
 const rollout = (extra: object) => ({ name: 'rollout', action: 'DENY' as const, mode: 'dry-run' as const, rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }], ...extra });
 
@@ -85,6 +91,13 @@ const CASES: Record<FindingId, { triggers: ConfigPart; clean: ConfigPart }> = {
   'route-without-policy': {
     triggers: { routes: [route('api')], policies: [] },
     clean: { routes: [route('api')], policies: [open('api')] },
+  },
+  'passthrough-without-policy': {
+    triggers: { listeners: [passthroughListener] },
+    clean: {
+      listeners: [passthroughListener],
+      policies: [{ name: 'db-sources', action: 'ALLOW', routes: ['db'], rules: [{ from: [{ source: { ipBlocks: ['10.0.8.0/22'] } }] }] }],
+    },
   },
   'dry-run-too-long': {
     triggers: { routes: [route('api')], policies: [open('api'), rollout({ dryRunSince: '2020-01-01' })] },
