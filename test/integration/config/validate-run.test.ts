@@ -29,6 +29,7 @@ const NOT_STARTED: Record<string, string> = {
   'docs/kubernetes.md#2': 'Helm values (replicas, a Redis secret): checked by the chart tests against values.schema.json',
   'docs/kubernetes.md#3': 'cert-manager resources, not a gateway config',
   'docs/kubernetes.md#4': 'Helm values (egress NetworkPolicy): checked by the chart tests against values.schema.json',
+  'docs/kubernetes.md#5': 'Helm values (extraEnv from a Secret): checked by the chart tests against values.schema.json',
   'docs/traffic.md#2': 'resolves a cluster DNS name, which a test may not query; DNS endpoints are covered by test/unit/ingress/upstream/endpoints.test.ts',
 };
 

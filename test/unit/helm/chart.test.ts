@@ -178,6 +178,9 @@ describe('helm chart', { skip: NO_HELM }, () => {
     ['an image digest that is not sha256', { image: { digest: 'latest' } }],
     ['a policy file name with a slash', { policies: { 'a/b': { version: 'v1', policies: [] } } }],
     ['anti-affinity of an unknown kind', { podAntiAffinity: 'strict' }],
+    ['an extra env var without a value', { extraEnv: [{ name: 'OTEL_EXPORTER_OTLP_HEADERS' }] }],
+    ['an extra env var overriding the Redis URL', { extraEnv: [{ name: 'PORTCULLIS_REDIS_URL', value: 'redis://other:6379' }] }],
+    ['an extra env var from an unknown source', { extraEnv: [{ name: 'X', valueFrom: { vaultRef: { path: 'secret/x' } } }] }],
   ];
   // The gateway's own schema, generated into the chart's: helm refuses these before any pod could.
   const badConfigs: [string, Dict, RegExp][] = [
@@ -239,6 +242,11 @@ describe('helm chart', { skip: NO_HELM }, () => {
       podAntiAffinity: 'hard',
       admin: { tokenSecret: 'portcullis-admin' },
       policies: examplePolicies,
+      extraEnv: [
+        { name: 'OTEL_EXPORTER_OTLP_HEADERS', valueFrom: { secretKeyRef: { name: 'otlp-credentials', key: 'headers' } } },
+        { name: 'OTEL_SERVICE_NAME', value: 'edge' },
+        { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      ],
     });
     const kinds = all.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`).sort();
     for (const expected of [
@@ -262,6 +270,9 @@ describe('helm chart', { skip: NO_HELM }, () => {
     assert.match(String(metadata.annotations?.['checksum/config']), /^[0-9a-f]{64}$/);
     assert.deepEqual(container.env, [
       { name: 'PORTCULLIS_REDIS_URL', valueFrom: { secretKeyRef: { name: 'edge-portcullis-redis', key: 'url' } } },
+      { name: 'OTEL_EXPORTER_OTLP_HEADERS', valueFrom: { secretKeyRef: { name: 'otlp-credentials', key: 'headers' } } },
+      { name: 'OTEL_SERVICE_NAME', value: 'edge' },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ]);
     assert.deepEqual(one('Secret').stringData, { url: 'redis://:secret@redis.data:6379' });
     const config = parse((one('ConfigMap').data as Record<string, string>)['portcullis.yaml'] as string) as Dict;
