@@ -36,9 +36,10 @@ const USAGE = {
   certs: `Usage: portcullis certs <command> [options]
 
 Commands:
-  init      create a CA (root, optionally + intermediate) in a directory
-  issue     issue an X.509-SVID signed by that CA
-  inspect   show a certificate and check it against a bundle
+  init          create a CA (root, optionally + intermediate) in a directory
+  intermediate  create or rotate the intermediate CA, signed by the root
+  issue         issue an X.509-SVID signed by that CA
+  inspect       show a certificate and check it against a bundle
 
 Run "portcullis certs <command> --help" for a command's options.
 `,
@@ -50,13 +51,20 @@ intermediate. The CA carries the URI SAN spiffe://TD (default trust domain: ${DE
 Keys default to RSA 2048 (rsa, signed by node-forge); ec is ECDSA P-256 (faster handshakes). Existing
 files are kept unless --force.
 `,
+  intermediate: `Usage: portcullis certs intermediate --dir DIR [--key-type rsa|ec]
+
+Creates, or replaces, intermediate.pem and intermediate-key.pem in DIR: a new intermediate CA (pathlen 0, one
+year, the root's trust domain) signed by the root (ca.pem and ca-key.pem). Certificates issued before keep
+chaining to the root through the intermediate their files carry. Once an intermediate exists, issue needs
+only it, so ca-key.pem can be kept offline between rotations.
+`,
   issue: `Usage: portcullis certs issue --dir DIR --spiffe-id spiffe://TD/PATH [--dns NAME]... [--ip ADDR]...
                               [--ttl 24h] [--out PREFIX] [--key-type rsa|ec] [--force]
 
-Issues an X.509-SVID (one URI SAN, CA:false, serverAuth + clientAuth) signed by the CA in DIR, whose
-trust domain must be TD. Writes PREFIX.pem (certificate, then any intermediate) and PREFIX-key.pem
-(0600). PREFIX defaults to DIR/<path segments joined by '-'>. TTL units: s, m, h, d (default 24h); it
-may not run past the CA's expiry.
+Issues an X.509-SVID (one URI SAN, CA:false, serverAuth + clientAuth) signed by the CA in DIR (its
+intermediate when there is one; the root's key is then not read), whose trust domain must be TD. Writes
+PREFIX.pem (certificate, then any intermediate) and PREFIX-key.pem (0600). PREFIX defaults to
+DIR/<path segments joined by '-'>. TTL units: s, m, h, d (default 24h); it may not run past the CA's expiry.
 `,
   inspect: `Usage: portcullis certs inspect FILE [--bundle FILE] [--key FILE]
 
@@ -88,6 +96,8 @@ export async function runCertsCli(
         return EXIT_OK;
       case 'init':
         return init(rest, out);
+      case 'intermediate':
+        return rotateIntermediate(rest, out);
       case 'issue':
         return issue(rest, out);
       case 'inspect':
@@ -153,29 +163,46 @@ function init(args: string[], out: Output): number {
     certFile(path.join(dir, PKI_FILES.caCert), root.certPem),
     keyFile(path.join(dir, PKI_FILES.caKey), root.keyPem),
   ];
-  if (values.intermediate) {
-    const intermediate = createCa({
-      commonName: `Portcullis Intermediate CA (${trustDomain})`,
-      trustDomain,
-      keyType: type,
-      issuer: root,
-    });
-    files.push(
-      certFile(path.join(dir, PKI_FILES.intermediateCert), intermediate.certPem),
-      keyFile(path.join(dir, PKI_FILES.intermediateKey), intermediate.keyPem),
-    );
-  }
+  if (values.intermediate) files.push(...intermediateFiles(dir, root, trustDomain, type));
   ensurePrivateDir(dir);
   writeFiles(files, { overwrite: values.force === true });
   out.write(`trust domain: ${trustDomain}\n${files.map((f) => `wrote ${f.path}\n`).join('')}`);
   return EXIT_OK;
 }
 
-/** The CA that signs leaves in `dir` (the intermediate when there is one) and the chain to append to leaves. */
-function signingCa(dir: string): { ca: CertKeyPem; chainPem: string } {
+/** A new intermediate CA signed by `root`, as the two files to write. */
+function intermediateFiles(dir: string, root: CertKeyPem, trustDomain: string, type: KeyType): FileToWrite[] {
+  const intermediate = createCa({ commonName: `Portcullis Intermediate CA (${trustDomain})`, trustDomain, keyType: type, issuer: root });
+  return [
+    certFile(path.join(dir, PKI_FILES.intermediateCert), intermediate.certPem),
+    keyFile(path.join(dir, PKI_FILES.intermediateKey), intermediate.keyPem),
+  ];
+}
+
+/** `certs intermediate`: the one step that needs the root's key, so the root can stay offline otherwise. */
+function rotateIntermediate(args: string[], out: Output): number {
+  const { values } = parse(args, { ...HELP, ...KEY_TYPE, dir: { type: 'string' } });
+  if (values.help) {
+    out.write(USAGE.intermediate);
+    return EXIT_OK;
+  }
+  const dir = required(values.dir, '--dir', USAGE.intermediate);
   const root = readCertKeyPair(path.join(dir, PKI_FILES.caCert), path.join(dir, PKI_FILES.caKey));
+  const trustDomain = caTrustDomain(root.certPem);
+  if (trustDomain === undefined) throw new Error(`${path.join(dir, PKI_FILES.caCert)} carries no spiffe://TD URI SAN`);
+  const files = intermediateFiles(dir, root, trustDomain, keyType(values['key-type']));
+  writeFiles(files, { overwrite: true });
+  out.write(`trust domain: ${trustDomain}\n${files.map((f) => `wrote ${f.path}\n`).join('')}`);
+  return EXIT_OK;
+}
+
+/**
+ * The CA that signs leaves in `dir` and the chain to append to leaves: the intermediate when there is one (the root's
+ * key is then never read, so it may be kept offline), else the root.
+ */
+function signingCa(dir: string): { ca: CertKeyPem; chainPem: string } {
   const intermediateCert = path.join(dir, PKI_FILES.intermediateCert);
-  if (!existsSync(intermediateCert)) return { ca: root, chainPem: '' };
+  if (!existsSync(intermediateCert)) return { ca: readCertKeyPair(path.join(dir, PKI_FILES.caCert), path.join(dir, PKI_FILES.caKey)), chainPem: '' };
   const ca = readCertKeyPair(intermediateCert, path.join(dir, PKI_FILES.intermediateKey));
   return { ca, chainPem: ca.certPem };
 }

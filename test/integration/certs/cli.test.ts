@@ -2,7 +2,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCertsCli } from '../../../certs/cli.js';
@@ -160,4 +160,40 @@ test('--help on every command, usage errors exit 2', async () => {
   const r = await cli('frobnicate');
   assert.equal(r.code, 2);
   assert.match(r.err, /unknown command "frobnicate"/);
+});
+
+describe('an offline root: issue with the intermediate alone, rotate the intermediate with the root', () => {
+  const dir = join(root, 'offline-root', 'pki');
+  const offline = join(root, 'offline-root', 'vault');
+  const verify = (cert: string) => openssl('verify', '-CAfile', join(dir, 'ca.pem'), '-untrusted', cert, cert);
+  const serial = (cert: string) => openssl('x509', '-noout', '-serial', '-in', cert).stdout;
+
+  test('issue never reads the root key once an intermediate exists', async () => {
+    assert.equal((await cli('init', '--dir', dir, '--trust-domain', 'shop.test', '--key-type', 'ec', '--intermediate')).code, 0);
+    mkdirSync(offline, { recursive: true });
+    renameSync(join(dir, 'ca-key.pem'), join(offline, 'ca-key.pem'));
+    const issued = await cli('issue', '--dir', dir, '--spiffe-id', 'spiffe://shop.test/ns/shop/sa/before', '--key-type', 'ec');
+    assert.equal(issued.code, 0, issued.err);
+    assert.equal(verify(join(dir, 'ns-shop-sa-before.pem')).status, 0);
+  });
+
+  test('rotating the intermediate needs the root key, and says so without it', async () => {
+    const refused = await cli('intermediate', '--dir', dir);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /ca-key\.pem/);
+    const before = serial(join(dir, 'intermediate.pem'));
+    renameSync(join(offline, 'ca-key.pem'), join(dir, 'ca-key.pem'));
+    const rotated = await cli('intermediate', '--dir', dir, '--key-type', 'ec');
+    assert.equal(rotated.code, 0, rotated.err);
+    assert.match(rotated.out, /^trust domain: shop\.test\nwrote .*intermediate\.pem\nwrote .*intermediate-key\.pem\n$/);
+    assert.equal(mode(join(dir, 'intermediate-key.pem')), '600');
+    assert.notEqual(serial(join(dir, 'intermediate.pem')), before);
+  });
+
+  test('leaves of the new intermediate and of the old one both chain to the root', async () => {
+    const issued = await cli('issue', '--dir', dir, '--spiffe-id', 'spiffe://shop.test/ns/shop/sa/after', '--key-type', 'ec');
+    assert.equal(issued.code, 0, issued.err);
+    assert.equal(verify(join(dir, 'ns-shop-sa-after.pem')).status, 0);
+    assert.equal(verify(join(dir, 'ns-shop-sa-before.pem')).status, 0, 'the old leaf carries the old intermediate');
+  });
 });
