@@ -106,6 +106,8 @@ export const ListenerSchema = Obj({
       maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_048_576 })),
       maxHeaders: Type.Optional(Type.Integer({ minimum: 8, maximum: 1000 })),
       maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
+      /** Connections open at once from one client address (an IPv6 client's /64); unset: no per-source limit. */
+      maxConnectionsPerSource: Type.Optional(Type.Integer({ minimum: 1 })),
       /** HTTP/2: streams open at once per connection, counting requests still in the pipeline after a reset. */
       maxConcurrentStreams: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
       /** HTTP/2: stream resets per connection per second before it gets GOAWAY (Rapid Reset). */

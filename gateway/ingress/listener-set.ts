@@ -47,6 +47,7 @@ function listenerOptions(l: ListenerConfig): ListenerOptions {
     helloTimeoutMs: l.timeouts?.handshakeMs ?? DEFAULTS.handshakeTimeoutMs,
     idleTimeoutMs: l.timeouts?.idleMs ?? DEFAULTS.idleTimeoutMs,
     ...(l.limits?.maxConnections ? { maxConnections: l.limits.maxConnections } : {}),
+    ...(l.limits?.maxConnectionsPerSource ? { maxConnectionsPerSource: l.limits.maxConnectionsPerSource } : {}),
   };
 }
 

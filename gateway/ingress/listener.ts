@@ -9,6 +9,7 @@ import type { AuthzDecision } from '../../policies/types.js';
 import type { Logger } from '../core/log.js';
 import { LOG_EVENTS } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
+import { sourceKey } from '../core/net/ip.js';
 import { looksLikeTls, parseClientHello } from '../tls/client-hello.js';
 import { describe } from './stages/authz.js';
 
@@ -29,6 +30,8 @@ export interface ListenerOptions {
   /** A passthrough connection with no byte either way for this long is closed. */
   idleTimeoutMs: number;
   maxConnections?: number;
+  /** Connections open at once per client address (IPv6: per /64); unset, no limit. */
+  maxConnectionsPerSource?: number;
 }
 
 export interface ListenerDeps {
@@ -49,9 +52,11 @@ export interface EdgeListener {
 
 export function createEdgeListener(options: ListenerOptions, deps: ListenerDeps): EdgeListener {
   let current = options;
-  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) =>
-    inspectConnection(socket, current, deps),
-  );
+  const admit = createSourceCounter(deps);
+  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+    const limit = current.maxConnectionsPerSource;
+    if (limit === undefined || admit(socket, current.name, limit)) inspectConnection(socket, current, deps);
+  });
   const configure = (next: ListenerOptions) => {
     current = next;
     // net.Server's own default: no limit.
@@ -73,6 +78,41 @@ export function createEdgeListener(options: ListenerOptions, deps: ListenerDeps)
   };
 }
 
+/** A refusal flood is logged at most this often per listener (each one is still counted in the metrics). */
+const REFUSAL_LOG_INTERVAL_MS = 1_000;
+
+/**
+ * Counts each source's open connections and refuses one over `maxConnectionsPerSource` before it costs a handshake:
+ * one client cannot take every connection (and file descriptor) the process has. Sources are counted only while a
+ * limit is set, so a limit added by a reload starts from the connections opened after it.
+ */
+function createSourceCounter(deps: ListenerDeps): (socket: net.Socket, listener: string, limit: number) => boolean {
+  const open = new Map<string, number>();
+  let lastLogged = -Infinity;
+  return (socket, listener, limit) => {
+    const address = socket.remoteAddress;
+    if (address === undefined) return true;
+    const source = sourceKey(address);
+    const count = open.get(source) ?? 0;
+    if (count >= limit) {
+      deps.metrics?.tlsHandshakeFailure(listener, 'too_many_connections_from_source');
+      if (performance.now() - lastLogged >= REFUSAL_LOG_INTERVAL_MS) {
+        lastLogged = performance.now();
+        deps.logger.warn({ event: LOG_EVENTS.TLS_REFUSED, listener, reason: 'too_many_connections_from_source', peer: address, limit });
+      }
+      socket.destroy();
+      return false;
+    }
+    open.set(source, count + 1);
+    socket.once('close', () => {
+      const left = open.get(source)! - 1;
+      if (left === 0) open.delete(source);
+      else open.set(source, left);
+    });
+    return true;
+  };
+}
+
 function inspectConnection(socket: net.Socket, options: ListenerOptions, deps: ListenerDeps): void {
   let buffered: Buffer = Buffer.alloc(0);
   const refuse = (reason: string, sni?: string, connection?: string) => {
@@ -82,6 +122,8 @@ function inspectConnection(socket: net.Socket, options: ListenerOptions, deps: L
     socket.destroy();
   };
   const timer = setTimeout(() => refuse('client_hello_timeout'), options.helloTimeoutMs);
+  // A client gone before its hello is no timeout: nothing to log, and nothing to hold for the rest of the bound.
+  socket.once('close', () => clearTimeout(timer));
   socket.on('error', () => socket.destroy());
   const onData = (chunk: Buffer) => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);

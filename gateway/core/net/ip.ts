@@ -35,6 +35,17 @@ export function parseIp(value: string): IpAddress | undefined {
   return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
 }
 
+/**
+ * Who a connection's source counts as, for per-source limits: an IPv4 address (mapped ones unwrapped), or an IPv6
+ * address's /64, since one host usually holds a whole /64 and could otherwise take a fresh address per connection.
+ */
+export function sourceKey(address: string): string {
+  const ip = parseIp(address);
+  if (ip === undefined) return address;
+  if (typeof ip === 'number') return `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`;
+  return `${ip.parts.slice(0, 4).map((p) => p.toString(16)).join(':')}::/64`;
+}
+
 /** Strict `a.b.c.d` from `start` to the end: decimal 0–255, no leading zeros (no octal readings). */
 function parseDottedQuad(value: string, start: number): number | undefined {
   let result = 0;

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import ipaddr from 'ipaddr.js';
-import { compileIpMatcher, parseIp } from '../../../../gateway/core/net/ip.js';
+import { compileIpMatcher, parseIp, sourceKey } from '../../../../gateway/core/net/ip.js';
 
 describe('parseIp', () => {
   const v4 = (s: string) => ipaddr.IPv4.parse(s).toByteArray().reduce((n, b) => n * 256 + b, 0);
@@ -66,4 +66,13 @@ describe('compileIpMatcher', () => {
     assert.equal(match(parseIp('203.0.113.1')!), true);
     assert.equal(match(parseIp('2001:db9::1')!), false);
   });
+});
+
+test('sourceKey: an IPv4 client by its address (mapped or not), an IPv6 client by its /64', () => {
+  assert.equal(sourceKey('192.0.2.7'), '192.0.2.7');
+  assert.equal(sourceKey('::ffff:192.0.2.7'), sourceKey('192.0.2.7'));
+  assert.equal(sourceKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+  assert.equal(sourceKey('2001:db8:1:2:ffff:ffff:ffff:ffff'), sourceKey('2001:0DB8:1:2::9'));
+  assert.notEqual(sourceKey('2001:db8:1:3::1'), sourceKey('2001:db8:1:2::1'));
+  assert.equal(sourceKey('not an address'), 'not an address');
 });
