@@ -13,10 +13,10 @@ import { sourceKey } from '../core/net/ip.js';
 import { looksLikeTls, parseClientHello } from '../tls/client-hello.js';
 import { describe } from './stages/authz.js';
 
-/** Where a connection goes once its SNI is known. */
 /** A passthrough host's policies on one connection (the peer's address, the SNI, an id for the logs). */
 export type PassthroughAuthorizer = (sourceIp: string, sni: string, id: string) => AuthzDecision;
 
+/** Where a connection goes once its SNI is known. */
 export type ConnectionTarget =
   | { kind: 'terminate'; vhost: string; server: net.Server }
   | { kind: 'passthrough'; vhost: string; host: string; port: number; connectTimeoutMs: number; authorize?: PassthroughAuthorizer };
