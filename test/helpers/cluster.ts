@@ -7,7 +7,7 @@ import { ensureDevPki } from '../../certs/dev-bootstrap.js';
 import { loadConfigText } from '../../gateway/config/load.js';
 import type { Config } from '../../gateway/config/schema.js';
 import { request, type Reply } from './ingress.js';
-import { freePort, until } from './net.js';
+import { freePorts, until } from './net.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const DEFAULT_YAML = path.join(ROOT, 'gateway/config/default.yaml');
@@ -26,21 +26,20 @@ export interface EmbeddedConfig {
 /** The embedded config, its PKI made in `stateDir`, every port a free one, no file watching; the egress proxy only on request. */
 export async function embeddedConfig(stateDir: string, options: { egress?: boolean } = {}): Promise<EmbeddedConfig> {
   ensureDevPki(stateDir, { trustDomain: 'portcullis.dev', hostnames: ['localhost'] });
-  const edge = await freePort();
-  const adminPort = await freePort();
+  const ports = await freePorts(['edge', 'admin', 'demoBackend', 'tokenIssuer', 'egress']);
   const vars = {
     STATE_DIR: stateDir,
-    EDGE_PORT: String(edge),
-    ADMIN_PORT: String(adminPort),
-    DEMO_BACKEND_PORT: String(await freePort()),
-    TOKEN_ISSUER_PORT: String(await freePort()),
-    EGRESS_PORT: String(await freePort()),
+    EDGE_PORT: String(ports.edge),
+    ADMIN_PORT: String(ports.admin),
+    DEMO_BACKEND_PORT: String(ports.demoBackend),
+    TOKEN_ISSUER_PORT: String(ports.tokenIssuer),
+    EGRESS_PORT: String(ports.egress),
   };
   const config = loadConfigText(fs.readFileSync(DEFAULT_YAML, 'utf8'), DEFAULT_YAML, vars).config;
   if (!options.egress) delete config.egress;
   // Signals are the only reload trigger under test.
   config.reload = { watchIntervalMs: 0 };
-  return { config, edge, admin: `http://127.0.0.1:${adminPort}`, caPem: fs.readFileSync(path.join(stateDir, 'pki/ca.pem'), 'utf8') };
+  return { config, edge: ports.edge, admin: `http://127.0.0.1:${ports.admin}`, caPem: fs.readFileSync(path.join(stateDir, 'pki/ca.pem'), 'utf8') };
 }
 
 export interface ClusterRun {

@@ -3,24 +3,15 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
+import { freePorts } from '../helpers/net.js';
 import { eventually } from './egress/harness.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('quickstart on the embedded defaults', () => {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-quickstart-'));
@@ -32,12 +23,13 @@ describe('quickstart on the embedded defaults', () => {
     (await run('curl', ['-s', '--cacert', path.join(stateDir, 'pki/ca.pem'), ...args])).stdout;
 
   before(async () => {
-    port = await freePort();
-    env.PORTCULLIS_EDGE_PORT = String(port);
-    env.PORTCULLIS_DEMO_BACKEND_PORT = String(await freePort());
-    env.PORTCULLIS_TOKEN_ISSUER_PORT = String(await freePort());
-    env.PORTCULLIS_EGRESS_PORT = String(await freePort());
-    env.PORTCULLIS_ADMIN_PORT = String(await freePort());
+    const ports = await freePorts(['edge', 'demoBackend', 'tokenIssuer', 'egress', 'admin']);
+    port = ports.edge;
+    env.PORTCULLIS_EDGE_PORT = String(ports.edge);
+    env.PORTCULLIS_DEMO_BACKEND_PORT = String(ports.demoBackend);
+    env.PORTCULLIS_TOKEN_ISSUER_PORT = String(ports.tokenIssuer);
+    env.PORTCULLIS_EGRESS_PORT = String(ports.egress);
+    env.PORTCULLIS_ADMIN_PORT = String(ports.admin);
     gateway = spawn(process.execPath, cli('run'), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -45,6 +37,8 @@ describe('quickstart on the embedded defaults', () => {
         out += c;
         if (/"listener":"edge"/.test(out)) resolve();
       });
+      // Why it did not start is on stderr (a config error, a port in use).
+      gateway.stderr!.on('data', (c: Buffer) => (out += c));
       gateway.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${out}`)));
     });
   });

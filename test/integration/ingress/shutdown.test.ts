@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
 import { request, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
 import { startLifecycleUpstream, type LifecycleUpstream } from '../../helpers/lifecycle-upstream.js';
-import { freePort, until } from '../../helpers/net.js';
+import { freePorts, until } from '../../helpers/net.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const DRAIN_MS = 1_500;
@@ -41,12 +41,13 @@ describe('SIGTERM with requests that never end', () => {
   });
 
   it(`exits 0 within drainMs + 1 s, cutting a stuck gRPC stream and a slow answer`, async () => {
-    const port = await freePort();
+    // Both from one call: taken one at a time, the two could be the same port.
+    const { edge: port, admin: adminPort } = await freePorts(['edge', 'admin']);
     const config = parse(fs.readFileSync(material.configFile, 'utf8'));
     config.listeners[0].port = port;
     // Its own admin port: the default (9901) may be held by another gateway on the machine, and a child that
     // could not start its admin plane must fail this test, not leave it waiting.
-    config.admin = { address: '127.0.0.1', port: await freePort() };
+    config.admin = { address: '127.0.0.1', port: adminPort };
     fs.writeFileSync(material.configFile, stringify(config));
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli.ts'), 'run', '-c', material.configFile], {
       cwd: ROOT,

@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { request, servedSerial, writeTestIngress, type TestIngressFiles } from '../../helpers/ingress.js';
 import { keepTraffic, trafficSince } from '../../helpers/load.js';
-import { freePort, until } from '../../helpers/net.js';
+import { freePort, freePorts, until } from '../../helpers/net.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 
@@ -120,13 +120,16 @@ describe('whole-config reload under load (real process)', () => {
 
   before(async () => {
     files = await writeTestIngress();
-    edgePort = await freePort();
-    state.adminPort = await freePort();
-    state.token = newToken();
-    files.writeFile('admin-token', state.token);
+    // `taken` is bound first and the gateway's two ports come from one call: otherwise `taken`, or the second port,
+    // could be the first one again.
     taken = net.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     takenPort = (taken.address() as net.AddressInfo).port;
+    const ports = await freePorts(['edge', 'admin']);
+    edgePort = ports.edge;
+    state.adminPort = ports.admin;
+    state.token = newToken();
+    files.writeFile('admin-token', state.token);
     writeConfig(render());
     gateway = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli.ts'), 'run', '-c', files.configFile], {
       cwd: ROOT,
@@ -137,7 +140,8 @@ describe('whole-config reload under load (real process)', () => {
     await until('readiness', async () => ((await admin(state.adminPort, '/readyz', state.token).catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
   });
   after(async () => {
-    if (gateway.exitCode === null) {
+    // A child already ended by a signal has a null exitCode too, and its 'exit' will not come again.
+    if (gateway.exitCode === null && gateway.signalCode === null) {
       gateway.kill('SIGTERM');
       await new Promise((resolve) => gateway.once('exit', resolve));
     }

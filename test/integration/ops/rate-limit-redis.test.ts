@@ -66,7 +66,8 @@ describe('Redis outage and recovery', () => {
   const stopRedis = async () => {
     const child = redis;
     redis = undefined;
-    if (!child || child.exitCode !== null) return;
+    // Ended already (by a signal too): its 'exit' will not come again.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;
