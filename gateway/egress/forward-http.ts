@@ -68,6 +68,12 @@ export async function handleRequest(flight: InFlight, req: IncomingMessage, res:
     const { origination, dest: leaving, path } = decision.target;
     const dialled = await dial(flight, decision.address, decision.family, leaving, origination);
     if ('error' in dialled) return refuseResponse(flight, res, dialled.error);
+    // A client that left (or was cut by a stop or a reload) while this was decided and dialled: its 'close' has
+    // passed, so forwardHttp would never hear of it and the attempt would stay open as long as the upstream does.
+    if (res.destroyed) {
+      dialled.socket.destroy();
+      return refuseResponse(flight, res, endedEarlyError(flight) ?? new GatewayError('GW_CLIENT_CANCELLED', 'client_gone'));
+    }
     const defaultPort = origination ? DEFAULTS.egressOriginatePort : HTTP_PORT;
     const hostHeader = leaving.port === defaultPort ? formatAuthority(leaving).replace(/:\d+$/, '') : formatAuthority(leaving);
     const result = await forwardHttp(req, res, dialled.socket, { path, hostHeader }, rt.limits.idleTimeoutMs);

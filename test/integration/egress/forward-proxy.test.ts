@@ -277,3 +277,37 @@ test('a client that leaves while its tunnel is being dialled is audited as clien
     dir.remove();
   }
 });
+
+test('an absolute-form request whose client leaves while the upstream is dialled is audited as client_gone, and the stop does not wait on it', async () => {
+  const dir = tempDir();
+  const up = await startHttpUpstream();
+  // Dials the checked address, but only after the client has gone.
+  const slowConnect: ConnectFn = (options) => {
+    const socket = new Socket({ allowHalfOpen: options.allowHalfOpen });
+    setTimeout(() => socket.connect({ host: options.host, port: options.port, family: options.family }), 200);
+    return socket;
+  };
+  const proxy = await startProxy(dir, localGrant('up.test', up.port), { connect: slowConnect });
+  let stopped = false;
+  try {
+    const client = connect(proxy.port, '127.0.0.1', () => client.write(`GET http://up.test:${up.port}/ HTTP/1.1\r\nHost: up.test:${up.port}\r\n\r\n`));
+    client.on('error', () => undefined);
+    setTimeout(() => client.destroy(), 50);
+    // Before the fix the attempt stayed open on the dialled connection (the upstream's idle timeout, 5 min by
+    // default): no record, and the stop waited its grace and then on that connection.
+    await eventually(() => proxy.records().length > 0);
+    const [record] = proxy.records();
+    assert.equal(record?.code, 'GW_CLIENT_CANCELLED');
+    assert.equal(record?.reason, 'client_gone');
+    assert.equal(up.hits, 0);
+    const started = Date.now();
+    await proxy.close();
+    stopped = true;
+    assert.ok(Date.now() - started < 2_000, `stopped after ${Date.now() - started} ms`);
+  } finally {
+    // The upstream first: before the fix, closing it was what ended the attempt.
+    await up.close();
+    if (!stopped) await proxy.close();
+    dir.remove();
+  }
+});
