@@ -104,8 +104,9 @@ async function shutdown(provider: BasicTracerProvider, logger: Logger): Promise<
   const exported = provider.shutdown().catch((err: unknown) => {
     logger.warn({ event: LOG_EVENTS.TRACE_EXPORT_FAILED, error: redactUrls(err instanceof Error ? err.message : String(err)) }, 'last spans not exported');
   });
+  // Not unref'd (it is cleared below): the stop awaits this bound, and the audit close after it.
   const late = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, SHUTDOWN_EXPORT_MS).unref();
+    timer = setTimeout(resolve, SHUTDOWN_EXPORT_MS);
   });
   await Promise.race([exported, late]);
   clearTimeout(timer);

@@ -141,8 +141,12 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
       closing = true;
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      const grace = new Promise<void>((resolve) => setTimeout(resolve, current.limits.shutdownGraceMs).unref());
+      // Not unref'd: the stop is awaited, and an unref'd bound could let the process end here with the audit file
+      // unflushed; cleared once the attempts have settled.
+      let bound: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (bound = setTimeout(resolve, current.limits.shutdownGraceMs)));
       await Promise.race([Promise.allSettled([...active.keys()]), grace]);
+      clearTimeout(bound);
       for (const flight of active.values()) endEarly(flight, 'shutdown');
       await Promise.allSettled([...active.keys()]);
       server.closeAllConnections();
