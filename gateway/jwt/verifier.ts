@@ -412,7 +412,7 @@ export function createJwtAuthn(providers: readonly JwtProviderConfig[], options:
         removeHeaders: strip ? found.headers : EMPTY,
         removeCookies: strip ? found.cookies : EMPTY,
         removeParams: strip ? found.params : EMPTY,
-        ...(strip ? {} : { keepHeaders: found.headers }),
+        keepHeaders: strip ? EMPTY : found.headers,
         setHeaders: verified.setHeaders,
       };
     },

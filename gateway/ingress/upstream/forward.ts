@@ -94,7 +94,7 @@ export function upstreamRequest(
   const { route, authn } = input;
   const headers = rt.sanitizer.sanitize(req.headers, route.overrideHeaders);
   for (const name of authn.removeHeaders) delete headers[name];
-  if (authn.keepHeaders) for (const name of authn.keepHeaders) headers[name] = req.headers[name] ?? '';
+  if (authn.keepHeaders !== undefined) for (const name of authn.keepHeaders) headers[name] = req.headers[name] ?? '';
   if (authn.removeCookies.length > 0) removeCookies(headers, authn.removeCookies);
   Object.assign(headers, authn.setHeaders);
   rt.forwarded.apply(headers, input.forwarded, input.host, input.port);
