@@ -252,16 +252,17 @@ describe('egress limits', () => {
   });
 });
 
+/** Dials the checked address, but only 200 ms later: after a client that leaves at 50 ms has gone. */
+const dialLate: ConnectFn = (options) => {
+  const socket = new Socket({ allowHalfOpen: options.allowHalfOpen });
+  setTimeout(() => socket.connect({ host: options.host, port: options.port, family: options.family }), 200);
+  return socket;
+};
+
 test('a client that leaves while its tunnel is being dialled is audited as client_gone (499), not as a malformed request', async () => {
   const dir = tempDir();
   const up = await startHttpUpstream();
-  // Dials the checked address, but only after the client has gone.
-  const slowConnect: ConnectFn = (options) => {
-    const socket = new Socket({ allowHalfOpen: options.allowHalfOpen });
-    setTimeout(() => socket.connect({ host: options.host, port: options.port, family: options.family }), 200);
-    return socket;
-  };
-  const proxy = await startProxy(dir, localGrant('up.test', up.port), { connect: slowConnect });
+  const proxy = await startProxy(dir, localGrant('up.test', up.port), { connect: dialLate });
   try {
     const client = connect(proxy.port, '127.0.0.1', () => client.write(connectRequest(`up.test:${up.port}`)));
     client.on('error', () => undefined);
@@ -281,13 +282,7 @@ test('a client that leaves while its tunnel is being dialled is audited as clien
 test('an absolute-form request whose client leaves while the upstream is dialled is audited as client_gone, and the stop does not wait on it', async () => {
   const dir = tempDir();
   const up = await startHttpUpstream();
-  // Dials the checked address, but only after the client has gone.
-  const slowConnect: ConnectFn = (options) => {
-    const socket = new Socket({ allowHalfOpen: options.allowHalfOpen });
-    setTimeout(() => socket.connect({ host: options.host, port: options.port, family: options.family }), 200);
-    return socket;
-  };
-  const proxy = await startProxy(dir, localGrant('up.test', up.port), { connect: slowConnect });
+  const proxy = await startProxy(dir, localGrant('up.test', up.port), { connect: dialLate });
   let stopped = false;
   try {
     const client = connect(proxy.port, '127.0.0.1', () => client.write(`GET http://up.test:${up.port}/ HTTP/1.1\r\nHost: up.test:${up.port}\r\n\r\n`));
