@@ -17,7 +17,7 @@ import { compileOriginate, exactHost } from '../egress/runtime.js';
 import { compileAddressExceptions, createAddressGuard, serverLookup } from '../egress/stages/address-guard.js';
 import { createAllowlist } from '../egress/stages/allowlist.js';
 import { createIdentify } from '../egress/stages/identify.js';
-import { policyTargets, servingCertificates, upstreamClientOptions } from '../ingress/runtime.js';
+import { servingCertificates, upstreamClientOptions } from '../ingress/runtime.js';
 import { checkJwtProvider, claimHeaderNames } from '../jwt/verifier.js';
 import { checkRouteTraffic } from './route-traffic-checks.js';
 import { compileTrustedProxies } from '../ingress/stages/forwarded.js';
@@ -27,7 +27,7 @@ import { DEV_HELPERS_ADDRESS, devHelpersPlan } from '../dev/helpers-plan.js';
 import { readSigningKey } from '../audit/trail.js';
 import { DEFAULTS } from './defaults.js';
 import { unreadable } from './paths.js';
-import { certificateList, type Config, type RouteConfig, type UpstreamConfig } from './schema.js';
+import { certificateList, policyTargets, type Config, type RouteConfig, type UpstreamConfig } from './schema.js';
 
 /** A policy and where it was read: the main config or one of its policy files (`S` is the loader's file handle). */
 export interface PolicyRef<S> {

@@ -494,3 +494,11 @@ export type UpstreamConfig = Static<typeof UpstreamSchema>;
 export type EndpointConfig = Static<typeof EndpointSchema>;
 export type RouteConfig = Static<typeof RouteSchema>;
 export type MeshIdentityConfig = Static<typeof MeshIdentitySchema>;
+
+/** What a policy's `routes` may name: the routes, and the passthrough hosts (whose connections policies judge too). */
+export function policyTargets(config: Config): { routes: string[]; passthroughHosts: string[] } {
+  return {
+    routes: config.routes.map((r) => r.name),
+    passthroughHosts: config.listeners.flatMap((l) => l.hosts.filter((h) => h.tls.mode === 'passthrough').map((h) => h.name)),
+  };
+}

@@ -7,8 +7,8 @@ import { isIP } from 'node:net';
 import type http2 from 'node:http2';
 import { parseSpiffeId } from '../../certs/spiffe-id.js';
 import { createSpiffePeerVerifier, type RevocationList, type SpiffePeerVerifier } from '../../certs/verify.js';
-import { compilePolicies, type CompiledPolicySet, type CompileOptions } from '../../policies/compile.js';
-import { certificateList, type Config, type ListenerConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
+import { compilePolicies, type CompiledPolicySet } from '../../policies/compile.js';
+import { certificateList, policyTargets, type Config, type ListenerConfig, type UpstreamConfig, type VirtualHostConfig } from '../config/schema.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LOG_EVENTS, type Logger } from '../core/log.js';
 import { createDryRunReporter, type DryRunReporter } from '../core/dry-run.js';
@@ -203,14 +203,6 @@ const NO_HEADER = (): undefined => undefined;
 /** A passthrough connection as policies see it: its addresses, the listener port and the SNI as `host`, no request. */
 function connectionAuthorizer(check: ConnectionCheck, port: number): PassthroughAuthorizer {
   return (sourceIp, sni, id) => check({ host: sni, method: '', path: '', port, sni, sourceIp, remoteIp: sourceIp, header: NO_HEADER }, id);
-}
-
-/** What a policy's `routes` may name: the routes, and the passthrough hosts (whose connections policies can judge too). */
-export function policyTargets(config: Config): CompileOptions {
-  return {
-    routes: config.routes.map((r) => r.name),
-    passthroughHosts: config.listeners.flatMap((l) => l.hosts.filter((h) => h.tls.mode === 'passthrough').map((h) => h.name)),
-  };
 }
 
 function defaultHostOf(listener: ListenerConfig, vhosts: readonly VirtualHost[]): VirtualHost | undefined {

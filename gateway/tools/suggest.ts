@@ -5,12 +5,11 @@
 // suggested rules never add `when` conditions.
 import { compilePolicies } from '../../policies/compile.js';
 import type { Policy, Rule } from '../../policies/schema.js';
-import type { Config } from '../config/schema.js';
+import { policyTargets, type Config } from '../config/schema.js';
 import { DRY_RUN_KINDS, type DryRunKind } from '../core/dry-run.js';
 import { LOG_EVENTS } from '../core/log.js';
 import { distinct, groupBy } from './suggest-common.js';
 import { observedAttempt, type ObservedAttempt } from './suggest-egress.js';
-import { policyTargets } from '../ingress/runtime.js';
 
 /** The fields of an access-log line (`event: REQUEST`) the advisor reads. */
 interface Observed {
