@@ -202,7 +202,9 @@ function rotateIntermediate(args: string[], out: Output): number {
  */
 function signingCa(dir: string): { ca: CertKeyPem; chainPem: string } {
   const intermediateCert = path.join(dir, PKI_FILES.intermediateCert);
-  if (!existsSync(intermediateCert)) return { ca: readCertKeyPair(path.join(dir, PKI_FILES.caCert), path.join(dir, PKI_FILES.caKey)), chainPem: '' };
+  if (!existsSync(intermediateCert)) {
+    return { ca: readCertKeyPair(path.join(dir, PKI_FILES.caCert), path.join(dir, PKI_FILES.caKey)), chainPem: '' };
+  }
   const ca = readCertKeyPair(intermediateCert, path.join(dir, PKI_FILES.intermediateKey));
   return { ca, chainPem: ca.certPem };
 }

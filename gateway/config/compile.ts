@@ -380,8 +380,8 @@ function checkEgress<S>(config: Config, readable: Readable, report: Report<S>): 
 
 /**
  * What the policy compiler refuses beyond the schema (a route or passthrough host that does not exist, bad CIDRs,
- * misplaced templates, unknown `when` keys, request fields on a passthrough host), located in the file that holds the policy. Each policy is compiled alone so that its problems'
- * `policies[0]…` paths map back to its own index.
+ * misplaced templates, unknown `when` keys, request fields on a passthrough host), located in the file that holds
+ * the policy. Each policy is compiled alone so that its problems' `policies[0]…` paths map back to its own index.
  */
 function checkPolicies<S>(policies: readonly PolicyRef<S>[], config: Config, report: Report<S>): void {
   const targets = policyTargets(config);

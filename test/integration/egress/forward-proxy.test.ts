@@ -252,6 +252,13 @@ describe('egress limits', () => {
   });
 });
 
+/** A client that sends `head` and leaves 50 ms later, while `dialLate` is still dialling. */
+function sendAndLeave(port: number, head: string): void {
+  const client = connect(port, '127.0.0.1', () => client.write(head));
+  client.on('error', () => undefined);
+  setTimeout(() => client.destroy(), 50);
+}
+
 /** Dials the checked address, but only 200 ms later: after a client that leaves at 50 ms has gone. */
 const dialLate: ConnectFn = (options) => {
   const socket = new Socket({ allowHalfOpen: options.allowHalfOpen });
@@ -264,9 +271,7 @@ test('a client that leaves while its tunnel is being dialled is audited as clien
   const up = await startHttpUpstream();
   const proxy = await startProxy(dir, localGrant('up.test', up.port), { connect: dialLate });
   try {
-    const client = connect(proxy.port, '127.0.0.1', () => client.write(connectRequest(`up.test:${up.port}`)));
-    client.on('error', () => undefined);
-    setTimeout(() => client.destroy(), 50);
+    sendAndLeave(proxy.port, connectRequest(`up.test:${up.port}`));
     await eventually(() => proxy.records().length > 0);
     const [record] = proxy.records();
     assert.equal(record?.code, 'GW_CLIENT_CANCELLED');
@@ -285,9 +290,7 @@ test('an absolute-form request whose client leaves while the upstream is dialled
   const proxy = await startProxy(dir, localGrant('up.test', up.port), { connect: dialLate });
   let stopped = false;
   try {
-    const client = connect(proxy.port, '127.0.0.1', () => client.write(`GET http://up.test:${up.port}/ HTTP/1.1\r\nHost: up.test:${up.port}\r\n\r\n`));
-    client.on('error', () => undefined);
-    setTimeout(() => client.destroy(), 50);
+    sendAndLeave(proxy.port, `GET http://up.test:${up.port}/ HTTP/1.1\r\nHost: up.test:${up.port}\r\n\r\n`);
     // Before the fix the attempt stayed open on the dialled connection (the upstream's idle timeout, 5 min by
     // default): no record, and the stop waited its grace and then on that connection.
     await eventually(() => proxy.records().length > 0);

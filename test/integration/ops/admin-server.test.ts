@@ -377,17 +377,21 @@ describe('admin plane connection limits', () => {
       socket.on('error', reject);
     });
 
+  /** Writes `text` and resolves with everything read until the plane closes the connection. */
+  const untilClosed = (socket: Socket, text: string) =>
+    new Promise<string>((resolve) => {
+      let read = '';
+      socket.on('data', (c: Buffer) => (read += c.toString()));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(read));
+      socket.write(text);
+    });
+
   test('at most 64 connections: the next is closed unanswered, and freed places serve again', async () => {
     const held = await Promise.all(Array.from({ length: 64 }, open));
     try {
       const extra = await open();
-      const answer = await new Promise<string>((resolve) => {
-        let text = '';
-        extra.on('data', (c: Buffer) => (text += c.toString()));
-        extra.on('error', () => undefined);
-        extra.on('close', () => resolve(text));
-        extra.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
-      });
+      const answer = await untilClosed(extra, 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
       assert.equal(answer, '');
     } finally {
       for (const socket of held) socket.destroy();
@@ -398,13 +402,7 @@ describe('admin plane connection limits', () => {
   test('a request head that never completes is cut after the 10 s headers timeout, checked every second', { timeout: 20_000 }, async () => {
     const socket = await open();
     const started = Date.now();
-    const answer = await new Promise<string>((resolve) => {
-      let text = '';
-      socket.on('data', (c: Buffer) => (text += c.toString()));
-      socket.on('error', () => undefined);
-      socket.on('close', () => resolve(text));
-      socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n');
-    });
+    const answer = await untilClosed(socket, 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n');
     const took = Date.now() - started;
     assert.match(answer, /^HTTP\/1\.1 408 /);
     assert.ok(took >= 9_500 && took < 12_500, `cut after ${took} ms`);
