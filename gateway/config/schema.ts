@@ -414,7 +414,7 @@ export const MeshIdentitySchema = Obj({
   federatedBundles: Type.Optional(
     Type.Array(Obj({ trustDomain: Type.String({ pattern: '^[a-z0-9._-]+$' }), bundle: FilePath })),
   ),
-  /** Refused whichever CA issued them: ingress client certificates, upstream servers, admin-plane and egress clients. */
+  /** Refused whichever CA issued them: ingress client certificates, upstream servers, admin-plane and egress clients, egress origination servers. */
   revoked: Type.Optional(
     Obj({
       /** Certificate serial numbers, hex (colons and case ignored). */

@@ -4,10 +4,12 @@
 // verification and the Host header.
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP, type Socket } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { DEFAULTS } from '../config/defaults.js';
 import { endToEndHeaders } from '../core/net/hop-by-hop.js';
 import { GatewayError, toHttpResponse } from '../core/errors.js';
+import { checkServerName, UPSTREAM_IDENTITY_ERROR } from '../tls/server-identity.js';
+import type { RevocationList } from '../../certs/verify.js';
 import { attemptRecord, decide, endedEarlyError, recordAttempt, refusalRecord, type InFlight } from './decide.js';
 import { formatAuthority, parseAuthority, type Destination } from './destination.js';
 import type { Originate } from './runtime.js';
@@ -106,9 +108,11 @@ export interface OriginationTls {
   key?: string | Buffer | undefined;
   /** Name sent as SNI and verified in the server certificate. */
   serverName: string;
+  /** `mesh.revoked`: a server certificate listed there is refused, whichever CA issued it. */
+  revoked?: RevocationList | undefined;
 }
 
-/** Wraps a connected socket in TLS, verifying the server against `ca` (or the system store) and `serverName`. */
+/** Wraps a connected socket in TLS, verifying the server against `ca` (or the system store), `serverName` and `revoked`. */
 export function originateTls(socket: Socket, tls: OriginationTls, timeoutMs: number): Promise<{ socket: TLSSocket } | { error: GatewayError }> {
   return new Promise((resolve) => {
     const name = tls.serverName;
@@ -120,16 +124,18 @@ export function originateTls(socket: Socket, tls: OriginationTls, timeoutMs: num
       ...(tls.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: tls.key } : {}),
       ALPNProtocols: ['http/1.1'],
       rejectUnauthorized: true,
-      checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert),
+      checkServerIdentity: (_host, cert) => checkServerName(name, cert, tls.revoked),
     });
     const timer = setTimeout(() => {
       secure.destroy();
       resolve({ error: new GatewayError('GW_UPSTREAM_TIMEOUT', 'tls_handshake_timeout') });
     }, timeoutMs);
-    secure.once('error', () => {
+    secure.once('error', (err: Error & { code?: string; reason?: string }) => {
       clearTimeout(timer);
       secure.destroy();
-      resolve({ error: new GatewayError('GW_UPSTREAM_IDENTITY', 'upstream_tls_verification_failed') });
+      // A revoked server says so (`revoked-serial`, `revoked-id`); any other handshake failure is one reason.
+      const revoked = err.code === UPSTREAM_IDENTITY_ERROR ? err.reason : undefined;
+      resolve({ error: new GatewayError('GW_UPSTREAM_IDENTITY', revoked ?? 'upstream_tls_verification_failed') });
     });
     secure.once('secureConnect', () => {
       clearTimeout(timer);

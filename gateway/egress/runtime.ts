@@ -138,7 +138,7 @@ function resolveLimits(limits: EgressConfig['limits'] = {}): EgressLimits {
 type EgressOriginate = NonNullable<EgressConfig['originate']>[number];
 
 /** One `originate` entry as [host, how to originate]; throws on what the gateway cannot do (the loader calls it too). */
-export function compileOriginate(o: EgressOriginate, mesh: { certPem: string; keyPem: string } | undefined): [string, Originate] {
+export function compileOriginate(o: EgressOriginate, mesh: { certPem: string; keyPem: string; revoked?: RevocationList } | undefined): [string, Originate] {
   const host = exactHost('egress.originate', o.host);
   if (o.tls.mutual && !mesh) throw new Error(`egress.originate[${o.host}]: mutual TLS needs the mesh SVID (mesh.svid)`);
   const tls: OriginationTls = {
@@ -146,6 +146,7 @@ export function compileOriginate(o: EgressOriginate, mesh: { certPem: string; ke
     ca: o.tls.ca !== undefined ? readFileSync(o.tls.ca) : undefined,
     cert: o.tls.mutual ? mesh?.certPem : undefined,
     key: o.tls.mutual ? mesh?.keyPem : undefined,
+    revoked: mesh?.revoked,
   };
   return [host, { port: o.port ?? DEFAULTS.egressOriginatePort, tls }];
 }

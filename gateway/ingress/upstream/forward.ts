@@ -14,7 +14,7 @@ import type { Backend } from '../stages/route-traffic.js';
 import type { OutgoingHeaders } from '../stages/sanitize-headers.js';
 import { UPSTREAM_TIMEOUT, type FlowControl, type ResponseSink, type UpstreamClient, type UpstreamRequest } from './clients.js';
 import { BodyCopy, hasBody, readRequestBody } from './request-body.js';
-import { UPSTREAM_IDENTITY_ERROR } from './tls-identity.js';
+import { UPSTREAM_IDENTITY_ERROR } from '../../tls/server-identity.js';
 
 export interface ForwardInput {
   route: CompiledRoute;

@@ -1,6 +1,7 @@
 // Shared fixtures for the egress tests: counting upstreams on 127.0.0.1, a proxy with an audit file, raw proxy
 // requests (for notations curl would normalize before sending), curl, and the test PKI written to a temp folder.
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -42,8 +43,8 @@ function closeServer(server: Server): Promise<void> {
 }
 
 /** Listens on 127.0.0.1:0 and counts what reaches `server`; the returned object's counts are live. */
-async function countingUpstream(server: Server, respond: RequestListener): Promise<TlsUpstream> {
-  const upstream: TlsUpstream = {
+async function countingUpstream(server: Server, respond: RequestListener): Promise<Upstream & { secureConnections: number }> {
+  const upstream: Upstream & { secureConnections: number } = {
     port: 0,
     hits: 0,
     connections: 0,
@@ -71,19 +72,22 @@ export function startHttpUpstream(name = 'upstream'): Promise<Upstream> {
 
 export interface TlsUpstream extends Upstream {
   secureConnections: number;
+  /** The serial number of the server certificate, as `X509Certificate.serialNumber` prints it. */
+  serial: string;
 }
 
 /** HTTPS upstream for `secure.test` signed by the test CA; asks for (but does not require) a client certificate. */
-export function startTlsUpstream(): Promise<TlsUpstream> {
+export async function startTlsUpstream(): Promise<TlsUpstream> {
   const pki = testPki();
   const leaf = pki.issue({ dnsNames: ['secure.test'] });
   const server = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: false });
   server.on('tlsClientError', () => undefined);
-  return countingUpstream(server, (req, res) => {
+  const upstream = await countingUpstream(server, (req, res) => {
     const sock = req.socket as TLSSocket;
     const peer = sock.authorized ? sock.getPeerX509Certificate()?.subjectAltName : undefined;
     res.end(`tls hello; client=${peer ?? 'none'}`);
   });
+  return Object.assign(upstream, { serial: new X509Certificate(leaf.certPem).serialNumber });
 }
 
 export interface TempDir {

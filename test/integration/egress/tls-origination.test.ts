@@ -2,6 +2,7 @@
 // upstream over TLS, verifying the server against the configured CA and, with `mutual`, presenting the gateway SVID.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { compileRevocationList } from '../../../certs/verify.js';
 import { testPki } from '../../helpers/pki.js';
 import { curl, localGrant, startProxy, startTlsUpstream, tempDir, type TempDir, type TlsUpstream } from './harness.js';
 
@@ -69,6 +70,26 @@ describe('TLS origination', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  test('a server certificate listed in mesh.revoked is refused with 502, its reason audited, and nothing is sent', async () => {
+    const pki = testPki();
+    const svid = pki.issue({ spiffeId: GATEWAY_ID });
+    const hitsBefore = upstream.hits;
+    const proxy = await startProxy(dir, config(dir.file('ca.pem', pki.ca.certPem), false), {
+      mesh: { certPem: svid.certPem, keyPem: svid.keyPem, bundlePem: pki.ca.certPem, revoked: compileRevocationList({ serials: [upstream.serial] }) },
+    });
+    try {
+      const r = await curl(['-x', `http://127.0.0.1:${proxy.port}`, '-i', 'http://secure.test/revoked']);
+      assert.match(r.stdout, /^HTTP\/1\.1 502/);
+      assert.match(r.stdout, /x-portcullis-code: GW_UPSTREAM_IDENTITY/i);
+      assert.equal(upstream.hits, hitsBefore);
+    } finally {
+      await proxy.close();
+    }
+    const [record] = proxy.records();
+    assert.equal(record?.code, 'GW_UPSTREAM_IDENTITY');
+    assert.equal(record?.reason, 'revoked-serial');
   });
 
   test('mutual origination without the mesh SVID fails at creation', async () => {
