@@ -243,11 +243,13 @@ async function admit(
   // 5. Authorization.
   const sourceIp = ex.connection?.remoteAddress ?? '';
   const forwarded = rt.forwarded.resolve(sourceIp, req.headers['x-forwarded-for']);
+  // A listener configured on port 0 has its real port only on the socket; policies and X-Forwarded-Port see that one.
+  const port = vhost.port || (req.socket.localPort ?? 0);
   const attributes = requestAttributes(req, {
     host,
     method: route.effectiveMethod(ex.method, req.headers),
     path: target.path,
-    port: vhost.port,
+    port,
     sni: ex.connection?.tls.sni ?? '',
     sourceIp,
     remoteIp: forwarded.remoteIp,
@@ -262,7 +264,7 @@ async function admit(
   if (route.rateLimit) await rt.rateLimiter.enforce(route.rateLimit, attributes, { requestId: ex.id, route: route.name });
   // One backend per request, picked once: its timeout bounds a fault's delay, and its retries stay on it.
   const backend = route.backend ?? route.split?.pick();
-  return { route, backend, path: target.forwardPath, query: target.query, authn, host, forwarded, port: vhost.port, timeouts: listener.timeouts, life };
+  return { route, backend, path: target.forwardPath, query: target.query, authn, host, forwarded, port, timeouts: listener.timeouts, life };
 }
 
 /** RFC 9113 §6.5.2: each field's name and value octets plus 32. Node makes HTTP/2 fields one-byte strings, one octet a character. */
