@@ -20,6 +20,8 @@ import { createIdentify } from '../egress/stages/identify.js';
 import { servingCertificates, upstreamClientOptions } from '../ingress/runtime.js';
 import { checkJwtProvider, claimHeaderNames } from '../jwt/verifier.js';
 import { checkRouteTraffic } from './route-traffic-checks.js';
+import { headerWrites } from './route-traffic-schema.js';
+import { headerValue } from '../ingress/stages/route-filters.js';
 import { compileTrustedProxies } from '../ingress/stages/forwarded.js';
 import { redisUrl } from '../limits/rate-limiter.js';
 import { loadMeshTrust, type MeshTrust } from '../ingress/tls/mesh-trust.js';
@@ -67,6 +69,7 @@ export function compileConfig<S extends { file: string }>(
   const proxyProblems: string[] = [];
   compileTrustedProxies(config.trustedProxies ?? [], proxyProblems);
   for (const problem of proxyProblems) reportPathed(problem, '/trustedProxies', report);
+  checkHeaderValueFiles(config, readable, report);
   checkAdmin(config, readable, report);
   checkEgress(config, readable, report);
   checkAudit(config, readable, report);
@@ -74,6 +77,15 @@ export function compileConfig<S extends { file: string }>(
 }
 
 type Readable = (...files: (string | undefined)[]) => boolean;
+
+/** Each route header given by `valueFile` must hold one header value, as the runtime reads it. */
+function checkHeaderValueFiles<S>(config: Config, readable: Readable, report: Report<S>): void {
+  config.routes.forEach((r, i) => {
+    for (const { write, pointer } of headerWrites(r.filters, `/routes/${i}`)) {
+      if (write.valueFile !== undefined && readable(write.valueFile)) attempt(report, `${pointer}/valueFile`, () => headerValue(write));
+    }
+  });
+}
 
 function checkAudit<S>(config: Config, readable: Readable, report: Report<S>): void {
   const checkpoints = config.audit?.checkpoints;

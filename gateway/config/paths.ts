@@ -1,5 +1,6 @@
 // Which config fields name files, and whether those files can be read.
 import { accessSync, constants, statSync } from 'node:fs';
+import { headerWrites } from './route-traffic-schema.js';
 import { certificateList, type Config } from './schema.js';
 
 /**
@@ -31,6 +32,11 @@ export function resolvePaths(config: Config, named: (pointer: string, path: stri
   );
   config.jwtProviders?.forEach((p, i) => {
     if (p.jwksFile !== undefined) p.jwksFile = named(`/jwtProviders/${i}/jwksFile`, p.jwksFile, true);
+  });
+  config.routes.forEach((r, i) => {
+    for (const { write, pointer } of headerWrites(r.filters, `/routes/${i}`)) {
+      if (write.valueFile !== undefined) write.valueFile = named(`${pointer}/valueFile`, write.valueFile, true);
+    }
   });
   config.upstreams.forEach((u, i) => {
     if (u.tls?.ca !== undefined) u.tls.ca = named(`/upstreams/${i}/tls/ca`, u.tls.ca, true);

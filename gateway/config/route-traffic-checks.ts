@@ -74,6 +74,7 @@ function checkModifier<S>(m: HeaderModifierConfig, at: string, managed: (name: s
   for (const list of ['set', 'add'] as const) {
     m[list]?.forEach((h, k) => {
       if (managed(h.name.toLowerCase())) report(`${at}/${list}/${k}/name`, `"${h.name}" is set, stripped or framed by the gateway itself; a route may not change it`);
+      if ((h.value === undefined) === (h.valueFile === undefined)) report(`${at}/${list}/${k}`, 'give the value either inline (value) or in a file (valueFile), exactly one of them');
     });
   }
   m.remove?.forEach((name, k) => {

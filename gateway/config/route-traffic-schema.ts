@@ -2,12 +2,13 @@
 // are Gateway API HTTPRoute's (`backendRefs`, `headers`, `queryParams`, `filters` and their types), so its users
 // recognize them; docs/traffic.md lists where we differ.
 import { Type, type Static } from '@sinclair/typebox';
-import { Name, Obj } from './schema-parts.js';
+import { FilePath, Name, Obj } from './schema-parts.js';
 
 /** An HTTP field name (RFC 9110 token); compared without case. */
 const HeaderName = Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$', maxLength: 256 });
 /** A field value the gateway may send: no CR, LF or NUL (they would split or end the header). */
-const HeaderValue = Type.String({ pattern: '^[^\\r\\n\\x00]*$', maxLength: 8192 });
+export const MAX_HEADER_VALUE = 8192;
+const HeaderValue = Type.String({ pattern: '^[^\\r\\n\\x00]*$', maxLength: MAX_HEADER_VALUE });
 
 export const BackendRefSchema = Obj({
   /** An upstream's name. */
@@ -32,11 +33,22 @@ export const MatchExtensions = {
   queryParams: Type.Optional(Type.Array(ValueMatch(QueryName), { minItems: 1, maxItems: 16 })),
 };
 
+/** A header a route writes: exactly one of `value` and `valueFile`. */
+const HeaderWrite = Obj({
+  name: HeaderName,
+  value: Type.Optional(HeaderValue),
+  /**
+   * A file holding the value (one trailing line break ignored), read at start and at each reload: a credential
+   * (an upstream's API key, say) then stays out of the config, its ConfigMap and `/config`.
+   */
+  valueFile: Type.Optional(FilePath),
+});
+
 const HeaderModifier = Obj({
   /** Replaces the header, or adds it when absent. */
-  set: Type.Optional(Type.Array(Obj({ name: HeaderName, value: HeaderValue }), { minItems: 1, maxItems: 32 })),
+  set: Type.Optional(Type.Array(HeaderWrite, { minItems: 1, maxItems: 32 })),
   /** Adds a value, after any the header already has. */
-  add: Type.Optional(Type.Array(Obj({ name: HeaderName, value: HeaderValue }), { minItems: 1, maxItems: 32 })),
+  add: Type.Optional(Type.Array(HeaderWrite, { minItems: 1, maxItems: 32 })),
   remove: Type.Optional(Type.Array(HeaderName, { minItems: 1, maxItems: 32 })),
 });
 
@@ -84,4 +96,23 @@ export const RouteTrafficFields = {
 export type BackendRefConfig = Static<typeof BackendRefSchema>;
 export type RouteFilterConfig = Static<typeof RouteFilterSchema>;
 export type HeaderModifierConfig = Static<typeof HeaderModifier>;
+export type HeaderWriteConfig = Static<typeof HeaderWrite>;
 export type ValueMatchConfig = Static<ReturnType<typeof ValueMatch>>;
+
+/** Every header a route's filters write, with its JSON pointer under `at` (the route's): what names a file, and where. */
+export function headerWrites(filters: readonly RouteFilterConfig[] | undefined, at: string): { write: HeaderWriteConfig; pointer: string }[] {
+  const out: { write: HeaderWriteConfig; pointer: string }[] = [];
+  filters?.forEach((f, j) => {
+    const modifier = modifierOf(f);
+    if (!modifier) return;
+    const [field, m] = modifier;
+    for (const list of ['set', 'add'] as const) m[list]?.forEach((write, k) => out.push({ write, pointer: `${at}/filters/${j}/${field}/${list}/${k}` }));
+  });
+  return out;
+}
+
+function modifierOf(f: RouteFilterConfig): [field: string, modifier: HeaderModifierConfig] | undefined {
+  if (f.type === 'RequestHeaderModifier') return ['requestHeaderModifier', f.requestHeaderModifier];
+  if (f.type === 'ResponseHeaderModifier') return ['responseHeaderModifier', f.responseHeaderModifier];
+  return undefined;
+}

@@ -51,6 +51,8 @@ export function configFixtures(): string {
     'tls-rsa-key.txt': rsa.keyPem,
     'jwks.json': publicJwks(),
     'admin-token.txt': adminToken(),
+    // A route header's valueFile (an upstream's API key).
+    'api-key.txt': `${adminToken()}\n`,
     // For compile-errors.yaml: a key that is not the certificate's, and a JWKS with only an RSA key.
     'other-key.txt': meshMaterial('example.org').leaf.keyPem,
     'rsa-jwks.json': publicJwks('rsa'),
@@ -68,7 +70,7 @@ export function inputKind(pointer: string): InputKind {
   if (/\/(cert)$/.test(pointer)) return 'cert';
   if (/\/(key)$/.test(pointer)) return 'key';
   if (pointer.endsWith('/jwksFile')) return 'jwks';
-  if (pointer.endsWith('/tokenFile')) return 'token';
+  if (pointer.endsWith('/tokenFile') || pointer.endsWith('/valueFile')) return 'token';
   if (pointer === '/audit/checkpoints/keyFile') return 'auditKey';
   if (pointer.startsWith('/policyFiles/')) return 'policies';
   return 'bundle';

@@ -3,7 +3,8 @@
 // any upstream, and a mirror to a shadow upstream (upstream/mirror.ts sends it).
 import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
-import type { HeaderModifierConfig } from '../../config/route-traffic-schema.js';
+import { readFileSync } from 'node:fs';
+import { MAX_HEADER_VALUE, type HeaderModifierConfig, type HeaderWriteConfig } from '../../config/route-traffic-schema.js';
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -43,7 +44,7 @@ export function compileFilters(route: RouteConfig): RouteFilters {
 }
 
 function compileHeaderEdit(m: HeaderModifierConfig): HeaderEdit {
-  const lower = <T extends { name: string }>(list: readonly T[] | undefined) => (list ?? []).map((h) => ({ ...h, name: h.name.toLowerCase() }));
+  const lower = (list: readonly HeaderWriteConfig[] | undefined) => (list ?? []).map((h) => ({ name: h.name.toLowerCase(), value: headerValue(h) }));
   const remove = (m.remove ?? []).map((n) => n.toLowerCase());
   const set = lower(m.set);
   const add = lower(m.add);
@@ -55,6 +56,19 @@ function compileHeaderEdit(m: HeaderModifierConfig): HeaderEdit {
       headers[h.name] = current === undefined ? h.value : Array.isArray(current) ? [...current, h.value] : [current, h.value];
     }
   };
+}
+
+/** A written header's value: inline, or read from its `valueFile` (at each build, so a reload picks up a new one). */
+export function headerValue(h: HeaderWriteConfig): string {
+  if (h.value !== undefined) return h.value;
+  const text = readFileSync(h.valueFile!, 'utf8');
+  const value = text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
+  if (value === '') throw new Error(`valueFile ${h.valueFile} is empty`);
+  // The schema's rule for inline values: a line break or NUL would split the header or end it.
+  if (/[\r\n\0]/.test(value) || value.length > MAX_HEADER_VALUE) {
+    throw new Error(`valueFile ${h.valueFile} must hold one header value: one line, no NUL, at most ${MAX_HEADER_VALUE} characters`);
+  }
+  return value;
 }
 
 type RedirectConfig = Extract<NonNullable<RouteConfig['filters']>[number], { type: 'RequestRedirect' }>['requestRedirect'];

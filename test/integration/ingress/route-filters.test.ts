@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import type { EchoReply } from '../../../gateway/dev/demo-backend.js';
-import { startTestIngress, type TestIngress } from '../../helpers/ingress.js';
+import { loadConfigFile } from '../../../gateway/config/load.js';
+import { request, startTestIngress, type TestIngress } from '../../helpers/ingress.js';
 
 interface Seen {
   method: string;
@@ -178,5 +179,42 @@ describe('route filters', () => {
     await sleep(2_500);
     const sent = Number(/portcullis_route_mirror_requests_total\{route="narrow",outcome="sent"\} (\d+)/.exec(await gw.gateway.metrics.registry.metrics())?.[1] ?? 0);
     assert.equal(sent, 2);
+  });
+});
+
+describe('a route header whose value is kept in a file (valueFile)', () => {
+  let gw: TestIngress;
+  before(async () => {
+    gw = await startTestIngress((config, ctx) => {
+      ctx.writeFile('upstream-api-key', 'first-key-1c9f\n');
+      config.routes.push({
+        name: 'keyed',
+        match: { path: { prefix: '/keyed' } },
+        upstream: 'echo',
+        filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'X-Api-Key', valueFile: 'upstream-api-key' }] } }],
+      });
+      config.policies.push({ name: 'keyed', action: 'ALLOW', routes: ['keyed'], rules: [{}] });
+    });
+  });
+  after(() => gw.close());
+
+  const keySeen = async () => {
+    const reply = await request(gw.port, gw.caPem, { path: '/keyed/x', headers: { host: 'localhost', 'x-api-key': 'client-copy' } });
+    assert.equal(reply.status, 200, reply.text);
+    return reply.json().headers['x-api-key'];
+  };
+
+  it('sends the file\'s value (without its line break), picks up a new one on reload, and refuses a file that is no header value', async () => {
+    assert.equal(await keySeen(), 'first-key-1c9f');
+    gw.writeFile('upstream-api-key', 'second-key-77b2\r\n');
+    await gw.gateway.reload(loadConfigFile(gw.configFile).config);
+    assert.equal(await keySeen(), 'second-key-77b2');
+    // Two lines would split the header: refused at load, with the field's pointer; the running value stays.
+    gw.writeFile('upstream-api-key', 'third\nInjected: yes\n');
+    assert.throws(() => loadConfigFile(gw.configFile), /\/routes\/\d+\/filters\/0\/requestHeaderModifier\/set\/0\/valueFile.*one header value/s);
+    assert.equal(await keySeen(), 'second-key-77b2');
+    // The value is the file's, never the config's or the logs'.
+    const rendered = JSON.stringify(gw.logs) + JSON.stringify(gw.loaded.config);
+    assert.ok(!rendered.includes('first-key-1c9f') && !rendered.includes('second-key-77b2'));
   });
 });

@@ -142,3 +142,13 @@ test('filters: each type once, nothing beside a redirect, ReplacePrefixMatch nee
     ],
   );
 });
+
+test('a written header gives its value inline or in a file, exactly one; a missing file is located', () => {
+  const modifier = (write: Record<string, unknown>) =>
+    issues([route({ upstream: 'stable', filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-api-key', ...write }] } }] })]);
+  const exactlyOne = 'give the value either inline (value) or in a file (valueFile), exactly one of them';
+  assert.deepEqual(modifier({}), [`/routes/0/filters/0/requestHeaderModifier/set/0: ${exactlyOne}`]);
+  const both = modifier({ value: 'k', valueFile: '/nonexistent/portcullis-api-key' });
+  assert.ok(both.includes(`/routes/0/filters/0/requestHeaderModifier/set/0: ${exactlyOne}`), both.join('\n'));
+  assert.ok(both.some((i) => i.startsWith('/routes/0/filters/0/requestHeaderModifier/set/0/valueFile: ')), both.join('\n'));
+});
