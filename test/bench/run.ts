@@ -169,15 +169,18 @@ async function main(): Promise<number> {
     // One instance per peer, plus one per gateway variant (tracing, audit) its scenarios need.
     const running = new Map<string, RunningPeer>();
     const instanceOf = (driver: PeerDriver, scenario: ScenarioId) => running.get(instanceKey(driver.name, SCENARIOS[scenario].variant))!;
-    for (const driver of usable) {
-      const variants = new Set(scenarios.filter((s) => driver.scenarios.includes(s)).map((s) => SCENARIOS[s].variant));
-      for (const variant of [undefined, ...[...variants].filter((v) => v !== undefined)]) {
-        const peer = await driver.start(ctx, variant);
-        started.push(peer);
-        running.set(instanceKey(driver.name, variant), peer);
-        log(`started ${instanceKey(driver.name, variant)} (pid ${peer.pid})`);
+    const startAll = async () => {
+      for (const driver of usable) {
+        const variants = new Set(scenarios.filter((s) => driver.scenarios.includes(s)).map((s) => SCENARIOS[s].variant));
+        for (const variant of [undefined, ...[...variants].filter((v) => v !== undefined)]) {
+          const peer = await driver.start(ctx, variant);
+          started.push(peer);
+          running.set(instanceKey(driver.name, variant), peer);
+          log(`started ${instanceKey(driver.name, variant)} (pid ${peer.pid})`);
+        }
       }
-    }
+    };
+    await startAll();
 
     const refused: { scenario: ScenarioId; peer: PeerName; failures: string[] }[] = [];
     const measured: { scenario: ScenarioId; driver: PeerDriver }[] = [];
@@ -193,13 +196,23 @@ async function main(): Promise<number> {
     }
 
     const warmS = Math.min(3, durationS);
-    for (const { scenario, driver } of measured) {
-      log(`warm-up ${scenario} ${driver.name} (${warmS}s)`);
-      await loadOnce(scenario, instanceOf(driver, scenario), material, tokenScript, warmS, upstreams.egressPort);
-    }
+    const warmUp = async () => {
+      for (const { scenario, driver } of measured) {
+        log(`warm-up ${scenario} ${driver.name} (${warmS}s)`);
+        await loadOnce(scenario, instanceOf(driver, scenario), material, tokenScript, warmS, upstreams.egressPort);
+      }
+    };
+    await warmUp();
 
     const samples: Sample[] = [];
     for (let round = 1; round <= rounds; round++) {
+      if (values.fresh && round > 1) {
+        // Two processes of one build can differ by 10-20 % for their whole life (code and heap placement): fresh
+        // processes each round let the rounds sample that spread instead of keeping one draw of it.
+        for (const peer of started.splice(0)) await peer.stop();
+        await startAll();
+        await warmUp();
+      }
       // Changing the order each round spreads any drift (thermal, background) over every peer and variant.
       for (const { scenario, driver } of roundOrder(measured, round)) {
         const peer = instanceOf(driver, scenario);
