@@ -6,9 +6,14 @@ import { FilePath, Name, Obj } from './schema-parts.js';
 
 /** An HTTP field name (RFC 9110 token); compared without case. */
 const HeaderName = Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$', maxLength: 256 });
-/** A field value the gateway may send: no CR, LF or NUL (they would split or end the header). */
+/**
+ * A field value the gateway may send (RFC 9110 field-value octets, as Node's and undici's checks take them): tabs,
+ * visible ASCII, spaces and U+0080–U+00FF. No CR, LF or NUL (they would split or end the header), nor any other
+ * control character or a character above U+00FF: Node would refuse them on every request.
+ */
+export const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 export const MAX_HEADER_VALUE = 8192;
-const HeaderValue = Type.String({ pattern: '^[^\\r\\n\\x00]*$', maxLength: MAX_HEADER_VALUE });
+const HeaderValue = Type.String({ pattern: HEADER_VALUE.source, maxLength: MAX_HEADER_VALUE });
 
 export const BackendRefSchema = Obj({
   /** An upstream's name. */

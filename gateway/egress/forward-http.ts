@@ -130,12 +130,12 @@ export function originateTls(socket: Socket, tls: OriginationTls, timeoutMs: num
       secure.destroy();
       resolve({ error: new GatewayError('GW_UPSTREAM_TIMEOUT', 'tls_handshake_timeout') });
     }, timeoutMs);
-    secure.once('error', (err: Error & { code?: string; reason?: string }) => {
+    secure.once('error', (err: Error & { code?: string }) => {
       clearTimeout(timer);
       secure.destroy();
-      // A revoked server says so (`revoked-serial`, `revoked-id`); any other handshake failure is one reason.
-      const revoked = err.code === UPSTREAM_IDENTITY_ERROR ? err.reason : undefined;
-      resolve({ error: new GatewayError('GW_UPSTREAM_IDENTITY', revoked ?? 'upstream_tls_verification_failed') });
+      // A revoked server says so, in egress's snake_case (as `client_certificate_revoked` for its clients).
+      const reason = err.code === UPSTREAM_IDENTITY_ERROR ? 'server_certificate_revoked' : 'upstream_tls_verification_failed';
+      resolve({ error: new GatewayError('GW_UPSTREAM_IDENTITY', reason) });
     });
     secure.once('secureConnect', () => {
       clearTimeout(timer);

@@ -14,7 +14,8 @@ import { looksLikeTls, parseClientHello } from '../tls/client-hello.js';
 import { describe } from './stages/authz.js';
 
 /** A passthrough host's policies on one connection (the peer's address, the SNI, an id for the logs). */
-export type PassthroughAuthorizer = (sourceIp: string, sni: string, id: string) => AuthzDecision;
+/** `localPort`: the port the connection came in on (what a listener configured on port 0 actually bound). */
+export type PassthroughAuthorizer = (sourceIp: string, sni: string, localPort: number, id: string) => AuthzDecision;
 
 /** Where a connection goes once its SNI is known. */
 export type ConnectionTarget =
@@ -164,7 +165,7 @@ function dispatch(
   let connection: string | undefined;
   if (target.authorize) {
     connection = randomUUID();
-    const decision = target.authorize(socket.remoteAddress ?? '', sni ?? '', connection);
+    const decision = target.authorize(socket.remoteAddress ?? '', sni ?? '', socket.localPort ?? 0, connection);
     if (!decision.allowed) {
       // The client's TLS stack then says "access denied" instead of reporting a bare reset.
       socket.write(ACCESS_DENIED_ALERT);

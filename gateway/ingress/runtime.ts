@@ -201,8 +201,9 @@ export function buildRuntime(config: Config, deps: RuntimeDeps): IngressRuntime 
 const NO_HEADER = (): undefined => undefined;
 
 /** A passthrough connection as policies see it: its addresses, the listener port and the SNI as `host`, no request. */
-function connectionAuthorizer(check: ConnectionCheck, port: number): PassthroughAuthorizer {
-  return (sourceIp, sni, id) => check({ host: sni, method: '', path: '', port, sni, sourceIp, remoteIp: sourceIp, header: NO_HEADER }, id);
+function connectionAuthorizer(check: ConnectionCheck, listenerPort: number): PassthroughAuthorizer {
+  return (sourceIp, sni, localPort, id) =>
+    check({ host: sni, method: '', path: '', port: listenerPort || localPort, sni, sourceIp, remoteIp: sourceIp, header: NO_HEADER }, id);
 }
 
 function defaultHostOf(listener: ListenerConfig, vhosts: readonly VirtualHost[]): VirtualHost | undefined {

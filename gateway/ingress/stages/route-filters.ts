@@ -4,7 +4,7 @@
 import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
 import { readFileSync } from 'node:fs';
-import { MAX_HEADER_VALUE, type HeaderModifierConfig, type HeaderWriteConfig } from '../../config/route-traffic-schema.js';
+import { HEADER_VALUE, MAX_HEADER_VALUE, type HeaderModifierConfig, type HeaderWriteConfig } from '../../config/route-traffic-schema.js';
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -61,12 +61,13 @@ function compileHeaderEdit(m: HeaderModifierConfig): HeaderEdit {
 /** A written header's value: inline, or read from its `valueFile` (at each build, so a reload picks up a new one). */
 export function headerValue(h: HeaderWriteConfig): string {
   if (h.value !== undefined) return h.value;
-  const text = readFileSync(h.valueFile!, 'utf8');
+  // A byte order mark (Windows editors write one) is no part of the value.
+  const text = readFileSync(h.valueFile!, 'utf8').replace(/^\uFEFF/, '');
   const value = text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
   if (value === '') throw new Error(`valueFile ${h.valueFile} is empty`);
-  // The schema's rule for inline values: a line break or NUL would split the header or end it.
-  if (/[\r\n\0]/.test(value) || value.length > MAX_HEADER_VALUE) {
-    throw new Error(`valueFile ${h.valueFile} must hold one header value: one line, no NUL, at most ${MAX_HEADER_VALUE} characters`);
+  // The schema's rule for inline values, which Node and undici enforce on every request that would send it.
+  if (!HEADER_VALUE.test(value) || value.length > MAX_HEADER_VALUE) {
+    throw new Error(`valueFile ${h.valueFile} must hold one header value: one line of visible characters, spaces or tabs (no control characters, none above U+00FF), at most ${MAX_HEADER_VALUE} characters`);
   }
   return value;
 }

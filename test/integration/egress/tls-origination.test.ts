@@ -89,7 +89,7 @@ describe('TLS origination', () => {
     }
     const [record] = proxy.records();
     assert.equal(record?.code, 'GW_UPSTREAM_IDENTITY');
-    assert.equal(record?.reason, 'revoked-serial');
+    assert.equal(record?.reason, 'server_certificate_revoked');
   });
 
   test('mutual origination without the mesh SVID fails at creation', async () => {

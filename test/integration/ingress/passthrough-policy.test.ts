@@ -104,4 +104,17 @@ describe('passthrough hosts under policy', () => {
   test('a passthrough host no policy names stays open, whatever the policies without routes say', async () => {
     assert.match(await get('open.test'), /^HTTP\/1\.1 200/);
   });
+
+  test('policies see the port the listener bound (configured as 0), not 0', async () => {
+    const config = structuredClone(ing.loaded.config);
+    const onPort = (port: number) => ({ key: 'destination.port', values: [String(port)] });
+    config.policies = [
+      ...(config.policies ?? []),
+      { name: 'open-to-all', action: 'ALLOW', routes: ['open'], rules: [{}] },
+      { name: 'open-on-this-port', action: 'DENY', mode: 'dry-run', routes: ['open'], rules: [{ when: [onPort(ing.port)] }] },
+    ];
+    await ing.gateway.reload(config);
+    assert.match(await get('open.test'), /^HTTP\/1\.1 200/);
+    await until('the dry-run line', () => ing.logs.find((l) => l.event === 'DRY_RUN_WOULD_DENY' && l.policy === 'open-on-this-port'), 5_000);
+  });
 });

@@ -1,9 +1,12 @@
 // A route's filters compiled (gateway/ingress/stages/route-filters.ts): the Location of a redirect for each
 // combination of scheme, host and port, the order of a header edit, and the mirror's shadow authority.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RouteConfig } from '../../../../gateway/config/schema.js';
-import { compileFilters } from '../../../../gateway/ingress/stages/route-filters.js';
+import { compileFilters, headerValue } from '../../../../gateway/ingress/stages/route-filters.js';
 import { shadowAuthority } from '../../../../gateway/ingress/upstream/mirror.js';
 
 const withFilters = (filters: RouteConfig['filters'], path: RouteConfig['match']['path'] = { prefix: '/old/' }): RouteConfig => ({ name: 'r', match: { path }, filters });
@@ -52,4 +55,22 @@ test('a route without filters compiles to nothing to run', () => {
 test('the shadow authority: Envoy\'s -shadow suffix on the host, the port kept', () => {
   assert.equal(shadowAuthority('shop.test'), 'shop.test-shadow');
   assert.equal(shadowAuthority('shop.test:8443'), 'shop.test-shadow:8443');
+});
+
+test('a valueFile holds one header value as Node would send it: a BOM and one line break dropped, controls and wide characters refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-value-file-'));
+  try {
+    const valueOf = (content: string) => {
+      const file = join(dir, 'value');
+      writeFileSync(file, content);
+      return headerValue({ name: 'x-api-key', valueFile: file });
+    };
+    assert.equal(valueOf('\uFEFFkey-1\r\n'), 'key-1');
+    assert.equal(valueOf('caf\u00e9 \tkey\n'), 'caf\u00e9 \tkey', 'Latin-1, spaces and tabs are field-value octets');
+    for (const bad of ['', '\n', 'a\nb', 'a\rb', 'a\u0000b', 'a\u0001b', 'a\u007fb', 'price \u20ac', 'x'.repeat(8193)]) {
+      assert.throws(() => valueOf(bad), /must hold one header value|is empty/, JSON.stringify(bad.slice(0, 20)));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
