@@ -123,6 +123,8 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
   }
   const host = checkHost(req, listener.hosts, vhost);
   vhostStep.detail += ` → virtual host '${vhost.name}', host '${host}'`;
+  // A listener configured on port 0 serves on whatever port it bound: the one the URL names, as a client would.
+  const port = vhost.port || urlPort(authority);
 
   // 2. Path.
   const pathStep = step('path', `'${target}'`);
@@ -155,7 +157,7 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
     host,
     method: route.effectiveMethod(input.method, headers),
     path: normalized.path,
-    port: vhost.port,
+    port,
     sni,
     sourceIp,
     remoteIp: forwarded.remoteIp,
@@ -187,7 +189,7 @@ async function run(rt: IngressRuntime, input: ExplainInput, out: IngressExplanat
   }
 
   // 9. What the upstream would get.
-  const upstream = upstreamRequest(req, rt, { route, authn, forwarded, host, port: vhost.port, query: normalized.query }, EXPLAIN_REQUEST_ID);
+  const upstream = upstreamRequest(req, rt, { route, authn, forwarded, host, port, query: normalized.query }, EXPLAIN_REQUEST_ID);
   const sent = new Set(Object.keys(headers));
   const stripped = [...sent].filter((name) => !(name in upstream.headers));
   const added = Object.keys(upstream.headers).filter((name) => !sent.has(name) || upstream.headers[name] !== headers[name]);
@@ -244,13 +246,18 @@ function rawHeaders(list: readonly (readonly [string, string])[], authority: str
   return [...(authority !== undefined && !hasHost ? ['host', authority] : []), ...list.flatMap(([n, v]) => [n, v])];
 }
 
+/** The port a URL's authority names; 443, the scheme's, when it names none. */
+function urlPort(authority: string | undefined): number {
+  return Number(/:(\d+)$/.exec(authority ?? '')?.[1] ?? 443);
+}
+
 function pickListener(rt: IngressRuntime, name: string | undefined, authority: string | undefined): ListenerRuntime {
   if (name !== undefined) {
     const named = rt.listeners.get(name);
     if (!named) throw new ExplainInputError(`no listener named '${name}'`);
     return named;
   }
-  const port = authority === undefined ? undefined : Number(/:(\d+)$/.exec(authority)?.[1] ?? 443);
+  const port = authority === undefined ? undefined : urlPort(authority);
   const all = [...rt.listeners.values()];
   const listener = all.find((l) => l.port === port) ?? all[0];
   if (!listener) throw new ExplainInputError('the config has no listener');

@@ -70,11 +70,12 @@ for (const row of ROWS) {
     const headers: Record<string, string> = { ...row.headers };
     if (row.token) headers.authorization = `Bearer ${await ing.jwks.sign(row.token)}`;
     const method = row.method ?? 'GET';
-    const reply = await request(ing.port, ing.caPem, { path: row.path, method, headers });
+    const reply = await request(ing.port, ing.caPem, { path: row.path, method, headers: { host: `localhost:${ing.port}`, ...headers } });
     const explained = (await runtime.explain({
       kind: 'ingress',
-      // The helper's client always sends SNI 'localhost', whatever the Host.
-      input: { method, url: `https://localhost${row.path}`, headers: Object.entries(headers), sni: 'localhost' },
+      // The helper's client always sends SNI 'localhost', whatever the Host. The URL, like the real request's Host,
+      // names the port the gateway bound (its listener is configured on port 0).
+      input: { method, url: `https://localhost:${ing.port}${row.path}`, headers: Object.entries(headers), sni: 'localhost' },
     })) as IngressExplanation;
     const outcome = explained.outcome;
     if (outcome.decision === 'forward') {
