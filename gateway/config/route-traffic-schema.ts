@@ -43,8 +43,8 @@ const HeaderWrite = Obj({
   name: HeaderName,
   value: Type.Optional(HeaderValue),
   /**
-   * A file holding the value (one trailing line break ignored), read at start and at each reload: a credential
-   * (an upstream's API key, say) then stays out of the config, its ConfigMap and `/config`.
+   * A file holding the value (a leading byte order mark and one trailing line break ignored), read at start and at
+   * each reload: a credential (an upstream's API key, say) then stays out of the config, its ConfigMap and `/config`.
    */
   valueFile: Type.Optional(FilePath),
 });

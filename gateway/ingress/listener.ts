@@ -13,8 +13,10 @@ import { sourceKey } from '../core/net/ip.js';
 import { looksLikeTls, parseClientHello } from '../tls/client-hello.js';
 import { describe } from './stages/authz.js';
 
-/** A passthrough host's policies on one connection (the peer's address, the SNI, an id for the logs). */
-/** `localPort`: the port the connection came in on (what a listener configured on port 0 actually bound). */
+/**
+ * A passthrough host's policies on one connection: the peer's address, the SNI, the port it came in on (`localPort`:
+ * what a listener configured on port 0 actually bound), an id for the logs.
+ */
 export type PassthroughAuthorizer = (sourceIp: string, sni: string, localPort: number, id: string) => AuthzDecision;
 
 /** Where a connection goes once its SNI is known. */

@@ -1,9 +1,9 @@
 // A route's filters (Gateway API HTTPRoute `filters`), compiled once per config: header edits of the request (after
 // authorization, so policies judge what the client sent) and of the upstream's answer, a redirect answered without
 // any upstream, and a mirror to a shadow upstream (upstream/mirror.ts sends it).
+import { readFileSync } from 'node:fs';
 import { DEFAULTS } from '../../config/defaults.js';
 import type { RouteConfig } from '../../config/schema.js';
-import { readFileSync } from 'node:fs';
 import { HEADER_VALUE, MAX_HEADER_VALUE, type HeaderModifierConfig, type HeaderWriteConfig } from '../../config/route-traffic-schema.js';
 
 type Headers = Record<string, string | string[] | undefined>;
