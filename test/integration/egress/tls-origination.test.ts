@@ -22,6 +22,19 @@ describe('TLS origination', () => {
     dir.remove();
   });
 
+  /** Sends `http://secure.test<path>` through `proxy` (closed after): a 502 GW_UPSTREAM_IDENTITY, the upstream never hit. */
+  const refusedUnsent = async (proxy: Awaited<ReturnType<typeof startProxy>>, path: string) => {
+    const hitsBefore = upstream.hits;
+    try {
+      const r = await curl(['-x', `http://127.0.0.1:${proxy.port}`, '-i', `http://secure.test${path}`]);
+      assert.match(r.stdout, /^HTTP\/1\.1 502/);
+      assert.match(r.stdout, /x-portcullis-code: GW_UPSTREAM_IDENTITY/i);
+      assert.equal(upstream.hits, hitsBefore);
+    } finally {
+      await proxy.close();
+    }
+  };
+
   const config = (ca: string, mutual: boolean) => ({
     ...localGrant('secure.test', upstream.port),
     originate: [{ host: 'secure.test', port: upstream.port, tls: { ca, mutual } }],
@@ -60,33 +73,16 @@ describe('TLS origination', () => {
   });
 
   test('a server certificate from an untrusted CA is refused with 502 and nothing is sent', async () => {
-    const hitsBefore = upstream.hits;
-    const proxy = await startProxy(dir, config(dir.file('other-ca.pem', testPki().otherCa.certPem), false));
-    try {
-      const r = await curl(['-x', `http://127.0.0.1:${proxy.port}`, '-i', 'http://secure.test/untrusted']);
-      assert.match(r.stdout, /^HTTP\/1\.1 502/);
-      assert.match(r.stdout, /x-portcullis-code: GW_UPSTREAM_IDENTITY/i);
-      assert.equal(upstream.hits, hitsBefore);
-    } finally {
-      await proxy.close();
-    }
+    await refusedUnsent(await startProxy(dir, config(dir.file('other-ca.pem', testPki().otherCa.certPem), false)), '/untrusted');
   });
 
   test('a server certificate listed in mesh.revoked is refused with 502, its reason audited, and nothing is sent', async () => {
     const pki = testPki();
     const svid = pki.issue({ spiffeId: GATEWAY_ID });
-    const hitsBefore = upstream.hits;
     const proxy = await startProxy(dir, config(dir.file('ca.pem', pki.ca.certPem), false), {
       mesh: { certPem: svid.certPem, keyPem: svid.keyPem, bundlePem: pki.ca.certPem, revoked: compileRevocationList({ serials: [upstream.serial] }) },
     });
-    try {
-      const r = await curl(['-x', `http://127.0.0.1:${proxy.port}`, '-i', 'http://secure.test/revoked']);
-      assert.match(r.stdout, /^HTTP\/1\.1 502/);
-      assert.match(r.stdout, /x-portcullis-code: GW_UPSTREAM_IDENTITY/i);
-      assert.equal(upstream.hits, hitsBefore);
-    } finally {
-      await proxy.close();
-    }
+    await refusedUnsent(proxy, '/revoked');
     const [record] = proxy.records();
     assert.equal(record?.code, 'GW_UPSTREAM_IDENTITY');
     assert.equal(record?.reason, 'server_certificate_revoked');
