@@ -6,6 +6,7 @@ import type { Config } from './config/schema.js';
 import { DEFAULTS } from './config/defaults.js';
 import { LOG_EVENTS, type Logger } from './core/log.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
+import { processConnectionBudget } from './core/net/connection-budget.js';
 import { auditSettings, createAuditTrail, type AuditTrail } from './audit/trail.js';
 import { createTracing, type Tracing } from './core/tracing.js';
 import { egressRateLimits } from './egress/runtime.js';
@@ -56,6 +57,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   let listening = false;
   const metrics = deps.metrics ?? createMetrics();
   const limiters = createLimiterCache(deps.logger, metrics);
+  const budget = processConnectionBudget({ logger: deps.logger, metrics });
   const audit = deps.audit ?? (config.audit ? createAuditTrail(config.audit, { logger: deps.logger, metrics }) : undefined);
 
   const handlerFor = createPipeline({
@@ -118,12 +120,13 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     connections,
     drainMs: DEFAULTS.requestTimeoutMs,
     metrics,
+    budget,
     resolveTarget: (listener, sni) => current.listeners.get(listener)?.hostForSni(sni)?.target,
   });
   /** What each egress build takes from the rest of the gateway: the SVID read again, the shared JWT service and limiter. */
   const egressInputs = (cfg: Config, rt: IngressRuntime): EgressBuildInputs => ({ mesh: readMesh(cfg), jwt: rt.jwt, limiter: limiters.for(cfg) });
   const egress = config.egress
-    ? createEgressServer(config.egress, { logger: deps.logger, metrics, tracing: () => current.tracing, ...(audit ? { trail: audit } : {}), ...egressInputs(config, current) })
+    ? createEgressServer(config.egress, { logger: deps.logger, metrics, budget, tracing: () => current.tracing, ...(audit ? { trail: audit } : {}), ...egressInputs(config, current) })
     : undefined;
   // Built first, bound second: a config whose runtime cannot be built never costs a socket. Parts added here are
   // prepared in this order and committed together.

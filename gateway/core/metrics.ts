@@ -61,6 +61,8 @@ export interface Metrics {
   jwksState(provider: string, state: JwksState): void;
   /** A TLS connection refused before the handshake (SNI), failed in it, or whose client certificate was refused. */
   tlsHandshakeFailure(listener: string, reason: string): void;
+  /** A connection closed as it was accepted, before any byte was read (`connection_budget`: the process's is spent). */
+  connectionRefused(listener: string, reason: string): void;
   /** Counts the listener's open connections at each scrape. */
   trackConnections(listener: string, server: ConnectionCounter): void;
   /** An error nothing on its path handled (`uncaught_exception`, `unhandled_rejection`); the process stays up. */
@@ -108,6 +110,7 @@ export const METRIC_NAMES = {
   configInfo: 'portcullis_config_info',
   tlsHandshakeFailures: 'portcullis_tls_handshake_failures_total',
   openConnections: 'portcullis_open_connections',
+  connectionsRefused: 'portcullis_connections_refused_total',
   internalErrors: 'portcullis_internal_errors_total',
   upstreamEndpointHealthy: 'portcullis_upstream_endpoint_healthy',
   upstreamEndpointActive: 'portcullis_upstream_endpoint_active_requests',
@@ -206,6 +209,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const tlsHandshakeFailures = counter(
     METRIC_NAMES.tlsHandshakeFailures,
     'TLS connections refused before, during or right after the handshake, by listener and reason (not_tls, sni_unknown, no_shared_cipher, a refused client certificate, …)',
+    ['listener', 'reason'],
+  );
+  const connectionsRefused = counter(
+    METRIC_NAMES.connectionsRefused,
+    'Connections closed as they were accepted, by listener (an edge listener or egress) and reason (connection_budget: the process has as many client connections open as its open-files limit allows)',
     ['listener', 'reason'],
   );
   const connectionSources = new Map<string, ConnectionCounter>();
@@ -308,6 +316,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       for (const s of JWKS_STATES) jwksState.labels(provider, s).set(s === state ? 1 : 0);
     },
     tlsHandshakeFailure: bound<[string, string]>(tlsHandshakeFailures),
+    connectionRefused: bound<[string, string]>(connectionsRefused),
     trackConnections(listener, server) {
       connectionSources.set(listener, server);
     },

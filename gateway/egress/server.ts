@@ -9,13 +9,17 @@ import { isDeepStrictEqual } from 'node:util';
 import type { EgressConfig } from '../config/egress-schema.js';
 import { GatewayError, type ErrorCode } from '../core/errors.js';
 import { LOG_EVENTS } from '../core/log.js';
+import type { ConnectionBudget } from '../core/net/connection-budget.js';
 import { handleConnect, refuseOnSocket } from './connect.js';
 import { endEarly, newAttempt, stillAllowed, type InFlight } from './decide.js';
 import { handleRequest, refuseResponse } from './forward-http.js';
 import { buildEgressRuntime, type EgressRuntime, type EgressRuntimeDeps } from './runtime.js';
 import { createTunnelLimiter } from './tunnel.js';
 
-export type EgressServerDeps = Omit<EgressRuntimeDeps, 'tunnels' | 'previous'>;
+export type EgressServerDeps = Omit<EgressRuntimeDeps, 'tunnels' | 'previous'> & {
+  /** The process's connection budget, shared with the edge listeners. */
+  budget?: ConnectionBudget;
+};
 
 /** What a reload may give each build anew: the SVID read again, the gateway's current JWT service and limiter. */
 export type EgressBuildInputs = Pick<EgressRuntimeDeps, 'mesh' | 'jwt' | 'limiter'>;
@@ -75,6 +79,8 @@ export function createEgressServer(config: EgressConfig, deps: EgressServerDeps)
   /** `audit.onWriteFailure: refuse` while the audit trail cannot be written. */
   const auditUnavailable = (): GatewayError => new GatewayError('GW_UNAVAILABLE', 'audit_unavailable');
 
+  const budget = deps.budget;
+  if (budget) server.on('connection', (socket: Socket) => budget.admit(socket, 'egress'));
   server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     const flight: InFlight = { rt: current, attempt: newAttempt(current, 'connect', socket), req, cut: () => socket.destroy() };
     if (closing) return refuseOnSocket(flight, socket, shuttingDown());

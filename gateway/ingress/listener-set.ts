@@ -17,6 +17,7 @@ export interface ListenerSetDeps {
   connections: ConnectionTracker;
   resolveTarget: ListenerDeps['resolveTarget'];
   metrics?: Pick<Metrics, 'tlsHandshakeFailure' | 'trackConnections'>;
+  budget?: ListenerDeps['budget'];
   /** How long connections of a retired socket may take to finish before they are cut. */
   drainMs: number;
 }

@@ -9,6 +9,7 @@ import type { AuthzDecision } from '../../policies/types.js';
 import type { Logger } from '../core/log.js';
 import { LOG_EVENTS } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
+import type { ConnectionBudget } from '../core/net/connection-budget.js';
 import { sourceKey } from '../core/net/ip.js';
 import { looksLikeTls, parseClientHello } from '../tls/client-hello.js';
 import { describe } from './stages/authz.js';
@@ -40,6 +41,8 @@ export interface ListenerOptions {
 export interface ListenerDeps {
   logger: Logger;
   metrics?: Pick<Metrics, 'tlsHandshakeFailure'>;
+  /** The process's connection budget, shared with every listener; unset, no bound but the listener's own. */
+  budget?: ConnectionBudget;
   /** Resolved per connection so a config reload applies to new connections at once. */
   resolveTarget(listener: string, sni: string | undefined): ConnectionTarget | undefined;
 }
@@ -57,6 +60,7 @@ export function createEdgeListener(options: ListenerOptions, deps: ListenerDeps)
   let current = options;
   const admit = createSourceCounter(deps);
   const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+    if (deps.budget && !deps.budget.admit(socket, current.name)) return;
     const limit = current.maxConnectionsPerSource;
     if (limit === undefined || admit(socket, current.name, limit)) inspectConnection(socket, current, deps);
   });

@@ -59,15 +59,20 @@ export interface ClusterRun {
 }
 
 /**
- * Starts `portcullis run --workers N` on the config file, or the command line `args` (in the config file's folder);
- * resolves once the admin plane listens.
+ * Starts `portcullis run --workers N` on the config file, or the command line `args` (in the config file's folder),
+ * under an open-files limit of `openFiles` when given (soft and hard: Node raises its soft limit to the hard one); resolves once the admin plane listens.
  */
-export async function startCluster(configFile: string, stateDir: string, at: EmbeddedConfig, workers = 2, args?: readonly string[]): Promise<ClusterRun> {
-  const primary = spawn(
-    process.execPath,
-    ['--import', TSX, CLI, ...(args ?? ['run', '--workers', String(workers), '-c', configFile, '--state-dir', stateDir])],
-    { cwd: path.dirname(configFile), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+export async function startCluster(
+  configFile: string,
+  stateDir: string,
+  at: EmbeddedConfig,
+  workers = 2,
+  args?: readonly string[],
+  openFiles?: number,
+): Promise<ClusterRun> {
+  const command = [process.execPath, '--import', TSX, CLI, ...(args ?? ['run', '--workers', String(workers), '-c', configFile, '--state-dir', stateDir])];
+  const [file, ...argv] = openFiles === undefined ? command : ['bash', '-c', `ulimit -n ${openFiles} && exec "$@"`, 'bash', ...command];
+  const primary = spawn(file!, argv, { cwd: path.dirname(configFile), stdio: ['ignore', 'pipe', 'pipe'] });
   const exit = new Promise<number | null>((resolve) => primary.once('exit', (code) => resolve(code)));
   let out = '';
   primary.stdout!.on('data', (c: Buffer) => (out += c));
