@@ -11,7 +11,7 @@ function parseList<T extends string>(flag: string, text: string, allowed: readon
 }
 
 export const USAGE = `Usage: npm run bench -- [--duration 10s] [--rounds 5] [--scenarios ${SCENARIO_IDS.join(',')}]
-                       [--peers ${PEER_NAMES.join(',')}] [--profile [--profile-scenario S3]] [--access-log on|off] [--no-build] [--fresh] [--workers N] [--base DIR] [--node PATH] [--out FILE]`;
+                       [--peers ${PEER_NAMES.join(',')}] [--profile [--profile-scenario S3]] [--access-log on|off] [--no-build] [--fresh] [--paired] [--workers N] [--base DIR] [--node PATH] [--out FILE]`;
 
 export function parseBenchArgs(args: readonly string[], defaults: { node: string; out: string }) {
   const { values } = parseArgs({
@@ -27,6 +27,7 @@ export function parseBenchArgs(args: readonly string[], defaults: { node: string
       'access-log': { type: 'string', default: 'on' },
       'no-build': { type: 'boolean', default: false },
       fresh: { type: 'boolean', default: false },
+      paired: { type: 'boolean', default: false },
       workers: { type: 'string', default: '1' },
       node: { type: 'string', default: defaults.node },
       out: { type: 'string', default: defaults.out },

@@ -25,6 +25,7 @@ import { measureResumption } from './resumption.js';
 import { sanity, upstreamDemandsClientCert } from './sanity.js';
 import {
   H2LOAD,
+  comparisonRoot,
   roundOrder,
   SCENARIOS,
   type GatewayVariant,
@@ -214,14 +215,21 @@ async function main(): Promise<number> {
         await warmUp();
       }
       // Changing the order each round spreads any drift (thermal, background) over every peer and variant.
-      for (const { scenario, driver } of roundOrder(measured, round)) {
-        const peer = instanceOf(driver, scenario);
+      for (const batch of batches(roundOrder(measured, round), values.paired)) {
         const waited = await settle(started.map((p) => p.pid));
         if (waited > IDLE_WAIT_NOTE_MS) log(`waited ${(waited / 1000).toFixed(1)} s for the proxies to go idle`);
-        const { result, usage } = await measure(peer.pid, () => loadOnce(scenario, peer, material, tokenScript, durationS, upstreams.egressPort));
-        const sample: Sample = { scenario, peer: driver.name, round, load: result, usage };
-        samples.push(sample);
-        log(`round ${round} ${scenario} ${driver.name}: ${Math.round(result.rps)} req/s, ${Math.round(perCore(sample))} per core, p99 ${result.p99Ms.toFixed(2)} ms${result.p999Ms === undefined ? '' : `, p99.9 ${result.p999Ms.toFixed(2)} ms`}${result.errors ? `, ${result.errors} errors` : ''}`);
+        const loaded = await Promise.all(
+          batch.map(async ({ scenario, driver }) => {
+            const peer = instanceOf(driver, scenario);
+            const { result, usage } = await measure(peer.pid, () => loadOnce(scenario, peer, material, tokenScript, durationS, upstreams.egressPort));
+            return { scenario, peer: driver.name, round, load: result, usage } satisfies Sample;
+          }),
+        );
+        for (const sample of loaded) {
+          samples.push(sample);
+          const result = sample.load;
+          log(`round ${round} ${sample.scenario} ${sample.peer}: ${Math.round(result.rps)} req/s, ${Math.round(perCore(sample))} per core, p99 ${result.p99Ms.toFixed(2)} ms${result.p999Ms === undefined ? '' : `, p99.9 ${result.p999Ms.toFixed(2)} ms`}${result.errors ? `, ${result.errors} errors` : ''}`);
+        }
       }
     }
     const resumption: string[] = [];
@@ -245,6 +253,7 @@ async function main(): Promise<number> {
     const header = [
       `Portcullis bench, ${new Date().toISOString().slice(0, 10)}: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, gateway and Node peer on Node ${gatewayNode.version}${gatewayNode.binary === process.execPath ? '' : ` (${gatewayNode.binary})`}.`,
       `${durationS}s × ${rounds} rounds (medians; RSS = peak), one proxy process/thread pinned to core 1; load generator and upstream (${upstreams.kind}) on core 0.`,
+      ...(values.paired ? ['Paired (`--paired`): the peers and variants of one comparison were loaded at the same time, sharing core 1 (and their load generators core 0).'] : []),
       `wrk -t1 -c${CONNECTIONS} keep-alive over TLS 1.3, ECDSA P-256 certificates; S4 through a Node CONNECT load generator (${CONNECTIONS} workers); S*-h2 from ${H2LOAD.processes} h2load processes × -c${H2LOAD.connections} -m${H2LOAD.streams} (ALPN h2).`,
       `"per core" = requests per second of the proxy's own CPU (utime+stime of its process tree). Access logs ${accessLog ? 'on, to /dev/null' : 'off'}. Portcullis: ${build === 'dist' ? 'compiled build' : 'sources through tsx'}${workers > 1 ? `, ${workers} worker processes` : ''}.`,
         ...(missingPackages.size ? [`Not installed, so not measured: ${[...missingPackages].join(', ')} (apt-get install -y ${[...missingPackages].sort().join(' ')}).`] : []),
@@ -276,6 +285,18 @@ async function main(): Promise<number> {
     await stopSink?.();
     material.remove();
   }
+}
+
+/**
+ * One measurement at a time, or with `--paired` every comparison's loads at once (one scenario's peers, a variant and
+ * its baseline): they share the proxy core moment by moment, so what slows the machine down for a while (a busy
+ * neighbour, the load generator's own swings) slows all of them and cancels out of their ratio.
+ */
+function batches<T extends { scenario: ScenarioId }>(order: readonly T[], paired: boolean): T[][] {
+  if (!paired) return order.map((item) => [item]);
+  const groups = new Map<ScenarioId, T[]>();
+  for (const item of order) groups.set(comparisonRoot(item.scenario), [...(groups.get(comparisonRoot(item.scenario)) ?? []), item]);
+  return [...groups.values()];
 }
 
 function instanceKey(name: PeerName, variant: GatewayVariant | undefined): string {

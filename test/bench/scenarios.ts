@@ -214,7 +214,7 @@ export interface PeerDriver {
 }
 
 /** The scenario whose figures a scenario is finally compared with: S3-trace1 → S3-traceoff → S3. */
-function comparisonRoot(id: ScenarioId): ScenarioId {
+export function comparisonRoot(id: ScenarioId): ScenarioId {
   let root = id;
   for (let next = SCENARIOS[root].baselineScenario; next; next = SCENARIOS[root].baselineScenario) root = next;
   return root;
