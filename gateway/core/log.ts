@@ -114,6 +114,20 @@ class LineBatches implements DestinationStream {
   }
 }
 
+/**
+ * A gate for floods of one log line: true at most once per `ms` (each refusal or failure is still counted by its
+ * metric), so a flood costs the log one line a second instead of one per event.
+ */
+export function atMostEvery(ms: number): () => boolean {
+  let last = -Infinity;
+  return () => {
+    const now = performance.now();
+    if (now - last < ms) return false;
+    last = now;
+    return true;
+  };
+}
+
 /** Every stdout batcher, written out synchronously on exit (one listener for all of them). */
 const batches = new Set<LineBatches>();
 process.once('exit', () => {

@@ -38,7 +38,7 @@ import type { TracingConfig } from '../config/operations-schema.js';
 import type { EgressRecord } from '../egress/stages/audit.js';
 import type { Exchange, Request } from '../ingress/exchange.js';
 import type { OutgoingHeaders } from '../ingress/stages/sanitize-headers.js';
-import { LOG_EVENTS, type Logger } from './log.js';
+import { atMostEvery, LOG_EVENTS, type Logger } from './log.js';
 import { redactUrls } from './secrets.js';
 import { tracingSettings, type ExchangeTrace, type Tracing } from './tracing.js';
 
@@ -113,11 +113,10 @@ async function shutdown(provider: BasicTracerProvider, logger: Logger): Promise<
 }
 
 function reportExportFailures(logger: Logger): void {
-  let lastLogged = -Infinity;
+  const logNow = atMostEvery(EXPORT_FAILURE_LOG_INTERVAL_MS);
   // The SDK reports failed exports to one process-wide handler; the latest tracing built owns it.
   setGlobalErrorHandler((err) => {
-    if (performance.now() - lastLogged < EXPORT_FAILURE_LOG_INTERVAL_MS) return;
-    lastLogged = performance.now();
+    if (!logNow()) return;
     const message = err instanceof Error ? err.message : String(err);
     logger.warn({ event: LOG_EVENTS.TRACE_EXPORT_FAILED, error: redactUrls(message) }, 'trace export failed; spans are being dropped');
   });

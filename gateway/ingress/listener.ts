@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import type { AuthzDecision } from '../../policies/types.js';
 import type { Logger } from '../core/log.js';
-import { LOG_EVENTS } from '../core/log.js';
+import { atMostEvery, LOG_EVENTS } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ConnectionBudget } from '../core/net/connection-budget.js';
 import { sourceKey } from '../core/net/ip.js';
@@ -95,7 +95,7 @@ const REFUSAL_LOG_INTERVAL_MS = 1_000;
  */
 function createSourceCounter(deps: ListenerDeps): (socket: net.Socket, listener: string, limit: number) => boolean {
   const open = new Map<string, number>();
-  let lastLogged = -Infinity;
+  const logNow = atMostEvery(REFUSAL_LOG_INTERVAL_MS);
   return (socket, listener, limit) => {
     const address = socket.remoteAddress;
     if (address === undefined) return true;
@@ -103,10 +103,7 @@ function createSourceCounter(deps: ListenerDeps): (socket: net.Socket, listener:
     const count = open.get(source) ?? 0;
     if (count >= limit) {
       deps.metrics?.tlsHandshakeFailure(listener, 'too_many_connections_from_source');
-      if (performance.now() - lastLogged >= REFUSAL_LOG_INTERVAL_MS) {
-        lastLogged = performance.now();
-        deps.logger.warn({ event: LOG_EVENTS.TLS_REFUSED, listener, reason: 'too_many_connections_from_source', peer: address, limit });
-      }
+      if (logNow()) deps.logger.warn({ event: LOG_EVENTS.TLS_REFUSED, listener, reason: 'too_many_connections_from_source', peer: address, limit });
       socket.destroy();
       return false;
     }

@@ -295,7 +295,10 @@ async function main(): Promise<number> {
 function batches<T extends { scenario: ScenarioId }>(order: readonly T[], paired: boolean): T[][] {
   if (!paired) return order.map((item) => [item]);
   const groups = new Map<ScenarioId, T[]>();
-  for (const item of order) groups.set(comparisonRoot(item.scenario), [...(groups.get(comparisonRoot(item.scenario)) ?? []), item]);
+  for (const item of order) {
+    const root = comparisonRoot(item.scenario);
+    groups.set(root, [...(groups.get(root) ?? []), item]);
+  }
   return [...groups.values()];
 }
 

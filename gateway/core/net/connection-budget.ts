@@ -5,7 +5,7 @@
 // The budget keeps descriptors back for all of those by closing client connections past it as they arrive.
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { LOG_EVENTS, type Logger } from '../log.js';
+import { atMostEvery, LOG_EVENTS, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 
 /** Descriptors kept for everything but client connections (listeners, logs, Redis, the admin plane, reloads). */
@@ -42,7 +42,6 @@ export function connectionBudget(limit: number | undefined): number {
 }
 
 export interface ConnectionBudget {
-  readonly max: number;
   /** Counts `socket` until it closes; false (and the socket destroyed) when the budget is spent. */
   admit(socket: Socket, listener: string): boolean;
 }
@@ -55,19 +54,15 @@ export interface ConnectionBudgetDeps {
 /** One per process, shared by the edge listeners and the egress proxy; the admin plane has its own small bound. */
 export function createConnectionBudget(max: number, deps: ConnectionBudgetDeps): ConnectionBudget {
   let open = 0;
-  let lastLogged = -Infinity;
+  const logNow = atMostEvery(REFUSAL_LOG_INTERVAL_MS);
   const release = () => {
     open--;
   };
   return {
-    max,
     admit(socket, listener) {
       if (open >= max) {
         deps.metrics?.connectionRefused(listener, 'connection_budget');
-        if (performance.now() - lastLogged >= REFUSAL_LOG_INTERVAL_MS) {
-          lastLogged = performance.now();
-          deps.logger.warn({ event: LOG_EVENTS.CONNECTION_BUDGET, listener, maxConnections: max, peer: socket.remoteAddress }, 'connection budget spent; new connections are closed');
-        }
+        if (logNow()) deps.logger.warn({ event: LOG_EVENTS.CONNECTION_BUDGET, listener, maxConnections: max, peer: socket.remoteAddress }, 'connection budget spent; new connections are closed');
         socket.destroy();
         return false;
       }
