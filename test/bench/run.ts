@@ -25,7 +25,7 @@ import { measureResumption } from './resumption.js';
 import { sanity, upstreamDemandsClientCert } from './sanity.js';
 import {
   H2LOAD,
-  comparisonRoot,
+  roundGroups,
   roundOrder,
   SCENARIOS,
   type GatewayVariant,
@@ -214,8 +214,11 @@ async function main(): Promise<number> {
         await startAll();
         await warmUp();
       }
-      // Changing the order each round spreads any drift (thermal, background) over every peer and variant.
-      for (const batch of batches(roundOrder(measured, round), values.paired)) {
+      // Changing the order each round spreads any drift (thermal, background) over every peer and variant. With
+      // --paired each comparison's loads run at once, sharing the proxy core moment by moment, so what slows the
+      // machine down for a while (a busy neighbour, the load generator's swings) slows all of them alike.
+      const batches = values.paired ? roundGroups(measured, round) : roundOrder(measured, round).map((item) => [item]);
+      for (const batch of batches) {
         const waited = await settle(started.map((p) => p.pid));
         if (waited > IDLE_WAIT_NOTE_MS) log(`waited ${(waited / 1000).toFixed(1)} s for the proxies to go idle`);
         const loaded = await Promise.all(
@@ -285,21 +288,6 @@ async function main(): Promise<number> {
     await stopSink?.();
     material.remove();
   }
-}
-
-/**
- * One measurement at a time, or with `--paired` every comparison's loads at once (one scenario's peers, a variant and
- * its baseline): they share the proxy core moment by moment, so what slows the machine down for a while (a busy
- * neighbour, the load generator's own swings) slows all of them and cancels out of their ratio.
- */
-function batches<T extends { scenario: ScenarioId }>(order: readonly T[], paired: boolean): T[][] {
-  if (!paired) return order.map((item) => [item]);
-  const groups = new Map<ScenarioId, T[]>();
-  for (const item of order) {
-    const root = comparisonRoot(item.scenario);
-    groups.set(root, [...(groups.get(root) ?? []), item]);
-  }
-  return [...groups.values()];
 }
 
 function instanceKey(name: PeerName, variant: GatewayVariant | undefined): string {

@@ -214,7 +214,7 @@ export interface PeerDriver {
 }
 
 /** The scenario whose figures a scenario is finally compared with: S3-trace1 → S3-traceoff → S3. */
-export function comparisonRoot(id: ScenarioId): ScenarioId {
+function comparisonRoot(id: ScenarioId): ScenarioId {
   let root = id;
   for (let next = SCENARIOS[root].baselineScenario; next; next = SCENARIOS[root].baselineScenario) root = next;
   return root;
@@ -228,12 +228,17 @@ export function comparisonRoot(id: ScenarioId): ScenarioId {
  * order the scenarios were asked in.
  */
 export function roundOrder<T extends { scenario: ScenarioId }>(items: readonly T[], round: number): T[] {
+  return roundGroups(items, round).flat();
+}
+
+/** The groups of `roundOrder`, each in its order: what `--paired` loads at once. */
+export function roundGroups<T extends { scenario: ScenarioId }>(items: readonly T[], round: number): T[][] {
   const groups = new Map<ScenarioId, T[]>();
   for (const item of items) {
     const root = comparisonRoot(item.scenario);
     groups.set(root, [...(groups.get(root) ?? []), item]);
   }
-  return [...groups.values()].flatMap((group) => {
+  return [...groups.values()].map((group) => {
     const turned = group.map((_, i) => group[(i + round) % group.length]!);
     return Math.floor((round - 1) / group.length) % 2 ? turned.reverse() : turned;
   });
