@@ -60,7 +60,8 @@ export interface ClusterRun {
 
 /**
  * Starts `portcullis run --workers N` on the config file, or the command line `args` (in the config file's folder),
- * under an open-files limit of `openFiles` when given (soft and hard: Node raises its soft limit to the hard one); resolves once the admin plane listens.
+ * under an open-files limit of `openFiles` when given (soft and hard: Node raises its soft limit to the hard one);
+ * resolves once the admin plane listens.
  */
 export async function startCluster(
   configFile: string,
